@@ -1,0 +1,17 @@
+//! The Rust client: the sans-IO [`ClientSession`] and the blocking [`Client`] built on it.
+
+mod backoff;
+mod blocking;
+mod error;
+mod message;
+mod options;
+mod session;
+mod subscription;
+
+pub use backoff::Backoff;
+pub use blocking::Client;
+pub use error::ClientError;
+pub use message::Message;
+pub use options::{ClientOptions, ReconnectPolicy};
+pub use session::{ClientSession, Event, LOCAL_TIMEOUT_GRACE, Phase, SessionOptions};
+pub use subscription::Subscription;

@@ -1,0 +1,115 @@
+//! The op byte: every frame kind of protocol v1 and the ranges reserved for later versions.
+
+use crate::error::ProtocolError;
+
+/// What a frame asks for or reports. The numbers are the wire values (PROTOCOL.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Op {
+    /// Client → server: first frame of a connection (version, options, credentials).
+    Hello = 0x01,
+    /// Server → client: answer to HELLO (server id, limits, the client's id and shard).
+    Welcome = 0x02,
+    /// Either way: liveness probe.
+    Ping = 0x03,
+    /// Either way: answer to PING.
+    Pong = 0x04,
+    /// Server → client: acknowledges the op whose `op_id` it carries.
+    Ok = 0x05,
+    /// Server → client: an error with a stable code (PROTOCOL.md §5).
+    Err = 0x06,
+    /// Server → client: the server is going away; finish up within the grace period.
+    Drain = 0x07,
+    /// Client → server: publish a payload on a topic.
+    Pub = 0x10,
+    /// Client → server: subscribe to a pattern, optionally in a queue group.
+    Sub = 0x11,
+    /// Client → server: end a subscription now or after N more messages.
+    Unsub = 0x12,
+    /// Server → client: a delivery to one subscription.
+    Msg = 0x13,
+    /// Client → server: a request to one responder, with a request id and a timeout.
+    Req = 0x14,
+    /// Responder → server (carries the reply token), server → requester (carries the request id).
+    Resp = 0x15,
+}
+
+impl Op {
+    /// Every op of v1, in wire order.
+    pub const ALL: [Op; 13] = [
+        Op::Hello,
+        Op::Welcome,
+        Op::Ping,
+        Op::Pong,
+        Op::Ok,
+        Op::Err,
+        Op::Drain,
+        Op::Pub,
+        Op::Sub,
+        Op::Unsub,
+        Op::Msg,
+        Op::Req,
+        Op::Resp,
+    ];
+
+    /// Reads an op byte.
+    ///
+    /// # Errors
+    /// [`ProtocolError::ReservedOp`] for a number kept for a later version,
+    /// [`ProtocolError::UnknownOp`] for anything else that is not a v1 op.
+    pub fn from_u8(byte: u8) -> Result<Op, ProtocolError> {
+        Ok(match byte {
+            0x01 => Op::Hello,
+            0x02 => Op::Welcome,
+            0x03 => Op::Ping,
+            0x04 => Op::Pong,
+            0x05 => Op::Ok,
+            0x06 => Op::Err,
+            0x07 => Op::Drain,
+            0x10 => Op::Pub,
+            0x11 => Op::Sub,
+            0x12 => Op::Unsub,
+            0x13 => Op::Msg,
+            0x14 => Op::Req,
+            0x15 => Op::Resp,
+            other if reserved_range(other).is_some() => {
+                return Err(ProtocolError::ReservedOp(other));
+            }
+            other => return Err(ProtocolError::UnknownOp(other)),
+        })
+    }
+
+    /// The op's name as PROTOCOL.md spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Hello => "HELLO",
+            Op::Welcome => "WELCOME",
+            Op::Ping => "PING",
+            Op::Pong => "PONG",
+            Op::Ok => "OK",
+            Op::Err => "ERR",
+            Op::Drain => "DRAIN",
+            Op::Pub => "PUB",
+            Op::Sub => "SUB",
+            Op::Unsub => "UNSUB",
+            Op::Msg => "MSG",
+            Op::Req => "REQ",
+            Op::Resp => "RESP",
+        }
+    }
+}
+
+/// The capability an op number is kept for, when it lies in a reserved range.
+///
+/// Servers answer these with `UNKNOWN_OP` until the version that defines them.
+pub fn reserved_range(byte: u8) -> Option<&'static str> {
+    match byte {
+        0x08..=0x0F => Some("connection control"),
+        0x16..=0x1F => Some("pub/sub extensions"),
+        0x20..=0x2F => Some("service discovery: register, heartbeat, deregister, discover"),
+        0x30..=0x3F => Some("rooms: join, leave, presence"),
+        0x40..=0x4F => Some("history queries"),
+        0x50..=0x5F => Some("commands: status, kick, server info"),
+        _ => None,
+    }
+}
