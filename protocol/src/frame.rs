@@ -369,10 +369,15 @@ impl<'a> Frame<'a> {
         self
     }
 
-    /// The same frame with a headers block.
+    /// The same frame with a headers block; [`Flags::HEADERS`] follows it.
     #[must_use]
     pub fn with_headers(mut self, headers: Headers<'a>) -> Frame<'a> {
         self.headers = headers;
+        self.flags = if headers.is_empty() {
+            self.flags.without(Flags::HEADERS)
+        } else {
+            self.flags.with(Flags::HEADERS)
+        };
         self
     }
 

@@ -88,7 +88,15 @@ mod tests {
     fn small_or_random_payloads_are_left_alone() {
         let mut out = Vec::new();
         assert!(!compress_if_smaller(b"short", DEFAULT_THRESHOLD, &mut out));
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
         assert!(!compress_if_smaller(&noise, DEFAULT_THRESHOLD, &mut out));
         assert!(out.is_empty());
     }

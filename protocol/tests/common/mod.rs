@@ -1,0 +1,78 @@
+//! Shared fixtures for the protocol crate's integration tests: one sample frame of every op.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use shardbus_protocol::{
+    ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, Welcome,
+};
+
+/// A headers block with two entries, leaked so frames can borrow it for the whole test.
+pub fn sample_headers() -> Headers<'static> {
+    let mut b = HeadersBuilder::new();
+    b.insert("trace-id", "abc123").unwrap();
+    b.insert("content-type", "application/json").unwrap();
+    let raw: &'static [u8] = Box::leak(b.as_bytes().to_vec().into_boxed_slice());
+    Headers::parse(raw).unwrap()
+}
+
+/// One frame of every op, each with every section its op allows filled in.
+pub fn sample_frames() -> Vec<Frame<'static>> {
+    let h = sample_headers();
+    vec![
+        Frame::new(Fields::Hello {
+            version: 1,
+            options: HelloOptions::ECHO.with(HelloOptions::HEADERS),
+        })
+        .with_headers(h),
+        Frame::new(Fields::Welcome(Welcome {
+            version: 1,
+            shard: 1,
+            max_topic_len: 256,
+            max_payload: 1 << 20,
+            max_frame: (1 << 20) + 4400,
+            max_subscriptions: 10_000,
+            ping_interval_ms: 30_000,
+            client_id: 77,
+        })),
+        Frame::new(Fields::Ping),
+        Frame::new(Fields::Pong),
+        Frame::new(Fields::Ok).with_op_id(9),
+        Frame::new(Fields::Err {
+            code: ErrorCode::RATE_LIMITED,
+            retry_after_ms: 250,
+            ref_id: 0,
+        })
+        .with_op_id(12)
+        .with_payload(b"rate limited: 1000 msgs/s"),
+        Frame::new(Fields::Drain { grace_ms: 5000 }),
+        Frame::new(Fields::Pub)
+            .with_topic("sensors.kitchen.temp")
+            .with_payload(b"21.5 degrees C!!"),
+        Frame::new(Fields::Pub)
+            .with_topic("a.b")
+            .with_headers(h)
+            .with_flags(Flags::CONTAINER.with(Flags::HEADERS))
+            .with_payload(&[0x06, 1, 0, 0, 0, 0, 0, 0, 0]),
+        Frame::new(Fields::Sub { sid: 3 }).with_topic("sensors.*.temp"),
+        Frame::new(Fields::Sub { sid: 4 })
+            .with_topic("jobs.>")
+            .with_payload(b"workers"),
+        Frame::new(Fields::Unsub { sid: 3, max_msgs: 10 }),
+        Frame::new(Fields::Msg {
+            sid: 3,
+            seq: 99,
+            reply: 0,
+        })
+        .with_topic("sensors.kitchen.temp")
+        .with_headers(h)
+        .with_flags(Flags::HEADERS)
+        .with_payload(b"21.5"),
+        Frame::new(Fields::Req {
+            request_id: 5,
+            timeout_ms: 1000,
+        })
+        .with_topic("svc.time")
+        .with_payload(b"now?"),
+        Frame::new(Fields::Resp { id: 5 }).with_payload(b"12:00"),
+    ]
+}
