@@ -79,7 +79,9 @@ pub fn decode<'a>(frame: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Protoco
         Check::Complete { frame_len } => frame_len,
         Check::Incomplete { .. } => return Err(ProtocolError::SectionOverflow),
     };
-    let frame = frame.get(..frame_len).ok_or(ProtocolError::SectionOverflow)?;
+    let frame = frame
+        .get(..frame_len)
+        .ok_or(ProtocolError::SectionOverflow)?;
     let (header, body) =
         RawHeader::ref_from_prefix(frame).map_err(|_| ProtocolError::SectionOverflow)?;
     let op = Op::from_u8(header.op)?;

@@ -26,7 +26,12 @@ pub struct Head<'a> {
 }
 
 /// Bytes a frame takes on the wire, prefix included.
-pub fn frame_len(fields: &Fields, topic_len: usize, headers_len: usize, payload_len: usize) -> usize {
+pub fn frame_len(
+    fields: &Fields,
+    topic_len: usize,
+    headers_len: usize,
+    payload_len: usize,
+) -> usize {
     HEADER_LEN + Fields::wire_len(fields.op()) + topic_len + headers_len + payload_len
 }
 
@@ -43,9 +48,14 @@ pub fn encode_head<B: BufMut>(
 ) -> Result<(), ProtocolError> {
     let topic_len =
         u16::try_from(head.topic.len()).map_err(|_| ProtocolError::TooLongToEncode("topic"))?;
-    let headers_len = u32::try_from(head.headers.len())
-        .map_err(|_| ProtocolError::TooLongToEncode("headers"))?;
-    let total = frame_len(&head.fields, head.topic.len(), head.headers.len(), payload_len);
+    let headers_len =
+        u32::try_from(head.headers.len()).map_err(|_| ProtocolError::TooLongToEncode("headers"))?;
+    let total = frame_len(
+        &head.fields,
+        head.topic.len(),
+        head.headers.len(),
+        payload_len,
+    );
     let len = u32::try_from(total - LENGTH_PREFIX_LEN)
         .map_err(|_| ProtocolError::TooLongToEncode("frame"))?;
     let flags = if head.headers.is_empty() {

@@ -24,9 +24,8 @@ impl<'a> Headers<'a> {
     pub fn parse(raw: &'a [u8]) -> Result<Headers<'a>, ProtocolError> {
         let mut rest = raw;
         while !rest.is_empty() {
-            let (key, value, tail) = split_entry(rest).ok_or(ProtocolError::BadHeaders(
-                "truncated entry",
-            ))?;
+            let (key, value, tail) =
+                split_entry(rest).ok_or(ProtocolError::BadHeaders("truncated entry"))?;
             validate_key(key)?;
             if simdutf8::basic::from_utf8(value).is_err() {
                 return Err(ProtocolError::BadHeaders("value is not UTF-8"));
@@ -102,7 +101,9 @@ fn validate_key(key: &[u8]) -> Result<(), ProtocolError> {
         return Err(ProtocolError::BadHeaders("empty key"));
     }
     if !key.iter().all(|&b| b.is_ascii_graphic() && b != b':') {
-        return Err(ProtocolError::BadHeaders("key must be printable ASCII without ':'"));
+        return Err(ProtocolError::BadHeaders(
+            "key must be printable ASCII without ':'",
+        ));
     }
     Ok(())
 }
@@ -180,7 +181,11 @@ mod tests {
         for cut in 1..raw.len() {
             // Cutting at an entry boundary yields a shorter valid block.
             let boundary = cut == 7; // 1 + "a" + 2 + "xyz"
-            assert_eq!(Headers::parse(&raw[..cut]).is_ok(), boundary, "cut at {cut}");
+            assert_eq!(
+                Headers::parse(&raw[..cut]).is_ok(),
+                boundary,
+                "cut at {cut}"
+            );
         }
     }
 

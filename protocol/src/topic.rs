@@ -36,9 +36,13 @@ pub fn validate_subject(topic: &[u8], max_len: usize) -> Result<(), ProtocolErro
         } else if is_token_byte(b) {
             token_len += 1;
         } else if b == b'*' || b == b'>' {
-            return Err(ProtocolError::InvalidTopic("wildcards are not allowed when publishing"));
+            return Err(ProtocolError::InvalidTopic(
+                "wildcards are not allowed when publishing",
+            ));
         } else {
-            return Err(ProtocolError::InvalidTopic("characters must be printable ASCII"));
+            return Err(ProtocolError::InvalidTopic(
+                "characters must be printable ASCII",
+            ));
         }
     }
     if token_len == 0 {
@@ -88,7 +92,9 @@ pub fn validate_pattern(pattern: &[u8], max_len: usize) -> Result<(), ProtocolEr
 /// [`ProtocolError::InvalidQueueGroup`].
 pub fn validate_queue_group(group: &[u8], max_len: usize) -> Result<(), ProtocolError> {
     if group.len() > max_len {
-        return Err(ProtocolError::InvalidQueueGroup("longer than the topic limit"));
+        return Err(ProtocolError::InvalidQueueGroup(
+            "longer than the topic limit",
+        ));
     }
     if group.is_empty() || !group.iter().all(|&b| is_token_byte(b)) {
         return Err(ProtocolError::InvalidQueueGroup(
@@ -144,7 +150,9 @@ mod tests {
         for ok in ["a", "foo.bar", "$SYS.x", "a-b_c:d@e", "1.2.3"] {
             assert!(validate_subject(ok.as_bytes(), MAX).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "a.", ".a", "a..b", "a.*", "a.>", "a b", "fo*o", "é"] {
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a.*", "a.>", "a b", "fo*o", "é",
+        ] {
             assert!(validate_subject(bad.as_bytes(), MAX).is_err(), "{bad}");
         }
     }
@@ -154,7 +162,9 @@ mod tests {
         for ok in ["a", "*", ">", "a.*.c", "a.>", "*.*", "*.>"] {
             assert!(validate_pattern(ok.as_bytes(), MAX).is_ok(), "{ok}");
         }
-        for bad in ["", "a.>.b", ">.a", "a*", "a.b>", "a..b", "a b", "a.", "\u{7f}"] {
+        for bad in [
+            "", "a.>.b", ">.a", "a*", "a.b>", "a..b", "a b", "a.", "\u{7f}",
+        ] {
             assert!(validate_pattern(bad.as_bytes(), MAX).is_err(), "{bad}");
         }
     }
@@ -166,7 +176,10 @@ mod tests {
         let longer = "a".repeat(MAX + 1);
         assert_eq!(
             validate_subject(longer.as_bytes(), MAX),
-            Err(ProtocolError::TopicTooLong { len: MAX + 1, max: MAX })
+            Err(ProtocolError::TopicTooLong {
+                len: MAX + 1,
+                max: MAX
+            })
         );
     }
 

@@ -7,8 +7,8 @@ mod common;
 
 use shardbus_protocol::header::HEADER_LEN;
 use shardbus_protocol::{
-    Check, ErrorCode, Fields, Flags, Frame, Head, Limits, Op, ProtocolError, check, decode,
-    encode, encode_head, next_frame,
+    Check, ErrorCode, Fields, Flags, Frame, Head, Limits, Op, ProtocolError, check, decode, encode,
+    encode_head, next_frame,
 };
 
 fn encoded(frame: &Frame<'_>) -> Vec<u8> {
@@ -74,7 +74,11 @@ fn every_truncation_of_every_op_is_incomplete_never_a_frame() {
                 }
                 Check::Complete { .. } => panic!("{:?} complete at {cut}", frame.op()),
             }
-            assert!(decode(prefix, &limits).is_err(), "{:?} cut at {cut}", frame.op());
+            assert!(
+                decode(prefix, &limits).is_err(),
+                "{:?} cut at {cut}",
+                frame.op()
+            );
         }
     }
 }
@@ -103,7 +107,11 @@ fn head_then_shared_payload_equals_whole_frame() {
 }
 
 fn pub_frame(topic: &str, payload: &[u8]) -> Vec<u8> {
-    encoded(&Frame::new(Fields::Pub).with_topic(topic).with_payload(payload))
+    encoded(
+        &Frame::new(Fields::Pub)
+            .with_topic(topic)
+            .with_payload(payload),
+    )
 }
 
 fn code_of(bytes: &[u8], limits: &Limits) -> ErrorCode {
@@ -119,7 +127,10 @@ fn max_length_prefix_is_refused_before_any_buffering() {
     let bytes = [0xff, 0xff, 0xff, 0xff];
     assert!(matches!(
         check(&bytes, &limits),
-        Err(ProtocolError::FrameTooLarge { len: 0x1_0000_0003, .. })
+        Err(ProtocolError::FrameTooLarge {
+            len: 0x1_0000_0003,
+            ..
+        })
     ));
     assert_eq!(code_of(&bytes, &limits), ErrorCode::FRAME_TOO_LARGE);
     assert!(ErrorCode::FRAME_TOO_LARGE.closes_connection());
@@ -154,9 +165,15 @@ fn frame_exactly_at_the_limit_is_accepted_and_one_more_byte_is_not() {
 fn unknown_and_reserved_ops_are_frame_local_errors() {
     let mut bytes = encoded(&Frame::new(Fields::Ping));
     bytes[4] = 0x7f;
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::UnknownOp(0x7f)));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::UnknownOp(0x7f))
+    );
     bytes[4] = 0x20;
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::ReservedOp(0x20)));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::ReservedOp(0x20))
+    );
     assert_eq!(code_of(&bytes, &Limits::default()), ErrorCode::UNKNOWN_OP);
     assert!(!ErrorCode::UNKNOWN_OP.closes_connection());
 }
@@ -168,8 +185,11 @@ fn sections_an_op_may_not_carry_are_bad_frames() {
     assert_eq!(code_of(&ping_with_topic, &limits), ErrorCode::BAD_FRAME);
     let ping_with_payload = encoded(&Frame::new(Fields::Ping).with_payload(b"x"));
     assert_eq!(code_of(&ping_with_payload, &limits), ErrorCode::BAD_FRAME);
-    let sub_with_headers =
-        encoded(&Frame::new(Fields::Sub { sid: 1 }).with_topic("a").with_headers(common::sample_headers()));
+    let sub_with_headers = encoded(
+        &Frame::new(Fields::Sub { sid: 1 })
+            .with_topic("a")
+            .with_headers(common::sample_headers()),
+    );
     assert_eq!(code_of(&sub_with_headers, &limits), ErrorCode::BAD_FRAME);
 }
 
@@ -177,27 +197,43 @@ fn sections_an_op_may_not_carry_are_bad_frames() {
 fn section_lengths_past_the_frame_are_bad_frames() {
     let mut bytes = pub_frame("a.b", b"xy");
     bytes[6] = 200; // topic_len beyond the frame
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::SectionOverflow));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::SectionOverflow)
+    );
     let mut bytes = pub_frame("a.b", b"xy");
     bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes()); // headers_len
     bytes[5] = Flags::HEADERS.0;
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::SectionOverflow));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::SectionOverflow)
+    );
 }
 
 #[test]
 fn undefined_flags_and_a_lying_headers_flag_are_refused() {
     let mut bytes = pub_frame("a", b"x");
     bytes[5] = 0x80;
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::BadFlags(0x80)));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::BadFlags(0x80))
+    );
     bytes[5] = Flags::HEADERS.0; // flag set, but no headers block
-    assert_eq!(decode(&bytes, &Limits::default()), Err(ProtocolError::BadFlags(0x01)));
+    assert_eq!(
+        decode(&bytes, &Limits::default()),
+        Err(ProtocolError::BadFlags(0x01))
+    );
 }
 
 #[test]
 fn publishing_to_a_wildcard_or_malformed_topic_is_invalid_topic() {
     let limits = Limits::default();
     for topic in ["a.*", "a.>", "a..b", ".a", "a b", "a\u{7f}"] {
-        assert_eq!(code_of(&pub_frame(topic, b""), &limits), ErrorCode::INVALID_TOPIC, "{topic}");
+        assert_eq!(
+            code_of(&pub_frame(topic, b""), &limits),
+            ErrorCode::INVALID_TOPIC,
+            "{topic}"
+        );
     }
     let missing = encoded(&Frame::new(Fields::Pub).with_payload(b"x"));
     assert_eq!(code_of(&missing, &limits), ErrorCode::INVALID_TOPIC);
@@ -210,7 +246,10 @@ fn topic_over_the_limit_is_invalid_topic() {
         ..Limits::default()
     };
     assert!(decode(&pub_frame("abcd.efg", b""), &limits).is_ok());
-    assert_eq!(code_of(&pub_frame("abcd.efgh", b""), &limits), ErrorCode::INVALID_TOPIC);
+    assert_eq!(
+        code_of(&pub_frame("abcd.efgh", b""), &limits),
+        ErrorCode::INVALID_TOPIC
+    );
 }
 
 #[test]
@@ -245,7 +284,10 @@ fn queue_group_must_be_one_token() {
     let frame = Frame::new(Fields::Sub { sid: 1 })
         .with_topic("a")
         .with_payload(b"bad.group");
-    assert_eq!(code_of(&encoded(&frame), &Limits::default()), ErrorCode::INVALID_QUEUE_GROUP);
+    assert_eq!(
+        code_of(&encoded(&frame), &Limits::default()),
+        ErrorCode::INVALID_QUEUE_GROUP
+    );
 }
 
 #[test]
@@ -256,12 +298,18 @@ fn err_message_must_be_utf8() {
         ref_id: 0,
     })
     .with_payload(&[0xff, 0xfe]);
-    assert_eq!(code_of(&encoded(&frame), &Limits::default()), ErrorCode::BAD_FRAME);
+    assert_eq!(
+        code_of(&encoded(&frame), &Limits::default()),
+        ErrorCode::BAD_FRAME
+    );
 }
 
 #[test]
 fn sixteen_byte_pub_is_51_bytes_on_the_wire() {
     // Pinned so a layout change is a deliberate, documented one (PROTOCOL.md §2).
-    assert_eq!(pub_frame("sensors.kitchen.temp", &[0; 16]).len(), 16 + 20 + 16);
+    assert_eq!(
+        pub_frame("sensors.kitchen.temp", &[0; 16]).len(),
+        16 + 20 + 16
+    );
     assert_eq!(pub_frame("foo.bar", &[0; 16]).len(), 39);
 }

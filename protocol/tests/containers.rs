@@ -25,11 +25,18 @@ fn every_type() -> Value {
         ("f64".into(), Value::F64(-2.5e-300)),
         ("str".into(), Value::Str("héllo \"wörld\"\n".into())),
         ("bytes".into(), Value::Bytes(vec![0, 1, 2, 255])),
-        ("f32s".into(), Value::Array(NumVec::F32(vec![1.5, -2.0, 3.25]))),
+        (
+            "f32s".into(),
+            Value::Array(NumVec::F32(vec![1.5, -2.0, 3.25])),
+        ),
         ("u16s".into(), Value::Array(NumVec::U16(vec![1, 2, 65_535]))),
         (
             "list".into(),
-            Value::List(vec![Value::I64(1), Value::Str("two".into()), Value::List(vec![])]),
+            Value::List(vec![
+                Value::I64(1),
+                Value::Str("two".into()),
+                Value::List(vec![]),
+            ]),
         ),
         ("empty map".into(), Value::Map(vec![])),
     ])
@@ -50,13 +57,17 @@ fn views_borrow_strings_and_bytes_from_the_input() {
     let range = bin.as_ptr_range();
     let s = view.get("str").unwrap().as_str().unwrap();
     assert!(range.contains(&s.as_ptr()));
-    let ValueRef::Bytes(b) = view.get("bytes").unwrap() else { panic!() };
+    let ValueRef::Bytes(b) = view.get("bytes").unwrap() else {
+        panic!()
+    };
     assert!(range.contains(&b.as_ptr()));
 }
 
 #[test]
 fn aligned_numeric_arrays_cast_without_copying() {
-    let bin = Value::Array(NumVec::F32(vec![1.0, 2.0, 3.0, 4.0])).to_binary().unwrap();
+    let bin = Value::Array(NumVec::F32(vec![1.0, 2.0, 3.0, 4.0]))
+        .to_binary()
+        .unwrap();
     // Elements start 6 bytes in (tag, kind, u32 count): at offset 2 of an 8-aligned buffer they
     // are aligned, at offset 3 they are not.
     let mut backing = vec![0u64; bin.len() / 8 + 2];
@@ -86,7 +97,10 @@ fn aligned_numeric_arrays_cast_without_copying() {
 fn every_truncation_of_a_nested_value_is_refused() {
     let bin = every_type().to_binary().unwrap();
     for cut in 0..bin.len() {
-        assert!(decode(&bin[..cut], &ContainerLimits::default()).is_err(), "cut at {cut}");
+        assert!(
+            decode(&bin[..cut], &ContainerLimits::default()).is_err(),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -119,12 +133,18 @@ fn oversized_input_trailing_bytes_and_unknown_tags_are_refused() {
         max_size: 50,
         ..ContainerLimits::default()
     };
-    assert!(matches!(decode(&bin, &small), Err(ContainerError::TooLarge { .. })));
+    assert!(matches!(
+        decode(&bin, &small),
+        Err(ContainerError::TooLarge { .. })
+    ));
     assert_eq!(
         decode(&[0x00, 0x00], &ContainerLimits::default()),
         Err(ContainerError::TrailingBytes(1))
     );
-    assert_eq!(decode(&[0x7e], &ContainerLimits::default()), Err(ContainerError::UnknownTag(0x7e)));
+    assert_eq!(
+        decode(&[0x7e], &ContainerLimits::default()),
+        Err(ContainerError::UnknownTag(0x7e))
+    );
     assert_eq!(
         decode(&[0x12, 0x10, 0, 0, 0, 0], &ContainerLimits::default()),
         Err(ContainerError::BadArrayKind(0x10))
@@ -137,7 +157,10 @@ fn a_huge_announced_count_fails_fast_on_a_short_input() {
     let bytes = [0x13, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
     assert!(decode(&bytes, &ContainerLimits::default()).is_err());
     let bytes = [0x12, 0x0c, 0xff, 0xff, 0xff, 0xff];
-    assert_eq!(decode(&bytes, &ContainerLimits::default()), Err(ContainerError::Truncated));
+    assert_eq!(
+        decode(&bytes, &ContainerLimits::default()),
+        Err(ContainerError::Truncated)
+    );
 }
 
 #[test]
@@ -147,7 +170,10 @@ fn invalid_utf8_in_strings_and_keys_is_refused() {
         Err(ContainerError::BadUtf8)
     );
     let map = [0x14, 1, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0xff, 0x00];
-    assert_eq!(decode(&map, &ContainerLimits::default()), Err(ContainerError::BadUtf8));
+    assert_eq!(
+        decode(&map, &ContainerLimits::default()),
+        Err(ContainerError::BadUtf8)
+    );
 }
 
 fn json_of(value: &Value) -> String {
@@ -164,7 +190,10 @@ fn json_output_keeps_integers_and_floats_apart() {
         Value::F32(f32::INFINITY),
         Value::U64(u64::MAX),
     ]);
-    assert_eq!(json_of(&value), "[1,1.0,0.1,null,null,18446744073709551615]");
+    assert_eq!(
+        json_of(&value),
+        "[1,1.0,0.1,null,null,18446744073709551615]"
+    );
 }
 
 #[test]
@@ -194,7 +223,10 @@ fn json_input_maps_to_canonical_types() {
             ("f".into(), Value::F64(2.5)),
             ("s".into(), Value::Str("x".into())),
             ("b".into(), Value::Bytes(vec![0, 1, 255])),
-            ("l".into(), Value::List(vec![Value::Bool(true), Value::Null])),
+            (
+                "l".into(),
+                Value::List(vec![Value::Bool(true), Value::Null])
+            ),
         ])
     );
 }
@@ -213,7 +245,10 @@ fn malformed_json_and_bad_base64_are_refused() {
     for bad in [&b"{"[..], b"[1,]", b"nul", b"\"unterminated", b""] {
         let mut text = bad.to_vec();
         assert!(
-            matches!(parse_json(&mut text, &ContainerLimits::default()), Err(ContainerError::Json(_))),
+            matches!(
+                parse_json(&mut text, &ContainerLimits::default()),
+                Err(ContainerError::Json(_))
+            ),
             "{:?}",
             String::from_utf8_lossy(bad)
         );
@@ -233,11 +268,17 @@ fn binary_to_json_to_binary_is_identity_for_canonical_values() {
         ("f".into(), Value::F64(0.1)),
         ("s".into(), Value::Str("ü".into())),
         ("b".into(), Value::Bytes(vec![1, 2, 3])),
-        ("l".into(), Value::List(vec![Value::Null, Value::Bool(false)])),
+        (
+            "l".into(),
+            Value::List(vec![Value::Null, Value::Bool(false)]),
+        ),
     ]);
     let bin = value.to_binary().unwrap();
     let mut json = Vec::new();
-    write_json(&decode(&bin, &ContainerLimits::default()).unwrap(), &mut json);
+    write_json(
+        &decode(&bin, &ContainerLimits::default()).unwrap(),
+        &mut json,
+    );
     let mut back = Vec::new();
     json_to_binary(&mut json, &ContainerLimits::default(), &mut back).unwrap();
     assert_eq!(back, bin);

@@ -58,7 +58,11 @@ fn hot_paths_allocate_nothing() {
     let n = allocations_during(|| {
         for seq in 0..50 {
             let head = Head {
-                fields: Fields::Msg { sid: 1, seq, reply: 0 },
+                fields: Fields::Msg {
+                    sid: 1,
+                    seq,
+                    reply: 0,
+                },
                 flags: frame.flags,
                 op_id: 0,
                 topic: frame.topic,
@@ -67,12 +71,18 @@ fn hot_paths_allocate_nothing() {
             encode_head(&head, payload.len(), &mut out).unwrap();
         }
     });
-    assert_eq!(n, 0, "encoding delivery heads into a reserved buffer allocated");
+    assert_eq!(
+        n, 0,
+        "encoding delivery heads into a reserved buffer allocated"
+    );
 
     let value = Value::Map(vec![
         ("id".into(), Value::Str("dev-1".into())),
         ("temp".into(), Value::F32(21.5)),
-        ("tags".into(), Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])),
+        (
+            "tags".into(),
+            Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]),
+        ),
     ]);
     let bin = value.to_binary().unwrap();
     let n = allocations_during(|| {

@@ -45,7 +45,12 @@ fn drive(mut buf: &[u8], limits: &Limits) -> usize {
 }
 
 fn token() -> impl Strategy<Value = String> {
-    prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned()), "[a-z0-9_$-]{1,6}"]
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("c".to_owned()),
+        "[a-z0-9_$-]{1,6}"
+    ]
 }
 
 fn subject() -> impl Strategy<Value = String> {
@@ -69,7 +74,9 @@ fn pattern() -> impl Strategy<Value = String> {
 fn naive_matches(pattern: &[&str], subject: &[&str]) -> bool {
     match (pattern.split_first(), subject.split_first()) {
         (Some((&">", _)), Some(_)) => true,
-        (Some((p, prest)), Some((s, srest))) => (*p == "*" || p == s) && naive_matches(prest, srest),
+        (Some((p, prest)), Some((s, srest))) => {
+            (*p == "*" || p == s) && naive_matches(prest, srest)
+        }
         (None, None) => true,
         _ => false,
     }
@@ -92,7 +99,12 @@ fn arb_frame() -> impl Strategy<Value = (Fields, String, Vec<(String, String)>, 
         Just(Fields::Ping),
     ];
     let headers = prop::collection::vec(("[a-z-]{1,10}", "[ -~é]{0,20}"), 0..3);
-    (fields, subject(), headers, prop::collection::vec(any::<u8>(), 0..300))
+    (
+        fields,
+        subject(),
+        headers,
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
 }
 
 fn build<'a>(
@@ -127,7 +139,8 @@ fn value_strategy() -> impl Strategy<Value = Value> {
         ".{0,12}".prop_map(Value::Str),
         prop::collection::vec(any::<u8>(), 0..16).prop_map(Value::Bytes),
         prop::collection::vec(any::<i16>(), 0..8).prop_map(|v| Value::Array(NumVec::I16(v))),
-        prop::collection::vec(prop::num::f64::NORMAL, 0..8).prop_map(|v| Value::Array(NumVec::F64(v))),
+        prop::collection::vec(prop::num::f64::NORMAL, 0..8)
+            .prop_map(|v| Value::Array(NumVec::F64(v))),
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![

@@ -74,6 +74,10 @@ mod tests {
         let delays: std::collections::HashSet<_> = (0..16u64)
             .map(|seed| Backoff::with_seed(base, base * 64, seed * 7919).delay(5))
             .collect();
-        assert!(delays.len() > 8, "jitter gave {} distinct delays", delays.len());
+        assert!(
+            delays.len() > 8,
+            "jitter gave {} distinct delays",
+            delays.len()
+        );
     }
 }

@@ -182,6 +182,11 @@ impl Client {
         self.inner.lock().session.welcome().copied()
     }
 
+    /// Whether the handshake on the current connection has completed.
+    pub fn is_connected(&self) -> bool {
+        self.inner.lock().session.phase() == Phase::Ready
+    }
+
     /// How many times the client has reconnected.
     pub fn reconnects(&self) -> u64 {
         self.inner.lock().reconnects
@@ -313,9 +318,10 @@ impl Client {
         let (tx, rx) = mpsc::sync_channel(1);
         let request_id = {
             let mut shared = self.inner.writable()?;
-            let id = shared
-                .session
-                .request(topic, headers, flags, payload, timeout, Instant::now())?;
+            let id =
+                shared
+                    .session
+                    .request(topic, headers, flags, payload, timeout, Instant::now())?;
             shared.requests.insert(id, tx);
             self.inner.outbox_ready.notify_one();
             id
@@ -469,10 +475,7 @@ impl Inner {
             if len < self.options.max_outbox {
                 return Ok(shared);
             }
-            shared = self
-                .changed
-                .wait(shared)
-                .unwrap_or_else(|p| p.into_inner());
+            shared = self.changed.wait(shared).unwrap_or_else(|p| p.into_inner());
             if shared.closed {
                 return Err(ClientError::Closed);
             }
@@ -684,17 +687,8 @@ impl Inner {
             }
             let deadline = Instant::now() + backoff.delay(attempt);
             attempt = attempt.saturating_add(1);
-            {
-                let mut shared = self.lock();
-                while !shared.closed {
-                    match self.wait_until(shared, deadline) {
-                        Some(guard) => shared = guard,
-                        None => break,
-                    }
-                }
-                if self.lock().closed {
-                    return None;
-                }
+            if !self.wait_while_open(deadline) {
+                return None;
             }
             let Ok(stream) = dial(&self.addrs, self.options.connect_timeout) else {
                 continue;
@@ -714,6 +708,21 @@ impl Inner {
             drop(shared);
             self.outbox_ready.notify_one();
             return Some(stream);
+        }
+    }
+
+    /// Sleeps until `deadline` unless the client closes first. Returns whether it is still open.
+    fn wait_while_open(&self, deadline: Instant) -> bool {
+        let mut shared = self.lock();
+        loop {
+            if shared.closed {
+                return false;
+            }
+            match self.wait_until(shared, deadline) {
+                Some(guard) => shared = guard,
+                // `wait_until` consumed the guard, so taking the lock again is safe.
+                None => return !self.lock().closed,
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::PROTOCOL_VERSION;
 use crate::encode::{Head, encode_head};
 use crate::error::ProtocolError;
 use crate::error_code::ErrorCode;
@@ -17,7 +18,6 @@ use crate::frame::{Fields, Frame, Welcome};
 use crate::headers::{Headers, HeadersBuilder};
 use crate::limits::Limits;
 use crate::topic::{validate_pattern, validate_queue_group, validate_subject};
-use crate::PROTOCOL_VERSION;
 
 use super::error::ClientError;
 
@@ -309,7 +309,13 @@ impl ClientSession {
 
     fn write_sub(&mut self, sid: u64, sub: &Subscription) -> Result<(), ClientError> {
         let queue = sub.queue.as_deref().unwrap_or("").as_bytes();
-        self.push(Fields::Sub { sid }, Flags::empty(), &sub.pattern, &[], queue)?;
+        self.push(
+            Fields::Sub { sid },
+            Flags::empty(),
+            &sub.pattern,
+            &[],
+            queue,
+        )?;
         if let Some(left) = sub.remaining {
             self.push(
                 Fields::Unsub {
@@ -343,7 +349,13 @@ impl ClientSession {
         };
         if live && self.phase != Phase::Disconnected {
             let max_msgs = after.unwrap_or(0);
-            self.push(Fields::Unsub { sid, max_msgs }, Flags::empty(), "", &[], &[])?;
+            self.push(
+                Fields::Unsub { sid, max_msgs },
+                Flags::empty(),
+                "",
+                &[],
+                &[],
+            )?;
         }
         Ok(live)
     }
@@ -399,7 +411,13 @@ impl ClientSession {
         payload: &[u8],
     ) -> Result<u32, ClientError> {
         self.check_payload(payload.len())?;
-        self.push(Fields::Resp { id: reply }, flags, "", headers.as_bytes(), payload)
+        self.push(
+            Fields::Resp { id: reply },
+            flags,
+            "",
+            headers.as_bytes(),
+            payload,
+        )
     }
 
     /// Queues a PING; its PONG reports the round-trip time.
@@ -488,15 +506,16 @@ impl ClientSession {
                 retry_after_ms,
                 ref_id,
             } => self.on_error(frame, code, retry_after_ms, ref_id)?,
-            Fields::Ok => Event::Ok {
-                op_id: frame.op_id,
-            },
+            Fields::Ok => Event::Ok { op_id: frame.op_id },
             Fields::Ping => {
                 self.push(Fields::Pong, Flags::empty(), "", &[], &[])?;
                 Event::Ping
             }
             Fields::Pong => Event::Pong {
-                rtt: self.pings.pop_front().map(|sent| now.saturating_duration_since(sent)),
+                rtt: self
+                    .pings
+                    .pop_front()
+                    .map(|sent| now.saturating_duration_since(sent)),
             },
             Fields::Drain { grace_ms } => {
                 self.phase = Phase::Draining;

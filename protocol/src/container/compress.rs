@@ -22,7 +22,10 @@ pub fn compress_if_smaller(payload: &[u8], threshold: usize, out: &mut Vec<u8>) 
     let start = out.len();
     out.extend_from_slice(&size.to_le_bytes());
     let body = start + 4;
-    out.resize(body + lz4_flex::block::get_maximum_output_size(payload.len()), 0);
+    out.resize(
+        body + lz4_flex::block::get_maximum_output_size(payload.len()),
+        0,
+    );
     let written = out
         .get_mut(body..)
         .and_then(|tail| lz4_flex::block::compress_into(payload, tail).ok());
@@ -77,7 +80,11 @@ mod tests {
     fn compressible_payload_round_trips() {
         let payload = b"temperature=21.5;".repeat(200);
         let mut packed = Vec::new();
-        assert!(compress_if_smaller(&payload, DEFAULT_THRESHOLD, &mut packed));
+        assert!(compress_if_smaller(
+            &payload,
+            DEFAULT_THRESHOLD,
+            &mut packed
+        ));
         assert!(packed.len() < payload.len() / 4);
         let mut unpacked = Vec::new();
         decompress(&packed, payload.len(), &mut unpacked).unwrap();
@@ -120,6 +127,9 @@ mod tests {
             decompress(&[8, 0, 0, 0, 0xff, 0xff], 100, &mut out),
             Err(ContainerError::BadCompression)
         );
-        assert_eq!(decompress(&[1], 100, &mut out), Err(ContainerError::BadCompression));
+        assert_eq!(
+            decompress(&[1], 100, &mut out),
+            Err(ContainerError::BadCompression)
+        );
     }
 }

@@ -13,12 +13,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use simd_json::{Node, StaticNode};
 use value_trait::generator::BaseGenerator;
 
+use super::ContainerLimits;
 use super::binary::{self, TAG_BYTES, TAG_FALSE, TAG_LIST, TAG_MAP, TAG_NULL, TAG_STR, TAG_TRUE};
 use super::error::ContainerError;
 use super::num::NumKind;
 use super::value::Value;
 use super::view::{ValueRef, decode};
-use super::ContainerLimits;
 
 /// The key of the one-entry object that carries bytes in JSON.
 pub const BYTES_KEY: &str = "$bytes";

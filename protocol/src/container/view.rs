@@ -3,7 +3,9 @@
 //! array data.
 
 use super::ContainerLimits;
-use super::binary::{TAG_ARRAY, TAG_BYTES, TAG_FALSE, TAG_LIST, TAG_MAP, TAG_NULL, TAG_STR, TAG_TRUE};
+use super::binary::{
+    TAG_ARRAY, TAG_BYTES, TAG_FALSE, TAG_LIST, TAG_MAP, TAG_NULL, TAG_STR, TAG_TRUE,
+};
 use super::error::ContainerError;
 use super::num::{NumKind, NumVec};
 use super::value::Value;
@@ -72,7 +74,10 @@ pub struct MapRef<'a> {
 ///
 /// # Errors
 /// Any [`ContainerError`] but the encoding and JSON ones.
-pub fn decode<'a>(bytes: &'a [u8], limits: &ContainerLimits) -> Result<ValueRef<'a>, ContainerError> {
+pub fn decode<'a>(
+    bytes: &'a [u8],
+    limits: &ContainerLimits,
+) -> Result<ValueRef<'a>, ContainerError> {
     if bytes.len() > limits.max_size {
         return Err(ContainerError::TooLarge {
             len: bytes.len(),
@@ -91,7 +96,9 @@ fn take(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), ContainerError> {
 }
 
 fn take_array<const N: usize>(bytes: &[u8]) -> Result<([u8; N], &[u8]), ContainerError> {
-    let (head, rest) = bytes.split_first_chunk::<N>().ok_or(ContainerError::Truncated)?;
+    let (head, rest) = bytes
+        .split_first_chunk::<N>()
+        .ok_or(ContainerError::Truncated)?;
     Ok((*head, rest))
 }
 

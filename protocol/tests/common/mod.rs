@@ -1,6 +1,14 @@
 //! Shared fixtures for the protocol crate's integration tests: one sample frame of every op.
 
 #![allow(dead_code)] // each test binary uses its own subset
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test support may panic
+
+pub mod peer;
 
 use shardbus_protocol::{
     ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, Welcome,
@@ -57,7 +65,10 @@ pub fn sample_frames() -> Vec<Frame<'static>> {
         Frame::new(Fields::Sub { sid: 4 })
             .with_topic("jobs.>")
             .with_payload(b"workers"),
-        Frame::new(Fields::Unsub { sid: 3, max_msgs: 10 }),
+        Frame::new(Fields::Unsub {
+            sid: 3,
+            max_msgs: 10,
+        }),
         Frame::new(Fields::Msg {
             sid: 3,
             seq: 99,
