@@ -155,9 +155,6 @@ pub fn decode<'a>(frame: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Protoco
     } else {
         Headers::parse(headers_raw)?
     };
-    // The validators above admit printable ASCII only, so this cannot fail; it is the safe way
-    // to get a `&str` without `unsafe`.
-    let topic = std::str::from_utf8(topic).map_err(|_| ProtocolError::InvalidTopic("not UTF-8"))?;
     Ok(Frame {
         fields,
         flags,

@@ -20,7 +20,7 @@ pub struct Head<'a> {
     /// Correlation id.
     pub op_id: u32,
     /// Topic section.
-    pub topic: &'a str,
+    pub topic: &'a [u8],
     /// Headers block in wire form.
     pub headers: &'a [u8],
 }
@@ -73,7 +73,7 @@ pub fn encode_head<B: BufMut>(
     };
     out.put_slice(header.as_bytes());
     head.fields.write(out);
-    out.put_slice(head.topic.as_bytes());
+    out.put_slice(head.topic);
     out.put_slice(head.headers);
     Ok(())
 }

@@ -329,8 +329,9 @@ pub struct Frame<'a> {
     pub flags: Flags,
     /// Client-chosen correlation id echoed by OK/ERR; 0 for none.
     pub op_id: u32,
-    /// The topic (PUB, MSG, REQ) or pattern (SUB); empty for other ops.
-    pub topic: &'a str,
+    /// The topic (PUB, MSG, REQ) or pattern (SUB); empty for other ops. Always printable
+    /// ASCII once decoded; [`Frame::topic_str`] gives it as text.
+    pub topic: &'a [u8],
     /// The headers block.
     pub headers: Headers<'a>,
     /// The payload (for SUB: the queue group; for ERR: the message).
@@ -344,7 +345,7 @@ impl<'a> Frame<'a> {
             fields,
             flags: Flags::empty(),
             op_id: 0,
-            topic: "",
+            topic: &[],
             headers: Headers::EMPTY,
             payload: &[],
         }
@@ -358,8 +359,14 @@ impl<'a> Frame<'a> {
     /// The same frame with a topic.
     #[must_use]
     pub fn with_topic(mut self, topic: &'a str) -> Frame<'a> {
-        self.topic = topic;
+        self.topic = topic.as_bytes();
         self
+    }
+
+    /// The topic as text. Decoded topics are printable ASCII, so this only fails (giving `""`)
+    /// for a frame built by hand with non-UTF-8 topic bytes.
+    pub fn topic_str(&self) -> &'a str {
+        std::str::from_utf8(self.topic).unwrap_or_default()
     }
 
     /// The same frame with a payload.

@@ -215,7 +215,7 @@ impl ClientSession {
             version: PROTOCOL_VERSION,
             options: self.options.options,
         };
-        self.push(fields, Flags::empty(), "", hello.as_bytes(), &[])?;
+        self.push(fields, Flags::empty(), b"", hello.as_bytes(), &[])?;
         let mut sids: Vec<u64> = self.subs.keys().copied().collect();
         sids.sort_unstable();
         for sid in sids {
@@ -241,7 +241,7 @@ impl ClientSession {
         &mut self,
         fields: Fields,
         flags: Flags,
-        topic: &str,
+        topic: &[u8],
         headers: &[u8],
         payload: &[u8],
     ) -> Result<u32, ClientError> {
@@ -280,7 +280,13 @@ impl ClientSession {
     ) -> Result<u32, ClientError> {
         validate_subject(topic.as_bytes(), usize::from(self.limits.max_topic_len))?;
         self.check_payload(payload.len())?;
-        self.push(Fields::Pub, flags, topic, headers.as_bytes(), payload)
+        self.push(
+            Fields::Pub,
+            flags,
+            topic.as_bytes(),
+            headers.as_bytes(),
+            payload,
+        )
     }
 
     /// Registers a subscription and, when connected, queues its SUB. Returns the sid.
@@ -312,7 +318,7 @@ impl ClientSession {
         self.push(
             Fields::Sub { sid },
             Flags::empty(),
-            &sub.pattern,
+            sub.pattern.as_bytes(),
             &[],
             queue,
         )?;
@@ -323,7 +329,7 @@ impl ClientSession {
                     max_msgs: left,
                 },
                 Flags::empty(),
-                "",
+                b"",
                 &[],
                 &[],
             )?;
@@ -352,7 +358,7 @@ impl ClientSession {
             self.push(
                 Fields::Unsub { sid, max_msgs },
                 Flags::empty(),
-                "",
+                b"",
                 &[],
                 &[],
             )?;
@@ -387,7 +393,7 @@ impl ClientSession {
             request_id,
             timeout_ms,
         };
-        self.push(fields, flags, topic, headers.as_bytes(), payload)?;
+        self.push(fields, flags, topic.as_bytes(), headers.as_bytes(), payload)?;
         let deadline = now + timeout + LOCAL_TIMEOUT_GRACE;
         self.pending.insert(request_id, deadline);
         self.deadlines.push(Reverse((deadline, request_id)));
@@ -414,7 +420,7 @@ impl ClientSession {
         self.push(
             Fields::Resp { id: reply },
             flags,
-            "",
+            b"",
             headers.as_bytes(),
             payload,
         )
@@ -426,7 +432,7 @@ impl ClientSession {
     /// Only if encoding fails, which an empty PING cannot.
     pub fn ping(&mut self, now: Instant) -> Result<(), ClientError> {
         self.pings.push_back(now);
-        self.push(Fields::Ping, Flags::empty(), "", &[], &[])?;
+        self.push(Fields::Ping, Flags::empty(), b"", &[], &[])?;
         Ok(())
     }
 
@@ -508,7 +514,7 @@ impl ClientSession {
             } => self.on_error(frame, code, retry_after_ms, ref_id)?,
             Fields::Ok => Event::Ok { op_id: frame.op_id },
             Fields::Ping => {
-                self.push(Fields::Pong, Flags::empty(), "", &[], &[])?;
+                self.push(Fields::Pong, Flags::empty(), b"", &[], &[])?;
                 Event::Ping
             }
             Fields::Pong => Event::Pong {
