@@ -217,10 +217,19 @@ impl Client {
         flags: Flags,
         payload: &[u8],
     ) -> Result<(), ClientError> {
+        self.queue(|session| session.publish(topic, headers, flags, payload))
+            .map(|_| ())
+    }
+
+    /// Runs `op` on the session once there is room to queue, then wakes the flusher.
+    fn queue<T>(
+        &self,
+        op: impl FnOnce(&mut ClientSession) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
         let mut shared = self.inner.writable()?;
-        shared.session.publish(topic, headers, flags, payload)?;
+        let out = op(&mut shared.session)?;
         self.inner.outbox_ready.notify_one();
-        Ok(())
+        Ok(out)
     }
 
     /// Publishes a container value, LZ4-compressed when it is large enough to gain.
@@ -357,12 +366,9 @@ impl Client {
         flags: Flags,
         payload: &[u8],
     ) -> Result<(), ClientError> {
-        let mut shared = self.inner.writable()?;
-        shared
-            .session
-            .respond(request.reply_token(), headers, flags, payload)?;
-        self.inner.outbox_ready.notify_one();
-        Ok(())
+        let reply = request.reply_token();
+        self.queue(|session| session.respond(reply, headers, flags, payload))
+            .map(|_| ())
     }
 
     /// Measures the round trip to the server with PING/PONG. Everything published before it has
