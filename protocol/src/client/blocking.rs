@@ -262,6 +262,15 @@ impl Client {
 
     /// Subscribes as a member of queue group `group`: each message reaches one member.
     ///
+    /// ```no_run
+    /// # use shardbus_protocol::client::Client;
+    /// let client = Client::connect("127.0.0.1:7400")?;
+    /// for job in client.queue_subscribe("jobs.resize", "resizers")? {
+    ///     println!("resizing {:?}", job.payload());
+    /// }
+    /// # Ok::<(), shardbus_protocol::client::ClientError>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Client::subscribe`], and for an invalid group name.
     pub fn queue_subscribe(&self, pattern: &str, group: &str) -> Result<Subscription, ClientError> {
@@ -299,6 +308,20 @@ impl Client {
 
     /// Sends a request and waits for the response. The server answers `NO_RESPONDERS` at once
     /// when nobody listens, and `TIMEOUT` when no response comes within `timeout`.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// use shardbus_protocol::ErrorCode;
+    /// use shardbus_protocol::client::Client;
+    ///
+    /// let client = Client::connect("127.0.0.1:7400")?;
+    /// match client.request("svc.time", b"", Duration::from_millis(500)) {
+    ///     Ok(reply) => println!("{}", String::from_utf8_lossy(reply.payload())),
+    ///     Err(e) if e.code() == Some(ErrorCode::NO_RESPONDERS) => println!("nobody serves svc.time"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shardbus_protocol::client::ClientError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::Server`] with the server's code, [`ClientError::Timeout`] when even the
@@ -348,6 +371,15 @@ impl Client {
     }
 
     /// Answers a request message.
+    ///
+    /// ```no_run
+    /// # use shardbus_protocol::client::Client;
+    /// let client = Client::connect("127.0.0.1:7400")?;
+    /// for request in client.queue_subscribe("svc.echo", "echo")? {
+    ///     client.respond(&request, request.payload())?;
+    /// }
+    /// # Ok::<(), shardbus_protocol::client::ClientError>(())
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::Protocol`] for an oversized payload, [`ClientError::Closed`].

@@ -31,6 +31,18 @@ impl Default for ReconnectPolicy {
 }
 
 /// Settings for [`crate::client::Client`].
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// use shardbus_protocol::client::{Client, ClientOptions, ReconnectPolicy};
+///
+/// let options = ClientOptions::new()
+///     .name("billing")
+///     .user_password("billing", "s3cret")
+///     .reconnect(ReconnectPolicy { max_attempts: Some(20), ..ReconnectPolicy::default() });
+/// let client = Client::connect_with("broker.internal:7400", options)?;
+/// # Ok::<(), shardbus_protocol::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// What HELLO says (name, credentials, option bits).

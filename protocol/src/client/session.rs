@@ -129,6 +129,37 @@ struct Subscription {
 pub const LOCAL_TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// The client state machine. See the module docs.
+///
+/// Driving it by hand, as an async runtime would (no socket here: the "server" is a frame we
+/// encode ourselves):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use shardbus_protocol::client::{ClientSession, Event, SessionOptions};
+/// use shardbus_protocol::{Fields, Flags, Frame, Headers, Limits, Op, Welcome, decode, encode};
+///
+/// let mut session = ClientSession::new(SessionOptions::default());
+/// session.connected()?; // the transport is up: HELLO goes into the outbox
+/// let hello = std::mem::take(session.outbox()); // write these bytes to the socket
+/// assert_eq!(decode(&hello, &Limits::default())?.op(), Op::Hello);
+///
+/// // Bytes read from the socket are decoded and handed to the session.
+/// let mut wire = Vec::new();
+/// encode(&Frame::new(Fields::Welcome(Welcome { version: 1, max_payload: 1 << 20,
+///     max_frame: 1 << 21, max_topic_len: 256, ..Welcome::default() })), &mut wire)?;
+/// let now = Instant::now();
+/// let event = session.handle_frame(&decode(&wire, &Limits::default())?, now)?;
+/// assert!(matches!(event, Event::Welcome(_)));
+///
+/// let id = session.request("svc.time", Headers::EMPTY, Flags::empty(), b"", Duration::from_millis(100), now)?;
+/// // No answer: the caller's timer fires at `poll_timeout()` and the session expires the request.
+/// let deadline = session.poll_timeout().expect("a request is pending");
+/// assert_eq!(
+///     session.handle_timeout(deadline),
+///     Some(Event::RequestFailed { request_id: id, code: shardbus_protocol::ErrorCode::TIMEOUT })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ClientSession {
     options: SessionOptions,

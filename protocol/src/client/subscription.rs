@@ -11,6 +11,18 @@ use super::message::Message;
 
 /// Messages for one subscription. Iterating blocks until a message arrives and ends when the
 /// subscription or the client ends. Dropping it unsubscribes.
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use shardbus_protocol::client::Client;
+/// let client = Client::connect("127.0.0.1:7400")?;
+/// let alerts = client.subscribe("alerts.>")?;
+/// alerts.unsubscribe_after(10)?; // the server ends it after ten more messages
+/// for alert in alerts {
+///     println!("{}: {:?} (seq {})", alert.topic(), alert.payload(), alert.seq());
+/// }
+/// # Ok::<(), shardbus_protocol::client::ClientError>(())
+/// ```
 pub struct Subscription {
     client: Client,
     sid: u64,
