@@ -27,7 +27,7 @@ pub struct Welcome {
     pub max_frame: u32,
     /// Most subscriptions a connection may hold.
     pub max_subscriptions: u32,
-    /// How often the server pings an idle client, in milliseconds.
+    /// The longest the server stays silent towards the client, in milliseconds (0: no keepalive).
     pub ping_interval_ms: u32,
     /// The server's id for this connection.
     pub client_id: u64,

@@ -58,7 +58,7 @@ pub struct RawWelcome {
     pub max_frame: U32,
     /// Most subscriptions a connection may hold.
     pub max_subscriptions: U32,
-    /// How often the server pings an idle client, in milliseconds.
+    /// The longest the server stays silent towards the client, in milliseconds (0: no keepalive).
     pub ping_interval_ms: U32,
     /// The server's id for this connection.
     pub client_id: U64,

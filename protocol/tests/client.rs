@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::peer::{Peer, WAIT};
 use shardbus_protocol::client::{Client, ClientError, ClientOptions, ReconnectPolicy};
 use shardbus_protocol::container::{ContainerLimits, Value};
-use shardbus_protocol::{ErrorCode, Fields, Flags, Frame, HeadersBuilder, Op};
+use shardbus_protocol::{ErrorCode, Fields, Flags, Frame, HeadersBuilder, Op, Welcome};
 
 fn connect(peer: &Peer, options: ClientOptions) -> (Client, common::peer::PeerConn) {
     let addr = peer.addr();
@@ -371,6 +371,32 @@ fn reconnect_restores_subscriptions_then_sends_what_was_buffered() {
     conn.send(&msg(sub.sid(), 1, "orders.new", b"after"));
     assert_eq!(sub.recv_timeout(WAIT).unwrap().payload(), b"after");
     assert_eq!(client.reconnects(), 1);
+}
+
+#[test]
+fn a_server_silent_for_three_ping_intervals_is_treated_as_gone() {
+    let peer = Peer::bind();
+    let addr = peer.addr();
+    let handle = thread::spawn(move || Client::connect(addr));
+    let mut conn = peer.accept();
+    conn.handshake_with(Welcome {
+        ping_interval_ms: 20,
+        ..common::peer::welcome()
+    });
+    let client = handle.join().unwrap().unwrap();
+    // The peer neither pings nor closes: the client must give up on it and dial again.
+    let mut second = peer.accept();
+    second.handshake();
+    assert!(second.stream.peer_addr().is_ok());
+    drop(conn);
+    let waited = std::time::Instant::now();
+    while client.reconnects() == 0 {
+        assert!(
+            waited.elapsed() < WAIT,
+            "client never counted the reconnect"
+        );
+        thread::yield_now();
+    }
 }
 
 #[test]

@@ -605,6 +605,7 @@ impl Inner {
         buf: &mut BytesMut,
         chunk: &mut [u8],
     ) -> Result<(), ClientError> {
+        let mut read_timeout = None;
         loop {
             let n = match stream.read(chunk) {
                 Ok(0) => return Err(ClientError::Disconnected),
@@ -634,6 +635,12 @@ impl Inner {
             }
             if shared.session.outbox_len() > 0 {
                 self.outbox_ready.notify_one();
+            }
+            let wanted = silence_limit(shared.session.welcome());
+            drop(shared);
+            if wanted != read_timeout {
+                stream.set_read_timeout(wanted)?;
+                read_timeout = wanted;
             }
         }
     }
@@ -771,6 +778,13 @@ impl Inner {
         self.changed.notify_all();
         self.outbox_ready.notify_all();
     }
+}
+
+/// How long the server may stay silent before the connection counts as dead: three of its ping
+/// intervals (it pings idle clients, so a live server is never quiet that long).
+fn silence_limit(welcome: Option<&Welcome>) -> Option<Duration> {
+    let interval = welcome?.ping_interval_ms;
+    (interval > 0).then(|| Duration::from_millis(u64::from(interval) * 3))
 }
 
 fn owned_message(frame: &Frame<'_>, bytes: &Bytes, sid: u64, seq: u64, reply: u64) -> Message {

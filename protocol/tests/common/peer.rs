@@ -28,8 +28,21 @@ impl Peer {
         self.listener.local_addr().unwrap()
     }
 
+    /// Accepts the next connection, failing the test after [`WAIT`] instead of hanging it.
     pub fn accept(&self) -> PeerConn {
-        let (stream, _) = self.listener.accept().unwrap();
+        self.listener.set_nonblocking(true).unwrap();
+        let started = std::time::Instant::now();
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(started.elapsed() < WAIT, "the client never connected");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept failed: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
         PeerConn {
@@ -108,8 +121,13 @@ impl PeerConn {
 
     /// Reads HELLO and answers WELCOME; returns the HELLO.
     pub fn handshake(&mut self) -> OwnedFrame {
+        self.handshake_with(welcome())
+    }
+
+    /// Reads HELLO and answers with this WELCOME; returns the HELLO.
+    pub fn handshake_with(&mut self, welcome: Welcome) -> OwnedFrame {
         let hello = self.expect(Op::Hello);
-        self.send(&Frame::new(Fields::Welcome(welcome())));
+        self.send(&Frame::new(Fields::Welcome(welcome)));
         hello
     }
 }
