@@ -7,6 +7,7 @@ mod message;
 mod options;
 mod session;
 mod subscription;
+mod transport;
 
 pub use backoff::Backoff;
 pub use blocking::Client;
