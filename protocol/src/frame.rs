@@ -176,6 +176,7 @@ impl Fields {
     }
 
     /// Reads the fixed fields of `op` from exactly `bytes` (`wire_len(op)` long).
+    #[inline]
     pub(crate) fn read(op: Op, bytes: &[u8]) -> Option<Fields> {
         Some(match op {
             Op::Hello => {

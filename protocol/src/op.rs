@@ -57,6 +57,7 @@ impl Op {
     /// # Errors
     /// [`ProtocolError::ReservedOp`] for a number kept for a later version,
     /// [`ProtocolError::UnknownOp`] for anything else that is not a v1 op.
+    #[inline]
     pub fn from_u8(byte: u8) -> Result<Op, ProtocolError> {
         Ok(match byte {
             0x01 => Op::Hello,

@@ -23,56 +23,59 @@ fn is_token_byte(b: u8) -> bool {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of every byte of `x` that is zero, and nothing else (no borrow between bytes).
+/// Per byte of an 8-byte word: the high bit (`0x80`) of each byte that is not a token byte or
+/// a dot, and of each byte that is a dot.
+///
+/// Every byte with its high bit set is invalid, so the tests run on the low seven bits, where
+/// adding at most `0x7f` to a byte cannot carry into the next one.
 #[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & !HIGH).wrapping_add(!HIGH)) | x) & HIGH
-}
-
-/// The high bit of every byte of `x` that is not a token byte or a dot: outside `0x21..=0x7e`,
-/// or `*`, or `>`.
-#[inline(always)]
-fn non_subject_bytes(x: u64) -> u64 {
-    // (b & 0x7f) + 0x5f sets the high bit exactly when (b & 0x7f) >= 0x21; no carry escapes.
-    let below_bang = !((x & !HIGH).wrapping_add(0x5f * ONES)) & HIGH;
-    (x & HIGH)
-        | below_bang
-        | zero_bytes(x ^ (0x7f * ONES))
-        | zero_bytes(x ^ (u64::from(b'*') * ONES))
-        | zero_bytes(x ^ (u64::from(b'>') * ONES))
+fn classify_word(x: u64) -> (u64, u64) {
+    let low = x & !HIGH;
+    let at_least_bang = low.wrapping_add(0x5f * ONES); // high bit iff low >= 0x21
+    let at_least_del = low.wrapping_add(ONES); // high bit iff low >= 0x7f
+    let not_star = (low ^ (u64::from(b'*') * ONES)).wrapping_add(0x7f * ONES);
+    let not_gt = (low ^ (u64::from(b'>') * ONES)).wrapping_add(0x7f * ONES);
+    let not_dot = (low ^ (u64::from(b'.') * ONES)).wrapping_add(0x7f * ONES);
+    let allowed = at_least_bang & !at_least_del & !x & not_star & not_gt;
+    (!allowed & HIGH, !not_dot & HIGH)
 }
 
 /// Whether `topic` is a valid subject (length aside), eight bytes per step.
 ///
-/// The tail is padded with `a`, a token byte, which can neither be invalid nor make an empty
-/// token. `explain_bad_subject` is the byte-at-a-time reference a test compares this against.
+/// A tail shorter than a word is covered by re-reading the topic's last eight bytes: checking a
+/// byte twice is harmless, and the one byte pair that word cannot see (its first byte and the
+/// byte before it) lies wholly inside the words already checked. Topics under eight bytes are
+/// padded with `a`, a token byte. `explain_bad_subject` is the byte-at-a-time reference a test
+/// compares this against.
 #[inline]
 fn is_subject_swar(topic: &[u8]) -> bool {
     let mut bad = 0u64;
     let mut empty_token = 0u64;
     // A virtual dot before the first byte makes a leading dot an empty token.
     let mut dot_before = 0x80u64;
-    let mut rest = topic;
-    loop {
-        let word = match rest.split_first_chunk::<8>() {
-            Some((head, tail)) => {
-                rest = tail;
-                u64::from_le_bytes(*head)
+    let mut step = |word: u64, dot_before_word: u64| {
+        let (not_allowed, dots) = classify_word(word);
+        bad |= not_allowed;
+        empty_token |= dots & ((dots << 8) | dot_before_word);
+        dots >> 56
+    };
+    let words = topic.chunks_exact(8);
+    let tail = words.remainder();
+    for word in words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        dot_before = step(u64::from_le_bytes(bytes), dot_before);
+    }
+    if !tail.is_empty() {
+        let last = topic.last_chunk::<8>().copied().unwrap_or_else(|| {
+            let mut padded = [b'a'; 8];
+            for (slot, &b) in padded.iter_mut().zip(topic) {
+                *slot = b;
             }
-            None if rest.is_empty() => break,
-            None => {
-                let mut padded = [b'a'; 8];
-                for (slot, &b) in padded.iter_mut().zip(rest) {
-                    *slot = b;
-                }
-                rest = &[];
-                u64::from_le_bytes(padded)
-            }
-        };
-        bad |= non_subject_bytes(word);
-        let dots = zero_bytes(word ^ (u64::from(b'.') * ONES));
-        empty_token |= dots & ((dots << 8) | dot_before);
-        dot_before = dots >> 56;
+            padded
+        });
+        let dot_before_last = if topic.len() < 8 { dot_before } else { 0 };
+        step(u64::from_le_bytes(last), dot_before_last);
     }
     bad == 0 && empty_token == 0 && topic.last() != Some(&b'.')
 }
