@@ -283,3 +283,15 @@ fn binary_to_json_to_binary_is_identity_for_canonical_values() {
     json_to_binary(&mut json, &ContainerLimits::default(), &mut back).unwrap();
     assert_eq!(back, bin);
 }
+
+#[test]
+fn map_lookup_skips_every_type_to_reach_each_key() {
+    let bin = every_type().to_binary().unwrap();
+    let ValueRef::Map(map) = decode(&bin, &ContainerLimits::default()).unwrap() else {
+        panic!("not a map")
+    };
+    for (key, value) in map.iter() {
+        assert_eq!(map.get(key), Some(value), "{key}");
+    }
+    assert_eq!(map.get("missing"), None);
+}

@@ -164,6 +164,23 @@ fn read(
     })
 }
 
+/// Steps over one value of already-validated data, returning what follows it.
+fn skip(bytes: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = bytes.split_first()?;
+    let len = match tag {
+        TAG_NULL | TAG_FALSE | TAG_TRUE => 0,
+        TAG_STR | TAG_BYTES => 4 + take_u32(rest).ok()?.0 as usize,
+        TAG_ARRAY => {
+            let (&kind, counted) = rest.split_first()?;
+            let count = take_u32(counted).ok()?.0 as usize;
+            5 + count.checked_mul(NumKind::from_tag(kind)?.size())?
+        }
+        TAG_LIST | TAG_MAP => 8 + take_u32(rest.get(4..)?).ok()?.0 as usize,
+        other => NumKind::from_tag(other)?.size(),
+    };
+    rest.get(len..)
+}
+
 fn read_scalar(kind: NumKind, b: &[u8]) -> Result<(ValueRef<'static>, &[u8]), ContainerError> {
     Ok(match kind {
         NumKind::I8 => take_array::<1>(b).map(|(x, r)| (ValueRef::I8(i8::from_le_bytes(x)), r))?,
@@ -319,9 +336,19 @@ impl<'a> MapRef<'a> {
         })
     }
 
-    /// The first value for `key`.
+    /// The first value for `key`. Compares key bytes and skips other values by their lengths,
+    /// so nothing it passes over is decoded.
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        let mut raw = self.raw;
+        for _ in 0..self.count {
+            let (len, rest) = take_array::<2>(raw).ok()?;
+            let (k, rest) = take(rest, usize::from(u16::from_le_bytes(len))).ok()?;
+            if k == key.as_bytes() {
+                return read(rest, None).ok().map(|(value, _)| value);
+            }
+            raw = skip(rest)?;
+        }
+        None
     }
 }
 
