@@ -25,6 +25,7 @@ use super::message::Message;
 use super::options::ClientOptions;
 use super::session::{ClientSession, Event, Phase};
 
+/// Everything a client's handles and threads share.
 pub(crate) struct Inner {
     pub(super) shared: Mutex<Shared>,
     /// Signals the flusher that the outbox has bytes (or the client closed).
@@ -36,11 +37,13 @@ pub(crate) struct Inner {
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Where the reader delivers one subscription's messages, and its count of drops.
 pub(crate) struct SubSlot {
     pub(super) tx: SyncSender<Message>,
     pub(super) dropped: Arc<AtomicU64>,
 }
 
+/// The state behind `Inner::shared`: the session, the live socket's writer, and who waits for what.
 pub(super) struct Shared {
     pub(super) session: ClientSession,
     pub(super) writer: Option<Arc<TcpStream>>,
