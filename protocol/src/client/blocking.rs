@@ -25,6 +25,12 @@ use super::transport::{Inner, SubSlot};
 /// A connection to a shardbus server. Cheap to clone; closed when the last clone (and every
 /// [`Subscription`]) is dropped, or by [`Client::close`].
 ///
+/// When the connection drops, the client reconnects with jittered backoff
+/// ([`ClientOptions::reconnect`]), restores its subscriptions, and then sends what was published
+/// while it was away (up to [`ClientOptions::reconnect_buffer`] bytes). Delivery is at most once:
+/// bytes already handed to the dead socket are lost, and requests in flight fail with
+/// [`ClientError::Disconnected`].
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use shardbus_protocol::client::Client;
