@@ -1,0 +1,250 @@
+//! The broker's configuration: every option with its embedded default, so the broker runs with
+//! no file at all. [`load`] layers a TOML file, `SHARDBUS_*` environment variables and flags on
+//! top, flags winning; [`Config::validate`] names the key of any value it refuses.
+
+mod cli;
+mod error;
+mod load;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use serde::{Deserialize, Serialize};
+use shardbus_protocol::Limits;
+
+pub use cli::Cli;
+pub use error::ConfigError;
+pub use load::{ENV_PREFIX, load};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the binary protocol listens. Every shard binds it (SO_REUSEPORT).
+    pub listen: SocketAddr,
+    /// Where the HTTP edge listens (health, metrics, WebSocket; issue #5).
+    pub http_listen: SocketAddr,
+    /// Number of shards; 0 means one per available core.
+    pub shards: usize,
+    /// Log output: `human` or `json`.
+    pub log_format: LogFormat,
+    /// Per-shard runtime settings.
+    pub runtime: RuntimeConfig,
+    /// Limits enforced on every connection.
+    pub limits: LimitsConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Per-shard runtime settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Bytes of I/O buffer memory each shard registers with io_uring. Locked memory needed:
+    /// 3 × `io_memory` × shards (see [`crate::memlock`]).
+    pub io_memory: usize,
+    /// How long an idle shard spins before parking, in microseconds. 0 parks at once (least CPU,
+    /// ~90 µs p50 cross-shard wake-up on this kind of VM); 50 gave ~10 µs p50 in the
+    /// measurements in shared/DEPENDENCIES.md. To be re-measured with the engine's own mesh.
+    pub spin_before_park_us: u64,
+}
+
+/// Limits enforced on every connection (PROTOCOL.md §2.5, §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest payload, bytes.
+    pub max_payload: u32,
+    /// Longest topic or pattern, bytes.
+    pub max_topic_len: u16,
+    /// Largest headers block, bytes.
+    pub max_headers_len: u32,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: u32,
+    /// Connections the whole server accepts.
+    pub max_connections: u32,
+    /// Bytes queued towards one client before it is cut as a slow consumer.
+    pub max_pending: usize,
+    /// Requests one connection may have waiting for a response.
+    pub max_inflight_requests: u32,
+    /// How long a new connection has to send HELLO, milliseconds.
+    pub hello_timeout_ms: u64,
+    /// The longest the server stays silent towards a client, milliseconds; 0 disables keepalive.
+    pub ping_interval_ms: u32,
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// After DRAIN, how long clients get before the server closes their connections, ms.
+    pub grace_ms: u64,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: loopback(7400),
+            http_listen: loopback(7480),
+            shards: 0,
+            log_format: LogFormat::Human,
+            runtime: RuntimeConfig::default(),
+            limits: LimitsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            io_memory: 1 << 20,
+            spin_before_park_us: 50,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        let wire = Limits::default();
+        LimitsConfig {
+            max_payload: wire.max_payload,
+            max_topic_len: wire.max_topic_len,
+            max_headers_len: wire.max_headers_len,
+            max_subscriptions: 10_000,
+            max_connections: 100_000,
+            max_pending: 8 << 20,
+            max_inflight_requests: 1_000,
+            hello_timeout_ms: 5_000,
+            ping_interval_ms: 30_000,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> ShutdownConfig {
+        ShutdownConfig { grace_ms: 5_000 }
+    }
+}
+
+/// The largest payload a server may be configured for (the frame length is a u32).
+pub const MAX_PAYLOAD_CEILING: u32 = 256 << 20;
+
+/// The most shards a server may run (WELCOME carries the shard as a u16; more is not useful).
+pub const MAX_SHARDS: usize = 1024;
+
+impl Config {
+    /// The wire limits this configuration implies for decoding client frames.
+    pub fn wire_limits(&self) -> Limits {
+        let l = &self.limits;
+        Limits {
+            max_frame: Limits::frame_for(l.max_payload, l.max_topic_len, l.max_headers_len),
+            max_payload: l.max_payload,
+            max_topic_len: l.max_topic_len,
+            max_headers_len: l.max_headers_len,
+        }
+    }
+
+    /// Shards to run: the configured number, or `available_cores` when it is 0.
+    pub fn shard_count(&self, available_cores: usize) -> usize {
+        if self.shards == 0 {
+            available_cores.max(1)
+        } else {
+            self.shards
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first key refused and why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let frame = u64::from(l.max_payload)
+            + u64::from(l.max_headers_len)
+            + u64::from(l.max_topic_len)
+            + 48;
+        let checks: [(&str, bool, &str); 11] = [
+            (
+                "shards",
+                self.shards <= MAX_SHARDS,
+                "at most 1024 (0 = one per core)",
+            ),
+            (
+                "runtime.io_memory",
+                self.runtime.io_memory >= 64 << 10,
+                "at least 65536 bytes",
+            ),
+            (
+                "runtime.spin_before_park_us",
+                self.runtime.spin_before_park_us <= 1_000_000,
+                "at most 1 s",
+            ),
+            (
+                "limits.max_payload",
+                (1..=MAX_PAYLOAD_CEILING).contains(&l.max_payload),
+                "between 1 and 268435456",
+            ),
+            ("limits.max_topic_len", l.max_topic_len >= 1, "at least 1"),
+            (
+                "limits.max_subscriptions",
+                l.max_subscriptions >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_pending",
+                l.max_pending as u64 >= frame,
+                "at least one maximal frame (max_payload + max_headers_len + max_topic_len + 48)",
+            ),
+            (
+                "limits.max_inflight_requests",
+                l.max_inflight_requests >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.hello_timeout_ms",
+                l.hello_timeout_ms >= 1,
+                "at least 1",
+            ),
+            (
+                "http_listen",
+                self.http_listen != self.listen,
+                "must differ from listen",
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, rule)) => Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: rule.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The configuration as TOML, as `--print-config` shows it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Print`] if serialisation fails (it does not for these types).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Print(e.to_string()))
+    }
+}
