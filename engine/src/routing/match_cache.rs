@@ -1,0 +1,66 @@
+//! `MatchCache`: recent subjects' match results, so a stream of publishes to the same subjects
+//! costs one hash lookup each and no allocation. Bounded; a subscription change drops exactly
+//! the entries whose subject its pattern matches.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use shardbus_protocol::topic::matches;
+
+use super::trie::{Matches, SubscriptionTrie};
+
+/// A bounded cache of trie answers for one shard.
+#[derive(Debug)]
+pub struct MatchCache<V> {
+    entries: HashMap<Box<[u8]>, Rc<Matches<V>>>,
+    capacity: usize,
+}
+
+impl<V: Clone + PartialEq> MatchCache<V> {
+    /// A cache of at most `capacity` subjects.
+    pub fn new(capacity: usize) -> MatchCache<V> {
+        MatchCache {
+            entries: HashMap::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Subjects cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The matches of `subject`, from the cache or from `trie` (then cached).
+    pub fn get(&mut self, trie: &SubscriptionTrie<V>, subject: &[u8]) -> Rc<Matches<V>> {
+        if let Some(hit) = self.entries.get(subject) {
+            return Rc::clone(hit);
+        }
+        let result = trie.matches_shared(subject);
+        if self.entries.len() >= self.capacity {
+            // Dropping an arbitrary entry keeps this O(1); a subject that is hot comes back on
+            // its next publish. nats-server's sublist cache evicts the same way.
+            if let Some(victim) = self.entries.keys().next().cloned() {
+                self.entries.remove(&victim);
+            }
+        }
+        self.entries.insert(subject.into(), Rc::clone(&result));
+        result
+    }
+
+    /// Forgets every cached subject that `pattern` matches: call on each subscribe and
+    /// unsubscribe.
+    pub fn invalidate(&mut self, pattern: &[u8]) {
+        let Ok(pattern) = std::str::from_utf8(pattern) else {
+            self.entries.clear();
+            return;
+        };
+        self.entries.retain(|subject, _| {
+            std::str::from_utf8(subject).is_ok_and(|subject| !matches(pattern, subject))
+        });
+    }
+}

@@ -1,0 +1,247 @@
+//! `SubscriptionTrie`: subscriptions indexed by pattern token, in the shape of nats-server's
+//! sublist: each level has literal children, a `*` child and the `>` subscribers. Matching a
+//! subject walks one path per token plus the wildcard branches, so its cost follows the
+//! subject's length and the wildcards in use, not the number of subscriptions.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Subscribers of one pattern: plain ones each get every message; each queue group gets one.
+#[derive(Debug)]
+struct Subscribers<V> {
+    plain: Vec<V>,
+    queues: HashMap<Box<str>, Vec<V>>,
+}
+
+impl<V> Default for Subscribers<V> {
+    fn default() -> Subscribers<V> {
+        Subscribers {
+            plain: Vec::new(),
+            queues: HashMap::new(),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> Subscribers<V> {
+    fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.queues.is_empty()
+    }
+
+    fn insert(&mut self, queue: Option<&str>, value: V) {
+        match queue {
+            None => self.plain.push(value),
+            Some(group) => self.queues.entry(group.into()).or_default().push(value),
+        }
+    }
+
+    fn remove(&mut self, queue: Option<&str>, value: &V) -> bool {
+        let list = match queue {
+            None => &mut self.plain,
+            Some(group) => match self.queues.get_mut(group) {
+                Some(list) => list,
+                None => return false,
+            },
+        };
+        let Some(at) = list.iter().position(|v| v == value) else {
+            return false;
+        };
+        list.swap_remove(at);
+        if let Some(group) = queue
+            && list.is_empty()
+        {
+            self.queues.remove(group);
+        }
+        true
+    }
+
+    fn collect_into(&self, out: &mut Matches<V>) {
+        out.plain.extend(self.plain.iter().cloned());
+        for (group, members) in &self.queues {
+            match out.queues.iter_mut().find(|(g, _)| g == group) {
+                Some((_, all)) => all.extend(members.iter().cloned()),
+                None => out.queues.push((group.clone(), members.clone())),
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Node<V> {
+    literal: HashMap<Box<[u8]>, Node<V>>,
+    star: Option<Box<Node<V>>>,
+    /// Subscribers of patterns ending in `>` at this level.
+    tail: Subscribers<V>,
+    /// Subscribers of patterns ending exactly here.
+    here: Subscribers<V>,
+}
+
+impl<V> Default for Node<V> {
+    fn default() -> Node<V> {
+        Node {
+            literal: HashMap::new(),
+            star: None,
+            tail: Subscribers::default(),
+            here: Subscribers::default(),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> Node<V> {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+            && self.star.is_none()
+            && self.tail.is_empty()
+            && self.here.is_empty()
+    }
+}
+
+/// Everyone a subject reaches: plain subscribers, and the members of each queue group (the
+/// caller picks one member per group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matches<V> {
+    /// Subscribers that each get the message.
+    pub plain: Vec<V>,
+    /// Queue groups and their members.
+    pub queues: Vec<(Box<str>, Vec<V>)>,
+}
+
+impl<V> Default for Matches<V> {
+    fn default() -> Matches<V> {
+        Matches {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+}
+
+impl<V> Matches<V> {
+    /// Whether nobody matched.
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.queues.is_empty()
+    }
+}
+
+/// Subscriptions of one shard, by pattern. Patterns are assumed valid
+/// (`shardbus_protocol::topic::validate_pattern`); the decoder has checked them.
+#[derive(Debug)]
+pub struct SubscriptionTrie<V> {
+    root: Node<V>,
+    len: usize,
+}
+
+impl<V> Default for SubscriptionTrie<V> {
+    fn default() -> SubscriptionTrie<V> {
+        SubscriptionTrie {
+            root: Node::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> SubscriptionTrie<V> {
+    /// An empty trie.
+    pub fn new() -> SubscriptionTrie<V> {
+        SubscriptionTrie::default()
+    }
+
+    /// Subscriptions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no subscription is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `value` as a subscriber of `pattern`, in queue group `queue` if given.
+    pub fn insert(&mut self, pattern: &[u8], queue: Option<&str>, value: V) {
+        let mut node = &mut self.root;
+        let mut tokens = pattern.split(|&b| b == b'.').peekable();
+        while let Some(token) = tokens.next() {
+            if token == b">" && tokens.peek().is_none() {
+                node.tail.insert(queue, value);
+                self.len += 1;
+                return;
+            }
+            node = if token == b"*" {
+                node.star.get_or_insert_with(Box::default)
+            } else {
+                node.literal.entry(token.into()).or_default()
+            };
+        }
+        node.here.insert(queue, value);
+        self.len += 1;
+    }
+
+    /// Removes one subscription of `value` to `pattern` in `queue`, pruning emptied nodes.
+    /// Returns whether it was there.
+    pub fn remove(&mut self, pattern: &[u8], queue: Option<&str>, value: &V) -> bool {
+        let tokens: Vec<&[u8]> = pattern.split(|&b| b == b'.').collect();
+        let removed = remove_at(&mut self.root, &tokens, queue, value);
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// Everyone `subject` reaches.
+    pub fn matches(&self, subject: &[u8]) -> Matches<V> {
+        let mut out = Matches::default();
+        let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+        match_level(&self.root, &tokens, &mut out);
+        out
+    }
+
+    /// [`SubscriptionTrie::matches`] shared behind an `Rc`, for the match cache.
+    pub fn matches_shared(&self, subject: &[u8]) -> Rc<Matches<V>> {
+        Rc::new(self.matches(subject))
+    }
+}
+
+fn remove_at<V: Clone + PartialEq>(
+    node: &mut Node<V>,
+    tokens: &[&[u8]],
+    queue: Option<&str>,
+    value: &V,
+) -> bool {
+    let Some((&token, rest)) = tokens.split_first() else {
+        return node.here.remove(queue, value);
+    };
+    if token == b">" && rest.is_empty() {
+        return node.tail.remove(queue, value);
+    }
+    if token == b"*" {
+        let Some(child) = node.star.as_deref_mut() else {
+            return false;
+        };
+        let removed = remove_at(child, rest, queue, value);
+        if child.is_empty() {
+            node.star = None;
+        }
+        return removed;
+    }
+    let Some(child) = node.literal.get_mut(token) else {
+        return false;
+    };
+    let removed = remove_at(child, rest, queue, value);
+    if child.is_empty() {
+        node.literal.remove(token);
+    }
+    removed
+}
+
+fn match_level<V: Clone + PartialEq>(node: &Node<V>, tokens: &[&[u8]], out: &mut Matches<V>) {
+    let Some((&token, rest)) = tokens.split_first() else {
+        node.here.collect_into(out);
+        return;
+    };
+    // `>` here takes this token and everything after it.
+    node.tail.collect_into(out);
+    if let Some(star) = node.star.as_deref() {
+        match_level(star, rest, out);
+    }
+    if let Some(child) = node.literal.get(token) {
+        match_level(child, rest, out);
+    }
+}
