@@ -53,9 +53,10 @@ pub struct RuntimeConfig {
     /// Bytes of I/O buffer memory each shard registers with io_uring. Locked memory needed:
     /// 3 × `io_memory` × shards (see [`crate::memlock`]).
     pub io_memory: usize,
-    /// How long an idle shard spins before parking, in microseconds. 0 parks at once (least CPU,
-    /// ~90 µs p50 cross-shard wake-up on this kind of VM); 50 gave ~10 µs p50 in the
-    /// measurements in shared/DEPENDENCIES.md. To be re-measured with the engine's own mesh.
+    /// How long an idle shard spins before parking, in microseconds. 0 parks at once (least
+    /// CPU); more spinning trades CPU for cross-shard latency. Measured round trips
+    /// (`perf/examples/mesh_wakeup.rs`, perf/RESULTS.md): p50 ~60 µs at 0, ~38 µs at 50,
+    /// ~23 µs at 200. The default (50) is provisional until the full request path is measured.
     pub spin_before_park_us: u64,
 }
 
