@@ -188,8 +188,7 @@ impl<V: Clone + PartialEq> SubscriptionTrie<V> {
     /// Everyone `subject` reaches.
     pub fn matches(&self, subject: &[u8]) -> Matches<V> {
         let mut out = Matches::default();
-        let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
-        match_level(&self.root, &tokens, &mut out);
+        match_level(&self.root, subject.split(|&b| b == b'.'), &mut out);
         out
     }
 
@@ -231,17 +230,23 @@ fn remove_at<V: Clone + PartialEq>(
     removed
 }
 
-fn match_level<V: Clone + PartialEq>(node: &Node<V>, tokens: &[&[u8]], out: &mut Matches<V>) {
-    let Some((&token, rest)) = tokens.split_first() else {
+/// Walks the subject's tokens; the splitter is cloned where the walk forks at a `*`, so no
+/// token list is built.
+fn match_level<'s, V, I>(node: &Node<V>, mut tokens: I, out: &mut Matches<V>)
+where
+    V: Clone + PartialEq,
+    I: Iterator<Item = &'s [u8]> + Clone,
+{
+    let Some(token) = tokens.next() else {
         node.here.collect_into(out);
         return;
     };
     // `>` here takes this token and everything after it.
     node.tail.collect_into(out);
     if let Some(star) = node.star.as_deref() {
-        match_level(star, rest, out);
+        match_level(star, tokens.clone(), out);
     }
     if let Some(child) = node.literal.get(token) {
-        match_level(child, rest, out);
+        match_level(child, tokens, out);
     }
 }
