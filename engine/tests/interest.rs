@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
 use proptest::prelude::*;
 use shardbus_engine::routing::{InterestReplica, LocalInterest, ShardId};
 use shardbus_protocol::topic::matches;
@@ -74,27 +76,15 @@ enum Step {
     },
 }
 
-fn token() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c"]).prop_map(str::to_owned)
-}
+const TOKENS: &[&str] = &["a", "b", "c"];
 
 fn step() -> impl Strategy<Value = Step> {
-    let pattern = (
-        prop::collection::vec(prop_oneof![3 => token(), 1 => Just("*".to_owned())], 1..3),
-        any::<bool>(),
-    )
-        .prop_map(|(mut t, tail)| {
-            if tail {
-                t.push(">".to_owned());
-            }
-            t.join(".")
-        });
+    let pattern = common::pattern(TOKENS, 2);
     prop_oneof![
         3 => (0..SHARDS, pattern, prop::option::weighted(0.3, Just("q".to_owned())))
             .prop_map(|(shard, pattern, queue)| Step::Subscribe { shard, pattern, queue }),
         2 => any::<usize>().prop_map(|index| Step::Unsubscribe { index }),
-        3 => prop::collection::vec(token(), 1..4)
-            .prop_map(|t| Step::Publish { subject: t.join(".") }),
+        3 => common::subject(TOKENS, 3).prop_map(|subject| Step::Publish { subject }),
     ]
 }
 

@@ -4,31 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // tests may panic
 
+mod common;
+
 use proptest::prelude::*;
 use shardbus_engine::routing::{MatchCache, Matches, SubscriptionTrie};
 use shardbus_protocol::topic::matches;
 
 type Sub = (String, Option<String>, u32); // pattern, queue group, subscriber id
 
-fn token() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c", "dd"]).prop_map(str::to_owned)
-}
+const TOKENS: &[&str] = &["a", "b", "c", "dd"];
 
 fn subject() -> impl Strategy<Value = String> {
-    prop::collection::vec(token(), 1..5).prop_map(|t| t.join("."))
+    common::subject(TOKENS, 4)
 }
 
 fn pattern() -> impl Strategy<Value = String> {
-    (
-        prop::collection::vec(prop_oneof![3 => token(), 1 => Just("*".to_owned())], 1..4),
-        any::<bool>(),
-    )
-        .prop_map(|(mut t, tail)| {
-            if tail {
-                t.push(">".to_owned());
-            }
-            t.join(".")
-        })
+    common::pattern(TOKENS, 3)
 }
 
 fn sub() -> impl Strategy<Value = Sub> {

@@ -17,14 +17,19 @@ use hdrhistogram::Histogram;
 const ROUND_TRIPS: usize = 20_000;
 const WARM_UP: usize = 1_000;
 
+/// An executor pinned to `core` with the idle policy under test.
+fn executor(name: &str, core: usize, spin: Duration) -> LocalExecutorBuilder {
+    LocalExecutorBuilder::new(Placement::Fixed(core))
+        .name(name)
+        .io_memory(1 << 20)
+        .spin_before_park(spin)
+}
+
 fn measure(spin_us: u64, cores: (usize, usize)) -> Histogram<u64> {
     let (to_echo, from_pinger) = shared_channel::new_bounded::<Instant>(16);
     let (to_pinger, from_echo) = shared_channel::new_bounded::<Instant>(16);
     let spin = Duration::from_micros(spin_us);
-    let echo = LocalExecutorBuilder::new(Placement::Fixed(cores.1))
-        .name("echo")
-        .io_memory(1 << 20)
-        .spin_before_park(spin)
+    let echo = executor("echo", cores.1, spin)
         .spawn(move || async move {
             let rx = from_pinger.connect().await;
             let tx = to_pinger.connect().await;
@@ -35,10 +40,7 @@ fn measure(spin_us: u64, cores: (usize, usize)) -> Histogram<u64> {
             }
         })
         .expect("echo executor");
-    let pinger = LocalExecutorBuilder::new(Placement::Fixed(cores.0))
-        .name("pinger")
-        .io_memory(1 << 20)
-        .spin_before_park(spin)
+    let pinger = executor("pinger", cores.0, spin)
         .spawn(move || async move {
             let tx = to_echo.connect().await;
             let rx = from_echo.connect().await;

@@ -69,13 +69,29 @@ pub fn check_frames(data: &[u8]) {
     );
 }
 
+fn container_limits() -> ContainerLimits {
+    ContainerLimits {
+        max_depth: 32,
+        max_size: 1 << 16,
+    }
+}
+
+/// Parses JSON this crate printed. Size is not limited (printing may grow a value past the
+/// input limit); depth is, as for any input.
+fn reparse_printed(json: &mut [u8]) -> Result<Vec<u8>, ContainerError> {
+    let wide = ContainerLimits {
+        max_size: usize::MAX,
+        ..container_limits()
+    };
+    let mut bin = Vec::new();
+    json_to_binary(json, &wide, &mut bin)?;
+    Ok(bin)
+}
+
 /// Containers: whatever decodes re-encodes to the same bytes, and prints as JSON that parses
 /// back (the only refusal allowed is a reserved `$bytes` key holding a non-base64 string).
 pub fn check_container(data: &[u8]) {
-    let limits = ContainerLimits {
-        max_depth: 32,
-        max_size: 1 << 16,
-    };
+    let limits = container_limits();
     let Ok(view) = decode_container(data, &limits) else {
         return;
     };
@@ -86,23 +102,15 @@ pub fn check_container(data: &[u8]) {
     }
     let mut json = Vec::new();
     write_json(&view, &mut json);
-    let mut bin = Vec::new();
-    let wide = ContainerLimits {
-        max_size: usize::MAX,
-        ..limits
-    };
-    match json_to_binary(&mut json, &wide, &mut bin) {
-        Ok(()) | Err(ContainerError::BadBase64) => {}
+    match reparse_printed(&mut json) {
+        Ok(_) | Err(ContainerError::BadBase64) => {}
         Err(e) => panic!("printed JSON does not parse: {e}"),
     }
 }
 
 /// JSON: whatever parses yields a valid container whose JSON parses to the same container.
 pub fn check_json(data: &[u8]) {
-    let limits = ContainerLimits {
-        max_depth: 32,
-        max_size: 1 << 16,
-    };
+    let limits = container_limits();
     let mut text = data.to_vec();
     let mut bin = Vec::new();
     if json_to_binary(&mut text, &limits, &mut bin).is_err() {
@@ -114,14 +122,10 @@ pub fn check_json(data: &[u8]) {
     };
     let mut printed = Vec::new();
     write_json(&view, &mut printed);
-    let mut again = Vec::new();
-    let wide = ContainerLimits {
-        max_size: usize::MAX,
-        ..limits
+    let again = match reparse_printed(&mut printed) {
+        Ok(again) => again,
+        Err(e) => panic!("printed JSON does not parse: {e}"),
     };
-    if let Err(e) = json_to_binary(&mut printed, &wide, &mut again) {
-        panic!("printed JSON does not parse: {e}");
-    }
     assert_eq!(
         again, bin,
         "JSON → binary → JSON → binary changed the value"

@@ -76,13 +76,10 @@ fn apply_flags(table: &mut Table, cli: &Cli) -> Result<(), ConfigError> {
         ),
         (
             "log_format",
-            cli.log_format.map(|f| {
-                let name = match super::LogFormat::from(f) {
-                    super::LogFormat::Human => "human",
-                    super::LogFormat::Json => "json",
-                };
-                Value::String(name.to_owned())
-            }),
+            // clap's value names are the config's (`human`, `json`).
+            cli.log_format
+                .and_then(|f| clap::ValueEnum::to_possible_value(&f))
+                .map(|v| Value::String(v.get_name().to_owned())),
         ),
         (
             "runtime.spin_before_park_us",
