@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::LogFormat;
-
 /// shardbus: a thread-per-core message broker.
 ///
 /// Every option has an embedded default; a TOML file (`--config`), `SHARDBUS_*` environment
@@ -49,13 +47,4 @@ pub enum LogFormatArg {
     Human,
     /// One JSON object per line.
     Json,
-}
-
-impl From<LogFormatArg> for LogFormat {
-    fn from(arg: LogFormatArg) -> LogFormat {
-        match arg {
-            LogFormatArg::Human => LogFormat::Human,
-            LogFormatArg::Json => LogFormat::Json,
-        }
-    }
 }
