@@ -1,7 +1,14 @@
-//! The shardbus broker engine. So far: configuration (file, environment, flags) and the
-//! start-up checks that must pass before any shard starts. Shards, the cross-shard mesh,
-//! routing and sessions are issue #3's next steps.
+//! The shardbus broker engine: configuration, the start-up checks, shards (one pinned glommio
+//! executor per core), the cross-shard mesh, routing, sessions and counters. The `shardbus`
+//! binary is a thin `main` over [`server::Server`]; tests start the same server in-process.
 
 pub mod config;
+pub mod logging;
 pub mod memlock;
+pub(crate) mod mesh;
+pub mod metrics;
 pub mod routing;
+pub mod server;
+pub(crate) mod shard;
+
+pub use server::{Server, StartError};

@@ -100,6 +100,9 @@ pub enum Fields {
         /// Reply token or request id, by direction.
         id: u64,
     },
+    /// STATUS: asks the server for its counters (client → server, empty), or carries them
+    /// (server → client, a container map answering the request's `op_id`).
+    Status,
 }
 
 /// Which topic form a section rule asks for.
@@ -138,6 +141,7 @@ impl Fields {
             Fields::Msg { .. } => Op::Msg,
             Fields::Req { .. } => Op::Req,
             Fields::Resp { .. } => Op::Resp,
+            Fields::Status => Op::Status,
         }
     }
 
@@ -146,7 +150,7 @@ impl Fields {
         match op {
             Op::Hello => size_of::<RawHello>(),
             Op::Welcome => size_of::<RawWelcome>(),
-            Op::Ping | Op::Pong | Op::Ok | Op::Pub => 0,
+            Op::Ping | Op::Pong | Op::Ok | Op::Pub | Op::Status => 0,
             Op::Err => size_of::<RawErr>(),
             Op::Drain => size_of::<RawDrain>(),
             Op::Sub => size_of::<RawSub>(),
@@ -167,6 +171,7 @@ impl Fields {
             Op::Pub | Op::Msg | Op::Req => (TopicRule::Subject, true, true),
             Op::Sub => (TopicRule::Pattern, false, true),
             Op::Resp => (TopicRule::Absent, true, true),
+            Op::Status => (TopicRule::Absent, false, true),
         };
         SectionRules {
             topic,
@@ -203,6 +208,7 @@ impl Fields {
             Op::Pong => Fields::Pong,
             Op::Ok => Fields::Ok,
             Op::Pub => Fields::Pub,
+            Op::Status => Fields::Status,
             Op::Err => {
                 let raw = RawErr::ref_from_bytes(bytes).ok()?;
                 Fields::Err {
@@ -269,7 +275,7 @@ impl Fields {
                 }
                 .as_bytes(),
             ),
-            Fields::Ping | Fields::Pong | Fields::Ok | Fields::Pub => {}
+            Fields::Ping | Fields::Pong | Fields::Ok | Fields::Pub | Fields::Status => {}
             Fields::Err {
                 code,
                 retry_after_ms,

@@ -32,11 +32,13 @@ pub enum Op {
     Req = 0x14,
     /// Responder → server (carries the reply token), server → requester (carries the request id).
     Resp = 0x15,
+    /// Client → server: asks for the server's counters; server → client: carries them.
+    Status = 0x50,
 }
 
 impl Op {
     /// Every op of v1, in wire order.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Hello,
         Op::Welcome,
         Op::Ping,
@@ -50,6 +52,7 @@ impl Op {
         Op::Msg,
         Op::Req,
         Op::Resp,
+        Op::Status,
     ];
 
     /// Reads an op byte.
@@ -73,6 +76,7 @@ impl Op {
             0x13 => Op::Msg,
             0x14 => Op::Req,
             0x15 => Op::Resp,
+            0x50 => Op::Status,
             other if reserved_range(other).is_some() => {
                 return Err(ProtocolError::ReservedOp(other));
             }
@@ -96,6 +100,7 @@ impl Op {
             Op::Msg => "MSG",
             Op::Req => "REQ",
             Op::Resp => "RESP",
+            Op::Status => "STATUS",
         }
     }
 }
@@ -110,7 +115,7 @@ pub fn reserved_range(byte: u8) -> Option<&'static str> {
         0x20..=0x2F => Some("service discovery: register, heartbeat, deregister, discover"),
         0x30..=0x3F => Some("rooms: join, leave, presence"),
         0x40..=0x4F => Some("history queries"),
-        0x50..=0x5F => Some("commands: status, kick, server info"),
+        0x51..=0x5F => Some("commands: kick, server info"),
         _ => None,
     }
 }

@@ -228,8 +228,8 @@ impl Config {
             ),
             (
                 "http_listen",
-                self.http_listen != self.listen,
-                "must differ from listen",
+                self.http_listen != self.listen || self.listen.port() == 0,
+                "must differ from listen (port 0 excepted: each picks a free port)",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

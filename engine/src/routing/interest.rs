@@ -1,7 +1,9 @@
 //! The cross-shard interest table (DESIGN.md, "Routing"). Each shard counts its own
 //! subscriptions per (pattern, queue group) in [`LocalInterest`] and tells the other shards
-//! only when a count flips between 0 and 1, so subscribe churn on a busy pattern costs nothing
-//! across shards. Each shard applies the others' flips to its [`InterestReplica`], a trie of
+//! only when a plain count flips between 0 and 1, so subscribe churn on a busy pattern costs
+//! nothing across shards. Queue-group members are the exception: every member joining or
+//! leaving is told, so each replica holds a shard once per member and a publisher can balance
+//! a group across all its members, not just across shards (group churn is rare). Each shard applies the others' flips to its [`InterestReplica`], a trie of
 //! shard ids, and a publish asks the replica, once per subject thanks to its cache, which shards
 //! to forward to.
 
@@ -47,7 +49,8 @@ impl LocalInterest {
         LocalInterest::default()
     }
 
-    /// Counts a new local subscription. Returns the change to broadcast when it is the first.
+    /// Counts a new local subscription. Returns the change to broadcast: for a plain
+    /// subscription when it is the first of its pattern, for a queue member always.
     pub fn subscribe(
         &mut self,
         shard: ShardId,
@@ -56,11 +59,11 @@ impl LocalInterest {
     ) -> Option<InterestChange> {
         let count = self.counts.entry(key(pattern, queue)).or_insert(0);
         *count += 1;
-        (*count == 1).then(|| change(shard, pattern, queue, true))
+        (*count == 1 || queue.is_some()).then(|| change(shard, pattern, queue, true))
     }
 
-    /// Uncounts a local subscription. Returns the change to broadcast when it was the last;
-    /// `None` also when the pair was not counted at all.
+    /// Uncounts a local subscription. Returns the change to broadcast: for a plain subscription
+    /// when it was the last, for a queue member always; `None` when the pair was not counted.
     pub fn unsubscribe(
         &mut self,
         shard: ShardId,
@@ -70,10 +73,11 @@ impl LocalInterest {
         let key = key(pattern, queue);
         let count = self.counts.get_mut(&key)?;
         *count -= 1;
-        if *count > 0 {
+        if *count == 0 {
+            self.counts.remove(&key);
+        } else if queue.is_none() {
             return None;
         }
-        self.counts.remove(&key);
         Some(change(shard, pattern, queue, false))
     }
 
@@ -82,12 +86,15 @@ impl LocalInterest {
         self.counts.get(&key(pattern, queue)).copied().unwrap_or(0)
     }
 
-    /// Every pair this shard has interest in, as "gained" changes: what a shard that (re)joins
-    /// the mesh must be told.
+    /// Every pair this shard has interest in, as "gained" changes (one per queue member): what
+    /// a shard that (re)joins the mesh must be told.
     pub fn snapshot(&self, shard: ShardId) -> Vec<InterestChange> {
         self.counts
-            .keys()
-            .map(|(pattern, queue)| change(shard, pattern, queue.as_deref(), true))
+            .iter()
+            .flat_map(|((pattern, queue), count)| {
+                let times = if queue.is_some() { *count } else { 1 };
+                (0..times).map(move |_| change(shard, pattern, queue.as_deref(), true))
+            })
             .collect()
     }
 }
@@ -130,7 +137,7 @@ impl InterestReplica {
 
     /// Which shards want `subject`: `plain` lists shards with plain subscribers (a shard may
     /// appear more than once, once per matching pattern: deduplicate before forwarding), and
-    /// `queues` lists, per group, the shards with members.
+    /// `queues` lists, per group, each shard once per member.
     pub fn shards_for(&mut self, subject: &[u8]) -> Rc<Matches<ShardId>> {
         self.cache.get(&self.trie, subject)
     }

@@ -4,12 +4,12 @@
 //! application calls.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::container::{Value, compress};
+use crate::container::{ContainerLimits, Value, compress};
 use crate::error_code::ErrorCode;
 use crate::flags::Flags;
 use crate::frame::Welcome;
@@ -20,7 +20,7 @@ use super::message::Message;
 use super::options::ClientOptions;
 use super::session::{ClientSession, LOCAL_TIMEOUT_GRACE, Phase};
 use super::subscription::Subscription;
-use super::transport::{Inner, SubSlot};
+use super::transport::{Inner, Shared, SubSlot};
 
 /// A connection to a shardbus server. Cheap to clone; closed when the last clone (and every
 /// [`Subscription`]) is dropped, or by [`Client::close`].
@@ -332,15 +332,38 @@ impl Client {
             .map(|_| ())
     }
 
-    /// Measures the round trip to the server with PING/PONG. Everything published before it has
-    /// been processed by the server when it returns.
+    /// The server's counters (the STATUS op): a map with `server` (id, version, uptime, shard
+    /// count), `totals` and `shards` (one map of counters per shard, with errors by code).
     ///
     /// # Errors
-    /// [`ClientError::Timeout`] after the handshake timeout, [`ClientError::Closed`].
-    pub fn rtt(&self) -> Result<Duration, ClientError> {
+    /// [`ClientError::Timeout`] after the handshake timeout, [`ClientError::Closed`],
+    /// [`ClientError::Container`] if the answer does not decode.
+    pub fn status(&self) -> Result<Value, ClientError> {
         let deadline = Instant::now() + self.inner.options.handshake_timeout;
+        let mut shared = self.wait_connected(deadline)?;
+        let op_id = shared.session.status()?;
+        self.inner.outbox_ready.notify_one();
+        loop {
+            if let Some(payload) = shared.statuses.remove(&op_id) {
+                let view = crate::container::view::decode(&payload, &ContainerLimits::default())?;
+                return Ok(view.to_owned_value());
+            }
+            shared = self
+                .inner
+                .wait_until(shared, deadline)
+                .ok_or(ClientError::Timeout)?;
+            if shared.closed {
+                return Err(ClientError::Closed);
+            }
+            if shared.session.phase() == Phase::Disconnected {
+                return Err(ClientError::Disconnected);
+            }
+        }
+    }
+
+    /// Waits for a live connection: a frame queued while disconnected would be dropped.
+    fn wait_connected(&self, deadline: Instant) -> Result<MutexGuard<'_, Shared>, ClientError> {
         let mut shared = self.inner.open()?;
-        // Wait for a live connection: a PING queued while disconnected would be dropped.
         while shared.session.phase() != Phase::Ready {
             shared = self
                 .inner
@@ -350,6 +373,17 @@ impl Client {
                 return Err(ClientError::Closed);
             }
         }
+        Ok(shared)
+    }
+
+    /// Measures the round trip to the server with PING/PONG. Everything published before it has
+    /// been processed by the server when it returns.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] after the handshake timeout, [`ClientError::Closed`].
+    pub fn rtt(&self) -> Result<Duration, ClientError> {
+        let deadline = Instant::now() + self.inner.options.handshake_timeout;
+        let mut shared = self.wait_connected(deadline)?;
         // PONGs answer PINGs in order: ours is answered after those already outstanding.
         let target = shared.pongs + 1 + shared.session.pings_outstanding() as u64;
         shared.session.ping(Instant::now())?;

@@ -106,6 +106,12 @@ pub enum Event {
     },
     /// The server pinged us; a PONG is already in the outbox.
     Ping,
+    /// The server's counters, answering the STATUS sent with `op_id`; the payload is a
+    /// container map.
+    Status {
+        /// The op id of our STATUS.
+        op_id: u32,
+    },
     /// The server is draining and will close the connection after `grace_ms`.
     Drain {
         /// Grace period.
@@ -467,6 +473,15 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Asks the server for its counters; the answer is [`Event::Status`] with the returned
+    /// op id.
+    ///
+    /// # Errors
+    /// As for any frame queued ([`ClientError::Protocol`] only if encoding fails).
+    pub fn status(&mut self) -> Result<u32, ClientError> {
+        self.push(Fields::Status, Flags::empty(), b"", &[], &[])
+    }
+
     /// PINGs sent on this connection and not yet answered.
     pub fn pings_outstanding(&self) -> usize {
         self.pings.len()
@@ -558,6 +573,7 @@ impl ClientSession {
                 self.phase = Phase::Draining;
                 Event::Drain { grace_ms }
             }
+            Fields::Status => Event::Status { op_id: frame.op_id },
             Fields::Hello { .. }
             | Fields::Pub
             | Fields::Sub { .. }

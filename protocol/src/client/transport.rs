@@ -53,6 +53,8 @@ pub(super) struct Shared {
     pub(super) subs: HashMap<u64, SubSlot>,
     pub(super) requests: HashMap<u64, SyncSender<Result<Message, ClientError>>>,
     pub(super) pongs: u64,
+    /// STATUS answers not yet collected, by op id.
+    pub(super) statuses: HashMap<u32, Vec<u8>>,
     pub(super) last_rtt: Option<Duration>,
     pub(super) last_error: Option<(ErrorCode, String)>,
     pub(super) reconnects: u64,
@@ -94,6 +96,7 @@ impl Inner {
                 subs: HashMap::new(),
                 requests: HashMap::new(),
                 pongs: 0,
+                statuses: HashMap::new(),
                 last_rtt: None,
                 last_error: None,
                 reconnects: 0,
@@ -345,6 +348,10 @@ impl Inner {
             Event::Pong { rtt } => {
                 shared.pongs += 1;
                 shared.last_rtt = rtt;
+                self.changed.notify_all();
+            }
+            Event::Status { op_id } => {
+                shared.statuses.insert(op_id, frame.payload.to_vec());
                 self.changed.notify_all();
             }
             Event::Ok { .. } | Event::Ping | Event::Drain { .. } | Event::Ignored => {}

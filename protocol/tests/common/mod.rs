@@ -85,5 +85,9 @@ pub fn sample_frames() -> Vec<Frame<'static>> {
         .with_topic("svc.time")
         .with_payload(b"now?"),
         Frame::new(Fields::Resp { id: 5 }).with_payload(b"12:00"),
+        Frame::new(Fields::Status),
+        Frame::new(Fields::Status)
+            .with_flags(Flags::CONTAINER)
+            .with_payload(b"\x14\x00\x00\x00\x00\x00\x00\x00\x00"),
     ]
 }

@@ -1,0 +1,80 @@
+//! `shardbus`: the broker. Loads the configuration (defaults ← file ← `SHARDBUS_*` ← flags),
+//! checks it, starts one shard per core and serves until SIGTERM or SIGINT, then drains.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shardbus_engine::Server;
+use shardbus_engine::config::{self, Cli};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::load(&cli, std::env::vars()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("shardbus: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_config {
+        return match config.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("shardbus: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    shardbus_engine::logging::init(config.log_format);
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(&config) {
+        Ok(server) => server,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("shardbus: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cores: Vec<String> = server
+        .cores()
+        .iter()
+        .map(|c| c.map_or_else(|| "-".to_owned(), |c| c.to_string()))
+        .collect();
+    tracing::info!(
+        listen = %server.local_addr(),
+        shards = cores.len(),
+        cores = %cores.join(","),
+        spin_before_park_us = config.runtime.spin_before_park_us,
+        "shardbus listening (binary protocol)"
+    );
+    let shared = std::sync::Arc::clone(server.shared());
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!(signal, "shutting down: draining clients");
+            shared.request_shutdown();
+        }
+    });
+    match server.join() {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}

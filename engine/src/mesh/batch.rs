@@ -1,0 +1,134 @@
+//! `Batch`: what one shard sends another in one channel item. Records hold spans into one byte
+//! buffer, so a poll cycle's worth of forwarded messages costs two allocations however many
+//! messages it carries (DEPENDENCIES.md: one `Arc` per item tops out near 4 M/s between two
+//! cores, batches of plain buffers move 150 M+/s). A payload is copied into the batch once per
+//! destination shard and shared there by every subscriber.
+
+use crate::routing::InterestChange;
+
+/// A range of a batch's bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// The sections of a message carried in a batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MessageSpans {
+    pub(crate) subject: Span,
+    pub(crate) headers: Span,
+    pub(crate) payload: Span,
+    /// The publisher's frame flags (CONTAINER, LZ4); HEADERS is recomputed per subscriber.
+    pub(crate) flags: u8,
+}
+
+/// One instruction for the receiving shard.
+#[derive(Debug)]
+pub(crate) enum Record {
+    /// Deliver a published message: to every local plain subscriber of its subject when
+    /// `plain`, and to one local member of each queue group named in `groups` (space-separated:
+    /// a space never occurs in a group name).
+    Deliver {
+        msg: MessageSpans,
+        plain: bool,
+        groups: Span,
+    },
+    /// Deliver a request to exactly one local subscriber of its subject, with reply `token`.
+    /// If none is left, answer `NO_RESPONDERS` back to the token's shard.
+    Request { msg: MessageSpans, token: u64 },
+    /// The response to pending request `key` of the receiving shard; `code` non-zero is an ERR
+    /// code to send instead (`NO_RESPONDERS` when the chosen responder was gone).
+    Response {
+        key: u64,
+        msg: MessageSpans,
+        code: u16,
+    },
+    /// Another shard's interest changed.
+    Interest(InterestChange),
+    /// Answer with `BarrierAck` carrying the same values: every record sent before it has been
+    /// applied (how PONG promises that a connection's subscriptions reached every shard).
+    Barrier { conn: u64, ping: u64 },
+    /// The answer to a `Barrier`.
+    BarrierAck { conn: u64, ping: u64 },
+}
+
+/// Records and the bytes they point into.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    bytes: Vec<u8>,
+    records: Vec<Record>,
+}
+
+impl Batch {
+    /// Copies `bytes` in and returns where they are.
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> Span {
+        // A batch holds at most a few max-size frames before the link is congested and readers
+        // stop (mesh::link), far below 4 GiB, so the u32 offsets cannot wrap.
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(bytes);
+        Span {
+            start,
+            len: bytes.len() as u32,
+        }
+    }
+
+    /// Copies `words` in, separated by single spaces, as one span.
+    pub(crate) fn put_words<'a>(&mut self, words: impl IntoIterator<Item = &'a [u8]>) -> Span {
+        let start = self.bytes.len();
+        for (i, word) in words.into_iter().enumerate() {
+            if i > 0 {
+                self.bytes.push(b' ');
+            }
+            self.bytes.extend_from_slice(word);
+        }
+        Span {
+            start: start as u32,
+            len: (self.bytes.len() - start) as u32,
+        }
+    }
+
+    /// Copies a message's sections in.
+    pub(crate) fn put_message(
+        &mut self,
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) -> MessageSpans {
+        MessageSpans {
+            subject: self.put(subject),
+            headers: self.put(headers),
+            payload: self.put(payload),
+            flags,
+        }
+    }
+
+    pub(crate) fn push(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// The bytes a span points at (empty if the span is not this batch's).
+    pub(crate) fn get(&self, span: Span) -> &[u8] {
+        let start = span.start as usize;
+        self.bytes
+            .get(start..start + span.len as usize)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub(crate) fn records(&self) -> &[Record] {
+        &self.records
+    }
+}

@@ -1,0 +1,137 @@
+//! Per-shard counters. Each shard writes only its own `ShardMetrics` (a relaxed load and store:
+//! no read-modify-write, no contention), and anyone may read every shard's at any time: the
+//! status op now, the HTTP edge's `/metrics` next. Nothing here takes a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use shardbus_protocol::{CODE_TABLE, ErrorCode};
+
+macro_rules! metrics {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $kind:ident; )*) => {
+        /// What a shard counts. Gauges go up and down; counters only up.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Metric {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Metric {
+            /// Every metric, in report order.
+            pub const ALL: &'static [Metric] = &[$( Metric::$variant, )*];
+
+            /// The name reported by the status op (and, later, Prometheus).
+            pub fn name(self) -> &'static str {
+                match self { $( Metric::$variant => $name, )* }
+            }
+
+            /// Whether the value is a level (it goes down too) rather than a running total.
+            pub fn is_gauge(self) -> bool {
+                match self { $( Metric::$variant => metrics!(@gauge $kind), )* }
+            }
+        }
+    };
+    (@gauge gauge) => { true };
+    (@gauge counter) => { false };
+}
+
+metrics! {
+    /// Open client connections.
+    Connections = "connections", gauge;
+    /// Connections accepted since start.
+    ConnectionsTotal = "connections_total", counter;
+    /// Connections refused at the connection limit.
+    ConnectionsRefused = "connections_refused", counter;
+    /// Live subscriptions.
+    Subscriptions = "subscriptions", gauge;
+    /// PUB and REQ frames received.
+    MsgsIn = "msgs_in", counter;
+    /// Payload bytes received in PUB and REQ.
+    BytesIn = "bytes_in", counter;
+    /// MSG and RESP frames delivered to clients.
+    MsgsOut = "msgs_out", counter;
+    /// Payload bytes delivered in MSG and RESP.
+    BytesOut = "bytes_out", counter;
+    /// Records sent to other shards over the mesh.
+    ForwardsOut = "mesh_forwards_out", counter;
+    /// Records received from other shards.
+    ForwardsIn = "mesh_forwards_in", counter;
+    /// Times a session stopped reading because a mesh link was full (backpressure).
+    MeshStalls = "mesh_backpressure_stalls", counter;
+    /// Connections cut because their outbound buffer reached `max_pending`.
+    SlowConsumers = "slow_consumers", counter;
+    /// Requests waiting for a response on this shard.
+    RequestsPending = "requests_pending", gauge;
+    /// Requests answered with TIMEOUT.
+    RequestsTimedOut = "requests_timed_out", counter;
+    /// Requests answered with NO_RESPONDERS.
+    RequestsNoResponders = "requests_no_responders", counter;
+    /// Responses that arrived after their request ended (timeout, requester gone): dropped.
+    LateResponses = "late_responses", counter;
+    /// Connections closed for leaving two PINGs unanswered.
+    StaleConnections = "stale_connections", counter;
+}
+
+/// One shard's counters, written by that shard only.
+#[derive(Debug)]
+pub struct ShardMetrics {
+    values: Box<[AtomicU64]>,
+    errors: Box<[AtomicU64]>,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> ShardMetrics {
+        ShardMetrics {
+            values: Metric::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            errors: CODE_TABLE.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl ShardMetrics {
+    /// Adds `n`. Only the owning shard calls this.
+    #[inline]
+    pub fn add(&self, metric: Metric, n: u64) {
+        if let Some(cell) = self.values.get(metric as usize) {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Subtracts `n` from a gauge. Only the owning shard calls this.
+    #[inline]
+    pub fn sub(&self, metric: Metric, n: u64) {
+        if let Some(cell) = self.values.get(metric as usize) {
+            cell.store(
+                cell.load(Ordering::Relaxed).saturating_sub(n),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// The current value.
+    pub fn get(&self, metric: Metric) -> u64 {
+        self.values
+            .get(metric as usize)
+            .map_or(0, |cell| cell.load(Ordering::Relaxed))
+    }
+
+    /// Counts one ERR sent with `code`.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(cell) = self.errors.get(usize::from(code.0).wrapping_sub(1)) {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// ERRs sent, by code, for the codes sent at least once.
+    pub fn errors(&self) -> impl Iterator<Item = (ErrorCode, u64)> + '_ {
+        CODE_TABLE
+            .iter()
+            .zip(self.errors.iter())
+            .map(|(info, cell)| (info.code, cell.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+    }
+}

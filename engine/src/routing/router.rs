@@ -1,0 +1,258 @@
+//! `Router`: one shard's whole routing state — its subscriptions (trie and cache), its interest
+//! counts, its replica of the other shards' interest — and the decisions made from them: who
+//! gets a published message, which one member of each queue group, which one responder gets a
+//! request. Queue groups and requests rotate over every member on every shard: the replica
+//! holds a shard once per remote member, so a rotation over local members followed by remote
+//! entries is a rotation over all members.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::SubscriptionTrie;
+use super::{InterestChange, InterestReplica, LocalInterest, MatchCache, Matches, ShardId};
+
+/// One subscription of one connection on this shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubKey {
+    /// The connection's id.
+    pub conn: u64,
+    /// The subscription id the client chose.
+    pub sid: u64,
+}
+
+/// Where a published message goes. Reused between publishes, so routing allocates nothing
+/// once its vectors have grown.
+#[derive(Debug, Default)]
+pub struct Route {
+    /// Local subscriptions to deliver to.
+    pub local: Vec<SubKey>,
+    /// Other shards, each with `None` (its plain subscribers) or `Some(i)` (one member of
+    /// group `i` of [`Route::remote_groups`]); sorted by shard, no duplicates.
+    pub remote: Vec<(ShardId, Option<usize>)>,
+    remote_matches: Option<Rc<Matches<ShardId>>>,
+}
+
+impl Route {
+    /// The name of remote group `index`.
+    pub fn group_name(&self, index: usize) -> &str {
+        self.remote_matches
+            .as_deref()
+            .and_then(|m| m.queues.get(index))
+            .map_or("", |(name, _)| name)
+    }
+
+    fn clear(&mut self) {
+        self.local.clear();
+        self.remote.clear();
+        self.remote_matches = None;
+    }
+}
+
+/// Who gets a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Responder {
+    /// A subscription on this shard.
+    Local(SubKey),
+    /// Some subscription on that shard (it picks).
+    Remote(ShardId),
+    /// Nobody is subscribed.
+    None,
+}
+
+/// One shard's routing state.
+#[derive(Debug)]
+pub struct Router {
+    shard: ShardId,
+    trie: SubscriptionTrie<SubKey>,
+    cache: MatchCache<SubKey>,
+    interest: LocalInterest,
+    replica: InterestReplica,
+    group_turns: HashMap<Box<str>, usize>,
+    request_turn: usize,
+}
+
+impl Router {
+    /// Empty state for `shard`, with caches of `cache_capacity` subjects.
+    pub fn new(shard: ShardId, cache_capacity: usize) -> Router {
+        Router {
+            shard,
+            trie: SubscriptionTrie::new(),
+            cache: MatchCache::new(cache_capacity),
+            interest: LocalInterest::new(),
+            replica: InterestReplica::new(cache_capacity),
+            group_turns: HashMap::new(),
+            request_turn: 0,
+        }
+    }
+
+    /// Adds a local subscription; returns the interest change to tell the other shards.
+    pub fn subscribe(
+        &mut self,
+        pattern: &[u8],
+        queue: Option<&str>,
+        key: SubKey,
+    ) -> Option<InterestChange> {
+        self.trie.insert(pattern, queue, key);
+        self.cache.invalidate(pattern);
+        self.interest.subscribe(self.shard, pattern, queue)
+    }
+
+    /// Removes a local subscription; returns the interest change to tell the other shards.
+    pub fn unsubscribe(
+        &mut self,
+        pattern: &[u8],
+        queue: Option<&str>,
+        key: SubKey,
+    ) -> Option<InterestChange> {
+        if !self.trie.remove(pattern, queue, &key) {
+            return None;
+        }
+        self.cache.invalidate(pattern);
+        self.interest.unsubscribe(self.shard, pattern, queue)
+    }
+
+    /// Applies another shard's interest change.
+    pub fn apply(&mut self, change: &InterestChange) {
+        self.replica.apply(change);
+    }
+
+    /// Everything this shard has interest in, for a peer that joins.
+    pub fn snapshot(&self) -> Vec<InterestChange> {
+        self.interest.snapshot(self.shard)
+    }
+
+    fn next_turn(&mut self, group: &str) -> usize {
+        let turn = match self.group_turns.get_mut(group) {
+            Some(turn) => turn,
+            None => self.group_turns.entry(group.into()).or_insert(0),
+        };
+        *turn = turn.wrapping_add(1);
+        *turn
+    }
+
+    /// Routes a message published here by connection `publisher`: every plain subscriber on
+    /// every shard, and one member of each queue group across all shards. `echo`: whether the
+    /// publisher's own subscriptions may receive it.
+    pub fn route_publish(&mut self, subject: &[u8], publisher: u64, echo: bool, route: &mut Route) {
+        route.clear();
+        let local = self.cache.get(&self.trie, subject);
+        let remote = self.replica.shards_for(subject);
+        let eligible = |key: &&SubKey| echo || key.conn != publisher;
+        route.local.extend(local.plain.iter().filter(eligible));
+        route
+            .remote
+            .extend(remote.plain.iter().map(|&shard| (shard, None)));
+        for (name, members) in &local.queues {
+            let remote_group = remote.queues.iter().position(|(n, _)| n == name);
+            let remote_members = remote_group
+                .and_then(|i| remote.queues.get(i))
+                .map_or(&[][..], |(_, m)| m.as_slice());
+            let local_count = members.iter().filter(eligible).count();
+            let total = local_count + remote_members.len();
+            if total == 0 {
+                continue;
+            }
+            let pick = self.next_turn(name) % total;
+            if pick < local_count {
+                route
+                    .local
+                    .extend(members.iter().filter(eligible).nth(pick));
+            } else if let Some(&shard) = remote_members.get(pick - local_count) {
+                route.remote.push((shard, remote_group));
+            }
+        }
+        for (index, (name, members)) in remote.queues.iter().enumerate() {
+            if members.is_empty() || local.queues.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let pick = self.next_turn(name) % members.len();
+            if let Some(&shard) = members.get(pick) {
+                route.remote.push((shard, Some(index)));
+            }
+        }
+        route.remote.sort_unstable();
+        route.remote.dedup();
+        route.remote_matches = Some(remote);
+    }
+
+    /// Routes a message another shard forwarded: every local plain subscriber if `plain`, and
+    /// one local member of each group in `groups` (space-separated names).
+    pub fn route_forwarded(
+        &mut self,
+        subject: &[u8],
+        plain: bool,
+        groups: &[u8],
+        route: &mut Route,
+    ) {
+        route.clear();
+        let local = self.cache.get(&self.trie, subject);
+        if plain {
+            route.local.extend_from_slice(&local.plain);
+        }
+        for group in groups.split(|&b| b == b' ').filter(|g| !g.is_empty()) {
+            let Some((name, members)) = local.queues.iter().find(|(n, _)| n.as_bytes() == group)
+            else {
+                continue;
+            };
+            if members.is_empty() {
+                continue;
+            }
+            let pick = self.next_turn(name) % members.len();
+            route.local.extend(members.get(pick));
+        }
+    }
+
+    /// Picks one responder for a request from `requester` among every subscription of
+    /// `subject` on every shard, plain or in a group, rotating.
+    pub fn route_request(&mut self, subject: &[u8], requester: u64, echo: bool) -> Responder {
+        let local = self.cache.get(&self.trie, subject);
+        let remote = self.replica.shards_for(subject);
+        let eligible = |key: &&SubKey| echo || key.conn != requester;
+        let local_all = || {
+            local
+                .plain
+                .iter()
+                .chain(local.queues.iter().flat_map(|(_, m)| m.iter()))
+                .filter(eligible)
+        };
+        let remote_all = || {
+            remote
+                .plain
+                .iter()
+                .chain(remote.queues.iter().flat_map(|(_, m)| m.iter()))
+        };
+        let local_count = local_all().count();
+        let total = local_count + remote_all().count();
+        if total == 0 {
+            return Responder::None;
+        }
+        self.request_turn = self.request_turn.wrapping_add(1);
+        let pick = self.request_turn % total;
+        if pick < local_count {
+            local_all()
+                .nth(pick)
+                .map_or(Responder::None, |&k| Responder::Local(k))
+        } else {
+            remote_all()
+                .nth(pick - local_count)
+                .map_or(Responder::None, |&s| Responder::Remote(s))
+        }
+    }
+
+    /// Picks one local subscription for a request another shard forwarded here.
+    pub fn local_responder(&mut self, subject: &[u8]) -> Option<SubKey> {
+        let local = self.cache.get(&self.trie, subject);
+        let count = local.plain.len() + local.queues.iter().map(|(_, m)| m.len()).sum::<usize>();
+        if count == 0 {
+            return None;
+        }
+        self.request_turn = self.request_turn.wrapping_add(1);
+        let pick = self.request_turn % count;
+        local
+            .plain
+            .iter()
+            .chain(local.queues.iter().flat_map(|(_, m)| m.iter()))
+            .nth(pick)
+            .copied()
+    }
+}

@@ -1,0 +1,40 @@
+//! `StartError`: why a server did not start, each with the remedy in its message.
+
+use std::net::SocketAddr;
+
+use crate::memlock::MemlockError;
+
+/// A failure before the server could serve.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The locked-memory limit is below what the shards need.
+    #[error(transparent)]
+    Memlock(#[from] MemlockError),
+    /// The listening address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {reason} (is another server using the port? choose another \
+         with --listen)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A shard's executor could not be created.
+    #[error("cannot start shard {shard}: {reason}")]
+    Runtime {
+        /// The shard.
+        shard: usize,
+        /// What glommio said.
+        reason: String,
+    },
+    /// A shard's thread ended abnormally.
+    #[error("shard {shard} failed: {reason}")]
+    ShardFailed {
+        /// The shard.
+        shard: usize,
+        /// What happened.
+        reason: String,
+    },
+}

@@ -1,0 +1,242 @@
+//! `Conn`: what a shard knows of one client connection once HELLO is accepted — its options,
+//! subscriptions, in-flight requests, keepalive state — and the encoders that queue frames to
+//! it. Every send goes through [`Conn::send`], which turns a full outbox into the slow-consumer
+//! close; closing codes go through [`Conn::fail`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardbus_protocol::encode::frame_len;
+use shardbus_protocol::{ErrorCode, Fields, Flags, Head, HelloOptions, encode_head};
+
+use super::outbox::Outbox;
+use super::stream::SharedStream;
+use crate::metrics::{Metric, ShardMetrics};
+
+/// How long a connection closed for cause may take to flush its last frames before the socket
+/// is shut down under it (a slow consumer may never read them).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// One subscription's state.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) pattern: Box<[u8]>,
+    pub(crate) queue: Option<Box<str>>,
+    /// Deliveries so far (MSG `seq` of the last one).
+    pub(crate) seq: u64,
+    /// Deliveries left before auto-unsubscribe; 0 = no limit.
+    pub(crate) remaining: u64,
+}
+
+/// A frame to queue: the head's parts and the payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing<'a> {
+    pub(crate) fields: Fields,
+    pub(crate) flags: u8,
+    pub(crate) op_id: u32,
+    pub(crate) topic: &'a [u8],
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Outgoing<'a> {
+    /// A frame with only fixed fields (and an op id).
+    pub(crate) fn bare(fields: Fields, op_id: u32) -> Outgoing<'a> {
+        Outgoing {
+            fields,
+            flags: 0,
+            op_id,
+            topic: &[],
+            headers: &[],
+            payload: &[],
+        }
+    }
+
+    fn len(&self) -> usize {
+        frame_len(
+            &self.fields,
+            self.topic.len(),
+            self.headers.len(),
+            self.payload.len(),
+        )
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let head = Head {
+            fields: self.fields,
+            flags: Flags(self.flags),
+            op_id: self.op_id,
+            topic: self.topic,
+            headers: self.headers,
+        };
+        // The sections come from decoded frames or the mesh, already within the wire limits,
+        // so encoding cannot fail; if it ever did, the frame is skipped rather than sent torn.
+        let mark = out.len();
+        if encode_head(&head, self.payload.len(), out).is_ok() {
+            out.extend_from_slice(self.payload);
+        } else {
+            out.truncate(mark);
+        }
+    }
+}
+
+/// A client connection owned by this shard.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) outbox: Outbox,
+    pub(crate) stream: SharedStream,
+    pub(crate) options: Cell<HelloOptions>,
+    pub(crate) name: RefCell<String>,
+    pub(crate) subs: RefCell<HashMap<u64, Subscription>>,
+    pub(crate) inflight: Cell<u32>,
+    pub(crate) pings_unanswered: Cell<u32>,
+    /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
+    pub(crate) interest_dirty: Cell<bool>,
+    metrics: Arc<ShardMetrics>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: u64,
+        stream: SharedStream,
+        max_pending: usize,
+        metrics: Arc<ShardMetrics>,
+    ) -> Conn {
+        Conn {
+            id,
+            outbox: Outbox::new(max_pending),
+            stream,
+            options: Cell::new(HelloOptions(0)),
+            name: RefCell::new(String::new()),
+            subs: RefCell::new(HashMap::new()),
+            inflight: Cell::new(0),
+            pings_unanswered: Cell::new(0),
+            interest_dirty: Cell::new(false),
+            metrics,
+        }
+    }
+
+    pub(crate) fn echo(&self) -> bool {
+        self.options.get().contains(HelloOptions::ECHO)
+    }
+
+    pub(crate) fn verbose(&self) -> bool {
+        self.options.get().contains(HelloOptions::VERBOSE)
+    }
+
+    pub(crate) fn accepts_headers(&self) -> bool {
+        self.options.get().contains(HelloOptions::HEADERS)
+    }
+
+    /// Queues a frame; a full outbox makes this connection a slow consumer and closes it.
+    /// Returns whether the frame was queued.
+    pub(crate) fn send(&self, frame: &Outgoing<'_>) -> bool {
+        if self
+            .outbox
+            .push(frame.len(), |out| frame.write(out))
+            .is_ok()
+        {
+            return true;
+        }
+        self.metrics.add(Metric::SlowConsumers, 1);
+        self.fail(
+            ErrorCode::SLOW_CONSUMER,
+            0,
+            0,
+            "outbound buffer full (max_pending)",
+        );
+        false
+    }
+
+    /// Queues OK for `op_id` if the client asked for VERBOSE.
+    pub(crate) fn ack(&self, op_id: u32) {
+        if self.verbose() {
+            self.send(&Outgoing::bare(Fields::Ok, op_id));
+        }
+    }
+
+    /// Answers with ERR `code`; a closing code also closes the connection.
+    pub(crate) fn error(&self, code: ErrorCode, op_id: u32, ref_id: u64, message: &str) {
+        if code.closes_connection() {
+            self.fail(code, op_id, ref_id, message);
+            return;
+        }
+        self.metrics.error(code);
+        self.send(&err_frame(code, op_id, ref_id, message));
+    }
+
+    /// Sends ERR `code` as the last frame and closes: queued deliveries are dropped so the ERR
+    /// goes out next, and the socket is shut down after a short linger even if the client
+    /// never reads.
+    pub(crate) fn fail(&self, code: ErrorCode, op_id: u32, ref_id: u64, message: &str) {
+        if self.outbox.is_closed() {
+            return;
+        }
+        self.metrics.error(code);
+        let frame = err_frame(code, op_id, ref_id, message);
+        self.outbox.push_final(|out| {
+            out.clear();
+            frame.write(out);
+        });
+        let stream = self.stream.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(CLOSE_LINGER).await;
+            stream.shutdown();
+        })
+        .detach();
+    }
+
+    /// Queues a MSG for subscription `sid`; counts it; returns `false` when the subscription
+    /// reached its auto-unsubscribe count with this delivery (the caller removes it) or is gone.
+    pub(crate) fn deliver(
+        &self,
+        sid: u64,
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+        reply: u64,
+    ) -> bool {
+        let (seq, last) = {
+            let mut subs = self.subs.borrow_mut();
+            let Some(sub) = subs.get_mut(&sid) else {
+                return false;
+            };
+            sub.seq += 1;
+            let last = sub.remaining == 1;
+            sub.remaining = sub.remaining.saturating_sub(1);
+            (sub.seq, last)
+        };
+        let headers = if self.accepts_headers() { headers } else { &[] };
+        let sent = self.send(&Outgoing {
+            fields: Fields::Msg { sid, seq, reply },
+            flags,
+            op_id: 0,
+            topic: subject,
+            headers,
+            payload,
+        });
+        if sent {
+            self.metrics.add(Metric::MsgsOut, 1);
+            self.metrics.add(Metric::BytesOut, payload.len() as u64);
+        }
+        !last
+    }
+}
+
+fn err_frame<'a>(code: ErrorCode, op_id: u32, ref_id: u64, message: &'a str) -> Outgoing<'a> {
+    Outgoing {
+        payload: message.as_bytes(),
+        ..Outgoing::bare(
+            Fields::Err {
+                code,
+                retry_after_ms: 0,
+                ref_id,
+            },
+            op_id,
+        )
+    }
+}

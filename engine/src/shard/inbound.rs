@@ -1,0 +1,74 @@
+//! Applying what another shard sent over the mesh: deliveries, requests, responses, interest
+//! changes and barriers, in the order that shard sent them.
+
+use shardbus_protocol::ErrorCode;
+
+use super::Shard;
+use super::requests::parse_token;
+use crate::mesh::batch::{Batch, MessageSpans, Record};
+use crate::metrics::Metric;
+use crate::routing::ShardId;
+
+impl Shard {
+    /// Applies one batch from shard `from`.
+    pub(crate) fn apply_batch(&self, from: ShardId, batch: &Batch) {
+        self.metrics.add(Metric::ForwardsIn, batch.len() as u64);
+        for record in batch.records() {
+            match record {
+                Record::Deliver { msg, plain, groups } => {
+                    let subject = batch.get(msg.subject);
+                    let mut route = self.route.borrow_mut();
+                    self.router.borrow_mut().route_forwarded(
+                        subject,
+                        *plain,
+                        batch.get(*groups),
+                        &mut route,
+                    );
+                    let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
+                    self.deliver_local(&route.local, subject, headers, payload, msg.flags, 0);
+                }
+                Record::Request { msg, token } => self.apply_request(batch, msg, *token),
+                Record::Response { key, msg, code } => {
+                    let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
+                    self.complete_request(*key, headers, payload, msg.flags, *code);
+                }
+                Record::Interest(change) => self.router.borrow_mut().apply(change),
+                Record::Barrier { conn, ping } => {
+                    if let Some(link) = self.link(from) {
+                        link.with_batch(|b| {
+                            b.push(Record::BarrierAck {
+                                conn: *conn,
+                                ping: *ping,
+                            });
+                        });
+                    }
+                }
+                Record::BarrierAck { conn, ping } => self.barrier_acked(*conn, *ping),
+            }
+        }
+    }
+
+    /// A request forwarded here: one local subscriber gets it, or the origin hears
+    /// `NO_RESPONDERS` (the subscriber left while the request was on its way).
+    fn apply_request(&self, batch: &Batch, msg: &MessageSpans, token: u64) {
+        let subject = batch.get(msg.subject);
+        let responder = self.router.borrow_mut().local_responder(subject);
+        if let Some(key) = responder {
+            let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
+            self.deliver_local(&[key], subject, headers, payload, msg.flags, token);
+            return;
+        }
+        let Some((origin, key)) = parse_token(token) else {
+            return;
+        };
+        if let Some(link) = self.link(origin) {
+            link.with_batch(|b| {
+                b.push(Record::Response {
+                    key,
+                    msg: MessageSpans::default(),
+                    code: ErrorCode::NO_RESPONDERS.0,
+                });
+            });
+        }
+    }
+}

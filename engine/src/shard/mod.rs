@@ -1,0 +1,269 @@
+//! A shard: one pinned glommio executor that owns its connections, its subscriptions, its
+//! in-flight requests and its counters (DESIGN.md, "Shards"). All of its state lives in this
+//! struct behind `RefCell`s that are never borrowed across an `.await`; nothing here is shared
+//! with another thread except through the mesh and the read-only counters.
+
+pub(crate) mod conn;
+mod inbound;
+pub(crate) mod notify;
+mod ops;
+pub(crate) mod outbox;
+mod read_buffer;
+mod requests;
+mod run;
+mod session;
+mod status;
+pub(crate) mod stream;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardbus_protocol::{Fields, Limits};
+
+use crate::config::Config;
+use crate::mesh::batch::Record;
+use crate::mesh::link::PeerLink;
+use crate::metrics::{Metric, ShardMetrics};
+use crate::routing::{InterestChange, Route, Router, ShardId, SubKey};
+use crate::server::Shared;
+use conn::{Conn, Outgoing};
+use requests::Requests;
+
+pub(crate) use run::run;
+
+/// Subjects each match cache remembers.
+const MATCH_CACHE_SUBJECTS: usize = 16 * 1024;
+
+/// The configuration values a shard consults, resolved once.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) limits: Limits,
+    pub(crate) max_subscriptions: u32,
+    pub(crate) max_pending: usize,
+    pub(crate) max_inflight_requests: u32,
+    pub(crate) hello_timeout: Duration,
+    pub(crate) ping_interval_ms: u32,
+    pub(crate) grace: Duration,
+    pub(crate) shards: usize,
+}
+
+impl Settings {
+    pub(crate) fn new(config: &Config, shards: usize) -> Settings {
+        let l = &config.limits;
+        Settings {
+            limits: config.wire_limits(),
+            max_subscriptions: l.max_subscriptions,
+            max_pending: l.max_pending,
+            max_inflight_requests: l.max_inflight_requests,
+            hello_timeout: Duration::from_millis(l.hello_timeout_ms),
+            ping_interval_ms: l.ping_interval_ms,
+            grace: Duration::from_millis(config.shutdown.grace_ms),
+            shards,
+        }
+    }
+}
+
+/// One shard's state.
+pub(crate) struct Shard {
+    pub(crate) id: ShardId,
+    pub(crate) settings: Settings,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) metrics: Arc<ShardMetrics>,
+    /// Outgoing mesh links, indexed by shard; `None` at this shard's own index.
+    links: Vec<Option<PeerLink>>,
+    conns: RefCell<HashMap<u64, Rc<Conn>>>,
+    router: RefCell<Router>,
+    route: RefCell<Route>,
+    requests: RefCell<Requests>,
+    /// PINGs waiting for every other shard to acknowledge a barrier: acks still missing.
+    barriers: RefCell<HashMap<(u64, u64), usize>>,
+    /// Subscriptions that reached their auto-unsubscribe count during a delivery.
+    finished: RefCell<Vec<SubKey>>,
+    requests_changed: notify::Notify,
+    next_conn: Cell<u64>,
+    next_barrier: Cell<u64>,
+    draining: Cell<bool>,
+}
+
+impl Shard {
+    pub(crate) fn new(id: ShardId, settings: Settings, shared: Arc<Shared>) -> Shard {
+        let metrics = shared.metrics_of(id);
+        let links = (0..settings.shards)
+            .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
+            .collect();
+        Shard {
+            id,
+            settings,
+            shared,
+            metrics,
+            links,
+            conns: RefCell::new(HashMap::new()),
+            router: RefCell::new(Router::new(id, MATCH_CACHE_SUBJECTS)),
+            route: RefCell::new(Route::default()),
+            requests: RefCell::new(Requests::default()),
+            barriers: RefCell::new(HashMap::new()),
+            finished: RefCell::new(Vec::new()),
+            requests_changed: notify::Notify::default(),
+            next_conn: Cell::new(0),
+            next_barrier: Cell::new(0),
+            draining: Cell::new(false),
+        }
+    }
+
+    /// A new connection id, unique server-wide: the shard in the top 16 bits.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        let n = self.next_conn.get() + 1;
+        self.next_conn.set(n);
+        (u64::from(self.id) << 48) | n
+    }
+
+    fn link(&self, shard: ShardId) -> Option<&PeerLink> {
+        self.links.get(usize::from(shard)).and_then(Option::as_ref)
+    }
+
+    fn peers(&self) -> impl Iterator<Item = &PeerLink> {
+        self.links.iter().flatten()
+    }
+
+    fn conn(&self, id: u64) -> Option<Rc<Conn>> {
+        self.conns.borrow().get(&id).cloned()
+    }
+
+    pub(crate) fn register(&self, conn: Rc<Conn>) {
+        self.conns.borrow_mut().insert(conn.id, conn);
+    }
+
+    /// Forgets a closed connection and its subscriptions (telling the other shards of the
+    /// interest it held). Its pending requests end by deadline or response, answered to nobody.
+    pub(crate) fn remove_conn(&self, conn: &Conn) {
+        if self.conns.borrow_mut().remove(&conn.id).is_none() {
+            return;
+        }
+        let subs: Vec<_> = conn.subs.borrow_mut().drain().collect();
+        self.metrics.sub(Metric::Subscriptions, subs.len() as u64);
+        for (sid, sub) in subs {
+            let key = SubKey { conn: conn.id, sid };
+            let change =
+                self.router
+                    .borrow_mut()
+                    .unsubscribe(&sub.pattern, sub.queue.as_deref(), key);
+            self.broadcast(change);
+        }
+    }
+
+    /// Tells every other shard of an interest change.
+    fn broadcast(&self, change: Option<InterestChange>) {
+        let Some(change) = change else { return };
+        for link in self.peers() {
+            link.with_batch(|batch| batch.push(Record::Interest(change.clone())));
+            self.metrics.add(Metric::ForwardsOut, 1);
+        }
+    }
+
+    /// Waits while any outgoing mesh link is congested: the backpressure that stops a
+    /// session from reading more input than the mesh can carry.
+    pub(crate) async fn wait_for_mesh_room(&self) {
+        while let Some(link) = self.peers().find(|link| link.is_congested()) {
+            self.metrics.add(Metric::MeshStalls, 1);
+            link.room().await;
+        }
+    }
+
+    /// Delivers to the local subscriptions in `keys`, then ends those that reached their
+    /// auto-unsubscribe count.
+    fn deliver_local(
+        &self,
+        keys: &[SubKey],
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+        reply: u64,
+    ) {
+        {
+            let conns = self.conns.borrow();
+            let mut finished = self.finished.borrow_mut();
+            for key in keys {
+                let Some(conn) = conns.get(&key.conn) else {
+                    continue;
+                };
+                if !conn.deliver(key.sid, subject, headers, payload, flags, reply) {
+                    finished.push(*key);
+                }
+            }
+        }
+        let finished: Vec<SubKey> = self.finished.borrow_mut().drain(..).collect();
+        for key in finished {
+            if let Some(conn) = self.conn(key.conn) {
+                self.end_subscription(&conn, key.sid);
+            }
+        }
+    }
+
+    /// Removes subscription `sid` of `conn`; `false` if it did not exist.
+    fn end_subscription(&self, conn: &Conn, sid: u64) -> bool {
+        let Some(sub) = conn.subs.borrow_mut().remove(&sid) else {
+            return false;
+        };
+        self.metrics.sub(Metric::Subscriptions, 1);
+        conn.interest_dirty.set(true);
+        let key = SubKey { conn: conn.id, sid };
+        let change = self
+            .router
+            .borrow_mut()
+            .unsubscribe(&sub.pattern, sub.queue.as_deref(), key);
+        self.broadcast(change);
+        true
+    }
+
+    /// Sends PONG for `ping_op_id` once every other shard has applied what this shard sent
+    /// before now (so the connection's subscriptions are visible everywhere).
+    fn pong_after_barrier(&self, conn: &Conn, ping_op_id: u32) {
+        let peers = self.peers().count();
+        if peers == 0 || !conn.interest_dirty.replace(false) {
+            conn.send(&Outgoing::bare(Fields::Pong, ping_op_id));
+            return;
+        }
+        let ping = (self.next_barrier.get() + 1) << 32 | u64::from(ping_op_id);
+        self.next_barrier.set(self.next_barrier.get() + 1);
+        self.barriers.borrow_mut().insert((conn.id, ping), peers);
+        for link in self.peers() {
+            link.with_batch(|batch| {
+                batch.push(Record::Barrier {
+                    conn: conn.id,
+                    ping,
+                })
+            });
+        }
+    }
+
+    fn barrier_acked(&self, conn_id: u64, ping: u64) {
+        let done = {
+            let mut barriers = self.barriers.borrow_mut();
+            match barriers.get_mut(&(conn_id, ping)) {
+                Some(missing) if *missing > 1 => {
+                    *missing -= 1;
+                    false
+                }
+                Some(_) => {
+                    barriers.remove(&(conn_id, ping));
+                    true
+                }
+                None => false,
+            }
+        };
+        if let (true, Some(conn)) = (done, self.conn(conn_id)) {
+            conn.send(&Outgoing::bare(Fields::Pong, ping as u32));
+        }
+    }
+}
+
+impl Shard {
+    /// Whether the shard is shutting down (new HELLOs are refused).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.get()
+    }
+}

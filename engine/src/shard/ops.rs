@@ -1,0 +1,296 @@
+//! What a shard does with each frame a connection sends after HELLO: publish, subscribe,
+//! unsubscribe, request, respond, ping, status. Each error is answered with its PROTOCOL.md
+//! code and counted (in `Conn::error`).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use shardbus_protocol::{ErrorCode, Fields, Frame};
+
+use super::Shard;
+use super::conn::{Conn, Outgoing, Subscription};
+use super::requests::{parse_token, token};
+use crate::mesh::batch::Record;
+use crate::metrics::Metric;
+use crate::routing::{Responder, SubKey};
+
+impl Shard {
+    /// Acts on one frame from `conn`.
+    pub(crate) fn handle(&self, conn: &Rc<Conn>, frame: &Frame<'_>) {
+        match frame.fields {
+            Fields::Pub => self.publish(conn, frame),
+            Fields::Sub { sid } => self.subscribe(conn, frame, sid),
+            Fields::Unsub { sid, max_msgs } => self.unsubscribe(conn, frame.op_id, sid, max_msgs),
+            Fields::Req {
+                request_id,
+                timeout_ms,
+            } => self.request(conn, frame, request_id, timeout_ms),
+            Fields::Resp { id } => self.respond(frame, id),
+            Fields::Ping => self.pong_after_barrier(conn, frame.op_id),
+            Fields::Pong => conn
+                .pings_unanswered
+                .set(conn.pings_unanswered.get().saturating_sub(1)),
+            Fields::Status => self.send_status(conn, frame.op_id),
+            Fields::Hello { .. } => conn.error(
+                ErrorCode::HELLO_REQUIRED,
+                frame.op_id,
+                0,
+                "HELLO may be sent once, first",
+            ),
+            Fields::Welcome(_)
+            | Fields::Ok
+            | Fields::Err { .. }
+            | Fields::Drain { .. }
+            | Fields::Msg { .. } => conn.error(
+                ErrorCode::UNKNOWN_OP,
+                frame.op_id,
+                0,
+                "a server-to-client op sent to the server",
+            ),
+        }
+    }
+
+    fn count_in(&self, frame: &Frame<'_>) {
+        self.metrics.add(Metric::MsgsIn, 1);
+        self.metrics
+            .add(Metric::BytesIn, frame.payload.len() as u64);
+    }
+
+    fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
+        self.count_in(frame);
+        let headers = frame.headers.as_bytes();
+        let mut route = self.route.borrow_mut();
+        self.router
+            .borrow_mut()
+            .route_publish(frame.topic, conn.id, conn.echo(), &mut route);
+        let flags = frame.flags.0;
+        self.deliver_local(&route.local, frame.topic, headers, frame.payload, flags, 0);
+        let mut rest = route.remote.as_slice();
+        while let Some(&(shard, _)) = rest.first() {
+            let run = rest.iter().take_while(|(s, _)| *s == shard).count();
+            let (entries, tail) = rest.split_at(run);
+            rest = tail;
+            let Some(link) = self.link(shard) else {
+                continue;
+            };
+            let plain = entries.iter().any(|(_, group)| group.is_none());
+            let groups = entries
+                .iter()
+                .filter_map(|(_, group)| group.map(|g| route.group_name(g).as_bytes()));
+            link.with_batch(|batch| {
+                let msg = batch.put_message(frame.topic, headers, frame.payload, flags);
+                let groups = batch.put_words(groups);
+                batch.push(Record::Deliver { msg, plain, groups });
+            });
+            self.metrics.add(Metric::ForwardsOut, 1);
+        }
+        conn.ack(frame.op_id);
+    }
+
+    fn subscribe(&self, conn: &Conn, frame: &Frame<'_>, sid: u64) {
+        let count = conn.subs.borrow().len();
+        if conn.subs.borrow().contains_key(&sid) {
+            conn.error(
+                ErrorCode::DUPLICATE_SUBSCRIPTION,
+                frame.op_id,
+                sid,
+                "sid already in use",
+            );
+            return;
+        }
+        if count >= self.settings.max_subscriptions as usize {
+            conn.error(
+                ErrorCode::TOO_MANY_SUBSCRIPTIONS,
+                frame.op_id,
+                sid,
+                "max_subscriptions reached",
+            );
+            return;
+        }
+        // The decoder checked the queue group is a single valid token, hence ASCII.
+        let queue = std::str::from_utf8(frame.payload)
+            .ok()
+            .filter(|q| !q.is_empty());
+        let key = SubKey { conn: conn.id, sid };
+        let change = self.router.borrow_mut().subscribe(frame.topic, queue, key);
+        self.broadcast(change);
+        conn.subs.borrow_mut().insert(
+            sid,
+            Subscription {
+                pattern: frame.topic.into(),
+                queue: queue.map(Into::into),
+                seq: 0,
+                remaining: 0,
+            },
+        );
+        conn.interest_dirty.set(true);
+        self.metrics.add(Metric::Subscriptions, 1);
+        conn.ack(frame.op_id);
+    }
+
+    fn unsubscribe(&self, conn: &Conn, op_id: u32, sid: u64, max_msgs: u64) {
+        let known = if max_msgs == 0 {
+            self.end_subscription(conn, sid)
+        } else {
+            match conn.subs.borrow_mut().get_mut(&sid) {
+                Some(sub) => {
+                    sub.remaining = max_msgs;
+                    true
+                }
+                None => false,
+            }
+        };
+        if known {
+            conn.ack(op_id);
+        } else {
+            conn.error(
+                ErrorCode::UNKNOWN_SUBSCRIPTION,
+                op_id,
+                sid,
+                "no such subscription",
+            );
+        }
+    }
+
+    fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
+        self.count_in(frame);
+        if conn.inflight.get() >= self.settings.max_inflight_requests {
+            conn.error(
+                ErrorCode::TOO_MANY_REQUESTS,
+                frame.op_id,
+                request_id,
+                "max_inflight_requests reached",
+            );
+            return;
+        }
+        let responder = self
+            .router
+            .borrow_mut()
+            .route_request(frame.topic, conn.id, conn.echo());
+        if responder == Responder::None {
+            self.metrics.add(Metric::RequestsNoResponders, 1);
+            conn.error(
+                ErrorCode::NO_RESPONDERS,
+                frame.op_id,
+                request_id,
+                "no subscriber for the subject",
+            );
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+        let key = {
+            let mut requests = self.requests.borrow_mut();
+            let earliest = requests.next_deadline();
+            let key = requests.insert(conn.id, request_id, frame.op_id, deadline);
+            if earliest.is_none_or(|earliest| deadline < earliest) {
+                self.requests_changed.notify();
+            }
+            key
+        };
+        conn.inflight.set(conn.inflight.get() + 1);
+        self.metrics.add(Metric::RequestsPending, 1);
+        let reply = token(self.id, key);
+        let headers = frame.headers.as_bytes();
+        let flags = frame.flags.0;
+        match responder {
+            Responder::Local(sub) => {
+                self.deliver_local(&[sub], frame.topic, headers, frame.payload, flags, reply);
+            }
+            Responder::Remote(shard) => {
+                if let Some(link) = self.link(shard) {
+                    link.with_batch(|batch| {
+                        let msg = batch.put_message(frame.topic, headers, frame.payload, flags);
+                        batch.push(Record::Request { msg, token: reply });
+                    });
+                    self.metrics.add(Metric::ForwardsOut, 1);
+                }
+            }
+            Responder::None => {}
+        }
+    }
+
+    fn respond(&self, frame: &Frame<'_>, reply: u64) {
+        let headers = frame.headers.as_bytes();
+        let flags = frame.flags.0;
+        match parse_token(reply) {
+            Some((shard, key)) if shard == self.id => {
+                self.complete_request(key, headers, frame.payload, flags, 0);
+            }
+            Some((shard, key)) => match self.link(shard) {
+                Some(link) => {
+                    link.with_batch(|batch| {
+                        let msg = batch.put_message(&[], headers, frame.payload, flags);
+                        batch.push(Record::Response { key, msg, code: 0 });
+                    });
+                    self.metrics.add(Metric::ForwardsOut, 1);
+                }
+                None => self.metrics.add(Metric::LateResponses, 1),
+            },
+            None => self.metrics.add(Metric::LateResponses, 1),
+        }
+    }
+
+    /// Ends pending request `key` with a response, or with ERR `code` when it is non-zero.
+    /// A request that already ended makes the response late: dropped and counted.
+    pub(crate) fn complete_request(
+        &self,
+        key: u64,
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+        code: u16,
+    ) {
+        let Some(pending) = self.requests.borrow_mut().take(key) else {
+            self.metrics.add(Metric::LateResponses, 1);
+            return;
+        };
+        self.metrics.sub(Metric::RequestsPending, 1);
+        let Some(conn) = self.conn(pending.conn) else {
+            return;
+        };
+        conn.inflight.set(conn.inflight.get().saturating_sub(1));
+        if code != 0 {
+            self.metrics.add(Metric::RequestsNoResponders, 1);
+            conn.error(
+                ErrorCode(code),
+                pending.op_id,
+                pending.request_id,
+                "the responder left before the request reached it",
+            );
+            return;
+        }
+        let headers = if conn.accepts_headers() { headers } else { &[] };
+        let sent = conn.send(&Outgoing {
+            fields: Fields::Resp {
+                id: pending.request_id,
+            },
+            flags,
+            op_id: pending.op_id,
+            topic: &[],
+            headers,
+            payload,
+        });
+        if sent {
+            self.metrics.add(Metric::MsgsOut, 1);
+            self.metrics.add(Metric::BytesOut, payload.len() as u64);
+        }
+    }
+
+    /// Answers TIMEOUT to every request past its deadline.
+    pub(crate) fn expire_requests(&self) {
+        let expired = self.requests.borrow_mut().expire(Instant::now());
+        for pending in expired {
+            self.metrics.sub(Metric::RequestsPending, 1);
+            self.metrics.add(Metric::RequestsTimedOut, 1);
+            if let Some(conn) = self.conn(pending.conn) {
+                conn.inflight.set(conn.inflight.get().saturating_sub(1));
+                conn.error(
+                    ErrorCode::TIMEOUT,
+                    pending.op_id,
+                    pending.request_id,
+                    "no response before the deadline",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `Outbox`: a connection's outbound bytes. Everything the shard sends a client (deliveries
+//! from local publishers and from the mesh, answers, pings) is encoded straight into `pending`;
+//! the writer task swaps it out and writes it with one call, so every frame queued during a poll
+//! cycle leaves in one batch. The bytes queued plus the bytes being written are bounded by
+//! `max_pending`: past it the client is a slow consumer.
+
+use std::cell::{Cell, RefCell};
+
+use super::notify::Notify;
+
+/// The bound was reached; the frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// A connection's outbound buffer.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    pending: RefCell<Vec<u8>>,
+    /// The buffer the writer is writing, kept to be swapped back in (no allocation per batch).
+    spare: RefCell<Vec<u8>>,
+    writing: Cell<usize>,
+    max_pending: usize,
+    /// Set once nothing more may be queued: the connection is closing.
+    closed: Cell<bool>,
+    /// Whether anything was queued since the keepalive last looked.
+    active: Cell<bool>,
+    ready: Notify,
+}
+
+impl Outbox {
+    pub(crate) fn new(max_pending: usize) -> Outbox {
+        Outbox {
+            pending: RefCell::new(Vec::with_capacity(4096)),
+            spare: RefCell::new(Vec::with_capacity(4096)),
+            writing: Cell::new(0),
+            max_pending,
+            closed: Cell::new(false),
+            active: Cell::new(false),
+            ready: Notify::default(),
+        }
+    }
+
+    /// Queues a frame of `len` bytes written by `write`, unless that would pass `max_pending`.
+    /// A closed outbox silently takes nothing: the connection is going away.
+    pub(crate) fn push(&self, len: usize, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Full> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        let mut pending = self.pending.borrow_mut();
+        if pending.len() + self.writing.get() + len > self.max_pending {
+            return Err(Full);
+        }
+        self.queue(&mut pending, write);
+        Ok(())
+    }
+
+    /// Queues a last frame regardless of the bound (the ERR that explains a close), then closes.
+    pub(crate) fn push_final(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.closed.get() {
+            return;
+        }
+        self.queue(&mut self.pending.borrow_mut(), write);
+        self.close();
+    }
+
+    fn queue(&self, pending: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        let was_empty = pending.is_empty();
+        write(pending);
+        self.active.set(true);
+        if was_empty {
+            self.ready.notify();
+        }
+    }
+
+    /// Takes nothing more; the writer flushes what is queued and ends.
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.ready.notify();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Whether frames were queued since the last call (and forgets it).
+    pub(crate) fn take_activity(&self) -> bool {
+        self.active.replace(false)
+    }
+
+    /// For the writer: the next batch to write, or `None` when closed and drained. Waits while
+    /// there is nothing to write.
+    pub(crate) async fn next_batch(&self) -> Option<Vec<u8>> {
+        loop {
+            let ready = self.ready.notified();
+            {
+                let mut pending = self.pending.borrow_mut();
+                if !pending.is_empty() {
+                    let batch = std::mem::replace(&mut *pending, self.spare.take());
+                    self.writing.set(batch.len());
+                    return Some(batch);
+                }
+            }
+            if self.closed.get() {
+                return None;
+            }
+            ready.await;
+        }
+    }
+
+    /// For the writer: the batch is written; its buffer comes back for reuse.
+    pub(crate) fn written(&self, mut batch: Vec<u8>) {
+        batch.clear();
+        self.writing.set(0);
+        *self.spare.borrow_mut() = batch;
+    }
+}

@@ -1,0 +1,116 @@
+//! A shard's life: connect its mesh ends, accept connections on its own SO_REUSEPORT listener,
+//! run the request timer, and on shutdown stop accepting, send DRAIN, wait out the grace period
+//! and close what is left.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use shardbus_protocol::{ErrorCode, Fields};
+
+use super::Shard;
+use super::conn::Outgoing;
+use super::session;
+use crate::mesh::MeshEnds;
+
+/// How often a shard looks at the server's shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+/// How long a shard waits for its closed connections' writers to finish after the grace period.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs shard `shard` until the server shuts down.
+pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds) {
+    for (peer, sender) in ends.senders {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(async move {
+            let sender = sender.connect().await;
+            if let Some(link) = shard.link(peer) {
+                link.run_flusher(sender).await;
+            }
+        })
+        .detach();
+    }
+    for (peer, receiver) in ends.receivers {
+        let shard = Rc::clone(&shard);
+        glommio::spawn_local(async move {
+            let receiver = receiver.connect().await;
+            while let Some(batch) = receiver.recv().await {
+                shard.apply_batch(peer, &batch);
+            }
+        })
+        .detach();
+    }
+    glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
+
+    future::or(accept_loop(&shard, &listener), wait_for_shutdown(&shard)).await;
+    drop(listener);
+    drain(&shard).await;
+}
+
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(session::serve(Rc::clone(shard), stream)).detach();
+            }
+            Err(error) => {
+                // EMFILE and friends: say so and back off instead of spinning on the error.
+                tracing::warn!(shard = shard.id, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_shutdown(shard: &Shard) {
+    while !shard.shared.shutting_down() {
+        glommio::timer::sleep(SHUTDOWN_POLL).await;
+    }
+}
+
+/// Answers TIMEOUT at each request's deadline. One task per shard, asleep until the earliest
+/// deadline or until an earlier one is added.
+async fn request_timer(shard: Rc<Shard>) {
+    loop {
+        let changed = shard.requests_changed.notified();
+        let next = shard.requests.borrow().next_deadline();
+        match next {
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                future::or(glommio::timer::sleep(wait), changed).await;
+            }
+            None => changed.await,
+        }
+        shard.expire_requests();
+    }
+}
+
+/// Tells every client to go (DRAIN), waits the grace period or until they have all left, then
+/// closes the rest with SERVER_DRAINING.
+async fn drain(shard: &Rc<Shard>) {
+    shard.draining.set(true);
+    let grace = shard.settings.grace;
+    let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+    for conn in shard.conns.borrow().values() {
+        conn.send(&Outgoing::bare(Fields::Drain { grace_ms }, 0));
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !shard.conns.borrow().is_empty() {
+        glommio::timer::sleep(SHUTDOWN_POLL).await;
+    }
+    let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
+    for conn in &conns {
+        conn.fail(
+            ErrorCode::SERVER_DRAINING,
+            0,
+            0,
+            "the server is shutting down",
+        );
+    }
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while Instant::now() < deadline && !shard.conns.borrow().is_empty() {
+        glommio::timer::sleep(SHUTDOWN_POLL).await;
+    }
+    tracing::info!(shard = shard.id, "shard stopped");
+}

@@ -1,0 +1,304 @@
+//! A session: the tasks that serve one client connection. The reader task does the HELLO
+//! handshake (with its timeout), then decodes frames in place and hands them to the shard; the
+//! writer task drains the outbox in batches; the keepalive task pings a quiet client and closes
+//! a stale one. Nothing a client sends can panic the shard: every malformed frame ends in an
+//! ERR with its code.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use glommio::net::TcpStream;
+use shardbus_protocol::header::HEADER_LEN;
+use shardbus_protocol::{
+    Check, ErrorCode, Fields, Frame, HelloOptions, PROTOCOL_VERSION, ProtocolError, Welcome, check,
+    decode,
+};
+
+use super::Shard;
+use super::conn::{Conn, Outgoing};
+use super::read_buffer::ReadBuffer;
+use super::stream::SharedStream;
+use crate::metrics::Metric;
+
+/// Initial read buffer per connection; it grows to the largest frame the client sends.
+const READ_BUFFER: usize = 16 << 10;
+
+/// Why a session's input ended.
+enum Next {
+    Continue,
+    Close,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let stream = SharedStream::new(stream);
+    let conn = Rc::new(Conn::new(
+        shard.next_conn_id(),
+        stream.clone(),
+        shard.settings.max_pending,
+        std::sync::Arc::clone(&shard.metrics),
+    ));
+    let writer = glommio::spawn_local(write_loop(Rc::clone(&conn), stream.clone()));
+    if shard.shared.try_add_connection() {
+        shard.metrics.add(Metric::Connections, 1);
+        shard.metrics.add(Metric::ConnectionsTotal, 1);
+        read_loop(&shard, &conn, stream).await;
+        shard.remove_conn(&conn);
+        shard.metrics.sub(Metric::Connections, 1);
+        shard.shared.remove_connection();
+    } else {
+        shard.metrics.add(Metric::ConnectionsRefused, 1);
+        conn.fail(
+            ErrorCode::MAX_CONNECTIONS,
+            0,
+            0,
+            "the server is at max_connections",
+        );
+    }
+    conn.outbox.close();
+    writer.await;
+}
+
+/// Writes the outbox in batches until it is closed and drained, then shuts the socket.
+async fn write_loop(conn: Rc<Conn>, mut stream: SharedStream) {
+    while let Some(batch) = conn.outbox.next_batch().await {
+        let result = stream.write_all(&batch).await;
+        conn.outbox.written(batch);
+        if result.is_err() {
+            conn.outbox.close();
+            break;
+        }
+    }
+    stream.shutdown();
+}
+
+async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream) {
+    let mut buf = ReadBuffer::new(READ_BUFFER);
+    let hello = future::or(
+        async { Some(read_hello(shard, conn, &mut stream, &mut buf).await) },
+        async {
+            glommio::timer::sleep(shard.settings.hello_timeout).await;
+            None
+        },
+    )
+    .await;
+    match hello {
+        Some(true) => {}
+        Some(false) => return,
+        None => {
+            conn.fail(
+                ErrorCode::HELLO_TIMEOUT,
+                0,
+                0,
+                "HELLO did not arrive in time",
+            );
+            return;
+        }
+    }
+    if shard.settings.ping_interval_ms > 0 {
+        glommio::spawn_local(keepalive(
+            Rc::clone(shard),
+            Rc::clone(conn),
+            Duration::from_millis(u64::from(shard.settings.ping_interval_ms)),
+        ))
+        .detach();
+    }
+    loop {
+        if let Next::Close = process(shard, conn, &mut buf, None) {
+            return;
+        }
+        shard.wait_for_mesh_room().await;
+        if conn.outbox.is_closed() {
+            return;
+        }
+        if !read_more(&mut stream, &mut buf, &shard.settings.limits).await {
+            return;
+        }
+    }
+}
+
+/// Reads until HELLO is decoded and answered; `false` when the connection must end.
+async fn read_hello(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    stream: &mut SharedStream,
+    buf: &mut ReadBuffer,
+) -> bool {
+    loop {
+        if !read_more(stream, buf, &shard.settings.limits).await {
+            return false;
+        }
+        let mut accepted = false;
+        if let Next::Close = process(shard, conn, buf, Some(&mut accepted)) {
+            return false;
+        }
+        if accepted {
+            return true;
+        }
+    }
+}
+
+/// Reads at least one more byte into `buf`; `false` at end of stream or on error.
+async fn read_more(
+    stream: &mut SharedStream,
+    buf: &mut ReadBuffer,
+    limits: &shardbus_protocol::Limits,
+) -> bool {
+    let want = match check(buf.unread(), limits) {
+        Ok(Check::Incomplete {
+            frame_len: Some(len),
+        }) => len,
+        _ => READ_BUFFER,
+    };
+    match stream.read(buf.spare(want)).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.filled(n);
+            true
+        }
+    }
+}
+
+/// Decodes and handles every whole frame in `buf`. With `hello` set, the first frame must be
+/// HELLO; once it is accepted `hello` is set to `true` and the rest waits for the main loop.
+fn process(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    buf: &mut ReadBuffer,
+    mut hello: Option<&mut bool>,
+) -> Next {
+    loop {
+        let limits = &shard.settings.limits;
+        let frame_len = match check(buf.unread(), limits) {
+            Ok(Check::Complete { frame_len }) => frame_len,
+            Ok(Check::Incomplete { .. }) => return Next::Continue,
+            Err(error) => {
+                refuse(conn, &error, op_id_of(buf.unread()));
+                return Next::Close;
+            }
+        };
+        let bytes = buf.unread().get(..frame_len).unwrap_or_default();
+        let next = match decode(bytes, limits) {
+            Ok(frame) => match hello.as_deref_mut() {
+                Some(accepted) => {
+                    let next = handshake(shard, conn, &frame);
+                    *accepted = matches!(next, Next::Continue);
+                    next
+                }
+                None => {
+                    shard.handle(conn, &frame);
+                    Next::Continue
+                }
+            },
+            Err(error) => {
+                refuse(conn, &error, op_id_of(bytes));
+                if error.code().closes_connection() {
+                    Next::Close
+                } else {
+                    Next::Continue
+                }
+            }
+        };
+        buf.consume(frame_len);
+        if matches!(next, Next::Close) || conn.outbox.is_closed() {
+            return Next::Close;
+        }
+        if hello.as_deref().is_some_and(|accepted| *accepted) {
+            return Next::Continue;
+        }
+    }
+}
+
+/// The op id of a frame that failed to decode, when its header is there to read it from.
+fn op_id_of(bytes: &[u8]) -> u32 {
+    bytes
+        .get(HEADER_LEN - 4..HEADER_LEN)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+fn refuse(conn: &Conn, error: &ProtocolError, op_id: u32) {
+    conn.error(error.code(), op_id, 0, &error.to_string());
+}
+
+/// Checks HELLO, registers the connection and answers WELCOME.
+fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
+    let Fields::Hello { version, options } = frame.fields else {
+        conn.fail(
+            ErrorCode::HELLO_REQUIRED,
+            frame.op_id,
+            0,
+            "the first frame must be HELLO",
+        );
+        return Next::Close;
+    };
+    if version != PROTOCOL_VERSION {
+        conn.fail(
+            ErrorCode::UNSUPPORTED_VERSION,
+            frame.op_id,
+            0,
+            "this server speaks protocol version 1",
+        );
+        return Next::Close;
+    }
+    if shard.is_draining() {
+        conn.fail(
+            ErrorCode::SERVER_DRAINING,
+            frame.op_id,
+            0,
+            "the server is shutting down",
+        );
+        return Next::Close;
+    }
+    conn.options
+        .set(HelloOptions(options.0 & HelloOptions::ALL.0));
+    if let Some(name) = frame.headers.get("name") {
+        name.clone_into(&mut conn.name.borrow_mut());
+    }
+    shard.register(Rc::clone(conn));
+    let settings = &shard.settings;
+    let welcome = Welcome {
+        version: PROTOCOL_VERSION,
+        shard: shard.id,
+        max_topic_len: settings.limits.max_topic_len,
+        max_payload: settings.limits.max_payload,
+        max_frame: settings.limits.max_frame,
+        max_subscriptions: settings.max_subscriptions,
+        ping_interval_ms: settings.ping_interval_ms,
+        client_id: conn.id,
+    };
+    conn.send(&Outgoing {
+        headers: shard.shared.welcome_headers(),
+        ..Outgoing::bare(Fields::Welcome(welcome), frame.op_id)
+    });
+    Next::Continue
+}
+
+/// Pings a client that heard nothing for an interval; closes it when two pings in a row went
+/// unanswered.
+async fn keepalive(shard: Rc<Shard>, conn: Rc<Conn>, interval: Duration) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        if conn.outbox.is_closed() {
+            return;
+        }
+        if conn.pings_unanswered.get() >= 2 {
+            shard.metrics.add(Metric::StaleConnections, 1);
+            conn.fail(
+                ErrorCode::STALE_CONNECTION,
+                0,
+                0,
+                "two PINGs in a row went unanswered",
+            );
+            return;
+        }
+        if conn.outbox.take_activity() {
+            continue;
+        }
+        conn.pings_unanswered.set(conn.pings_unanswered.get() + 1);
+        conn.send(&Outgoing::bare(Fields::Ping, 0));
+        conn.outbox.take_activity();
+    }
+}

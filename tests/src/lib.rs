@@ -1,0 +1,146 @@
+//! Support for the end-to-end tests: a server started in-process on its own shard threads
+//! ([`TestServer`]), clients placed on a chosen shard, a raw frame-level connection
+//! ([`Raw`]) for what the client library would never send, and [`wait_until`] for waiting on
+//! an event with a generous bound instead of sleeping.
+// Test support: a failed expectation must fail the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use shardbus_engine::Server;
+use shardbus_engine::config::Config;
+use shardbus_engine::metrics::Metric;
+use shardbus_protocol::ErrorCode;
+use shardbus_protocol::client::{Client, ClientOptions};
+
+pub use raw::Raw;
+
+/// The bound on every wait: far above anything a healthy run needs, even on 2 noisy cores.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A server on 127.0.0.1, an OS-chosen port, 2 shards and test-sized I/O memory.
+pub struct TestServer {
+    server: Option<Server>,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+}
+
+/// The configuration tests start from.
+pub fn test_config() -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        shards: 2,
+        ..Config::default()
+    };
+    // Many servers run at once in one test process; keep each one's locked memory small.
+    config.runtime.io_memory = 64 << 10;
+    config.shutdown.grace_ms = 200;
+    config
+}
+
+impl TestServer {
+    /// A server with the test configuration.
+    pub fn start() -> TestServer {
+        TestServer::with(|_| {})
+    }
+
+    /// A server with the test configuration changed by `change`.
+    pub fn with(change: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config();
+        change(&mut config);
+        config.validate().unwrap();
+        let server = Server::start(&config).unwrap();
+        let addr = server.local_addr();
+        TestServer {
+            server: Some(server),
+            addr,
+        }
+    }
+
+    /// A metric summed over every shard.
+    pub fn total(&self, metric: Metric) -> u64 {
+        self.server()
+            .shared()
+            .metrics()
+            .map(|m| m.get(metric))
+            .sum()
+    }
+
+    /// ERRs sent with `code`, over every shard.
+    pub fn errors(&self, code: ErrorCode) -> u64 {
+        self.server()
+            .shared()
+            .metrics()
+            .flat_map(|m| m.errors())
+            .filter(|(c, _)| *c == code)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Asks the shards to drain and stop, and waits for them.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    /// Asks for shutdown without waiting.
+    pub fn request_shutdown(&self) {
+        self.server().shutdown();
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            server.join().unwrap();
+        }
+    }
+
+    /// A client connected to shard `shard`.
+    pub fn client_on(&self, shard: u16) -> Client {
+        self.client_on_with(shard, ClientOptions::new().no_reconnect())
+    }
+
+    /// A client with `options` connected to shard `shard`: reconnects until the kernel's
+    /// SO_REUSEPORT spread lands it there (WELCOME says which shard it got).
+    pub fn client_on_with(&self, shard: u16, options: ClientOptions) -> Client {
+        for _ in 0..1000 {
+            let client = Client::connect_with(self.addr, options.clone()).unwrap();
+            if client.server_info().map(|w| w.shard) == Some(shard) {
+                return client;
+            }
+            client.close();
+        }
+        panic!("no connection landed on shard {shard} in 1000 tries");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.stop_inner();
+        } else if let Some(server) = &self.server {
+            server.shutdown();
+        }
+    }
+}
+
+/// Polls `done` until it holds, failing the test after [`PATIENCE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,228 @@
+//! `Raw`: a frame-level test connection over a blocking socket. It sends whatever bytes a test
+//! wants (malformed ones included) and reads frames back one at a time.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use shardbus_protocol::{
+    Check, ErrorCode, Fields, Flags, Frame, Headers, HelloOptions, Limits, PROTOCOL_VERSION,
+    Welcome, check, decode, encode,
+};
+
+use crate::PATIENCE;
+
+/// A decoded frame with its sections owned.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    /// Op and fixed fields.
+    pub fields: Fields,
+    /// Frame flags.
+    pub flags: Flags,
+    /// Correlation id.
+    pub op_id: u32,
+    /// Topic section.
+    pub topic: Vec<u8>,
+    /// Headers block.
+    pub headers: Vec<u8>,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+impl Owned {
+    /// The ERR code, if this is an ERR.
+    pub fn err_code(&self) -> Option<ErrorCode> {
+        match self.fields {
+            Fields::Err { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A raw connection.
+pub struct Raw {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    next_op_id: u32,
+    /// WELCOME, once received.
+    pub welcome: Option<Welcome>,
+}
+
+impl Raw {
+    /// Connects without sending anything.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            next_op_id: 1,
+            welcome: None,
+        }
+    }
+
+    /// Connects and completes the handshake with `options`.
+    pub fn hello(addr: SocketAddr, options: HelloOptions) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.send(
+            Fields::Hello {
+                version: PROTOCOL_VERSION,
+                options,
+            },
+            b"",
+            b"",
+        );
+        let frame = raw.next_frame().expect("WELCOME");
+        match frame.fields {
+            Fields::Welcome(welcome) => raw.welcome = Some(welcome),
+            other => panic!(
+                "expected WELCOME, got {other:?} {:?}",
+                String::from_utf8_lossy(&frame.payload)
+            ),
+        }
+        raw
+    }
+
+    /// Connects with `options` until the connection lands on `shard`.
+    pub fn hello_on(addr: SocketAddr, shard: u16, options: HelloOptions) -> Raw {
+        for _ in 0..1000 {
+            let raw = Raw::hello(addr, options);
+            if raw.shard() == shard {
+                return raw;
+            }
+        }
+        panic!("no raw connection landed on shard {shard}");
+    }
+
+    /// The shard WELCOME reported.
+    pub fn shard(&self) -> u16 {
+        self.welcome.expect("handshake done").shard
+    }
+
+    /// Sends a frame with `fields`, a topic and a payload; returns its op id.
+    pub fn send(&mut self, fields: Fields, topic: &[u8], payload: &[u8]) -> u32 {
+        self.send_with(fields, topic, Headers::EMPTY, payload)
+    }
+
+    /// Sends a frame with headers too; returns its op id.
+    pub fn send_with(
+        &mut self,
+        fields: Fields,
+        topic: &[u8],
+        headers: Headers<'_>,
+        payload: &[u8],
+    ) -> u32 {
+        let op_id = self.next_op_id;
+        self.next_op_id += 1;
+        let frame = Frame {
+            fields,
+            flags: Flags::empty(),
+            op_id,
+            topic,
+            headers,
+            payload,
+        };
+        let mut out = Vec::new();
+        encode(&frame, &mut out).unwrap();
+        self.stream.write_all(&out).unwrap();
+        op_id
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next frame, or `None` when the server closed the connection.
+    pub fn next_frame(&mut self) -> Option<Owned> {
+        let limits = Limits {
+            max_frame: u32::MAX,
+            max_payload: u32::MAX,
+            max_topic_len: u16::MAX,
+            max_headers_len: u32::MAX,
+        };
+        loop {
+            if let Ok(Check::Complete { frame_len }) = check(&self.buf, &limits) {
+                let frame = decode(&self.buf[..frame_len], &limits).unwrap();
+                let owned = Owned {
+                    fields: frame.fields,
+                    flags: frame.flags,
+                    op_id: frame.op_id,
+                    topic: frame.topic.to_vec(),
+                    headers: frame.headers.as_bytes().to_vec(),
+                    payload: frame.payload.to_vec(),
+                };
+                self.buf.drain(..frame_len);
+                return Some(owned);
+            }
+            let mut chunk = [0u8; 64 << 10];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed (nothing from the server within the bound?): {e}"),
+            }
+        }
+    }
+
+    /// The next frame that is not a PING (answered) or a PONG.
+    pub fn next_event(&mut self) -> Option<Owned> {
+        loop {
+            let frame = self.next_frame()?;
+            match frame.fields {
+                Fields::Ping => {
+                    self.send(Fields::Pong, b"", b"");
+                }
+                Fields::Pong => {}
+                _ => return Some(frame),
+            }
+        }
+    }
+
+    /// Reads until an ERR arrives and returns its code.
+    pub fn expect_err(&mut self) -> Owned {
+        loop {
+            let frame = self.next_event().expect("an ERR before the close");
+            if frame.err_code().is_some() {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the frames on the way.
+    pub fn until_closed(&mut self) -> Vec<Owned> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.next_frame() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    /// PING, then wait for its PONG: the server processed everything sent before, and every
+    /// shard sees this connection's subscriptions.
+    pub fn flush(&mut self) {
+        let op_id = self.send(Fields::Ping, b"", b"");
+        loop {
+            let frame = self.next_frame().expect("PONG");
+            match frame.fields {
+                Fields::Pong if frame.op_id == op_id => return,
+                Fields::Ping => {
+                    self.send(Fields::Pong, b"", b"");
+                }
+                Fields::Err { code, .. } => panic!("ERR {} while flushing", code.name()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Subscribes and flushes; returns nothing (errors show up in later reads).
+    pub fn subscribe(&mut self, sid: u64, pattern: &str, queue: &str) {
+        self.send(Fields::Sub { sid }, pattern.as_bytes(), queue.as_bytes());
+        self.flush();
+    }
+
+    /// Publishes.
+    pub fn publish(&mut self, subject: &str, payload: &[u8]) {
+        self.send(Fields::Pub, subject.as_bytes(), payload);
+    }
+}
