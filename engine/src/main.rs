@@ -44,7 +44,6 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(error) => {
             tracing::error!("{error}");
-            eprintln!("shardbus: {error}");
             return ExitCode::FAILURE;
         }
     };

@@ -128,6 +128,11 @@ impl Raw {
         op_id
     }
 
+    /// Ends this side's output (the server sees end of stream).
+    pub fn shutdown_write(&mut self) {
+        self.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+
     /// Sends raw bytes.
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
