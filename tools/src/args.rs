@@ -1,0 +1,85 @@
+//! The command line: global options and one subcommand per action.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+/// Talk to a shardbus server: publish, subscribe, request, answer requests, read its status.
+#[derive(Debug, Parser)]
+#[command(name = "shardbus-cli", version)]
+pub struct Args {
+    /// Server address.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "127.0.0.1:7400",
+        env = "SHARDBUS_SERVER"
+    )]
+    pub server: SocketAddr,
+    /// Print one JSON object per line instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Client name shown in the server's status.
+    #[arg(long, global = true, default_value = "shardbus-cli")]
+    pub name: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One action.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish a message (or `--count` copies of it).
+    Pub {
+        /// Subject to publish on.
+        subject: String,
+        /// Payload text.
+        #[arg(default_value = "")]
+        payload: String,
+        /// Header `key=value`; repeat for several.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// How many times to publish it.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+    },
+    /// Print messages on a pattern (`*` one token, `>` the rest) until interrupted.
+    Sub {
+        /// Pattern to subscribe to.
+        pattern: String,
+        /// Join this queue group: each message goes to one member.
+        #[arg(long, short)]
+        queue: Option<String>,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send a request and print the response.
+    Req {
+        /// Subject of the request.
+        subject: String,
+        /// Payload text.
+        #[arg(default_value = "")]
+        payload: String,
+        /// How long to wait for the response, in milliseconds.
+        #[arg(long, default_value_t = 5_000)]
+        timeout_ms: u64,
+    },
+    /// Answer every request on a subject with a fixed response.
+    Reply {
+        /// Subject to answer on.
+        subject: String,
+        /// Response payload text.
+        response: String,
+        /// Join this queue group (the default `shardbus-cli-reply` lets several run).
+        #[arg(long, short)]
+        queue: Option<String>,
+        /// Exit after answering this many requests.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Print the server's counters, per shard and in total.
+    Status,
+}

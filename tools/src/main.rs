@@ -1,0 +1,145 @@
+//! `shardbus-cli`: publish, subscribe, request, reply and read a server's status from a shell.
+//! Human-readable output by default, `--json` for scripts; on failure, exit status 1 and the
+//! error (with the server's code name) on stderr.
+
+mod args;
+mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use shardbus_protocol::client::{Client, ClientError, ClientOptions, Subscription};
+use shardbus_protocol::{Flags, HeadersBuilder};
+
+use args::{Args, Command};
+
+/// How long `sub` and `reply` wait in one go before checking the connection again.
+const POLL: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // A server error's text already names its code.
+            eprintln!("shardbus-cli: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), ClientError> {
+    let client = Client::connect_with(args.server, ClientOptions::new().name(&args.name))?;
+    match &args.command {
+        Command::Pub {
+            subject,
+            payload,
+            headers,
+            count,
+        } => {
+            let mut block = HeadersBuilder::new();
+            for header in headers {
+                let (key, value) = header.split_once('=').unwrap_or((header, ""));
+                block.insert(key, value)?;
+            }
+            for _ in 0..*count {
+                client.publish_with(
+                    subject,
+                    block.headers(),
+                    Flags::empty(),
+                    payload.as_bytes(),
+                )?;
+            }
+            client.flush()?;
+            if !args.json {
+                eprintln!("published {count} message(s) on {subject}");
+            }
+        }
+        Command::Sub {
+            pattern,
+            queue,
+            count,
+        } => {
+            let sub = subscribe(&client, pattern, queue.as_deref())?;
+            eprintln!("subscribed to {pattern}");
+            receive(&sub, *count, |message| {
+                println!("{}", output::message(&message, args.json));
+                Ok(())
+            })?;
+        }
+        Command::Req {
+            subject,
+            payload,
+            timeout_ms,
+        } => {
+            let response = client.request(
+                subject,
+                payload.as_bytes(),
+                Duration::from_millis(*timeout_ms),
+            )?;
+            println!("{}", output::response(&response, args.json));
+        }
+        Command::Reply {
+            subject,
+            response,
+            queue,
+            count,
+        } => {
+            let group = queue.as_deref().unwrap_or("shardbus-cli-reply");
+            let sub = subscribe(&client, subject, Some(group))?;
+            eprintln!("answering requests on {subject}");
+            receive(&sub, *count, |request| {
+                if request.is_request() {
+                    client.respond(&request, response.as_bytes())?;
+                    println!("{}", output::message(&request, args.json));
+                }
+                Ok(())
+            })?;
+            client.flush()?;
+        }
+        Command::Status => {
+            let status = client.status()?;
+            print!("{}", output::status(&status, args.json));
+            if args.json {
+                println!();
+            }
+        }
+    }
+    client.close();
+    Ok(())
+}
+
+/// Subscribes and waits until the subscription is in effect on every shard.
+fn subscribe(
+    client: &Client,
+    pattern: &str,
+    queue: Option<&str>,
+) -> Result<Subscription, ClientError> {
+    let sub = match queue {
+        Some(group) => client.queue_subscribe(pattern, group)?,
+        None => client.subscribe(pattern)?,
+    };
+    client.flush()?;
+    Ok(sub)
+}
+
+/// Hands each message to `each` until `count` arrived (or forever).
+fn receive(
+    sub: &Subscription,
+    count: Option<u64>,
+    mut each: impl FnMut(shardbus_protocol::client::Message) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    let mut received = 0;
+    while count.is_none_or(|n| received < n) {
+        match sub.recv_timeout(POLL) {
+            Ok(message) => {
+                each(message)?;
+                received += 1;
+            }
+            Err(ClientError::Timeout) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}

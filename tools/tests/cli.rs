@@ -1,0 +1,173 @@
+//! `shardbus-cli` end to end against the real server: pub → sub, req → reply, status, and a
+//! server error's exit status.
+// Tests: a failed expectation must fail loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+
+use shardbus_tests::TestServer;
+
+const CLI: &str = env!("CARGO_BIN_EXE_shardbus-cli");
+
+fn cli(server: &TestServer, args: &[&str]) -> Output {
+    Command::new(CLI)
+        .arg("--server")
+        .arg(server.addr.to_string())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A command running in the background; killed and reaped if the test fails first.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a long-running command and returns once it printed `ready` on stderr.
+fn background(server: &TestServer, args: &[&str], ready: &str) -> Running {
+    let mut running = Running(
+        Command::new(CLI)
+            .arg("--server")
+            .arg(server.addr.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(running.0.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "exited before {ready:?}"
+        );
+        if line.contains(ready) {
+            return running;
+        }
+    }
+}
+
+/// Waits for a background command to exit successfully and returns its output.
+fn finish(mut running: Running) -> String {
+    let status = running.0.wait().unwrap();
+    assert!(status.success());
+    let mut out = String::new();
+    running
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn pub_reaches_sub_with_wildcards() {
+    let server = TestServer::start();
+    let sub = background(
+        &server,
+        &["sub", "sensors.*.temp", "--count", "2"],
+        "subscribed",
+    );
+    assert!(
+        cli(&server, &["pub", "sensors.kitchen.temp", "21.5"])
+            .status
+            .success()
+    );
+    assert!(
+        cli(&server, &["pub", "sensors.kitchen.humidity", "40"])
+            .status
+            .success()
+    );
+    assert!(
+        cli(&server, &["pub", "sensors.attic.temp", "18"])
+            .status
+            .success()
+    );
+    let out = finish(sub);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "[#1] sensors.kitchen.temp: 21.5",
+            "[#2] sensors.attic.temp: 18"
+        ]
+    );
+}
+
+#[test]
+fn sub_prints_json_lines_with_headers() {
+    let server = TestServer::start();
+    let sub = background(
+        &server,
+        &["--json", "sub", "a.>", "--count", "1"],
+        "subscribed",
+    );
+    let published = cli(&server, &["pub", "a.b", "say \"hi\"", "-H", "trace=7"]);
+    assert!(published.status.success());
+    let out = finish(sub);
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["subject"], "a.b");
+    assert_eq!(line["seq"], 1);
+    assert_eq!(line["payload"], "say \"hi\"");
+    assert_eq!(line["headers"]["trace"], "7");
+}
+
+#[test]
+fn req_gets_the_reply_answer() {
+    let server = TestServer::start();
+    let reply = background(
+        &server,
+        &["reply", "time.now", "12:00", "--count", "1"],
+        "answering",
+    );
+    let out = cli(&server, &["req", "time.now", "what time is it?"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "12:00");
+    let seen = finish(reply);
+    assert_eq!(seen.trim(), "[#1] time.now: what time is it?");
+}
+
+#[test]
+fn a_request_nobody_answers_exits_1_naming_the_code() {
+    let server = TestServer::start();
+    let out = cli(&server, &["req", "nobody.home", "?"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NO_RESPONDERS"));
+}
+
+#[test]
+fn status_prints_counters_as_a_table_and_as_json() {
+    let server = TestServer::start();
+    assert!(
+        cli(&server, &["pub", "x", "1", "--count", "3"])
+            .status
+            .success()
+    );
+    let json = cli(&server, &["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(status["server"]["shards"], 2);
+    assert_eq!(status["totals"]["msgs_in"], 3);
+    assert_eq!(status["shards"].as_array().unwrap().len(), 2);
+    let table = String::from_utf8(cli(&server, &["status"]).stdout).unwrap();
+    assert!(table.contains("shard 0"), "{table}");
+    let msgs_in = table.lines().find(|l| l.starts_with("msgs_in")).unwrap();
+    assert_eq!(msgs_in.split_whitespace().last(), Some("3"), "{table}");
+}
