@@ -7,7 +7,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shardbus_engine::routing::{InterestChange, MatchCache, Route, Router, SubKey, SubscriptionTrie};
+use shardbus_engine::routing::{
+    InterestChange, MatchCache, Route, Router, SubKey, SubscriptionTrie,
+};
 
 /// 10,000 subscriptions shaped like an IoT fleet: one per device, per-site wildcards, a few
 /// catch-alls and a queue group of workers.

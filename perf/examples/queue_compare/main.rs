@@ -14,7 +14,12 @@
 //!
 //! `cargo run --release -p shardbus-perf --example queue_compare`
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod ms_queue;
 
@@ -86,7 +91,13 @@ fn pin(core: Option<usize>) {
 
 /// `producers` threads push `items` in total (batched as `Vec`s when `batched`), `consumers`
 /// threads pop until all arrived. Returns items per second.
-fn transfer<Q>(queue: Arc<Q>, producers: usize, consumers: usize, items: u64, cores: &[usize]) -> f64
+fn transfer<Q>(
+    queue: Arc<Q>,
+    producers: usize,
+    consumers: usize,
+    items: u64,
+    cores: &[usize],
+) -> f64
 where
     Q: Queue<Vec<u64>> + 'static,
 {
@@ -143,15 +154,28 @@ where
     }
     let elapsed = start.elapsed();
     let total = per_producer * producers as u64;
-    assert_eq!(received.load(Ordering::Relaxed), total, "every item arrived once");
-    assert_eq!(sum.load(Ordering::Relaxed), total * (total - 1) / 2, "and no item twice");
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        total,
+        "every item arrived once"
+    );
+    assert_eq!(
+        sum.load(Ordering::Relaxed),
+        total * (total - 1) / 2,
+        "and no item twice"
+    );
     total as f64 / elapsed.as_secs_f64()
 }
 
 /// The same one-way transfer of `Vec` batches over glommio's `shared_channel`.
 fn shared_channel_transfer(items: u64, cores: &[usize]) -> f64 {
     let (tx, rx) = shared_channel::new_bounded::<Vec<u64>>(1024);
-    let core = |i: usize| cores.get(i).copied().map_or(Placement::Unbound, Placement::Fixed);
+    let core = |i: usize| {
+        cores
+            .get(i)
+            .copied()
+            .map_or(Placement::Unbound, Placement::Fixed)
+    };
     let start = Instant::now();
     let consumer = LocalExecutorBuilder::new(core(1))
         .io_memory(64 << 10)
@@ -195,22 +219,46 @@ fn main() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    println!("nproc {}, cores {cores:?}, best of {RUNS}, M items/s", cores.len());
+    println!(
+        "nproc {}, cores {cores:?}, best of {RUNS}, M items/s",
+        cores.len()
+    );
     println!("mesh: 1 producer → 1 consumer, pinned, Vec batches of {BATCH}, {MESH_ITEMS} items");
     let mesh = [
-        ("crossbeam ArrayQueue(1024)", best(|| transfer(Arc::new(ArrayQueue::new(1024)), 1, 1, MESH_ITEMS, &cores))),
-        ("crossbeam SegQueue", best(|| transfer(Arc::new(SegQueue::new()), 1, 1, MESH_ITEMS, &cores))),
-        ("haphazard MS queue", best(|| transfer(Arc::new(MsQueue::new()), 1, 1, MESH_ITEMS, &cores))),
-        ("glommio shared_channel(1024)", best(|| shared_channel_transfer(MESH_ITEMS, &cores))),
+        (
+            "crossbeam ArrayQueue(1024)",
+            best(|| transfer(Arc::new(ArrayQueue::new(1024)), 1, 1, MESH_ITEMS, &cores)),
+        ),
+        (
+            "crossbeam SegQueue",
+            best(|| transfer(Arc::new(SegQueue::new()), 1, 1, MESH_ITEMS, &cores)),
+        ),
+        (
+            "haphazard MS queue",
+            best(|| transfer(Arc::new(MsQueue::new()), 1, 1, MESH_ITEMS, &cores)),
+        ),
+        (
+            "glommio shared_channel(1024)",
+            best(|| shared_channel_transfer(MESH_ITEMS, &cores)),
+        ),
     ];
     for (name, rate) in mesh {
         println!("  {name:<30} {rate:>8.1}");
     }
     println!("work: 2 producers → 2 consumers, unpinned, single items, {WORK_ITEMS} items");
     let work = [
-        ("crossbeam ArrayQueue(1024)", best(|| single(Arc::new(ArrayQueue::new(1024))))),
-        ("crossbeam SegQueue", best(|| single(Arc::new(SegQueue::new())))),
-        ("haphazard MS queue", best(|| single(Arc::new(MsQueue::new())))),
+        (
+            "crossbeam ArrayQueue(1024)",
+            best(|| single(Arc::new(ArrayQueue::new(1024)))),
+        ),
+        (
+            "crossbeam SegQueue",
+            best(|| single(Arc::new(SegQueue::new()))),
+        ),
+        (
+            "haphazard MS queue",
+            best(|| single(Arc::new(MsQueue::new()))),
+        ),
     ];
     for (name, rate) in work {
         println!("  {name:<30} {rate:>8.1}");
@@ -262,6 +310,9 @@ where
     }
     let elapsed = start.elapsed();
     assert_eq!(received.load(Ordering::Relaxed), WORK_ITEMS);
-    assert_eq!(sum.load(Ordering::Relaxed), WORK_ITEMS * (WORK_ITEMS - 1) / 2);
+    assert_eq!(
+        sum.load(Ordering::Relaxed),
+        WORK_ITEMS * (WORK_ITEMS - 1) / 2
+    );
     WORK_ITEMS as f64 / elapsed.as_secs_f64()
 }

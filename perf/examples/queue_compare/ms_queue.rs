@@ -77,7 +77,11 @@ impl<T: Send> MsQueue<T> {
         }
     }
 
-    pub fn pop(&self, hp_head: &mut HazardPointer<'static>, hp_next: &mut HazardPointer<'static>) -> Option<T> {
+    pub fn pop(
+        &self,
+        hp_head: &mut HazardPointer<'static>,
+        hp_next: &mut HazardPointer<'static>,
+    ) -> Option<T> {
         loop {
             let head = self.head.safe_load(hp_head)?;
             let head_ptr = head as *const Node<T> as *mut Node<T>;
