@@ -70,8 +70,48 @@ fn too_little_locked_memory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not enough locked memory"), "{stderr}");
-    assert!(stderr.contains("ulimit -l 6144"), "{stderr}");
+    assert!(stderr.contains("ulimit -l 6656"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn two_shards_register_their_buffers_within_a_common_8_mib_limit() {
+    // The regression: transparent huge pages made each registered buffer count as 2 MiB, so
+    // glommio fell back to unregistered buffers (a warning) under the usual 8 MiB limit.
+    let mut command = Command::new("prlimit");
+    command.arg("--memlock=8388608:8388608");
+    if is_root() {
+        command.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    let mut child = command
+        .args([BIN, "--listen", "127.0.0.1:0", "--shards", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut before_listening = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        before_listening.push_str(&line);
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(before_listening.contains("listening"), "{before_listening}");
+    assert!(
+        !before_listening.contains("registering buffers"),
+        "{before_listening}"
+    );
 }
 
 fn is_root() -> bool {
