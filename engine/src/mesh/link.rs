@@ -64,3 +64,90 @@ impl PeerLink {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+mod tests {
+    use std::rc::Rc;
+
+    use glommio::channels::shared_channel;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+    use crate::mesh::batch::Record;
+
+    fn barrier(ping: u64) -> Record {
+        Record::Barrier { conn: 1, ping }
+    }
+
+    /// The backpressure contract: a peer that stops receiving makes the link congested once
+    /// the channel is full and the open batch has grown; nothing is dropped; the congestion
+    /// clears when the peer drains.
+    #[test]
+    fn a_peer_that_stops_receiving_congests_the_link_until_it_drains() {
+        let (tx, rx) = shared_channel::new_bounded::<Batch>(2);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let receiver = LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let rx = rx.connect().await;
+                // Stalled until the sender has seen congestion.
+                go_rx.recv().unwrap();
+                let mut records = 0;
+                while let Some(batch) = rx.recv().await {
+                    records += batch.len();
+                }
+                records
+            })
+            .unwrap();
+        let sender = LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let link = Rc::new(PeerLink::default());
+                let flusher = {
+                    let link = Rc::clone(&link);
+                    glommio::spawn_local(async move {
+                        let tx = tx.connect().await;
+                        link.run_flusher(tx).await;
+                    })
+                };
+                let mut sent = 0u64;
+                // One record per poll cycle until the flusher is stuck on the full channel:
+                // then the open batch stops being taken.
+                let mut stuck_cycles = 0;
+                while stuck_cycles < 3 {
+                    link.with_batch(|b| b.push(barrier(sent)));
+                    sent += 1;
+                    futures_lite::future::yield_now().await;
+                    if link.open.borrow().is_empty() {
+                        stuck_cycles = 0;
+                    } else {
+                        stuck_cycles += 1;
+                    }
+                    assert!(sent < 100_000, "the flusher never blocked");
+                }
+                assert!(!link.is_congested());
+                while !link.is_congested() {
+                    link.with_batch(|b| b.push(barrier(sent)));
+                    sent += 1;
+                }
+                go_tx.send(()).unwrap();
+                while link.is_congested() {
+                    link.room().await;
+                }
+                drop(link);
+                drop(flusher);
+                sent
+            })
+            .unwrap();
+        let sent = sender.join().unwrap();
+        let received = receiver.join().unwrap();
+        // Everything the flusher handed to the channel arrived; what was still in the open
+        // batch when the link was dropped is the caller's (a stopping shard's) to lose.
+        assert!(received as u64 <= sent);
+        assert!(
+            received as u64 >= CONGESTED_RECORDS as u64,
+            "{received} of {sent}"
+        );
+    }
+}

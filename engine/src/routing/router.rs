@@ -11,6 +11,9 @@ use std::rc::Rc;
 use super::SubscriptionTrie;
 use super::{InterestChange, InterestReplica, LocalInterest, MatchCache, Matches, ShardId};
 
+/// Queue groups whose rotation is remembered at once.
+const MAX_GROUP_TURNS: usize = 4096;
+
 /// One subscription of one connection on this shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubKey {
@@ -122,6 +125,11 @@ impl Router {
     }
 
     fn next_turn(&mut self, group: &str) -> usize {
+        if self.group_turns.len() >= MAX_GROUP_TURNS && !self.group_turns.contains_key(group) {
+            // Clients choose group names: keep the table bounded. Restarting every rotation
+            // costs one uneven pick per group, nothing more.
+            self.group_turns.clear();
+        }
         let turn = match self.group_turns.get_mut(group) {
             Some(turn) => turn,
             None => self.group_turns.entry(group.into()).or_insert(0),
