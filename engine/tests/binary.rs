@@ -52,18 +52,7 @@ fn a_taken_port_is_a_clear_error() {
 
 #[test]
 fn too_little_locked_memory_is_a_clear_error() {
-    // Root holds CAP_IPC_LOCK, which lifts the limit: drop to nobody for this run.
-    let mut command = Command::new("prlimit");
-    command.arg("--memlock=65536:65536");
-    if is_root() {
-        command.args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]);
-    }
-    let out = command
+    let out = unprivileged(65536)
         .args([BIN, "--listen", "127.0.0.1:0", "--shards", "2"])
         .output()
         .unwrap();
@@ -78,17 +67,7 @@ fn too_little_locked_memory_is_a_clear_error() {
 fn two_shards_register_their_buffers_within_a_common_8_mib_limit() {
     // The regression: transparent huge pages made each registered buffer count as 2 MiB, so
     // glommio fell back to unregistered buffers (a warning) under the usual 8 MiB limit.
-    let mut command = Command::new("prlimit");
-    command.arg("--memlock=8388608:8388608");
-    if is_root() {
-        command.args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]);
-    }
-    let mut child = command
+    let mut child = unprivileged(8 << 20)
         .args([BIN, "--listen", "127.0.0.1:0", "--shards", "2"])
         .stderr(Stdio::piped())
         .spawn()
@@ -112,6 +91,22 @@ fn two_shards_register_their_buffers_within_a_common_8_mib_limit() {
         !before_listening.contains("registering buffers"),
         "{before_listening}"
     );
+}
+
+/// A command prefix that runs what follows with a locked-memory limit of `memlock` bytes and,
+/// when the tests run as root (whose CAP_IPC_LOCK lifts the limit), as `nobody`.
+fn unprivileged(memlock: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command.arg(format!("--memlock={memlock}:{memlock}"));
+    if is_root() {
+        command.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    command
 }
 
 fn is_root() -> bool {

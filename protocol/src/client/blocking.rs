@@ -348,17 +348,28 @@ impl Client {
                 let view = crate::container::view::decode(&payload, &ContainerLimits::default())?;
                 return Ok(view.to_owned_value());
             }
-            shared = self
-                .inner
-                .wait_until(shared, deadline)
-                .ok_or(ClientError::Timeout)?;
-            if shared.closed {
-                return Err(ClientError::Closed);
-            }
-            if shared.session.phase() == Phase::Disconnected {
-                return Err(ClientError::Disconnected);
-            }
+            shared = self.wait_answer(shared, deadline)?;
         }
+    }
+
+    /// Waits once for the reader's next change, failing when the deadline passed or the
+    /// connection is gone (an answer cannot come any more).
+    fn wait_answer<'a>(
+        &'a self,
+        shared: MutexGuard<'a, Shared>,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, Shared>, ClientError> {
+        let shared = self
+            .inner
+            .wait_until(shared, deadline)
+            .ok_or(ClientError::Timeout)?;
+        if shared.closed {
+            return Err(ClientError::Closed);
+        }
+        if shared.session.phase() == Phase::Disconnected {
+            return Err(ClientError::Disconnected);
+        }
+        Ok(shared)
     }
 
     /// Waits for a live connection: a frame queued while disconnected would be dropped.
@@ -389,16 +400,7 @@ impl Client {
         shared.session.ping(Instant::now())?;
         self.inner.outbox_ready.notify_one();
         while shared.pongs < target {
-            shared = self
-                .inner
-                .wait_until(shared, deadline)
-                .ok_or(ClientError::Timeout)?;
-            if shared.closed {
-                return Err(ClientError::Closed);
-            }
-            if shared.session.phase() == Phase::Disconnected {
-                return Err(ClientError::Disconnected);
-            }
+            shared = self.wait_answer(shared, deadline)?;
         }
         shared.last_rtt.ok_or(ClientError::Disconnected)
     }
