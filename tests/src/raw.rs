@@ -226,6 +226,11 @@ impl Raw {
         self.flush();
     }
 
+    /// Sends UNSUB: now (`max_msgs` 0) or after `max_msgs` more deliveries.
+    pub fn unsubscribe(&mut self, sid: u64, max_msgs: u64) {
+        self.send(Fields::Unsub { sid, max_msgs }, b"", b"");
+    }
+
     /// Publishes.
     pub fn publish(&mut self, subject: &str, payload: &[u8]) {
         self.send(Fields::Pub, subject.as_bytes(), payload);

@@ -8,8 +8,6 @@
     clippy::indexing_slicing
 )]
 
-use std::time::Duration;
-
 use shardbus_protocol::client::ClientOptions;
 use shardbus_protocol::{Fields, HeadersBuilder, HelloOptions};
 use shardbus_tests::{PATIENCE, Raw, TestServer};
@@ -124,14 +122,7 @@ fn auto_unsubscribe_ends_a_subscription_after_n_messages_on_the_server() {
     let server = TestServer::start();
     let mut sub = Raw::hello_on(server.addr, 1, HelloOptions(0));
     sub.send(Fields::Sub { sid: 9 }, b"ticks", b"");
-    sub.send(
-        Fields::Unsub {
-            sid: 9,
-            max_msgs: 3,
-        },
-        b"",
-        b"",
-    );
+    sub.unsubscribe(9, 3);
     sub.flush();
     let mut publisher = Raw::hello_on(server.addr, 0, HelloOptions(0));
     for i in 0..10u8 {
@@ -146,14 +137,7 @@ fn auto_unsubscribe_ends_a_subscription_after_n_messages_on_the_server() {
         .collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     // The sid is gone on the server: UNSUB for it is now unknown.
-    sub.send(
-        Fields::Unsub {
-            sid: 9,
-            max_msgs: 0,
-        },
-        b"",
-        b"",
-    );
+    sub.unsubscribe(9, 0);
     let err = sub.expect_err();
     assert_eq!(
         err.err_code(),
@@ -204,5 +188,4 @@ fn unsubscribed_clients_stop_receiving_everywhere() {
         server.total(shardbus_engine::metrics::Metric::ForwardsOut),
         forwards
     );
-    let _ = Duration::ZERO;
 }

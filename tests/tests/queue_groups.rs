@@ -85,14 +85,7 @@ fn a_group_member_leaving_moves_its_share_to_the_others() {
     stays.subscribe(1, "work", "pool");
     let mut leaves = Raw::hello_on(server.addr, 0, HelloOptions(0));
     leaves.subscribe(1, "work", "pool");
-    leaves.send(
-        Fields::Unsub {
-            sid: 1,
-            max_msgs: 0,
-        },
-        b"",
-        b"",
-    );
+    leaves.unsubscribe(1, 0);
     leaves.flush();
     let mut publisher = Raw::hello_on(server.addr, 0, HelloOptions(0));
     for i in 0..100u8 {

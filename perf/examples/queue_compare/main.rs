@@ -25,7 +25,7 @@ mod ms_queue;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use glommio::channels::shared_channel;
@@ -263,7 +263,6 @@ fn main() {
     for (name, rate) in work {
         println!("  {name:<30} {rate:>8.1}");
     }
-    let _ = Duration::ZERO;
 }
 
 /// The work-distribution case: single `u64` items.
