@@ -17,7 +17,7 @@ use crate::metrics::{Metric, ShardMetrics};
 
 /// How long a connection closed for cause may take to flush its last frames before the socket
 /// is shut down under it (a slow consumer may never read them).
-const CLOSE_LINGER: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// One subscription's state.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use shardbus_protocol::{
 };
 
 use super::Shard;
-use super::conn::{Conn, Outgoing};
+use super::conn::{CLOSE_LINGER, Conn, Outgoing};
 use super::read_buffer::ReadBuffer;
 use super::stream::SharedStream;
 use crate::metrics::Metric;
@@ -44,7 +44,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if shard.shared.try_add_connection() {
         shard.metrics.add(Metric::Connections, 1);
         shard.metrics.add(Metric::ConnectionsTotal, 1);
-        read_loop(&shard, &conn, stream).await;
+        read_loop(&shard, &conn, stream.clone()).await;
         shard.remove_conn(&conn);
         shard.metrics.sub(Metric::Connections, 1);
         shard.shared.remove_connection();
@@ -58,7 +58,14 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         );
     }
     conn.outbox.close();
-    writer.await;
+    // The writer flushes what is left, but a peer that no longer reads must not keep the
+    // socket and this task alive: after the linger the socket is shut under the writer.
+    future::or(writer, async {
+        glommio::timer::sleep(CLOSE_LINGER).await;
+        stream.shutdown();
+        future::pending::<()>().await;
+    })
+    .await;
 }
 
 /// Writes the outbox in batches until it is closed and drained, then shuts the socket.
