@@ -1,0 +1,75 @@
+//! Routing a publish allocates nothing once a subject's matches are cached: a counting global
+//! allocator watches the router's decisions for plain subscribers and a queue group spread
+//! over two shards.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests may panic
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use shardbus_engine::routing::{InterestChange, Route, Router, SubKey};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+// One test function: the harness's other threads would otherwise allocate in the window.
+#[test]
+fn routing_a_cached_subject_allocates_nothing() {
+    let mut router = Router::new(0, 1024);
+    for sid in 0..3 {
+        router.subscribe(b"orders.*", None, SubKey { conn: 1, sid });
+        router.subscribe(b"orders.>", Some("billing"), SubKey { conn: 2, sid });
+    }
+    for queue in [None, Some("billing"), Some("billing")] {
+        router.apply(&InterestChange {
+            shard: 1,
+            pattern: b"orders.new"[..].into(),
+            queue: queue.map(Into::into),
+            gained: true,
+        });
+    }
+    let mut route = Route::default();
+    // Warm-up: fills both caches, grows the route's vectors, meets the group once.
+    for _ in 0..10 {
+        router.route_publish(b"orders.new", 9, false, &mut route);
+        router.route_forwarded(b"orders.new", true, b"billing", &mut route);
+    }
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            router.route_publish(std::hint::black_box(b"orders.new"), 9, false, &mut route);
+            std::hint::black_box(&route);
+        }
+    });
+    assert_eq!(n, 0, "route_publish allocated");
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            router.route_forwarded(b"orders.new", true, b"billing", &mut route);
+            std::hint::black_box(&route);
+        }
+    });
+    assert_eq!(n, 0, "route_forwarded allocated");
+}
