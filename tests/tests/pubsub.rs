@@ -189,3 +189,22 @@ fn unsubscribed_clients_stop_receiving_everywhere() {
         forwards
     );
 }
+
+#[test]
+fn pongs_keep_the_order_of_their_pings_when_a_barrier_is_pending() {
+    let server = TestServer::start();
+    let mut raw = Raw::hello_on(server.addr, 0, HelloOptions(0));
+    // The first PING follows a SUB, so it waits for the other shard; the second must not
+    // overtake it.
+    raw.send(Fields::Sub { sid: 1 }, b"ordered", b"");
+    let first = raw.send(Fields::Ping, b"", b"");
+    let second = raw.send(Fields::Ping, b"", b"");
+    let pongs: Vec<u32> = (0..2)
+        .map(|_| {
+            let frame = raw.next_frame().unwrap();
+            assert!(matches!(frame.fields, Fields::Pong), "{:?}", frame.fields);
+            frame.op_id
+        })
+        .collect();
+    assert_eq!(pongs, vec![first, second]);
+}

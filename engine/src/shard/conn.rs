@@ -95,6 +95,8 @@ pub(crate) struct Conn {
     pub(crate) pings_unanswered: Cell<u32>,
     /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
     pub(crate) interest_dirty: Cell<bool>,
+    /// PINGs waiting for their barrier's acknowledgements.
+    pub(crate) barriers_pending: Cell<u32>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -115,6 +117,7 @@ impl Conn {
             inflight: Cell::new(0),
             pings_unanswered: Cell::new(0),
             interest_dirty: Cell::new(false),
+            barriers_pending: Cell::new(0),
             metrics,
         }
     }

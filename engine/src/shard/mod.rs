@@ -223,10 +223,13 @@ impl Shard {
     /// before now (so the connection's subscriptions are visible everywhere).
     fn pong_after_barrier(&self, conn: &Conn, ping_op_id: u32) {
         let peers = self.peers().count();
-        if peers == 0 || !conn.interest_dirty.replace(false) {
+        let dirty = conn.interest_dirty.replace(false);
+        // A PING behind one still waiting for its barrier waits too, so PONGs keep their order.
+        if peers == 0 || (!dirty && conn.barriers_pending.get() == 0) {
             conn.send(&Outgoing::bare(Fields::Pong, ping_op_id));
             return;
         }
+        conn.barriers_pending.set(conn.barriers_pending.get() + 1);
         let ping = (self.next_barrier.get() + 1) << 32 | u64::from(ping_op_id);
         self.next_barrier.set(self.next_barrier.get() + 1);
         self.barriers.borrow_mut().insert((conn.id, ping), peers);
@@ -256,6 +259,9 @@ impl Shard {
             }
         };
         if let (true, Some(conn)) = (done, self.conn(conn_id)) {
+            conn.barriers_pending
+                .set(conn.barriers_pending.get().saturating_sub(1));
+            // The low 32 bits of the barrier id are the PING's op id.
             conn.send(&Outgoing::bare(Fields::Pong, ping as u32));
         }
     }
