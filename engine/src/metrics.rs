@@ -54,6 +54,9 @@ metrics! {
     ForwardsOut = "mesh_forwards_out", counter;
     /// Records received from other shards.
     ForwardsIn = "mesh_forwards_in", counter;
+    /// Forwarded messages that found no subscriber here any more (it left while the message
+    /// was on its way): at-most-once delivery, counted rather than silent.
+    ForwardsUnmatched = "mesh_forwards_unmatched", counter;
     /// Times a session stopped reading because a mesh link was full (backpressure).
     MeshStalls = "mesh_backpressure_stalls", counter;
     /// Connections cut because their outbound buffer reached `max_pending`.

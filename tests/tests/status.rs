@@ -55,3 +55,20 @@ fn status_counts_connections_messages_and_errors_per_shard() {
     assert_eq!(u64_at(&shards[1], &["msgs_out"]), 5);
     assert!(u64_at(&shards[0], &["mesh_forwards_out"]) >= 5);
 }
+
+#[test]
+fn protocol_md_lists_exactly_the_counters_status_reports() {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/PROTOCOL.md"
+    ))
+    .unwrap();
+    let start = spec.find("Counters: ").expect("the counter list in §3.9");
+    let end = start + spec[start..].find("(all").unwrap();
+    let listed: Vec<&str> = spec[start..end].split('`').skip(1).step_by(2).collect();
+    let reported: Vec<&str> = shardbus_engine::metrics::Metric::ALL
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    assert_eq!(listed, reported);
+}

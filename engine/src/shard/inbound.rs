@@ -24,6 +24,10 @@ impl Shard {
                         batch.get(*groups),
                         &mut route,
                     );
+                    if route.local.is_empty() {
+                        self.metrics.add(Metric::ForwardsUnmatched, 1);
+                        continue;
+                    }
                     let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
                     self.deliver_local(&route.local, subject, headers, payload, msg.flags, 0);
                 }
