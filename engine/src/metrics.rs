@@ -59,6 +59,9 @@ metrics! {
     ForwardsUnmatched = "mesh_forwards_unmatched", counter;
     /// Times a session stopped reading because a mesh link was full (backpressure).
     MeshStalls = "mesh_backpressure_stalls", counter;
+    /// Times a reader paused because its deliveries filled an outbox past half of
+    /// `max_pending` (producer stall, as nats-server does).
+    PublisherStalls = "publisher_stalls", counter;
     /// Connections cut because their outbound buffer reached `max_pending`.
     SlowConsumers = "slow_consumers", counter;
     /// Requests waiting for a response on this shard.

@@ -102,6 +102,9 @@ fn a_publisher_gets_its_own_message_back_only_with_echo() {
     let echoing = server.client_on_with(0, ClientOptions::new().no_reconnect().echo(true));
     let quiet_sub = quiet.subscribe("self").unwrap();
     let echo_sub = echoing.subscribe("self").unwrap();
+    // Both subscriptions in effect before either publishes (two connections: no order).
+    quiet.flush().unwrap();
+    echoing.flush().unwrap();
     quiet.publish("self", b"q").unwrap();
     echoing.publish("self", b"e").unwrap();
     echoing.flush().unwrap();

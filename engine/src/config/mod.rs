@@ -74,7 +74,8 @@ pub struct LimitsConfig {
     pub max_subscriptions: u32,
     /// Connections the whole server accepts.
     pub max_connections: u32,
-    /// Bytes queued towards one client before it is cut as a slow consumer.
+    /// Bytes queued towards one client before it is cut as a slow consumer (64 MiB, as
+    /// nats-server). Past half of it, publishers feeding the client are paused.
     pub max_pending: usize,
     /// Requests one connection may have waiting for a response.
     pub max_inflight_requests: u32,
@@ -128,7 +129,7 @@ impl Default for LimitsConfig {
             max_headers_len: wire.max_headers_len,
             max_subscriptions: 10_000,
             max_connections: 100_000,
-            max_pending: 8 << 20,
+            max_pending: 64 << 20,
             max_inflight_requests: 1_000,
             hello_timeout_ms: 5_000,
             ping_interval_ms: 30_000,

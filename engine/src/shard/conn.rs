@@ -97,6 +97,8 @@ pub(crate) struct Conn {
     pub(crate) interest_dirty: Cell<bool>,
     /// PINGs waiting for their barrier's acknowledgements.
     pub(crate) barriers_pending: Cell<u32>,
+    /// Listed in the shard's backlog (publishers are waiting for this outbox to drain).
+    pub(crate) backlogged: Cell<bool>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -118,6 +120,7 @@ impl Conn {
             pings_unanswered: Cell::new(0),
             interest_dirty: Cell::new(false),
             barriers_pending: Cell::new(0),
+            backlogged: Cell::new(false),
             metrics,
         }
     }

@@ -34,6 +34,10 @@ use requests::Requests;
 
 pub(crate) use run::run;
 
+/// The longest a reader pauses for backlogged consumers after one read's deliveries
+/// (nats-server 2.9 stalls a fast producer between 100 ms and 1 s).
+const STALL_MAX: Duration = Duration::from_millis(100);
+
 /// Subjects each match cache remembers.
 const MATCH_CACHE_SUBJECTS: usize = 16 * 1024;
 
@@ -82,6 +86,9 @@ pub(crate) struct Shard {
     barriers: RefCell<HashMap<(u64, u64), usize>>,
     /// Subscriptions that reached their auto-unsubscribe count during a delivery.
     finished: RefCell<Vec<SubKey>>,
+    /// Connections whose outbox passed its high-water mark during the deliveries since the
+    /// last `take_backlog`: the reader that caused them pauses until they drain.
+    backlog: RefCell<Vec<Rc<Conn>>>,
     requests_changed: notify::Notify,
     next_conn: Cell<u64>,
     next_barrier: Cell<u64>,
@@ -106,6 +113,7 @@ impl Shard {
             requests: RefCell::new(Requests::default()),
             barriers: RefCell::new(HashMap::new()),
             finished: RefCell::new(Vec::new()),
+            backlog: RefCell::new(Vec::new()),
             requests_changed: notify::Notify::default(),
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),
@@ -172,6 +180,27 @@ impl Shard {
         }
     }
 
+    /// Pauses the caller (a session's reader, a mesh receiver) while the outboxes its last
+    /// deliveries filled past their high-water mark drain to their low-water mark, for at most
+    /// `STALL_MAX`. A consumer that cannot drain in time is left to `max_pending`.
+    pub(crate) async fn wait_for_backlog(&self) {
+        let stalled = std::mem::take(&mut *self.backlog.borrow_mut());
+        if stalled.is_empty() {
+            return;
+        }
+        self.metrics.add(Metric::PublisherStalls, 1);
+        let deadline = std::time::Instant::now() + STALL_MAX;
+        for conn in &stalled {
+            while conn.outbox.over_low_water() {
+                let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                    break;
+                };
+                futures_lite::future::or(conn.outbox.drained(), glommio::timer::sleep(left)).await;
+            }
+            conn.backlogged.set(false);
+        }
+    }
+
     /// Delivers to the local subscriptions in `keys`, then ends those that reached their
     /// auto-unsubscribe count.
     fn deliver_local(
@@ -192,6 +221,9 @@ impl Shard {
                 };
                 if !conn.deliver(key.sid, subject, headers, payload, flags, reply) {
                     finished.push(*key);
+                }
+                if conn.outbox.over_high_water() && !conn.backlogged.replace(true) {
+                    self.backlog.borrow_mut().push(Rc::clone(conn));
                 }
             }
         }

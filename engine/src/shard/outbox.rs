@@ -2,7 +2,9 @@
 //! from local publishers and from the mesh, answers, pings) is encoded straight into `pending`;
 //! the writer task swaps it out and writes it with one call, so every frame queued during a poll
 //! cycle leaves in one batch. The bytes queued plus the bytes being written are bounded by
-//! `max_pending`: past it the client is a slow consumer.
+//! `max_pending`: past it the client is a slow consumer. Past half of it the outbox asks the
+//! publishers feeding it to pause (`over_high_water`), as nats-server stalls producers, so a
+//! consumer that is slow only for a moment is not cut.
 
 use std::cell::{Cell, RefCell};
 
@@ -25,6 +27,8 @@ pub(crate) struct Outbox {
     /// Whether anything was queued since the keepalive last looked.
     active: Cell<bool>,
     ready: Notify,
+    /// Signalled each time the writer finished a batch (or the outbox closed).
+    drained: Notify,
 }
 
 impl Outbox {
@@ -37,6 +41,7 @@ impl Outbox {
             closed: Cell::new(false),
             active: Cell::new(false),
             ready: Notify::default(),
+            drained: Notify::default(),
         }
     }
 
@@ -76,6 +81,27 @@ impl Outbox {
     pub(crate) fn close(&self) {
         self.closed.set(true);
         self.ready.notify();
+        self.drained.notify();
+    }
+
+    fn backlog(&self) -> usize {
+        self.pending.borrow().len() + self.writing.get()
+    }
+
+    /// Whether the backlog passed half of `max_pending`: publishers feeding it should pause.
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.backlog() > self.max_pending / 2
+    }
+
+    /// Whether the backlog is still above a quarter of `max_pending` (paused publishers resume
+    /// below it).
+    pub(crate) fn over_low_water(&self) -> bool {
+        !self.closed.get() && self.backlog() > self.max_pending / 4
+    }
+
+    /// Completes when the writer has written a batch or the outbox closed.
+    pub(crate) async fn drained(&self) {
+        self.drained.notified().await;
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -112,5 +138,6 @@ impl Outbox {
         batch.clear();
         self.writing.set(0);
         *self.spare.borrow_mut() = batch;
+        self.drained.notify();
     }
 }

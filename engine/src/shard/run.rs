@@ -37,6 +37,9 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
             let receiver = receiver.connect().await;
             while let Some(batch) = receiver.recv().await {
                 shard.apply_batch(peer, &batch);
+                // Pausing here fills the channel, which congests the sender's link, which
+                // pauses the publishers over there: backpressure across shards.
+                shard.wait_for_backlog().await;
             }
         })
         .detach();

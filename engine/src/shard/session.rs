@@ -116,6 +116,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
         if let Next::Close = process(shard, conn, &mut buf, None) {
             return;
         }
+        shard.wait_for_backlog().await;
         shard.wait_for_mesh_room().await;
         if conn.outbox.is_closed() {
             return;

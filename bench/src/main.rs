@@ -1,0 +1,169 @@
+//! `shardbus-bench`: load scenarios against shardbus, nats-server, or nothing (the tool's own
+//! ceiling), in the spirit of `nats bench`. One table row (or JSON object) per run.
+
+mod error;
+mod report;
+mod scenario;
+mod stamp;
+mod wire;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use error::BenchError;
+use report::Report;
+use scenario::flow::{Flow, Sharing};
+use scenario::reqrep::ReqRep;
+use wire::Target;
+
+/// Load scenarios for shardbus and nats-server.
+#[derive(Debug, Parser)]
+#[command(name = "shardbus-bench", version)]
+struct Args {
+    /// What to measure: shardbus://host:port, nats://host:port, or null (no server: the
+    /// tool's own ceiling).
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "shardbus://127.0.0.1:7400"
+    )]
+    target: Target,
+    /// Messages per publisher (requests per requester for reqrep).
+    #[arg(long, short = 'n', global = true, default_value_t = 1_000_000)]
+    msgs: u64,
+    /// Payload size in bytes (at least 8: the send stamp).
+    #[arg(long, short, global = true, default_value_t = 16)]
+    size: usize,
+    /// Publishes per socket write.
+    #[arg(long, global = true, default_value_t = 256)]
+    batch: usize,
+    /// Fixed send rate per publisher in messages per second (latency under load, corrected
+    /// for coordinated omission); default: as fast as possible.
+    #[arg(long, global = true)]
+    rate: Option<u64>,
+    /// A short unmeasured run first, with a tenth of the messages.
+    #[arg(long, global = true)]
+    warmup: bool,
+    /// Pin load threads round robin over the cores (read once at start).
+    #[arg(long, global = true)]
+    pin: bool,
+    /// Print JSON lines instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The scenario.
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Publishers only.
+    Pub {
+        /// Publishers.
+        #[arg(long, short, default_value_t = 1)]
+        pubs: usize,
+    },
+    /// P publishers to S subscribers, each subscriber gets every message (fan-out: S > 1).
+    Pubsub {
+        /// Publishers.
+        #[arg(long, short, default_value_t = 1)]
+        pubs: usize,
+        /// Subscribers.
+        #[arg(long = "subs", short = 'S', default_value_t = 1)]
+        subs: usize,
+    },
+    /// P publishers to W workers in one queue group.
+    Queue {
+        /// Publishers.
+        #[arg(long, short, default_value_t = 1)]
+        pubs: usize,
+        /// Workers.
+        #[arg(long, short, default_value_t = 4)]
+        workers: usize,
+    },
+    /// C synchronous requesters to R responders.
+    Reqrep {
+        /// Concurrent requesters.
+        #[arg(long, short, default_value_t = 1)]
+        clients: usize,
+        /// Responders.
+        #[arg(long, short, default_value_t = 1)]
+        responders: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("shardbus-bench: {e}"),
+                }
+            } else {
+                println!("{}", Report::table_header());
+                println!("{}", report.table_row());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("shardbus-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<Report, BenchError> {
+    // core_affinity reports the calling thread's mask: read it before anything is pinned.
+    let cores: Vec<usize> = if args.pin {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let flow = |publishers, subscribers, sharing, msgs| Flow {
+        target: args.target,
+        publishers,
+        subscribers,
+        sharing,
+        msgs,
+        size: args.size,
+        batch: args.batch.max(1),
+        rate: args.rate,
+        drain: Duration::from_secs(5),
+        cores: cores.clone(),
+        progress: !args.json,
+    };
+    let reqrep = |requesters, responders, requests| ReqRep {
+        target: args.target,
+        requesters,
+        responders,
+        requests,
+        size: args.size,
+        cores: cores.clone(),
+    };
+    let once = |msgs: u64| -> Result<Report, BenchError> {
+        match args.scenario {
+            Scenario::Pub { pubs } => flow(pubs, 0, Sharing::Each, msgs).run("pub"),
+            Scenario::Pubsub { pubs, subs } => flow(pubs, subs, Sharing::Each, msgs).run("pubsub"),
+            Scenario::Queue { pubs, workers } => {
+                flow(pubs, workers, Sharing::Queue, msgs).run("queue")
+            }
+            Scenario::Reqrep {
+                clients,
+                responders,
+            } => reqrep(clients, responders, msgs).run(),
+        }
+    };
+    if args.warmup {
+        once((args.msgs / 10).max(1))?;
+    }
+    once(args.msgs)
+}

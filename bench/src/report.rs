@@ -1,0 +1,119 @@
+//! A scenario's result: throughput and latency percentiles, printed as a table row or as JSON.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::error::BenchError;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Samples.
+    pub samples: u64,
+}
+
+impl Latency {
+    /// Percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            p50_us: us(h.value_at_quantile(0.5)),
+            p90_us: us(h.value_at_quantile(0.9)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+            samples: h.len(),
+        }
+    }
+}
+
+/// One scenario run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// What was measured.
+    pub target: String,
+    /// Publishers (or requesters).
+    pub publishers: usize,
+    /// Subscribers (or workers, responders).
+    pub subscribers: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received by subscribers (or responses).
+    pub received: u64,
+    /// Seconds from the first send to the last send.
+    pub send_secs: f64,
+    /// Seconds from the first send to the last receive.
+    pub total_secs: f64,
+    /// Messages sent per second.
+    pub sent_per_sec: f64,
+    /// Messages received per second, all subscribers together.
+    pub received_per_sec: f64,
+    /// Payload megabytes received per second.
+    pub received_mb_per_sec: f64,
+    /// Messages that were expected and never arrived.
+    pub missing: u64,
+    /// Send-to-receive latency (request round trip for `reqrep`).
+    pub latency: Latency,
+}
+
+impl Report {
+    /// The header of the human table.
+    pub fn table_header() -> String {
+        format!(
+            "{:<9} {:<28} {:>4} {:>4} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "scenario",
+            "target",
+            "pub",
+            "sub",
+            "size",
+            "sent/s",
+            "recv/s",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "missing"
+        )
+    }
+
+    /// One row of the human table.
+    pub fn table_row(&self) -> String {
+        format!(
+            "{:<9} {:<28} {:>4} {:>4} {:>6} {:>12.0} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+            self.scenario,
+            self.target,
+            self.publishers,
+            self.subscribers,
+            self.size,
+            self.sent_per_sec,
+            self.received_per_sec,
+            self.latency.p50_us,
+            self.latency.p90_us,
+            self.latency.p99_us,
+            self.latency.p999_us,
+            self.missing
+        )
+    }
+}
+
+/// A histogram for nanosecond latencies up to a minute.
+///
+/// # Errors
+/// Only if hdrhistogram refused these constant bounds.
+pub fn histogram() -> Result<Histogram<u64>, BenchError> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| BenchError::Setup(e.to_string()))
+}

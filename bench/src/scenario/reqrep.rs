@@ -1,0 +1,145 @@
+//! `reqrep`: C requesters each send a request and wait for its response before the next (a
+//! synchronous client, the shape that exposes wake-up latency); R responders in one queue group
+//! answer each request with its own payload. Latency is the request's round trip.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use super::{core_for, join_all, pin};
+use crate::error::BenchError;
+use crate::report::{self, Latency, Report};
+use crate::stamp;
+use crate::wire::{self, Event, ReplyTo, Target};
+
+const SUBJECT: &str = "bench.service";
+
+/// A request/reply run's parameters.
+#[derive(Debug, Clone)]
+pub struct ReqRep {
+    /// Broker.
+    pub target: Target,
+    /// Concurrent synchronous requesters.
+    pub requesters: usize,
+    /// Responders (one queue group).
+    pub responders: usize,
+    /// Requests per requester.
+    pub requests: u64,
+    /// Payload bytes.
+    pub size: usize,
+    /// Cores to pin load threads to.
+    pub cores: Vec<usize>,
+}
+
+impl ReqRep {
+    /// Runs the scenario.
+    ///
+    /// # Errors
+    /// A connection failed, a response never came, or a load thread died.
+    pub fn run(&self) -> Result<Report, BenchError> {
+        let size = self.size.max(stamp::MIN_PAYLOAD);
+        let ready = Arc::new(Barrier::new(self.responders + 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut responders = Vec::new();
+        for i in 0..self.responders {
+            let run = self.clone();
+            let (ready, stop) = (Arc::clone(&ready), Arc::clone(&stop));
+            responders.push(std::thread::spawn(move || {
+                pin(core_for(&run.cores, 1, i));
+                let setup = wire::connect(run.target).and_then(|mut wire| {
+                    wire.subscribe(SUBJECT, Some("bench-responders"))?;
+                    wire.sync()?;
+                    Ok(wire)
+                });
+                // Reach the start line even after a failure, or everyone else waits forever.
+                ready.wait();
+                let mut wire = setup?;
+                let mut pending: Vec<(ReplyTo, Vec<u8>)> = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    wire.receive(&mut |event| {
+                        if let Event::Msg {
+                            payload,
+                            reply: Some(to),
+                        } = event
+                        {
+                            pending.push((to, payload.to_vec()));
+                        }
+                    })?;
+                    for (to, payload) in pending.drain(..) {
+                        wire.reply(&to, &payload)?;
+                    }
+                    wire.flush()?;
+                }
+                Ok(())
+            }));
+        }
+        ready.wait();
+        let start_line = Arc::new(Barrier::new(self.requesters + 1));
+        let mut requesters = Vec::new();
+        for i in 0..self.requesters {
+            let run = self.clone();
+            let start_line = Arc::clone(&start_line);
+            requesters.push(std::thread::spawn(move || {
+                pin(core_for(&run.cores, 0, i));
+                let setup = wire::connect(run.target);
+                let mut payload = vec![0u8; size];
+                start_line.wait();
+                let mut wire = setup?;
+                let mut latency = report::histogram()?;
+                for _ in 0..run.requests {
+                    let sent = stamp::now_ns();
+                    stamp::write(&mut payload, sent);
+                    wire.request(SUBJECT, &payload)?;
+                    wire.flush()?;
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let mut answered = false;
+                    while !answered {
+                        wire.receive(&mut |event| {
+                            // The responder echoes the payload: its stamp names our request.
+                            if let Event::Response { payload } = event {
+                                answered |= stamp::read(payload) == sent;
+                            }
+                        })?;
+                        if Instant::now() > deadline {
+                            return Err(BenchError::Setup("no response within 30 s".to_owned()));
+                        }
+                    }
+                    let _ = latency.record(stamp::now_ns().saturating_sub(sent).max(1));
+                }
+                Ok((latency, Instant::now()))
+            }));
+        }
+        start_line.wait();
+        let started = Instant::now();
+        let results = join_all(requesters);
+        stop.store(true, Ordering::Relaxed);
+        join_all(responders)?;
+        let results = results?;
+        let mut latency = report::histogram()?;
+        let mut end = started;
+        for (h, finished) in &results {
+            latency
+                .add(h)
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            end = end.max(*finished);
+        }
+        let secs = end.duration_since(started).as_secs_f64().max(1e-9);
+        let total = self.requests * self.requesters as u64;
+        Ok(Report {
+            scenario: "reqrep".to_owned(),
+            target: self.target.to_string(),
+            publishers: self.requesters,
+            subscribers: self.responders,
+            size,
+            sent: total,
+            received: latency.len(),
+            send_secs: secs,
+            total_secs: secs,
+            sent_per_sec: total as f64 / secs,
+            received_per_sec: latency.len() as f64 / secs,
+            received_mb_per_sec: (latency.len() * size as u64) as f64 / secs / 1e6,
+            missing: total.saturating_sub(latency.len()),
+            latency: Latency::of(&latency),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! `Wire`: one blocking connection to the broker under test, with the same buffering for every
+//! broker: publishes are encoded into a buffer and written when the scenario flushes (its
+//! batch), and reads take whatever the socket has and parse every whole message in it. The
+//! shardbus and NATS implementations differ only in encoding, so one load generator with the
+//! same threading and batching drives both.
+
+mod nats;
+mod null;
+mod shardbus;
+
+use std::io;
+use std::net::SocketAddr;
+
+/// How to answer a request that arrived as a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// shardbus: the reply token.
+    Token(u64),
+    /// NATS: the reply subject.
+    Subject(Vec<u8>),
+}
+
+/// Something a connection received.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A message on a subscription; `reply` is set for a request.
+    Msg {
+        /// The payload.
+        payload: &'a [u8],
+        /// Where to answer, for a request.
+        reply: Option<ReplyTo>,
+    },
+    /// The response to this connection's request.
+    Response {
+        /// The payload.
+        payload: &'a [u8],
+    },
+}
+
+/// One connection to a broker (or to nothing, for measuring the tool itself).
+pub trait Wire: Send {
+    /// Subscribes to `subject`, in `queue` if given.
+    fn subscribe(&mut self, subject: &str, queue: Option<&str>) -> io::Result<()>;
+    /// Queues a publish (written at the next `flush`).
+    fn publish(&mut self, subject: &str, payload: &[u8]) -> io::Result<()>;
+    /// Queues a request whose response comes back as [`Event::Response`].
+    fn request(&mut self, subject: &str, payload: &[u8]) -> io::Result<()>;
+    /// Queues the answer to a request.
+    fn reply(&mut self, to: &ReplyTo, payload: &[u8]) -> io::Result<()>;
+    /// Writes what is queued.
+    fn flush(&mut self) -> io::Result<()>;
+    /// A PING/PONG round trip: the broker processed everything sent before, and this
+    /// connection's subscriptions are in effect.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Reads once and hands every whole message to `on`; returns how many there were. `Ok(0)`
+    /// may mean a read timeout with nothing received.
+    fn receive(&mut self, on: &mut dyn FnMut(Event<'_>)) -> io::Result<usize>;
+}
+
+/// What to connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A shardbus server (binary protocol).
+    Shardbus(SocketAddr),
+    /// A NATS server (text protocol).
+    Nats(SocketAddr),
+    /// No server: publishes are encoded (as shardbus frames) and dropped.
+    Null,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Target, String> {
+        let addr = |rest: &str| {
+            rest.parse::<SocketAddr>()
+                .map_err(|e| format!("{rest}: {e} (expected host:port, e.g. 127.0.0.1:7400)"))
+        };
+        if let Some(rest) = text.strip_prefix("shardbus://") {
+            Ok(Target::Shardbus(addr(rest)?))
+        } else if let Some(rest) = text.strip_prefix("nats://") {
+            Ok(Target::Nats(addr(rest)?))
+        } else if text == "null" {
+            Ok(Target::Null)
+        } else {
+            Err(format!(
+                "{text}: expected shardbus://host:port, nats://host:port or null"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Shardbus(addr) => write!(f, "shardbus://{addr}"),
+            Target::Nats(addr) => write!(f, "nats://{addr}"),
+            Target::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// Opens a connection to `target`.
+///
+/// # Errors
+/// Connecting or the handshake failed.
+pub fn connect(target: Target) -> io::Result<Box<dyn Wire>> {
+    Ok(match target {
+        Target::Shardbus(addr) => Box::new(shardbus::ShardbusWire::connect(addr)?),
+        Target::Nats(addr) => Box::new(nats::NatsWire::connect(addr)?),
+        Target::Null => Box::new(null::NullWire::default()),
+    })
+}
+
+/// Socket settings shared by the real wires: no Nagle, a read timeout so a waiting reader can
+/// notice the run ended.
+fn tune(stream: &std::net::TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+}
+
+/// Reads once into `buf` (growing it), treating a read timeout as "nothing yet".
+fn read_some(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    use std::io::Read;
+    let len = buf.len();
+    if buf.capacity() - len < 64 << 10 {
+        buf.reserve(256 << 10);
+    }
+    buf.resize(buf.capacity(), 0);
+    let read = stream.read(buf.get_mut(len..).unwrap_or_default());
+    match read {
+        Ok(0) => {
+            buf.truncate(len);
+            Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ))
+        }
+        Ok(n) => {
+            buf.truncate(len + n);
+            Ok(n)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            buf.truncate(len);
+            Ok(0)
+        }
+        Err(e) => {
+            buf.truncate(len);
+            Err(e)
+        }
+    }
+}
