@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Side by side: shardbus against nats-server, same machine, same load tool, same run.
+#
+#   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md)
+#
+# Installs nats-server from Debian's packages when missing, builds the release binaries, starts
+# both brokers on loopback with the same core count, runs every scenario against each in
+# alternation (A B A B ...), and prints per scenario the median, the spread (min–max) and the
+# shardbus/NATS ratio of the medians. The table is also appended to perf/RESULTS.md with the
+# command, nproc, CPU model and date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+cores=$(nproc)
+if ! command -v nats-server >/dev/null; then
+  echo "installing nats-server (Debian package)" >&2
+  apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+fi
+cargo build --release -q --bin shardbus --bin shardbus-bench
+bench=target/release/shardbus-bench
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sb_port=$(free_port)
+nats_port=$(free_port)
+target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" 2>/tmp/compare-shardbus.log &
+sb_pid=$!
+GOMAXPROCS=$cores nats-server -a 127.0.0.1 -p "$nats_port" 2>/tmp/compare-nats.log &
+nats_pid=$!
+trap 'kill $sb_pid $nats_pid 2>/dev/null; wait 2>/dev/null' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$sb_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+# name | arguments (after the target)
+scenarios=(
+  "pubsub 1:1 16 B|-n 2000000 pubsub"
+  "pubsub 1:1 1 KiB|-n 500000 -s 1024 pubsub"
+  "fan-out 1:4 16 B|-n 500000 pubsub -S 4"
+  "fan-out 1:4 1 KiB|-n 200000 -s 1024 pubsub -S 4"
+  "queue 1:4 16 B|-n 1000000 queue -w 4"
+  "reqrep 1 sync client|-n 20000 reqrep"
+)
+
+out=$(mktemp)
+for entry in "${scenarios[@]}"; do
+  name=${entry%%|*}
+  args=${entry#*|}
+  for round in $(seq "$rounds"); do
+    for target in "shardbus://127.0.0.1:$sb_port" "nats://127.0.0.1:$nats_port"; do
+      # shellcheck disable=SC2086 # the arguments are meant to split
+      line=$($bench --json --target "$target" $args) || line='{"failed":true}'
+      printf '%s\t%s\t%s\n' "$name" "$target" "$line" >>"$out"
+      echo "$name round $round ${target%%:*}: done" >&2
+    done
+  done
+done
+
+table=$(python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = {}
+order = []
+for line in open(sys.argv[1]):
+    name, target, blob = line.rstrip("\n").split("\t", 2)
+    broker = target.split(":")[0]
+    r = json.loads(blob)
+    if name not in rows:
+        rows[name] = {"shardbus": [], "nats": []}
+        order.append(name)
+    rows[name][broker].append(r)
+print("| scenario | metric | shardbus median (min–max) | NATS median (min–max) | shardbus/NATS |")
+print("|---|---|---|---|---|")
+for name in order:
+    req = name.startswith("reqrep")
+    metrics = [("received/s", "received_per_sec", False)]
+    if req:
+        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True)]
+    for label, key, lat in metrics:
+        cells = []
+        meds = []
+        for broker in ("shardbus", "nats"):
+            runs = [r for r in rows[name][broker] if not r.get("failed")]
+            vals = [(r["latency"][key] if lat else r[key]) for r in runs]
+            fails = len(rows[name][broker]) - len(runs)
+            if not vals:
+                cells.append("failed"); meds.append(None); continue
+            med = statistics.median(vals)
+            meds.append(med)
+            fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
+            note = f", {fails} failed" if fails else ""
+            cells.append(f"{fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))}{note})")
+        ratio = "—"
+        if all(m for m in meds):
+            ratio = f"{meds[0] / meds[1]:.2f}×" if not lat else f"{meds[0] / meds[1]:.2f} (lower is better)"
+        print(f"| {name} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
+PY
+)
+echo "$table"
+if [ "${RESULTS:-1}" = "1" ]; then
+  {
+    echo
+    echo "## $(date -u +%Y-%m-%d) — shardbus vs nats-server, side by side (perf/compare.sh)"
+    echo
+    echo "- Command: \`perf/compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores, GOMAXPROCS=$cores); the load tool runs on the same cores."
+    echo
+    echo "$table"
+  } >>perf/RESULTS.md
+fi
