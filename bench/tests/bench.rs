@@ -1,0 +1,76 @@
+//! `shardbus-bench` end to end: every scenario against the real server (small counts), and the
+//! null target, checking the JSON report's numbers are whole (nothing missing).
+// Tests: a failed expectation must fail loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+
+use shardbus_tests::TestServer;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_shardbus-bench");
+
+fn run(target: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BENCH)
+        .args(["--json", "--target", target])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn every_scenario_runs_against_the_server_and_loses_nothing() {
+    let server = TestServer::start();
+    let target = format!("shardbus://{}", server.addr);
+    for (args, sent, received) in [
+        (vec!["-n", "2000", "pub"], 2000, 0),
+        (vec!["-n", "2000", "pubsub"], 2000, 2000),
+        (
+            vec!["-n", "1000", "-s", "1024", "pubsub", "-S", "3"],
+            1000,
+            3000,
+        ),
+        (vec!["-n", "2000", "queue", "-w", "3"], 2000, 2000),
+        (vec!["-n", "200", "reqrep", "-c", "2"], 400, 400),
+    ] {
+        let report = run(&target, &args);
+        assert_eq!(report["sent"], sent, "{args:?}: {report}");
+        assert_eq!(report["received"], received, "{args:?}: {report}");
+        assert_eq!(report["missing"], 0, "{args:?}: {report}");
+        if received > 0 {
+            assert!(
+                report["latency"]["samples"].as_u64().unwrap() > 0,
+                "{report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fixed_rate_run_sends_at_that_rate() {
+    let server = TestServer::start();
+    let report = run(
+        &format!("shardbus://{}", server.addr),
+        &["-n", "200", "--rate", "1000", "--batch", "10", "pubsub"],
+    );
+    assert_eq!(report["received"], 200);
+    // 200 messages at 1,000/s take at least 0.19 s: the pacing held them back.
+    assert!(report["send_secs"].as_f64().unwrap() >= 0.19, "{report}");
+}
+
+#[test]
+fn the_null_target_measures_the_tool_alone() {
+    let report = run("null", &["-n", "100000", "pub"]);
+    assert_eq!(report["sent"], 100_000);
+    assert!(report["sent_per_sec"].as_f64().unwrap() > 0.0);
+}
