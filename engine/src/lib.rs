@@ -3,6 +3,7 @@
 //! binary is a thin `main` over [`server::Server`]; tests start the same server in-process.
 
 pub mod config;
+pub(crate) mod fast_map;
 pub mod logging;
 pub mod memlock;
 pub(crate) mod mesh;

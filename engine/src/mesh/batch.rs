@@ -116,6 +116,12 @@ impl Batch {
             .unwrap_or_default()
     }
 
+    /// Empties the batch, keeping its buffers for reuse.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 
 use glommio::channels::shared_channel::ConnectedSender;
 
+use super::BatchPool;
 use super::batch::Batch;
 use crate::shard::notify::Notify;
 
@@ -49,14 +50,16 @@ impl PeerLink {
 
     /// The flusher: sends the open batch whenever it has records, one channel item per batch.
     /// Ends when the peer's receiving side is gone (the peer shard stopped).
-    pub(crate) async fn run_flusher(&self, sender: ConnectedSender<Batch>) {
+    /// Emptied batches come back through `pool` and become the next open batch.
+    pub(crate) async fn run_flusher(&self, sender: ConnectedSender<Batch>, pool: BatchPool) {
         loop {
             let has_work = self.has_work.notified();
-            let batch = std::mem::take(&mut *self.open.borrow_mut());
-            if batch.is_empty() {
+            if self.open.borrow().is_empty() {
                 has_work.await;
                 continue;
             }
+            let next = pool.pop().unwrap_or_default();
+            let batch = std::mem::replace(&mut *self.open.borrow_mut(), next);
             if sender.send(batch).await.is_err() {
                 return;
             }
@@ -108,7 +111,8 @@ mod tests {
                     let link = Rc::clone(&link);
                     glommio::spawn_local(async move {
                         let tx = tx.connect().await;
-                        link.run_flusher(tx).await;
+                        let pool = std::sync::Arc::new(crossbeam_queue::ArrayQueue::new(1));
+                        link.run_flusher(tx, pool).await;
                     })
                 };
                 let mut sent = 0u64;

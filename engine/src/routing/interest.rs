@@ -7,7 +7,7 @@
 //! shard ids, and a publish asks the replica, once per subject thanks to its cache, which shards
 //! to forward to.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::rc::Rc;
 
 use super::match_cache::MatchCache;
@@ -40,7 +40,7 @@ fn key(pattern: &[u8], queue: Option<&str>) -> InterestKey {
 /// One shard's subscription counts per (pattern, queue group).
 #[derive(Debug, Default)]
 pub struct LocalInterest {
-    counts: HashMap<InterestKey, u32>,
+    counts: FastMap<InterestKey, u32>,
 }
 
 impl LocalInterest {

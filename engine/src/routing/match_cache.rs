@@ -2,7 +2,7 @@
 //! costs one hash lookup each and no allocation. Bounded; a subscription change drops exactly
 //! the entries whose subject its pattern matches.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::rc::Rc;
 
 use shardbus_protocol::topic::matches;
@@ -12,7 +12,7 @@ use super::trie::{Matches, SubscriptionTrie};
 /// A bounded cache of trie answers for one shard.
 #[derive(Debug)]
 pub struct MatchCache<V> {
-    entries: HashMap<Box<[u8]>, Rc<Matches<V>>>,
+    entries: FastMap<Box<[u8]>, Rc<Matches<V>>>,
     capacity: usize,
 }
 
@@ -20,7 +20,7 @@ impl<V: Clone + PartialEq> MatchCache<V> {
     /// A cache of at most `capacity` subjects.
     pub fn new(capacity: usize) -> MatchCache<V> {
         MatchCache {
-            entries: HashMap::with_capacity(capacity.min(4096)),
+            entries: FastMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity: capacity.max(1),
         }
     }

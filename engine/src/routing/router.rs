@@ -5,7 +5,7 @@
 //! holds a shard once per remote member, so a rotation over local members followed by remote
 //! entries is a rotation over all members.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::rc::Rc;
 
 use super::SubscriptionTrie;
@@ -70,7 +70,7 @@ pub struct Router {
     cache: MatchCache<SubKey>,
     interest: LocalInterest,
     replica: InterestReplica,
-    group_turns: HashMap<Box<str>, usize>,
+    group_turns: FastMap<Box<str>, usize>,
     request_turn: usize,
 }
 
@@ -83,7 +83,7 @@ impl Router {
             cache: MatchCache::new(cache_capacity),
             interest: LocalInterest::new(),
             replica: InterestReplica::new(cache_capacity),
-            group_turns: HashMap::new(),
+            group_turns: FastMap::default(),
             request_turn: 0,
         }
     }

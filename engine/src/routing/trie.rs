@@ -3,21 +3,21 @@
 //! subject walks one path per token plus the wildcard branches, so its cost follows the
 //! subject's length and the wildcards in use, not the number of subscriptions.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 use std::rc::Rc;
 
 /// Subscribers of one pattern: plain ones each get every message; each queue group gets one.
 #[derive(Debug)]
 struct Subscribers<V> {
     plain: Vec<V>,
-    queues: HashMap<Box<str>, Vec<V>>,
+    queues: FastMap<Box<str>, Vec<V>>,
 }
 
 impl<V> Default for Subscribers<V> {
     fn default() -> Subscribers<V> {
         Subscribers {
             plain: Vec::new(),
-            queues: HashMap::new(),
+            queues: FastMap::default(),
         }
     }
 }
@@ -67,7 +67,7 @@ impl<V: Clone + PartialEq> Subscribers<V> {
 
 #[derive(Debug)]
 struct Node<V> {
-    literal: HashMap<Box<[u8]>, Node<V>>,
+    literal: FastMap<Box<[u8]>, Node<V>>,
     star: Option<Box<Node<V>>>,
     /// Subscribers of patterns ending in `>` at this level.
     tail: Subscribers<V>,
@@ -78,7 +78,7 @@ struct Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Node<V> {
         Node {
-            literal: HashMap::new(),
+            literal: FastMap::default(),
             star: None,
             tail: Subscribers::default(),
             here: Subscribers::default(),

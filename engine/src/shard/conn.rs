@@ -3,8 +3,8 @@
 //! it. Every send goes through [`Conn::send`], which turns a full outbox into the slow-consumer
 //! close; closing codes go through [`Conn::fail`].
 
+use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ pub(crate) struct Conn {
     pub(crate) stream: SharedStream,
     pub(crate) options: Cell<HelloOptions>,
     pub(crate) name: RefCell<String>,
-    pub(crate) subs: RefCell<HashMap<u64, Subscription>>,
+    pub(crate) subs: RefCell<FastMap<u64, Subscription>>,
     pub(crate) inflight: Cell<u32>,
     pub(crate) pings_unanswered: Cell<u32>,
     /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
@@ -115,7 +115,7 @@ impl Conn {
             stream,
             options: Cell::new(HelloOptions(0)),
             name: RefCell::new(String::new()),
-            subs: RefCell::new(HashMap::new()),
+            subs: RefCell::new(FastMap::default()),
             inflight: Cell::new(0),
             pings_unanswered: Cell::new(0),
             interest_dirty: Cell::new(false),

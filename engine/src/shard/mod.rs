@@ -15,6 +15,7 @@ mod session;
 mod status;
 pub(crate) mod stream;
 
+use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -78,7 +79,7 @@ pub(crate) struct Shard {
     pub(crate) metrics: Arc<ShardMetrics>,
     /// Outgoing mesh links, indexed by shard; `None` at this shard's own index.
     links: Vec<Option<PeerLink>>,
-    conns: RefCell<HashMap<u64, Rc<Conn>>>,
+    conns: RefCell<FastMap<u64, Rc<Conn>>>,
     router: RefCell<Router>,
     route: RefCell<Route>,
     requests: RefCell<Requests>,
@@ -107,7 +108,7 @@ impl Shard {
             shared,
             metrics,
             links,
-            conns: RefCell::new(HashMap::new()),
+            conns: RefCell::new(FastMap::default()),
             router: RefCell::new(Router::new(id, MATCH_CACHE_SUBJECTS)),
             route: RefCell::new(Route::default()),
             requests: RefCell::new(Requests::default()),
@@ -226,6 +227,9 @@ impl Shard {
                     self.backlog.borrow_mut().push(Rc::clone(conn));
                 }
             }
+        }
+        if self.finished.borrow().is_empty() {
+            return;
         }
         let finished: Vec<SubKey> = self.finished.borrow_mut().drain(..).collect();
         for key in finished {

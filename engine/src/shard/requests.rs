@@ -6,7 +6,8 @@
 //! The reply token a responder sees is `(origin shard + 1) << 48 | key`: non-zero, and it tells
 //! any shard where to send the response without a lookup.
 
-use std::collections::{BTreeSet, HashMap};
+use crate::fast_map::FastMap;
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::routing::ShardId;
@@ -28,7 +29,7 @@ pub(crate) struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
     next_key: u64,
-    pending: HashMap<u64, Pending>,
+    pending: FastMap<u64, Pending>,
     deadlines: BTreeSet<(Instant, u64)>,
 }
 

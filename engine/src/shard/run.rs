@@ -21,22 +21,25 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs shard `shard` until the server shuts down.
 pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds) {
-    for (peer, sender) in ends.senders {
+    for end in ends.senders {
         let shard = Rc::clone(&shard);
         glommio::spawn_local(async move {
-            let sender = sender.connect().await;
-            if let Some(link) = shard.link(peer) {
-                link.run_flusher(sender).await;
+            let sender = end.channel.connect().await;
+            if let Some(link) = shard.link(end.peer) {
+                link.run_flusher(sender, end.pool).await;
             }
         })
         .detach();
     }
-    for (peer, receiver) in ends.receivers {
+    for end in ends.receivers {
         let shard = Rc::clone(&shard);
         glommio::spawn_local(async move {
-            let receiver = receiver.connect().await;
-            while let Some(batch) = receiver.recv().await {
-                shard.apply_batch(peer, &batch);
+            let receiver = end.channel.connect().await;
+            while let Some(mut batch) = receiver.recv().await {
+                shard.apply_batch(end.peer, &batch);
+                batch.clear();
+                // A full pool just drops the batch: the sender allocates another.
+                let _ = end.pool.push(batch);
                 // Pausing here fills the channel, which congests the sender's link, which
                 // pauses the publishers over there: backpressure across shards.
                 shard.wait_for_backlog().await;
