@@ -98,13 +98,23 @@ PY
 )
 echo "$table"
 if [ "${RESULTS:-1}" = "1" ]; then
+  section=$(mktemp)
   {
-    echo
     echo "## $(date -u +%Y-%m-%d) — shardbus vs nats-server, side by side (perf/compare.sh)"
     echo
     echo "- Command: \`perf/compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores, GOMAXPROCS=$cores); the load tool runs on the same cores."
     echo
     echo "$table"
-  } >>perf/RESULTS.md
+    echo
+  } >"$section"
+  # RESULTS.md is newest first: the new section goes before the first dated one.
+  python3 - "$section" <<'PY'
+import sys
+section = open(sys.argv[1]).read()
+text = open("perf/RESULTS.md").read()
+at = text.find("\n## ")
+text = text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
+open("perf/RESULTS.md", "w").write(text)
+PY
 fi
