@@ -5,6 +5,7 @@
 
 pub(crate) mod conn;
 mod inbound;
+mod keepalive;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;

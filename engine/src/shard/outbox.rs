@@ -34,8 +34,9 @@ pub(crate) struct Outbox {
 impl Outbox {
     pub(crate) fn new(max_pending: usize) -> Outbox {
         Outbox {
-            pending: RefCell::new(Vec::with_capacity(4096)),
-            spare: RefCell::new(Vec::with_capacity(4096)),
+            // Empty until the first frame: an idle connection holds no outbound buffer.
+            pending: RefCell::new(Vec::new()),
+            spare: RefCell::new(Vec::new()),
             writing: Cell::new(0),
             max_pending,
             closed: Cell::new(false),

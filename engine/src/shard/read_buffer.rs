@@ -1,6 +1,11 @@
 //! `ReadBuffer`: a session's input bytes. Frames are decoded in place from `unread()`; a frame
 //! larger than the buffer grows it to exactly that frame's size (already checked against
-//! `max_frame` by the decoder before any of it is buffered).
+//! `max_frame` by the decoder before any of it is buffered). It starts small, so ten thousand
+//! idle devices cost little, and doubles (up to `BUSY_SIZE`) whenever a read fills it, so a
+//! busy publisher soon reads in large chunks.
+
+/// The size a buffer grows to by doubling when reads keep filling it.
+const BUSY_SIZE: usize = 64 << 10;
 
 /// Bytes read from a socket and not yet consumed.
 #[derive(Debug)]
@@ -47,8 +52,13 @@ impl ReadBuffer {
         self.data.get_mut(self.end..).unwrap_or_default()
     }
 
-    /// Records that `n` bytes were read into `spare()`.
+    /// Records that `n` bytes were read into `spare()`; a read that filled all the room there
+    /// was doubles the buffer for the next one.
     pub(crate) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
+        if self.end == self.data.len() && self.data.len() < BUSY_SIZE {
+            let grown = (self.data.len() * 2).min(BUSY_SIZE);
+            self.data.resize(grown, 0);
+        }
     }
 }

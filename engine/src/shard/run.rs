@@ -11,7 +11,7 @@ use shardbus_protocol::{ErrorCode, Fields};
 
 use super::Shard;
 use super::conn::Outgoing;
-use super::session;
+use super::{keepalive, session};
 use crate::mesh::MeshEnds;
 
 /// How often a shard looks at the server's shutdown flag.
@@ -48,6 +48,7 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
         .detach();
     }
     glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
+    glommio::spawn_local(keepalive::run(Rc::clone(&shard))).detach();
 
     future::or(accept_loop(&shard, &listener), wait_for_shutdown(&shard)).await;
     drop(listener);

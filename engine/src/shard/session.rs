@@ -1,11 +1,9 @@
 //! A session: the tasks that serve one client connection. The reader task does the HELLO
 //! handshake (with its timeout), then decodes frames in place and hands them to the shard; the
-//! writer task drains the outbox in batches; the keepalive task pings a quiet client and closes
-//! a stale one. Nothing a client sends can panic the shard: every malformed frame ends in an
+//! writer task drains the outbox in batches. (Keepalive is one task per shard: `keepalive.rs`.) Nothing a client sends can panic the shard: every malformed frame ends in an
 //! ERR with its code.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
@@ -21,8 +19,8 @@ use super::read_buffer::ReadBuffer;
 use super::stream::SharedStream;
 use crate::metrics::Metric;
 
-/// Initial read buffer per connection; it grows to the largest frame the client sends.
-const READ_BUFFER: usize = 16 << 10;
+/// Initial read buffer per connection; busy connections grow theirs (see `ReadBuffer`).
+const READ_BUFFER: usize = 512;
 
 /// Why a session's input ended.
 enum Next {
@@ -103,14 +101,6 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
             );
             return;
         }
-    }
-    if shard.settings.ping_interval_ms > 0 {
-        glommio::spawn_local(keepalive(
-            Rc::clone(shard),
-            Rc::clone(conn),
-            Duration::from_millis(u64::from(shard.settings.ping_interval_ms)),
-        ))
-        .detach();
     }
     loop {
         if let Next::Close = process(shard, conn, &mut buf, None) {
@@ -282,31 +272,4 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         ..Outgoing::bare(Fields::Welcome(welcome), frame.op_id)
     });
     Next::Continue
-}
-
-/// Pings a client that heard nothing for an interval; closes it when two pings in a row went
-/// unanswered.
-async fn keepalive(shard: Rc<Shard>, conn: Rc<Conn>, interval: Duration) {
-    loop {
-        glommio::timer::sleep(interval).await;
-        if conn.outbox.is_closed() {
-            return;
-        }
-        if conn.pings_unanswered.get() >= 2 {
-            shard.metrics.add(Metric::StaleConnections, 1);
-            conn.fail(
-                ErrorCode::STALE_CONNECTION,
-                0,
-                0,
-                "two PINGs in a row went unanswered",
-            );
-            return;
-        }
-        if conn.outbox.take_activity() {
-            continue;
-        }
-        conn.pings_unanswered.set(conn.pings_unanswered.get() + 1);
-        conn.send(&Outgoing::bare(Fields::Ping, 0));
-        conn.outbox.take_activity();
-    }
 }
