@@ -62,3 +62,43 @@ impl ReadBuffer {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
+mod tests {
+    use super::*;
+
+    fn read(buf: &mut ReadBuffer, bytes: &[u8], want: usize) -> usize {
+        let spare = buf.spare(want);
+        let n = bytes.len().min(spare.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        buf.filled(n);
+        n
+    }
+
+    #[test]
+    fn reads_that_fill_the_buffer_double_it_up_to_the_busy_size() {
+        let mut buf = ReadBuffer::new(512);
+        let chunk = vec![7u8; 1 << 20];
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            sizes.push(read(&mut buf, &chunk, 1));
+            let all = buf.unread().len();
+            buf.consume(all);
+        }
+        assert_eq!(sizes[..5], [512, 1024, 2048, 4096, 8192]);
+        assert_eq!(*sizes.last().unwrap(), BUSY_SIZE);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_buffer_gets_room_for_all_of_it_and_bytes_stay_in_order() {
+        let mut buf = ReadBuffer::new(512);
+        let frame: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut at = read(&mut buf, &frame[..300], 512);
+        buf.consume(100);
+        while at < frame.len() {
+            at += read(&mut buf, &frame[at..], frame.len() - 100);
+        }
+        assert_eq!(buf.unread(), &frame[100..]);
+    }
+}
