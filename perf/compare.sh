@@ -41,6 +41,7 @@ scenarios=(
   "fan-out 1:4 1 KiB|-n 200000 -s 1024 pubsub -S 4"
   "queue 1:4 16 B|-n 1000000 queue -w 4"
   "reqrep 1 sync client|-n 20000 reqrep"
+  "conns 10k|conns -c 10000 --server-pid {pid}"
 )
 
 out=$(mktemp)
@@ -49,8 +50,9 @@ for entry in "${scenarios[@]}"; do
   args=${entry#*|}
   for round in $(seq "$rounds"); do
     for target in "shardbus://127.0.0.1:$sb_port" "nats://127.0.0.1:$nats_port"; do
+      case $target in shardbus*) pid=$sb_pid ;; *) pid=$nats_pid ;; esac
       # shellcheck disable=SC2086 # the arguments are meant to split
-      line=$($bench --json --target "$target" $args) || line='{"failed":true}'
+      line=$($bench --json --target "$target" ${args//\{pid\}/$pid}) || line='{"failed":true}'
       printf '%s\t%s\t%s\n' "$name" "$target" "$line" >>"$out"
       echo "$name round $round ${target%%:*}: done" >&2
     done
@@ -76,12 +78,14 @@ for name in order:
     metrics = [("received/s", "received_per_sec", False)]
     if req:
         metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True)]
+    if name.startswith("conns"):
+        metrics = [("server RSS B/conn", "server_rss_bytes_per_connection", True)]
     for label, key, lat in metrics:
         cells = []
         meds = []
         for broker in ("shardbus", "nats"):
             runs = [r for r in rows[name][broker] if not r.get("failed")]
-            vals = [(r["latency"][key] if lat else r[key]) for r in runs]
+            vals = [(r["latency"][key] if key in r["latency"] else r[key]) for r in runs]
             fails = len(rows[name][broker]) - len(runs)
             if not vals:
                 cells.append("failed"); meds.append(None); continue

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 use error::BenchError;
 use report::Report;
+use scenario::conns::Conns;
 use scenario::flow::{Flow, Sharing};
 use scenario::reqrep::ReqRep;
 use wire::Target;
@@ -83,6 +84,16 @@ enum Scenario {
         /// Workers.
         #[arg(long, short, default_value_t = 4)]
         workers: usize,
+    },
+    /// N connections each subscribed to its own subject, held while the broker's RSS is read;
+    /// then one message to each.
+    Conns {
+        /// Connections to hold.
+        #[arg(long, short, default_value_t = 10_000)]
+        connections: usize,
+        /// The broker's pid, to report its RSS per connection (Linux `/proc`).
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// C synchronous requesters to R responders.
     Reqrep {
@@ -160,6 +171,16 @@ fn run(args: &Args) -> Result<Report, BenchError> {
                 clients,
                 responders,
             } => reqrep(clients, responders, msgs).run(),
+            Scenario::Conns {
+                connections,
+                server_pid,
+            } => Conns {
+                target: args.target,
+                connections,
+                server_pid,
+                size: args.size,
+            }
+            .run(),
         }
     };
     if args.warmup {

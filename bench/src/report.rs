@@ -68,6 +68,9 @@ pub struct Report {
     pub missing: u64,
     /// Send-to-receive latency (request round trip for `reqrep`).
     pub latency: Latency,
+    /// `conns` with `--server-pid`: the broker's RSS growth per held connection, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_bytes_per_connection: Option<f64>,
 }
 
 impl Report {
@@ -106,7 +109,10 @@ impl Report {
             self.latency.p99_us,
             self.latency.p999_us,
             self.missing
-        )
+        ) + &self
+            .server_rss_bytes_per_connection
+            .map(|b| format!("   server RSS per connection: {:.0} B", b))
+            .unwrap_or_default()
     }
 }
 

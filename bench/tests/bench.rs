@@ -57,6 +57,23 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
 }
 
 #[test]
+fn conns_holds_connections_and_reports_the_server_memory_per_connection() {
+    let server = TestServer::start();
+    // The server runs in this test process, so its pid is ours.
+    let pid = std::process::id().to_string();
+    let report = run(
+        &format!("shardbus://{}", server.addr),
+        &["conns", "-c", "50", "--server-pid", &pid],
+    );
+    assert_eq!(report["received"], 50, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert!(
+        report["server_rss_bytes_per_connection"].is_number(),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_fixed_rate_run_sends_at_that_rate() {
     let server = TestServer::start();
     let report = run(

@@ -241,6 +241,7 @@ impl Flow {
             received_mb_per_sec: (received * self.size as u64) as f64 / total_secs / 1e6,
             missing: expected.saturating_sub(received),
             latency: Latency::of(&latency),
+            server_rss_bytes_per_connection: None,
         })
     }
 }

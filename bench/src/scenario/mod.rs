@@ -1,5 +1,6 @@
 //! The load scenarios and what they share: thread placement and joining.
 
+pub mod conns;
 pub mod flow;
 pub mod reqrep;
 

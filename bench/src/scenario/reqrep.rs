@@ -140,6 +140,7 @@ impl ReqRep {
             received_mb_per_sec: (latency.len() * size as u64) as f64 / secs / 1e6,
             missing: total.saturating_sub(latency.len()),
             latency: Latency::of(&latency),
+            server_rss_bytes_per_connection: None,
         })
     }
 }

@@ -36,8 +36,8 @@ impl NatsWire {
             .map_or(0, |d| d.as_nanos());
         let mut wire = NatsWire {
             stream,
-            out: Vec::with_capacity(1 << 20),
-            input: Vec::with_capacity(1 << 20),
+            out: Vec::with_capacity(64 << 10),
+            input: Vec::new(),
             next_sid: 0,
             inbox: format!("_INBOX.{nonce:x}{:x}", std::process::id()),
             inbox_sid: None,

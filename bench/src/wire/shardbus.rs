@@ -32,8 +32,8 @@ impl ShardbusWire {
         tune(&stream)?;
         let mut wire = ShardbusWire {
             stream,
-            out: Vec::with_capacity(1 << 20),
-            input: Vec::with_capacity(1 << 20),
+            out: Vec::with_capacity(64 << 10),
+            input: Vec::new(),
             limits: Limits::default(),
             next_sid: 0,
             next_request: 0,

@@ -54,6 +54,7 @@ impl Server {
             tracing::warn!(%error, "cannot disable transparent huge pages; locked memory use may exceed the check");
         }
         refuse_taken_port(config.listen)?;
+        raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
         let settings = Settings::new(config, shards);
@@ -177,6 +178,22 @@ impl Server {
         for handle in self.handles.drain(..) {
             let _ = handle.join();
         }
+    }
+}
+
+/// Every connection is a file descriptor, and the usual soft limit (1,024) is far below what a
+/// broker holds; the hard limit is what the administrator allows. Raise the soft limit to it,
+/// as nats-server does through Go's runtime.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open-files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-files limit"),
     }
 }
 
