@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side: shardbus against nats-server, same machine, same load tool, same run.
 #
-#   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md)
+#   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md;
+#                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns)
 #
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
 # both brokers on loopback with the same core count, runs every scenario against each in
@@ -21,17 +22,31 @@ cargo build --release -q --bin shardbus --bin shardbus-bench
 bench=target/release/shardbus-bench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sb_port=$(free_port)
-nats_port=$(free_port)
-target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" 2>/tmp/compare-shardbus.log &
-sb_pid=$!
-GOMAXPROCS=$cores nats-server -a 127.0.0.1 -p "$nats_port" 2>/tmp/compare-nats.log &
-nats_pid=$!
-trap 'kill $sb_pid $nats_pid 2>/dev/null; wait 2>/dev/null' EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$sb_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
-  sleep 0.1
-done
+sb_pid=""
+nats_pid=""
+stop_brokers() {
+  if [ -n "$sb_pid" ]; then
+    kill "$sb_pid" "$nats_pid" 2>/dev/null || true
+    wait "$sb_pid" "$nats_pid" 2>/dev/null || true
+  fi
+}
+# Fresh brokers on fresh ports: needed before every `conns` run, whose RSS growth would
+# otherwise be hidden by memory the previous run freed and the allocator kept.
+start_brokers() {
+  stop_brokers
+  sb_port=$(free_port)
+  nats_port=$(free_port)
+  target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" 2>/tmp/compare-shardbus.log &
+  sb_pid=$!
+  GOMAXPROCS=$cores nats-server -a 127.0.0.1 -p "$nats_port" 2>/tmp/compare-nats.log &
+  nats_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$sb_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+    sleep 0.1
+  done
+}
+trap stop_brokers EXIT
+start_brokers
 
 # name | arguments (after the target)
 scenarios=(
@@ -48,7 +63,10 @@ out=$(mktemp)
 for entry in "${scenarios[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
+  # ONLY=conns (a name prefix) runs a subset.
+  case $name in "${ONLY:-}"*) ;; *) continue ;; esac
   for round in $(seq "$rounds"); do
+    case $name in conns*) start_brokers ;; esac
     for target in "shardbus://127.0.0.1:$sb_port" "nats://127.0.0.1:$nats_port"; do
       case $target in shardbus*) pid=$sb_pid ;; *) pid=$nats_pid ;; esac
       # shellcheck disable=SC2086 # the arguments are meant to split
