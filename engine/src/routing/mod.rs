@@ -9,5 +9,5 @@ mod trie;
 
 pub use interest::{InterestChange, InterestReplica, LocalInterest, ShardId};
 pub use match_cache::MatchCache;
-pub use router::{Responder, Route, Router, SubKey};
+pub use router::{Responder, Route, Router, SubKey, Subscriber};
 pub use trie::{Matches, SubscriptionTrie};

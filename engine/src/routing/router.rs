@@ -14,7 +14,15 @@ use super::{InterestChange, InterestReplica, LocalInterest, MatchCache, Matches,
 /// Queue groups whose rotation is remembered at once.
 const MAX_GROUP_TURNS: usize = 4096;
 
-/// One subscription of one connection on this shard.
+/// What the router needs of a local subscription: which connection holds it (for echo
+/// suppression). The shard's own type carries the subscription's state with it, so a delivery
+/// needs no lookup; [`SubKey`] is the plain form (tests, benches).
+pub trait Subscriber: Clone + PartialEq {
+    /// The id of the connection that holds the subscription.
+    fn conn_id(&self) -> u64;
+}
+
+/// One subscription of one connection, by ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubKey {
     /// The connection's id.
@@ -23,19 +31,35 @@ pub struct SubKey {
     pub sid: u64,
 }
 
+impl Subscriber for SubKey {
+    fn conn_id(&self) -> u64 {
+        self.conn
+    }
+}
+
 /// Where a published message goes. Reused between publishes, so routing allocates nothing
 /// once its vectors have grown.
-#[derive(Debug, Default)]
-pub struct Route {
+#[derive(Debug)]
+pub struct Route<V = SubKey> {
     /// Local subscriptions to deliver to.
-    pub local: Vec<SubKey>,
+    pub local: Vec<V>,
     /// Other shards, each with `None` (its plain subscribers) or `Some(i)` (one member of
     /// group `i` of [`Route::remote_groups`]); sorted by shard, no duplicates.
     pub remote: Vec<(ShardId, Option<usize>)>,
     remote_matches: Option<Rc<Matches<ShardId>>>,
 }
 
-impl Route {
+impl<V> Default for Route<V> {
+    fn default() -> Route<V> {
+        Route {
+            local: Vec::new(),
+            remote: Vec::new(),
+            remote_matches: None,
+        }
+    }
+}
+
+impl<V> Route<V> {
     /// The name of remote group `index`.
     pub fn group_name(&self, index: usize) -> &str {
         self.remote_matches
@@ -52,10 +76,10 @@ impl Route {
 }
 
 /// Who gets a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Responder {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Responder<V = SubKey> {
     /// A subscription on this shard.
-    Local(SubKey),
+    Local(V),
     /// Some subscription on that shard (it picks).
     Remote(ShardId),
     /// Nobody is subscribed.
@@ -64,19 +88,19 @@ pub enum Responder {
 
 /// One shard's routing state.
 #[derive(Debug)]
-pub struct Router {
+pub struct Router<V = SubKey> {
     shard: ShardId,
-    trie: SubscriptionTrie<SubKey>,
-    cache: MatchCache<SubKey>,
+    trie: SubscriptionTrie<V>,
+    cache: MatchCache<V>,
     interest: LocalInterest,
     replica: InterestReplica,
     group_turns: FastMap<Box<str>, usize>,
     request_turn: usize,
 }
 
-impl Router {
+impl<V: Subscriber> Router<V> {
     /// Empty state for `shard`, with caches of `cache_capacity` subjects.
-    pub fn new(shard: ShardId, cache_capacity: usize) -> Router {
+    pub fn new(shard: ShardId, cache_capacity: usize) -> Router<V> {
         Router {
             shard,
             trie: SubscriptionTrie::new(),
@@ -93,7 +117,7 @@ impl Router {
         &mut self,
         pattern: &[u8],
         queue: Option<&str>,
-        key: SubKey,
+        key: V,
     ) -> Option<InterestChange> {
         self.trie.insert(pattern, queue, key);
         self.cache.invalidate(pattern);
@@ -105,9 +129,9 @@ impl Router {
         &mut self,
         pattern: &[u8],
         queue: Option<&str>,
-        key: SubKey,
+        key: &V,
     ) -> Option<InterestChange> {
-        if !self.trie.remove(pattern, queue, &key) {
+        if !self.trie.remove(pattern, queue, key) {
             return None;
         }
         self.cache.invalidate(pattern);
@@ -141,12 +165,20 @@ impl Router {
     /// Routes a message published here by connection `publisher`: every plain subscriber on
     /// every shard, and one member of each queue group across all shards. `echo`: whether the
     /// publisher's own subscriptions may receive it.
-    pub fn route_publish(&mut self, subject: &[u8], publisher: u64, echo: bool, route: &mut Route) {
+    pub fn route_publish(
+        &mut self,
+        subject: &[u8],
+        publisher: u64,
+        echo: bool,
+        route: &mut Route<V>,
+    ) {
         route.clear();
         let local = self.cache.get(&self.trie, subject);
         let remote = self.replica.shards_for(subject);
-        let eligible = |key: &&SubKey| echo || key.conn != publisher;
-        route.local.extend(local.plain.iter().filter(eligible));
+        let eligible = |key: &&V| echo || key.conn_id() != publisher;
+        route
+            .local
+            .extend(local.plain.iter().filter(eligible).cloned());
         route
             .remote
             .extend(remote.plain.iter().map(|&shard| (shard, None)));
@@ -164,7 +196,7 @@ impl Router {
             if pick < local_count {
                 route
                     .local
-                    .extend(members.iter().filter(eligible).nth(pick));
+                    .extend(members.iter().filter(eligible).nth(pick).cloned());
             } else if let Some(&shard) = remote_members.get(pick - local_count) {
                 route.remote.push((shard, remote_group));
             }
@@ -190,7 +222,7 @@ impl Router {
         subject: &[u8],
         plain: bool,
         groups: &[u8],
-        route: &mut Route,
+        route: &mut Route<V>,
     ) {
         route.clear();
         let local = self.cache.get(&self.trie, subject);
@@ -206,16 +238,16 @@ impl Router {
                 continue;
             }
             let pick = self.next_turn(name) % members.len();
-            route.local.extend(members.get(pick));
+            route.local.extend(members.get(pick).cloned());
         }
     }
 
     /// Picks one responder for a request from `requester` among every subscription of
     /// `subject` on every shard, plain or in a group, rotating.
-    pub fn route_request(&mut self, subject: &[u8], requester: u64, echo: bool) -> Responder {
+    pub fn route_request(&mut self, subject: &[u8], requester: u64, echo: bool) -> Responder<V> {
         let local = self.cache.get(&self.trie, subject);
         let remote = self.replica.shards_for(subject);
-        let eligible = |key: &&SubKey| echo || key.conn != requester;
+        let eligible = |key: &&V| echo || key.conn_id() != requester;
         let local_all = || {
             local
                 .plain
@@ -239,7 +271,7 @@ impl Router {
         if pick < local_count {
             local_all()
                 .nth(pick)
-                .map_or(Responder::None, |&k| Responder::Local(k))
+                .map_or(Responder::None, |k| Responder::Local(k.clone()))
         } else {
             remote_all()
                 .nth(pick - local_count)
@@ -248,7 +280,7 @@ impl Router {
     }
 
     /// Picks one local subscription for a request another shard forwarded here.
-    pub fn local_responder(&mut self, subject: &[u8]) -> Option<SubKey> {
+    pub fn local_responder(&mut self, subject: &[u8]) -> Option<V> {
         let local = self.cache.get(&self.trie, subject);
         let count = local.plain.len() + local.queues.iter().map(|(_, m)| m.len()).sum::<usize>();
         if count == 0 {
@@ -261,6 +293,6 @@ impl Router {
             .iter()
             .chain(local.queues.iter().flat_map(|(_, m)| m.iter()))
             .nth(pick)
-            .copied()
+            .cloned()
     }
 }

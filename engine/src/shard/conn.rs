@@ -5,6 +5,7 @@
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,20 +15,74 @@ use shardbus_protocol::{ErrorCode, Fields, Flags, Head, HelloOptions, encode_hea
 use super::outbox::Outbox;
 use super::stream::SharedStream;
 use crate::metrics::{Metric, ShardMetrics};
+use crate::routing::Subscriber;
 
 /// How long a connection closed for cause may take to flush its last frames before the socket
 /// is shut down under it (a slow consumer may never read them).
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// One subscription's state.
+/// One subscription's state, shared by the connection's table and the router's trie (through
+/// [`LocalSub`]), so a delivery reaches it, and its connection, without a lookup.
 #[derive(Debug)]
-pub(crate) struct Subscription {
+pub(crate) struct SubState {
+    pub(crate) sid: u64,
+    conn_id: u64,
+    conn: Weak<Conn>,
     pub(crate) pattern: Box<[u8]>,
     pub(crate) queue: Option<Box<str>>,
     /// Deliveries so far (MSG `seq` of the last one).
-    pub(crate) seq: u64,
+    seq: Cell<u64>,
     /// Deliveries left before auto-unsubscribe; 0 = no limit.
-    pub(crate) remaining: u64,
+    remaining: Cell<u64>,
+    /// Cleared when the subscription ends: a route computed before that delivers nothing.
+    active: Cell<bool>,
+}
+
+/// A handle on a subscription, as the router stores it. Equal only to itself.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalSub(pub(crate) Rc<SubState>);
+
+impl PartialEq for LocalSub {
+    fn eq(&self, other: &LocalSub) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Subscriber for LocalSub {
+    fn conn_id(&self) -> u64 {
+        self.0.conn_id
+    }
+}
+
+impl LocalSub {
+    /// A new, active subscription `sid` of `conn`.
+    pub(crate) fn new(conn: &Rc<Conn>, sid: u64, pattern: &[u8], queue: Option<&str>) -> LocalSub {
+        LocalSub(Rc::new(SubState {
+            sid,
+            conn_id: conn.id,
+            conn: Rc::downgrade(conn),
+            pattern: pattern.into(),
+            queue: queue.map(Into::into),
+            seq: Cell::new(0),
+            remaining: Cell::new(0),
+            active: Cell::new(true),
+        }))
+    }
+
+    /// The connection, while it lives.
+    pub(crate) fn conn(&self) -> Option<Rc<Conn>> {
+        self.0.conn.upgrade()
+    }
+
+    /// Ends the subscription after `n` more deliveries.
+    pub(crate) fn expire_after(&self, n: u64) {
+        self.0.remaining.set(n);
+    }
+
+    /// Marks the subscription ended.
+    pub(crate) fn end(&self) {
+        self.0.active.set(false);
+    }
 }
 
 /// A frame to queue: the head's parts and the payload.
@@ -90,7 +145,7 @@ pub(crate) struct Conn {
     pub(crate) stream: SharedStream,
     pub(crate) options: Cell<HelloOptions>,
     pub(crate) name: RefCell<String>,
-    pub(crate) subs: RefCell<FastMap<u64, Subscription>>,
+    pub(crate) subs: RefCell<FastMap<u64, LocalSub>>,
     pub(crate) inflight: Cell<u32>,
     pub(crate) pings_unanswered: Cell<u32>,
     /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
@@ -195,30 +250,32 @@ impl Conn {
         .detach();
     }
 
-    /// Queues a MSG for subscription `sid`; counts it; returns `false` when the subscription
-    /// reached its auto-unsubscribe count with this delivery (the caller removes it) or is gone.
+    /// Queues a MSG for subscription `sub` of this connection; counts it; returns `false` when
+    /// the subscription reached its auto-unsubscribe count with this delivery (the caller ends
+    /// it). An ended subscription gets nothing.
     pub(crate) fn deliver(
         &self,
-        sid: u64,
+        sub: &SubState,
         subject: &[u8],
         headers: &[u8],
         payload: &[u8],
         flags: u8,
         reply: u64,
     ) -> bool {
-        let (seq, last) = {
-            let mut subs = self.subs.borrow_mut();
-            let Some(sub) = subs.get_mut(&sid) else {
-                return false;
-            };
-            sub.seq += 1;
-            let last = sub.remaining == 1;
-            sub.remaining = sub.remaining.saturating_sub(1);
-            (sub.seq, last)
-        };
+        if !sub.active.get() {
+            return true;
+        }
+        let seq = sub.seq.get() + 1;
+        sub.seq.set(seq);
+        let remaining = sub.remaining.get();
+        sub.remaining.set(remaining.saturating_sub(1));
         let headers = if self.accepts_headers() { headers } else { &[] };
         let sent = self.send(&Outgoing {
-            fields: Fields::Msg { sid, seq, reply },
+            fields: Fields::Msg {
+                sid: sub.sid,
+                seq,
+                reply,
+            },
             flags,
             op_id: 0,
             topic: subject,
@@ -229,7 +286,7 @@ impl Conn {
             self.metrics.add(Metric::MsgsOut, 1);
             self.metrics.add(Metric::BytesOut, payload.len() as u64);
         }
-        !last
+        remaining != 1
     }
 }
 

@@ -57,9 +57,16 @@ impl Shard {
     fn apply_request(&self, batch: &Batch, msg: &MessageSpans, token: u64) {
         let subject = batch.get(msg.subject);
         let responder = self.router.borrow_mut().local_responder(subject);
-        if let Some(key) = responder {
+        if let Some(sub) = responder {
             let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
-            self.deliver_local(&[key], subject, headers, payload, msg.flags, token);
+            self.deliver_local(
+                std::slice::from_ref(&sub),
+                subject,
+                headers,
+                payload,
+                msg.flags,
+                token,
+            );
             return;
         }
         let Some((origin, key)) = parse_token(token) else {

@@ -29,9 +29,9 @@ use crate::config::Config;
 use crate::mesh::batch::Record;
 use crate::mesh::link::PeerLink;
 use crate::metrics::{Metric, ShardMetrics};
-use crate::routing::{InterestChange, Route, Router, ShardId, SubKey};
+use crate::routing::{InterestChange, Route, Router, ShardId};
 use crate::server::Shared;
-use conn::{Conn, Outgoing};
+use conn::{Conn, LocalSub, Outgoing};
 use requests::Requests;
 
 pub(crate) use run::run;
@@ -81,13 +81,13 @@ pub(crate) struct Shard {
     /// Outgoing mesh links, indexed by shard; `None` at this shard's own index.
     links: Vec<Option<PeerLink>>,
     conns: RefCell<FastMap<u64, Rc<Conn>>>,
-    router: RefCell<Router>,
-    route: RefCell<Route>,
+    router: RefCell<Router<LocalSub>>,
+    route: RefCell<Route<LocalSub>>,
     requests: RefCell<Requests>,
     /// PINGs waiting for every other shard to acknowledge a barrier: acks still missing.
     barriers: RefCell<HashMap<(u64, u64), usize>>,
     /// Subscriptions that reached their auto-unsubscribe count during a delivery.
-    finished: RefCell<Vec<SubKey>>,
+    finished: RefCell<Vec<LocalSub>>,
     /// Connections whose outbox passed its high-water mark during the deliveries since the
     /// last `take_backlog`: the reader that caused them pauses until they drain.
     backlog: RefCell<Vec<Rc<Conn>>>,
@@ -152,14 +152,14 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_none() {
             return;
         }
-        let subs: Vec<_> = conn.subs.borrow_mut().drain().collect();
+        let subs: Vec<LocalSub> = conn.subs.borrow_mut().drain().map(|(_, sub)| sub).collect();
         self.metrics.sub(Metric::Subscriptions, subs.len() as u64);
-        for (sid, sub) in subs {
-            let key = SubKey { conn: conn.id, sid };
+        for sub in subs {
+            sub.end();
             let change =
                 self.router
                     .borrow_mut()
-                    .unsubscribe(&sub.pattern, sub.queue.as_deref(), key);
+                    .unsubscribe(&sub.0.pattern, sub.0.queue.as_deref(), &sub);
             self.broadcast(change);
         }
     }
@@ -207,35 +207,34 @@ impl Shard {
     /// auto-unsubscribe count.
     fn deliver_local(
         &self,
-        keys: &[SubKey],
+        subs: &[LocalSub],
         subject: &[u8],
         headers: &[u8],
         payload: &[u8],
         flags: u8,
         reply: u64,
     ) {
-        {
-            let conns = self.conns.borrow();
-            let mut finished = self.finished.borrow_mut();
-            for key in keys {
-                let Some(conn) = conns.get(&key.conn) else {
-                    continue;
-                };
-                if !conn.deliver(key.sid, subject, headers, payload, flags, reply) {
-                    finished.push(*key);
-                }
-                if conn.outbox.over_high_water() && !conn.backlogged.replace(true) {
-                    self.backlog.borrow_mut().push(Rc::clone(conn));
-                }
+        for sub in subs {
+            let Some(conn) = sub.conn() else {
+                continue;
+            };
+            if !conn.deliver(&sub.0, subject, headers, payload, flags, reply) {
+                self.finished.borrow_mut().push(sub.clone());
+            }
+            if conn.outbox.over_high_water() && !conn.backlogged.replace(true) {
+                self.backlog.borrow_mut().push(conn);
             }
         }
         if self.finished.borrow().is_empty() {
             return;
         }
-        let finished: Vec<SubKey> = self.finished.borrow_mut().drain(..).collect();
-        for key in finished {
-            if let Some(conn) = self.conn(key.conn) {
-                self.end_subscription(&conn, key.sid);
+        let finished: Vec<LocalSub> = self.finished.borrow_mut().drain(..).collect();
+        for sub in finished {
+            let Some(conn) = sub.conn() else { continue };
+            // The sid may already name a newer subscription: end only this one.
+            let current = conn.subs.borrow().get(&sub.0.sid) == Some(&sub);
+            if current {
+                self.end_subscription(&conn, sub.0.sid);
             }
         }
     }
@@ -245,13 +244,13 @@ impl Shard {
         let Some(sub) = conn.subs.borrow_mut().remove(&sid) else {
             return false;
         };
+        sub.end();
         self.metrics.sub(Metric::Subscriptions, 1);
         conn.interest_dirty.set(true);
-        let key = SubKey { conn: conn.id, sid };
-        let change = self
-            .router
-            .borrow_mut()
-            .unsubscribe(&sub.pattern, sub.queue.as_deref(), key);
+        let change =
+            self.router
+                .borrow_mut()
+                .unsubscribe(&sub.0.pattern, sub.0.queue.as_deref(), &sub);
         self.broadcast(change);
         true
     }

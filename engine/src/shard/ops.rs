@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use shardbus_protocol::{ErrorCode, Fields, Frame};
 
 use super::Shard;
-use super::conn::{Conn, Outgoing, Subscription};
+use super::conn::{Conn, LocalSub, Outgoing};
 use super::requests::{parse_token, token};
 use crate::mesh::batch::Record;
 use crate::metrics::Metric;
-use crate::routing::{Responder, SubKey};
+use crate::routing::Responder;
 
 impl Shard {
     /// Acts on one frame from `conn`.
@@ -87,7 +87,7 @@ impl Shard {
         conn.ack(frame.op_id);
     }
 
-    fn subscribe(&self, conn: &Conn, frame: &Frame<'_>, sid: u64) {
+    fn subscribe(&self, conn: &Rc<Conn>, frame: &Frame<'_>, sid: u64) {
         let count = conn.subs.borrow().len();
         if conn.subs.borrow().contains_key(&sid) {
             conn.error(
@@ -111,18 +111,13 @@ impl Shard {
         let queue = std::str::from_utf8(frame.payload)
             .ok()
             .filter(|q| !q.is_empty());
-        let key = SubKey { conn: conn.id, sid };
-        let change = self.router.borrow_mut().subscribe(frame.topic, queue, key);
+        let sub = LocalSub::new(conn, sid, frame.topic, queue);
+        let change = self
+            .router
+            .borrow_mut()
+            .subscribe(frame.topic, queue, sub.clone());
         self.broadcast(change);
-        conn.subs.borrow_mut().insert(
-            sid,
-            Subscription {
-                pattern: frame.topic.into(),
-                queue: queue.map(Into::into),
-                seq: 0,
-                remaining: 0,
-            },
-        );
+        conn.subs.borrow_mut().insert(sid, sub);
         conn.interest_dirty.set(true);
         self.metrics.add(Metric::Subscriptions, 1);
         conn.ack(frame.op_id);
@@ -132,9 +127,9 @@ impl Shard {
         let known = if max_msgs == 0 {
             self.end_subscription(conn, sid)
         } else {
-            match conn.subs.borrow_mut().get_mut(&sid) {
+            match conn.subs.borrow().get(&sid) {
                 Some(sub) => {
-                    sub.remaining = max_msgs;
+                    sub.expire_after(max_msgs);
                     true
                 }
                 None => false,
@@ -194,7 +189,14 @@ impl Shard {
         let flags = frame.flags.0;
         match responder {
             Responder::Local(sub) => {
-                self.deliver_local(&[sub], frame.topic, headers, frame.payload, flags, reply);
+                self.deliver_local(
+                    std::slice::from_ref(&sub),
+                    frame.topic,
+                    headers,
+                    frame.payload,
+                    flags,
+                    reply,
+                );
             }
             Responder::Remote(shard) => {
                 if let Some(link) = self.link(shard) {
