@@ -2,7 +2,9 @@
 # Side by side: shardbus against nats-server, same machine, same load tool, same run.
 #
 #   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md;
-#                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns)
+#                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns;
+#                                    SERVER_FLAGS="--spin-before-park-us 0" for extra shardbus flags;
+#                                    not SHARDBUS_*: shardbus reads those as configuration)
 #
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
 # both brokers on loopback with the same core count, runs every scenario against each in
@@ -36,7 +38,8 @@ start_brokers() {
   stop_brokers
   sb_port=$(free_port)
   nats_port=$(free_port)
-  target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" 2>/tmp/compare-shardbus.log &
+  # shellcheck disable=SC2086 # extra flags are meant to split
+  target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" ${SERVER_FLAGS:-} 2>/tmp/compare-shardbus.log &
   sb_pid=$!
   GOMAXPROCS=$cores nats-server -a 127.0.0.1 -p "$nats_port" 2>/tmp/compare-nats.log &
   nats_pid=$!
@@ -125,7 +128,7 @@ if [ "${RESULTS:-1}" = "1" ]; then
     echo "## $(date -u +%Y-%m-%d) — shardbus vs nats-server, side by side (perf/compare.sh)"
     echo
     echo "- Command: \`perf/compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores, GOMAXPROCS=$cores); the load tool runs on the same cores."
+    echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores ${SERVER_FLAGS:-}, GOMAXPROCS=$cores); the load tool runs on the same cores."
     echo
     echo "$table"
     echo
