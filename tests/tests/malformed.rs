@@ -171,3 +171,15 @@ proptest! {
         bystander.still_served();
     }
 }
+
+#[test]
+fn an_unknown_op_before_hello_is_hello_required_and_closes() {
+    let server = TestServer::start();
+    let mut raw = Raw::connect(server.addr);
+    // A 16-byte header with op 0x99 and nothing before it.
+    raw.send_bytes(&[12, 0, 0, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]);
+    let frames = raw.until_closed();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].err_code(), Some(ErrorCode::HELLO_REQUIRED));
+    assert_eq!(frames[0].op_id, 3);
+}

@@ -190,6 +190,17 @@ fn process(
                     Next::Continue
                 }
             },
+            // Before HELLO, a frame that fails with a code that would keep the connection
+            // (an unknown op, a bad topic) is still not HELLO: PROTOCOL.md §3.1.
+            Err(error) if hello.is_some() && !error.code().closes_connection() => {
+                conn.fail(
+                    ErrorCode::HELLO_REQUIRED,
+                    op_id_of(bytes),
+                    0,
+                    "the first frame must be HELLO",
+                );
+                Next::Close
+            }
             Err(error) => {
                 refuse(conn, &error, op_id_of(bytes));
                 if error.code().closes_connection() {
