@@ -1,7 +1,9 @@
 //! `SubscriptionTrie`: subscriptions indexed by pattern token, in the shape of nats-server's
 //! sublist: each level has literal children, a `*` child and the `>` subscribers. Matching a
 //! subject walks one path per token plus the wildcard branches, so its cost follows the
-//! subject's length and the wildcards in use, not the number of subscriptions.
+//! subject's length and the wildcards in use, not the number of subscriptions. Maps a node may
+//! not need (children, queue groups) are boxed and created on first use: most nodes are leaves
+//! with one plain subscriber, and a fleet of devices has one such node per device.
 
 use crate::fast_map::FastMap;
 use std::rc::Rc;
@@ -10,34 +12,39 @@ use std::rc::Rc;
 #[derive(Debug)]
 struct Subscribers<V> {
     plain: Vec<V>,
-    queues: FastMap<Box<str>, Vec<V>>,
+    queues: Option<Box<FastMap<Box<str>, Vec<V>>>>,
 }
 
 impl<V> Default for Subscribers<V> {
     fn default() -> Subscribers<V> {
         Subscribers {
             plain: Vec::new(),
-            queues: FastMap::default(),
+            queues: None,
         }
     }
 }
 
 impl<V: Clone + PartialEq> Subscribers<V> {
     fn is_empty(&self) -> bool {
-        self.plain.is_empty() && self.queues.is_empty()
+        self.plain.is_empty() && self.queues.is_none()
     }
 
     fn insert(&mut self, queue: Option<&str>, value: V) {
         match queue {
             None => self.plain.push(value),
-            Some(group) => self.queues.entry(group.into()).or_default().push(value),
+            Some(group) => self
+                .queues
+                .get_or_insert_with(Box::default)
+                .entry(group.into())
+                .or_default()
+                .push(value),
         }
     }
 
     fn remove(&mut self, queue: Option<&str>, value: &V) -> bool {
         let list = match queue {
             None => &mut self.plain,
-            Some(group) => match self.queues.get_mut(group) {
+            Some(group) => match self.queues.as_deref_mut().and_then(|q| q.get_mut(group)) {
                 Some(list) => list,
                 None => return false,
             },
@@ -46,17 +53,20 @@ impl<V: Clone + PartialEq> Subscribers<V> {
             return false;
         };
         list.swap_remove(at);
-        if let Some(group) = queue
-            && list.is_empty()
+        if let (Some(group), true) = (queue, list.is_empty())
+            && let Some(queues) = self.queues.as_deref_mut()
         {
-            self.queues.remove(group);
+            queues.remove(group);
+            if queues.is_empty() {
+                self.queues = None;
+            }
         }
         true
     }
 
     fn collect_into(&self, out: &mut Matches<V>) {
         out.plain.extend(self.plain.iter().cloned());
-        for (group, members) in &self.queues {
+        for (group, members) in self.queues.iter().flat_map(|q| q.iter()) {
             match out.queues.iter_mut().find(|(g, _)| g == group) {
                 Some((_, all)) => all.extend(members.iter().cloned()),
                 None => out.queues.push((group.clone(), members.clone())),
@@ -65,9 +75,12 @@ impl<V: Clone + PartialEq> Subscribers<V> {
     }
 }
 
+/// A node's literal children, by token.
+type Children<V> = FastMap<Box<[u8]>, Node<V>>;
+
 #[derive(Debug)]
 struct Node<V> {
-    literal: FastMap<Box<[u8]>, Node<V>>,
+    literal: Option<Box<Children<V>>>,
     star: Option<Box<Node<V>>>,
     /// Subscribers of patterns ending in `>` at this level.
     tail: Subscribers<V>,
@@ -78,7 +91,7 @@ struct Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Node<V> {
         Node {
-            literal: FastMap::default(),
+            literal: None,
             star: None,
             tail: Subscribers::default(),
             here: Subscribers::default(),
@@ -88,7 +101,7 @@ impl<V> Default for Node<V> {
 
 impl<V: Clone + PartialEq> Node<V> {
     fn is_empty(&self) -> bool {
-        self.literal.is_empty()
+        self.literal.is_none()
             && self.star.is_none()
             && self.tail.is_empty()
             && self.here.is_empty()
@@ -167,7 +180,10 @@ impl<V: Clone + PartialEq> SubscriptionTrie<V> {
             node = if token == b"*" {
                 node.star.get_or_insert_with(Box::default)
             } else {
-                node.literal.entry(token.into()).or_default()
+                node.literal
+                    .get_or_insert_with(Box::default)
+                    .entry(token.into())
+                    .or_default()
             };
         }
         node.here.insert(queue, value);
@@ -220,12 +236,18 @@ fn remove_at<V: Clone + PartialEq>(
         }
         return removed;
     }
-    let Some(child) = node.literal.get_mut(token) else {
+    let Some(children) = node.literal.as_deref_mut() else {
+        return false;
+    };
+    let Some(child) = children.get_mut(token) else {
         return false;
     };
     let removed = remove_at(child, rest, queue, value);
     if child.is_empty() {
-        node.literal.remove(token);
+        children.remove(token);
+        if children.is_empty() {
+            node.literal = None;
+        }
     }
     removed
 }
@@ -246,7 +268,7 @@ where
     if let Some(star) = node.star.as_deref() {
         match_level(star, tokens.clone(), out);
     }
-    if let Some(child) = node.literal.get(token) {
+    if let Some(child) = node.literal.as_deref().and_then(|c| c.get(token)) {
         match_level(child, tokens, out);
     }
 }
