@@ -73,7 +73,56 @@ pub struct Report {
     pub server_rss_bytes_per_connection: Option<f64>,
 }
 
+/// What a scenario measured; [`Report::new`] derives the rates from it.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// What was measured.
+    pub target: String,
+    /// Publishers (or requesters).
+    pub publishers: usize,
+    /// Subscribers (or workers, responders, connections).
+    pub subscribers: usize,
+    /// Payload bytes.
+    pub size: usize,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages that should have been received.
+    pub expected: u64,
+    /// Seconds from the first send to the last send.
+    pub send_secs: f64,
+    /// Seconds from the first send to the last receive.
+    pub total_secs: f64,
+}
+
 impl Report {
+    /// A report from what was measured, its latency histogram and, for `conns`, the broker's
+    /// memory per connection.
+    pub fn new(m: Measured, latency: &Histogram<u64>, rss_per_connection: Option<f64>) -> Report {
+        let send_secs = m.send_secs.max(1e-9);
+        let total_secs = m.total_secs.max(1e-9);
+        Report {
+            scenario: m.scenario.to_owned(),
+            target: m.target,
+            publishers: m.publishers,
+            subscribers: m.subscribers,
+            size: m.size,
+            sent: m.sent,
+            received: m.received,
+            send_secs,
+            total_secs,
+            sent_per_sec: m.sent as f64 / send_secs,
+            received_per_sec: m.received as f64 / total_secs,
+            received_mb_per_sec: (m.received * m.size as u64) as f64 / total_secs / 1e6,
+            missing: m.expected.saturating_sub(m.received),
+            latency: Latency::of(latency),
+            server_rss_bytes_per_connection: rss_per_connection,
+        }
+    }
+
     /// The header of the human table.
     pub fn table_header() -> String {
         format!(

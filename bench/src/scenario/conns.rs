@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
-use crate::report::{Latency, Report};
+use crate::report::{Measured, Report};
 use crate::stamp;
 use crate::wire::{self, Event, Target};
 
@@ -100,22 +100,21 @@ impl Conns {
             _ => None,
         };
         let n = self.connections as u64;
-        Ok(Report {
-            scenario: "conns".to_owned(),
-            target: self.target.to_string(),
-            publishers: 1,
-            subscribers: self.connections,
-            size: payload.len(),
-            sent: n,
-            received,
-            send_secs: connect_secs,
-            total_secs,
-            sent_per_sec: n as f64 / connect_secs.max(1e-9),
-            received_per_sec: received as f64 / total_secs,
-            received_mb_per_sec: (received * payload.len() as u64) as f64 / total_secs / 1e6,
-            missing: n.saturating_sub(received),
-            latency: Latency::of(&latency),
-            server_rss_bytes_per_connection: per_connection,
-        })
+        Ok(Report::new(
+            Measured {
+                scenario: "conns",
+                target: self.target.to_string(),
+                publishers: 1,
+                subscribers: self.connections,
+                size: payload.len(),
+                sent: n,
+                received,
+                expected: n,
+                send_secs: connect_secs,
+                total_secs,
+            },
+            &latency,
+            per_connection,
+        ))
     }
 }

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 
 use super::{core_for, join_all, pin};
 use crate::error::BenchError;
-use crate::report::{self, Latency, Report};
+use crate::report::{self, Measured, Report};
 use crate::stamp;
 use crate::wire::{self, Event, Target};
 
@@ -84,7 +84,7 @@ impl Flow {
     ///
     /// # Errors
     /// A connection failed or a load thread died.
-    pub fn run(&self, name: &str) -> Result<Report, BenchError> {
+    pub fn run(&self, name: &'static str) -> Result<Report, BenchError> {
         if self.size < stamp::MIN_PAYLOAD {
             return Err(BenchError::Setup(format!(
                 "--size must be at least {} bytes (the send stamp)",
@@ -107,11 +107,7 @@ impl Flow {
             subscribers.push(std::thread::spawn(move || {
                 pin(core_for(&flow.cores, 1, i));
                 let queue = (flow.sharing == Sharing::Queue).then_some("bench-workers");
-                let setup = wire::connect(flow.target).and_then(|mut wire| {
-                    wire.subscribe(SUBJECT, queue)?;
-                    wire.sync()?;
-                    Ok(wire)
-                });
+                let setup = wire::subscribed(flow.target, SUBJECT, queue);
                 // Reach the start line even after a failure, or everyone else waits forever.
                 start_line.wait();
                 let mut wire = setup?;
@@ -226,22 +222,21 @@ impl Flow {
         }
         let send_secs = send_end.duration_since(started).as_secs_f64().max(1e-9);
         let total_secs = receive_end.duration_since(started).as_secs_f64().max(1e-9);
-        Ok(Report {
-            scenario: name.to_owned(),
-            target: self.target.to_string(),
-            publishers: self.publishers,
-            subscribers: self.subscribers,
-            size: self.size,
-            sent: total_sent,
-            received,
-            send_secs,
-            total_secs,
-            sent_per_sec: total_sent as f64 / send_secs,
-            received_per_sec: received as f64 / total_secs,
-            received_mb_per_sec: (received * self.size as u64) as f64 / total_secs / 1e6,
-            missing: expected.saturating_sub(received),
-            latency: Latency::of(&latency),
-            server_rss_bytes_per_connection: None,
-        })
+        Ok(Report::new(
+            Measured {
+                scenario: name,
+                target: self.target.to_string(),
+                publishers: self.publishers,
+                subscribers: self.subscribers,
+                size: self.size,
+                sent: total_sent,
+                received,
+                expected,
+                send_secs,
+                total_secs,
+            },
+            &latency,
+            None,
+        ))
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{core_for, join_all, pin};
 use crate::error::BenchError;
-use crate::report::{self, Latency, Report};
+use crate::report::{self, Measured, Report};
 use crate::stamp;
 use crate::wire::{self, Event, ReplyTo, Target};
 
@@ -46,11 +46,7 @@ impl ReqRep {
             let (ready, stop) = (Arc::clone(&ready), Arc::clone(&stop));
             responders.push(std::thread::spawn(move || {
                 pin(core_for(&run.cores, 1, i));
-                let setup = wire::connect(run.target).and_then(|mut wire| {
-                    wire.subscribe(SUBJECT, Some("bench-responders"))?;
-                    wire.sync()?;
-                    Ok(wire)
-                });
+                let setup = wire::subscribed(run.target, SUBJECT, Some("bench-responders"));
                 // Reach the start line even after a failure, or everyone else waits forever.
                 ready.wait();
                 let mut wire = setup?;
@@ -125,22 +121,21 @@ impl ReqRep {
         }
         let secs = end.duration_since(started).as_secs_f64().max(1e-9);
         let total = self.requests * self.requesters as u64;
-        Ok(Report {
-            scenario: "reqrep".to_owned(),
-            target: self.target.to_string(),
-            publishers: self.requesters,
-            subscribers: self.responders,
-            size,
-            sent: total,
-            received: latency.len(),
-            send_secs: secs,
-            total_secs: secs,
-            sent_per_sec: total as f64 / secs,
-            received_per_sec: latency.len() as f64 / secs,
-            received_mb_per_sec: (latency.len() * size as u64) as f64 / secs / 1e6,
-            missing: total.saturating_sub(latency.len()),
-            latency: Latency::of(&latency),
-            server_rss_bytes_per_connection: None,
-        })
+        Ok(Report::new(
+            Measured {
+                scenario: "reqrep",
+                target: self.target.to_string(),
+                publishers: self.requesters,
+                subscribers: self.responders,
+                size,
+                sent: total,
+                received: latency.len(),
+                expected: total,
+                send_secs: secs,
+                total_secs: secs,
+            },
+            &latency,
+            None,
+        ))
     }
 }

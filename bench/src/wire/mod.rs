@@ -112,6 +112,18 @@ pub fn connect(target: Target) -> io::Result<Box<dyn Wire>> {
     })
 }
 
+/// Opens a connection subscribed to `subject` (in `queue` if given), with the subscription in
+/// effect on every shard when it returns.
+///
+/// # Errors
+/// Connecting, subscribing or the round trip failed.
+pub fn subscribed(target: Target, subject: &str, queue: Option<&str>) -> io::Result<Box<dyn Wire>> {
+    let mut wire = connect(target)?;
+    wire.subscribe(subject, queue)?;
+    wire.sync()?;
+    Ok(wire)
+}
+
 /// Socket settings shared by the real wires: no Nagle, a read timeout so a waiting reader can
 /// notice the run ended.
 fn tune(stream: &std::net::TcpStream) -> io::Result<()> {
