@@ -153,15 +153,21 @@ impl Shard {
             return;
         }
         let subs: Vec<LocalSub> = conn.subs.borrow_mut().drain().map(|(_, sub)| sub).collect();
-        self.metrics.sub(Metric::Subscriptions, subs.len() as u64);
         for sub in subs {
-            sub.end();
-            let change =
-                self.router
-                    .borrow_mut()
-                    .unsubscribe(&sub.0.pattern, sub.0.queue.as_deref(), &sub);
-            self.broadcast(change);
+            self.forget(&sub);
         }
+    }
+
+    /// Ends a subscription already taken out of its connection's table: no more deliveries,
+    /// out of the trie, the other shards told if interest flipped, uncounted.
+    fn forget(&self, sub: &LocalSub) {
+        sub.end();
+        self.metrics.sub(Metric::Subscriptions, 1);
+        let change =
+            self.router
+                .borrow_mut()
+                .unsubscribe(&sub.0.pattern, sub.0.queue.as_deref(), sub);
+        self.broadcast(change);
     }
 
     /// Tells every other shard of an interest change.
@@ -244,14 +250,8 @@ impl Shard {
         let Some(sub) = conn.subs.borrow_mut().remove(&sid) else {
             return false;
         };
-        sub.end();
-        self.metrics.sub(Metric::Subscriptions, 1);
         conn.interest_dirty.set(true);
-        let change =
-            self.router
-                .borrow_mut()
-                .unsubscribe(&sub.0.pattern, sub.0.queue.as_deref(), &sub);
-        self.broadcast(change);
+        self.forget(&sub);
         true
     }
 
