@@ -3,6 +3,8 @@
 #
 #   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md;
 #                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns;
+#                                    "..., 10k conns held" runs while a second load tool holds
+#                                    10,000 subscribed connections to the same broker;
 #                                    SERVER_FLAGS="--spin-before-park-us 0" for extra shardbus flags;
 #                                    not SHARDBUS_*: shardbus reads those as configuration)
 #
@@ -60,7 +62,32 @@ scenarios=(
   "queue 1:4 16 B|-n 1000000 queue -w 4"
   "reqrep 1 sync client|-n 20000 reqrep"
   "conns 10k|conns -c 10000 --server-pid {pid}"
+  "pubsub 1:1 16 B, 10k conns held|-n 2000000 pubsub"
 )
+
+# Runs the load tool against $target while, for "conns held" scenarios, another instance holds
+# 10,000 subscribed connections to the same broker.
+run_bench() {
+  local holder=""
+  case $name in *"conns held"*)
+    local hold_log
+    hold_log=$(mktemp)
+    $bench --target "$target" conns -c 10000 --hold-secs 80 >/dev/null 2>"$hold_log" &
+    holder=$!
+    for _ in $(seq 600); do
+      grep -q holding "$hold_log" && break
+      kill -0 "$holder" 2>/dev/null || break
+      sleep 0.2
+    done
+    ;;
+  esac
+  # shellcheck disable=SC2086 # the arguments are meant to split
+  $bench --json --target "$target" ${args//\{pid\}/$pid} || echo '{"failed":true}'
+  if [ -n "$holder" ]; then
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+  fi
+}
 
 out=$(mktemp)
 for entry in "${scenarios[@]}"; do
@@ -69,11 +96,10 @@ for entry in "${scenarios[@]}"; do
   # ONLY=conns (a name prefix) runs a subset.
   case $name in "${ONLY:-}"*) ;; *) continue ;; esac
   for round in $(seq "$rounds"); do
-    case $name in conns*) start_brokers ;; esac
+    case $name in *conns*) start_brokers ;; esac
     for target in "shardbus://127.0.0.1:$sb_port" "nats://127.0.0.1:$nats_port"; do
       case $target in shardbus*) pid=$sb_pid ;; *) pid=$nats_pid ;; esac
-      # shellcheck disable=SC2086 # the arguments are meant to split
-      line=$($bench --json --target "$target" ${args//\{pid\}/$pid}) || line='{"failed":true}'
+      line=$(run_bench)
       printf '%s\t%s\t%s\n' "$name" "$target" "$line" >>"$out"
       echo "$name round $round ${target%%:*}: done" >&2
     done

@@ -94,6 +94,10 @@ enum Scenario {
         /// The broker's pid, to report its RSS per connection (Linux `/proc`).
         #[arg(long)]
         server_pid: Option<u32>,
+        /// After the run, keep the connections open this long (another run can measure the
+        /// broker meanwhile); "holding" is printed on stderr when it starts.
+        #[arg(long, default_value_t = 0)]
+        hold_secs: u64,
     },
     /// C synchronous requesters to R responders.
     Reqrep {
@@ -174,11 +178,13 @@ fn run(args: &Args) -> Result<Report, BenchError> {
             Scenario::Conns {
                 connections,
                 server_pid,
+                hold_secs,
             } => Conns {
                 target: args.target,
                 connections,
                 server_pid,
                 size: args.size,
+                hold: Duration::from_secs(hold_secs),
             }
             .run(),
         }

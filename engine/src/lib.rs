@@ -4,6 +4,7 @@
 
 pub mod config;
 pub(crate) mod fast_map;
+pub mod inproc;
 pub mod logging;
 pub mod memlock;
 pub(crate) mod mesh;

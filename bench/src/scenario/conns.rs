@@ -21,6 +21,8 @@ pub struct Conns {
     pub server_pid: Option<u32>,
     /// Payload bytes of the one message each connection gets.
     pub size: usize,
+    /// How long to keep the connections open after the run.
+    pub hold: Duration,
 }
 
 /// Resident memory of `pid` in bytes.
@@ -100,6 +102,11 @@ impl Conns {
             _ => None,
         };
         let n = self.connections as u64;
+        if !self.hold.is_zero() {
+            eprintln!("holding {n} connections for {} s", self.hold.as_secs());
+            std::thread::sleep(self.hold);
+        }
+        drop(wires);
         Ok(Report::new(
             Measured {
                 scenario: "conns",

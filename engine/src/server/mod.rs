@@ -3,21 +3,22 @@
 //! Used by the `shardbus` binary and, in-process, by the tests.
 
 mod error;
+mod process;
 mod shared;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
 
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::ExecutorJoinHandle;
 
 pub use error::StartError;
+pub(crate) use process::{core_of, prepare_process, shard_executor};
+use process::{raise_open_files_limit, refuse_taken_port};
 pub use shared::Shared;
 
 use crate::config::Config;
-use crate::memlock;
 use crate::mesh;
 use crate::routing::ShardId;
 use crate::shard::{self, Settings, Shard};
@@ -38,21 +39,7 @@ impl Server {
     /// [`StartError`] naming what to change: too little locked memory, an address in use, an
     /// executor that could not be created.
     pub fn start(config: &Config) -> Result<Server, StartError> {
-        // get_core_ids returns the calling thread's mask: read it once, before any pinning.
-        let cores: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        let shards = config.shard_count(cores.len());
-        memlock::check(memlock::current_limit(), config.runtime.io_memory, shards)?;
-        // glommio allocates each shard's io_memory through the global allocator; mimalloc
-        // backs it with transparent huge pages, and the kernel then counts every registered
-        // buffer as a whole 2 MiB page: 18 MiB pinned for 2 shards of 1 MiB instead of 6
-        // (VmPin, perf/RESULTS.md). Without THP the memlock arithmetic above is exact.
-        if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
-            tracing::warn!(%error, "cannot disable transparent huge pages; locked memory use may exceed the check");
-        }
+        let (cores, shards) = prepare_process(config)?;
         refuse_taken_port(config.listen)?;
         raise_open_files_limit();
 
@@ -66,9 +53,7 @@ impl Server {
             cores: Vec::with_capacity(shards),
         };
         for id in 0..shards {
-            let core = (!cores.is_empty())
-                .then(|| cores.get(id % cores.len()).copied())
-                .flatten();
+            let core = core_of(&cores, id);
             let started = server.start_shard(
                 id,
                 core,
@@ -92,14 +77,7 @@ impl Server {
         settings: Settings,
         ends: mesh::MeshEnds,
     ) -> Result<(), StartError> {
-        let placement = core.map_or(Placement::Unbound, Placement::Fixed);
-        let mut builder = LocalExecutorBuilder::new(placement)
-            .name(&format!("shard-{id}"))
-            .io_memory(config.runtime.io_memory);
-        if config.runtime.spin_before_park_us > 0 {
-            builder =
-                builder.spin_before_park(Duration::from_micros(config.runtime.spin_before_park_us));
-        }
+        let builder = shard_executor(id, core, config);
         let (bound_tx, bound_rx) = mpsc::sync_channel(1);
         // Shard 0 binds the configured address (port 0 picks one); the rest bind what it got.
         let addr = self.local_addr;
@@ -179,34 +157,4 @@ impl Server {
             let _ = handle.join();
         }
     }
-}
-
-/// Every connection is a file descriptor, and the usual soft limit (1,024) is far below what a
-/// broker holds; the hard limit is what the administrator allows. Raise the soft limit to it,
-/// as nats-server does through Go's runtime.
-fn raise_open_files_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(%error, soft, hard, "cannot raise the open-files limit");
-            }
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read the open-files limit"),
-    }
-}
-
-/// glommio binds with SO_REUSEPORT, which would let shardbus share a port silently with
-/// another process of the same user. A plain bind first turns that into a clear error.
-fn refuse_taken_port(addr: SocketAddr) -> Result<(), StartError> {
-    if addr.port() == 0 {
-        return Ok(());
-    }
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|error| StartError::Bind {
-            addr,
-            reason: error.to_string(),
-        })
 }

@@ -142,7 +142,8 @@ impl<'a> Outgoing<'a> {
 pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) outbox: Outbox,
-    pub(crate) stream: SharedStream,
+    /// The socket; `None` for a connection inside the process (the engine bench).
+    stream: Option<SharedStream>,
     pub(crate) options: Cell<HelloOptions>,
     pub(crate) name: RefCell<String>,
     pub(crate) subs: RefCell<FastMap<u64, LocalSub>>,
@@ -160,7 +161,7 @@ pub(crate) struct Conn {
 impl Conn {
     pub(crate) fn new(
         id: u64,
-        stream: SharedStream,
+        stream: Option<SharedStream>,
         max_pending: usize,
         metrics: Arc<ShardMetrics>,
     ) -> Conn {
@@ -242,7 +243,9 @@ impl Conn {
             out.clear();
             frame.write(out);
         });
-        let stream = self.stream.clone();
+        let Some(stream) = self.stream.clone() else {
+            return;
+        };
         glommio::spawn_local(async move {
             glommio::timer::sleep(CLOSE_LINGER).await;
             stream.shutdown();

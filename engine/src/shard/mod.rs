@@ -5,6 +5,7 @@
 
 pub(crate) mod conn;
 mod inbound;
+pub(crate) mod inproc;
 mod keepalive;
 pub(crate) mod notify;
 mod ops;
@@ -34,7 +35,7 @@ use crate::server::Shared;
 use conn::{Conn, LocalSub, Outgoing};
 use requests::Requests;
 
-pub(crate) use run::run;
+pub(crate) use run::{run, spawn_mesh};
 
 /// The longest a reader pauses for backlogged consumers after one read's deliveries
 /// (nats-server 2.9 stalls a fast producer between 100 ms and 1 s).

@@ -21,8 +21,19 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs shard `shard` until the server shuts down.
 pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds) {
+    spawn_mesh(&shard, ends);
+    glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
+    glommio::spawn_local(keepalive::run(Rc::clone(&shard))).detach();
+
+    future::or(accept_loop(&shard, &listener), wait_for_shutdown(&shard)).await;
+    drop(listener);
+    drain(&shard).await;
+}
+
+/// Spawns the tasks that carry the mesh: a flusher per outgoing link, a receiver per incoming one.
+pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
     for end in ends.senders {
-        let shard = Rc::clone(&shard);
+        let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
             let sender = end.channel.connect().await;
             if let Some(link) = shard.link(end.peer) {
@@ -32,7 +43,7 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
         .detach();
     }
     for end in ends.receivers {
-        let shard = Rc::clone(&shard);
+        let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
             let receiver = end.channel.connect().await;
             while let Some(mut batch) = receiver.recv().await {
@@ -47,12 +58,6 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
         })
         .detach();
     }
-    glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
-    glommio::spawn_local(keepalive::run(Rc::clone(&shard))).detach();
-
-    future::or(accept_loop(&shard, &listener), wait_for_shutdown(&shard)).await;
-    drop(listener);
-    drain(&shard).await;
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {

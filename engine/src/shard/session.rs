@@ -23,7 +23,7 @@ use crate::metrics::Metric;
 const READ_BUFFER: usize = 512;
 
 /// Why a session's input ended.
-enum Next {
+pub(crate) enum Next {
     Continue,
     Close,
 }
@@ -34,7 +34,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let stream = SharedStream::new(stream);
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
-        stream.clone(),
+        Some(stream.clone()),
         shard.settings.max_pending,
         std::sync::Arc::clone(&shard.metrics),
     ));
@@ -161,7 +161,7 @@ async fn read_more(
 
 /// Decodes and handles every whole frame in `buf`. With `hello` set, the first frame must be
 /// HELLO; once it is accepted `hello` is set to `true` and the rest waits for the main loop.
-fn process(
+pub(crate) fn process(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
     buf: &mut ReadBuffer,
