@@ -8,6 +8,6 @@ mod router;
 mod trie;
 
 pub use interest::{InterestChange, InterestReplica, LocalInterest, ShardId};
-pub use match_cache::MatchCache;
+pub use match_cache::{MatchCache, SubjectCache};
 pub use router::{Responder, Route, Router, SubKey, Subscriber};
 pub use trie::{Matches, SubscriptionTrie};

@@ -9,7 +9,9 @@ use crate::fast_map::FastMap;
 use std::rc::Rc;
 
 use super::SubscriptionTrie;
-use super::{InterestChange, InterestReplica, LocalInterest, MatchCache, Matches, ShardId};
+use super::{
+    InterestChange, InterestReplica, LocalInterest, MatchCache, Matches, ShardId, SubjectCache,
+};
 
 /// Queue groups whose rotation is remembered at once.
 const MAX_GROUP_TURNS: usize = 4096;
@@ -75,6 +77,9 @@ impl<V> Route<V> {
     }
 }
 
+/// Who subscribes to a subject here, and which other shards do.
+type PublishMatches<V> = (Rc<Matches<V>>, Rc<Matches<ShardId>>);
+
 /// Who gets a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Responder<V = SubKey> {
@@ -92,6 +97,9 @@ pub struct Router<V = SubKey> {
     shard: ShardId,
     trie: SubscriptionTrie<V>,
     cache: MatchCache<V>,
+    /// A publish's two answers, local subscribers and other shards, under one lookup: the
+    /// two separate lookups were a quarter of a publishing shard's time (perf/RESULTS.md).
+    publish_cache: SubjectCache<PublishMatches<V>>,
     interest: LocalInterest,
     replica: InterestReplica,
     group_turns: FastMap<Box<str>, usize>,
@@ -105,6 +113,7 @@ impl<V: Subscriber> Router<V> {
             shard,
             trie: SubscriptionTrie::new(),
             cache: MatchCache::new(cache_capacity),
+            publish_cache: SubjectCache::new(cache_capacity),
             interest: LocalInterest::new(),
             replica: InterestReplica::new(cache_capacity),
             group_turns: FastMap::default(),
@@ -121,6 +130,7 @@ impl<V: Subscriber> Router<V> {
     ) -> Option<InterestChange> {
         self.trie.insert(pattern, queue, key);
         self.cache.invalidate(pattern);
+        self.publish_cache.invalidate(pattern);
         self.interest.subscribe(self.shard, pattern, queue)
     }
 
@@ -135,12 +145,14 @@ impl<V: Subscriber> Router<V> {
             return None;
         }
         self.cache.invalidate(pattern);
+        self.publish_cache.invalidate(pattern);
         self.interest.unsubscribe(self.shard, pattern, queue)
     }
 
     /// Applies another shard's interest change.
     pub fn apply(&mut self, change: &InterestChange) {
         self.replica.apply(change);
+        self.publish_cache.invalidate(&change.pattern);
     }
 
     /// Everything this shard has interest in, for a peer that joins.
@@ -173,8 +185,10 @@ impl<V: Subscriber> Router<V> {
         route: &mut Route<V>,
     ) {
         route.clear();
-        let local = self.cache.get(&self.trie, subject);
-        let remote = self.replica.shards_for(subject);
+        let (cache, trie, replica) = (&mut self.cache, &self.trie, &mut self.replica);
+        let (local, remote) = self.publish_cache.get_or_insert_with(subject, || {
+            (cache.get(trie, subject), replica.shards_for(subject))
+        });
         let eligible = |key: &&V| echo || key.conn_id() != publisher;
         route
             .local
