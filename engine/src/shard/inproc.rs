@@ -57,10 +57,7 @@ pub(crate) fn feed(
     buf: &mut ReadBuffer,
     frames: &[u8],
 ) -> bool {
-    if let Some(room) = buf.spare(frames.len()).get_mut(..frames.len()) {
-        room.copy_from_slice(frames);
-        buf.filled(frames.len());
-    }
+    buf.append(frames);
     !matches!(session::process(shard, conn, buf, None), Next::Close)
 }
 

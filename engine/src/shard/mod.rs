@@ -93,6 +93,9 @@ pub(crate) struct Shard {
     /// last `take_backlog`: the reader that caused them pauses until they drain.
     backlog: RefCell<Vec<Rc<Conn>>>,
     requests_changed: notify::Notify,
+    /// Where every session of this shard reads its input (see `ReadBuffer`): empty between
+    /// reads, never borrowed across an `.await`.
+    scratch: RefCell<read_buffer::ReadBuffer>,
     next_conn: Cell<u64>,
     next_barrier: Cell<u64>,
     draining: Cell<bool>,
@@ -118,6 +121,7 @@ impl Shard {
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
             requests_changed: notify::Notify::default(),
+            scratch: RefCell::new(read_buffer::ReadBuffer::new(read_buffer::SCRATCH_SIZE)),
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),
             draining: Cell::new(false),

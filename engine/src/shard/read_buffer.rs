@@ -1,14 +1,14 @@
-//! `ReadBuffer`: a session's input bytes. Frames are decoded in place from `unread()`; a frame
-//! larger than the buffer grows it to exactly that frame's size (already checked against
-//! `max_frame` by the decoder before any of it is buffered). It starts small, so ten thousand
-//! idle devices cost little, and doubles (up to `BUSY_SIZE`) whenever a read fills it, so a
-//! busy publisher soon reads in large chunks.
+//! `ReadBuffer`: input bytes decoded in place from `unread()`. Each shard reads every
+//! connection's input into one scratch `ReadBuffer` (`SCRATCH_SIZE`), so ten thousand idle
+//! devices hold no input buffer at all; a connection keeps its own only for the start of a
+//! frame that has not all arrived, sized to that frame (already checked against `max_frame` by
+//! the decoder before any of it is buffered).
 
-/// The size a buffer grows to by doubling when reads keep filling it.
-const BUSY_SIZE: usize = 64 << 10;
+/// The shard's scratch buffer: the most one read takes.
+pub(crate) const SCRATCH_SIZE: usize = 64 << 10;
 
-/// Bytes read from a socket and not yet consumed.
-#[derive(Debug)]
+/// Bytes read and not yet consumed.
+#[derive(Debug, Default)]
 pub(crate) struct ReadBuffer {
     data: Vec<u8>,
     start: usize,
@@ -16,6 +16,7 @@ pub(crate) struct ReadBuffer {
 }
 
 impl ReadBuffer {
+    /// A buffer of `capacity` bytes (0 allocates nothing until the first read).
     pub(crate) fn new(capacity: usize) -> ReadBuffer {
         ReadBuffer {
             data: vec![0; capacity],
@@ -33,9 +34,14 @@ impl ReadBuffer {
     pub(crate) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+            self.clear();
         }
+    }
+
+    /// Forgets every unread byte (the memory stays).
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Room to read into, big enough that `unread()` can reach `want` bytes.
@@ -52,13 +58,17 @@ impl ReadBuffer {
         self.data.get_mut(self.end..).unwrap_or_default()
     }
 
-    /// Records that `n` bytes were read into `spare()`; a read that filled all the room there
-    /// was doubles the buffer for the next one.
+    /// Records that `n` bytes were read into `spare()`.
     pub(crate) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
-        if self.end == self.data.len() && self.data.len() < BUSY_SIZE {
-            let grown = (self.data.len() * 2).min(BUSY_SIZE);
-            self.data.resize(grown, 0);
+    }
+
+    /// Appends `bytes` to `unread()`.
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
+        let len = bytes.len();
+        if let Some(room) = self.spare(self.unread().len() + len).get_mut(..len) {
+            room.copy_from_slice(bytes);
+            self.filled(len);
         }
     }
 }
@@ -77,17 +87,19 @@ mod tests {
     }
 
     #[test]
-    fn reads_that_fill_the_buffer_double_it_up_to_the_busy_size() {
-        let mut buf = ReadBuffer::new(512);
-        let chunk = vec![7u8; 1 << 20];
-        let mut sizes = Vec::new();
-        for _ in 0..10 {
-            sizes.push(read(&mut buf, &chunk, 1));
-            let all = buf.unread().len();
-            buf.consume(all);
-        }
-        assert_eq!(sizes[..5], [512, 1024, 2048, 4096, 8192]);
-        assert_eq!(*sizes.last().unwrap(), BUSY_SIZE);
+    fn an_empty_buffer_allocates_nothing_and_grows_to_what_is_wanted() {
+        let mut buf = ReadBuffer::new(0);
+        assert_eq!(buf.data.capacity(), 0);
+        buf.append(b"abc");
+        assert_eq!(buf.unread(), b"abc");
+        assert_eq!(
+            read(&mut buf, b"defgh", 5),
+            2,
+            "room up to the wanted length"
+        );
+        assert_eq!(buf.unread(), b"abcde");
+        buf.consume(5);
+        assert!(buf.unread().is_empty());
     }
 
     #[test]
@@ -100,5 +112,14 @@ mod tests {
             at += read(&mut buf, &frame[at..], frame.len() - 100);
         }
         assert_eq!(buf.unread(), &frame[100..]);
+    }
+
+    #[test]
+    fn appending_after_a_partial_consume_keeps_the_order() {
+        let mut buf = ReadBuffer::new(8);
+        buf.append(b"0123456");
+        buf.consume(4);
+        buf.append(b"789");
+        assert_eq!(buf.unread(), b"456789");
     }
 }

@@ -5,7 +5,9 @@
 
 use std::rc::Rc;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use std::task::Poll;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt, future};
 use glommio::net::TcpStream;
 use shardbus_protocol::header::HEADER_LEN;
 use shardbus_protocol::{
@@ -15,12 +17,9 @@ use shardbus_protocol::{
 
 use super::Shard;
 use super::conn::{CLOSE_LINGER, Conn, Outgoing};
-use super::read_buffer::ReadBuffer;
+use super::read_buffer::{ReadBuffer, SCRATCH_SIZE};
 use super::stream::SharedStream;
 use crate::metrics::Metric;
-
-/// Initial read buffer per connection; busy connections grow theirs (see `ReadBuffer`).
-const READ_BUFFER: usize = 512;
 
 /// Why a session's input ended.
 pub(crate) enum Next {
@@ -80,9 +79,10 @@ async fn write_loop(conn: Rc<Conn>, mut stream: SharedStream) {
 }
 
 async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream) {
-    let mut buf = ReadBuffer::new(READ_BUFFER);
+    // The start of a frame still arriving; empty (and unallocated) between whole frames.
+    let mut own = ReadBuffer::new(0);
     let hello = future::or(
-        async { Some(read_hello(shard, conn, &mut stream, &mut buf).await) },
+        async { Some(read_hello(shard, conn, &mut stream, &mut own).await) },
         async {
             glommio::timer::sleep(shard.settings.hello_timeout).await;
             None
@@ -102,16 +102,17 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
             return;
         }
     }
+    // Frames that came in the same read as HELLO.
+    if let Next::Close = process(shard, conn, &mut own, None) {
+        return;
+    }
     loop {
-        if let Next::Close = process(shard, conn, &mut buf, None) {
-            return;
-        }
         shard.wait_for_backlog().await;
         shard.wait_for_mesh_room().await;
         if conn.outbox.is_closed() {
             return;
         }
-        if !read_more(&mut stream, &mut buf, &shard.settings.limits).await {
+        if let Next::Close = read_and_process(shard, conn, &mut stream, &mut own, None).await {
             return;
         }
     }
@@ -122,14 +123,12 @@ async fn read_hello(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
     stream: &mut SharedStream,
-    buf: &mut ReadBuffer,
+    own: &mut ReadBuffer,
 ) -> bool {
     loop {
-        if !read_more(stream, buf, &shard.settings.limits).await {
-            return false;
-        }
         let mut accepted = false;
-        if let Next::Close = process(shard, conn, buf, Some(&mut accepted)) {
+        let next = read_and_process(shard, conn, stream, own, Some(&mut accepted)).await;
+        if let Next::Close = next {
             return false;
         }
         if accepted {
@@ -138,25 +137,54 @@ async fn read_hello(
     }
 }
 
-/// Reads at least one more byte into `buf`; `false` at end of stream or on error.
-async fn read_more(
+/// Reads once and handles every whole frame read; `Close` at end of stream, on a read error or
+/// when a frame closed the connection. A connection holding the start of a frame reads the rest
+/// into its own buffer `own`; any other reads into the shard's scratch buffer, and only an
+/// unfinished frame at the end is copied to `own`. The scratch is empty again before this
+/// returns, so no other session ever sees its bytes.
+async fn read_and_process(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
     stream: &mut SharedStream,
-    buf: &mut ReadBuffer,
-    limits: &shardbus_protocol::Limits,
-) -> bool {
-    let want = match check(buf.unread(), limits) {
-        Ok(Check::Incomplete {
-            frame_len: Some(len),
-        }) => len,
-        _ => READ_BUFFER,
-    };
-    match stream.read(buf.spare(want)).await {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buf.filled(n);
-            true
-        }
+    own: &mut ReadBuffer,
+    hello: Option<&mut bool>,
+) -> Next {
+    if !own.unread().is_empty() {
+        let want = match check(own.unread(), &shard.settings.limits) {
+            Ok(Check::Incomplete {
+                frame_len: Some(len),
+            }) => len,
+            _ => HEADER_LEN,
+        };
+        return match stream.read(own.spare(want)).await {
+            Ok(0) | Err(_) => Next::Close,
+            Ok(n) => {
+                own.filled(n);
+                process(shard, conn, own, hello)
+            }
+        };
     }
+    let read = future::poll_fn(|cx| {
+        let mut scratch = shard.scratch.borrow_mut();
+        let room = scratch.spare(SCRATCH_SIZE);
+        match std::pin::Pin::new(&mut *stream).poll_read(cx, room) {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                scratch.filled(n);
+                Poll::Ready(true)
+            }
+            Poll::Ready(_) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if !read {
+        return Next::Close;
+    }
+    let mut scratch = shard.scratch.borrow_mut();
+    let next = process(shard, conn, &mut scratch, hello);
+    own.append(scratch.unread());
+    scratch.clear();
+    next
 }
 
 /// Decodes and handles every whole frame in `buf`. With `hello` set, the first frame must be
