@@ -41,7 +41,7 @@ start_brokers() {
   sb_port=$(free_port)
   nats_port=$(free_port)
   # shellcheck disable=SC2086 # extra flags are meant to split
-  target/release/shardbus --listen "127.0.0.1:$sb_port" --shards "$cores" ${SERVER_FLAGS:-} 2>/tmp/compare-shardbus.log &
+  target/release/shardbus --listen "127.0.0.1:$sb_port" --http-listen 127.0.0.1:0 --shards "$cores" ${SERVER_FLAGS:-} 2>/tmp/compare-shardbus.log &
   sb_pid=$!
   GOMAXPROCS=$cores nats-server -a 127.0.0.1 -p "$nats_port" 2>/tmp/compare-nats.log &
   nats_pid=$!

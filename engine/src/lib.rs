@@ -4,6 +4,7 @@
 
 pub mod config;
 pub(crate) mod fast_map;
+pub(crate) mod http;
 pub mod inproc;
 pub mod logging;
 pub mod memlock;

@@ -1,26 +1,31 @@
 //! Per-shard counters. Each shard writes only its own `ShardMetrics` (a relaxed load and store:
 //! no read-modify-write, no contention), and anyone may read every shard's at any time: the
-//! status op now, the HTTP edge's `/metrics` next. Nothing here takes a lock.
+//! status op and the HTTP edge's `/metrics`. Nothing here takes a lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use shardbus_protocol::{CODE_TABLE, ErrorCode};
 
 macro_rules! metrics {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $kind:ident; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $kind:ident; )*) => {
         /// What a shard counts. Gauges go up and down; counters only up.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Metric {
-            $( $(#[$doc])* $variant, )*
+            $( $(#[doc = $doc])* $variant, )*
         }
 
         impl Metric {
             /// Every metric, in report order.
             pub const ALL: &'static [Metric] = &[$( Metric::$variant, )*];
 
-            /// The name reported by the status op (and, later, Prometheus).
+            /// The name reported by the status op and, prefixed, by Prometheus.
             pub fn name(self) -> &'static str {
                 match self { $( Metric::$variant => $name, )* }
+            }
+
+            /// What the metric counts (its doc comment), for Prometheus' HELP line.
+            pub fn help(self) -> &'static str {
+                match self { $( Metric::$variant => concat!($($doc),*), )* }
             }
 
             /// Whether the value is a level (it goes down too) rather than a running total.

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod http;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use shardbus_engine::metrics::Metric;
 use shardbus_protocol::ErrorCode;
 use shardbus_protocol::client::{Client, ClientOptions};
 
+pub use http::{HttpResponse, http_request};
 pub use raw::Raw;
 
 /// The bound on every wait: far above anything a healthy run needs, even on 2 noisy cores.
@@ -31,6 +33,8 @@ pub struct TestServer {
     server: Option<Server>,
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// Where the HTTP edge listens.
+    pub http: SocketAddr,
 }
 
 /// The configuration tests start from.
@@ -60,9 +64,11 @@ impl TestServer {
         config.validate().unwrap();
         let server = Server::start(&config).unwrap();
         let addr = server.local_addr();
+        let http = server.http_addr();
         TestServer {
             server: Some(server),
             addr,
+            http,
         }
     }
 

@@ -21,8 +21,10 @@ pub use load::{ENV_PREFIX, load};
 pub struct Config {
     /// Where the binary protocol listens. Every shard binds it (SO_REUSEPORT).
     pub listen: SocketAddr,
-    /// Where the HTTP edge listens (health, metrics, WebSocket; issue #5).
+    /// Where the HTTP edge listens (health, metrics, status, push API). Every shard binds it.
     pub http_listen: SocketAddr,
+    /// The HTTP edge's limits.
+    pub http: HttpConfig,
     /// Number of shards; 0 means one per available core.
     pub shards: usize,
     /// Log output: `human` or `json`.
@@ -85,6 +87,28 @@ pub struct LimitsConfig {
     pub ping_interval_ms: u32,
 }
 
+/// The HTTP edge's limits (the body limit is `limits.max_payload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long a client may take to send a request's headers, milliseconds (slowloris).
+    pub header_timeout_ms: u64,
+    /// Largest request head (request line and headers), bytes.
+    pub max_header_bytes: usize,
+    /// The longest `timeout_ms` a push-API request may ask for, milliseconds.
+    pub max_request_timeout_ms: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            header_timeout_ms: 10_000,
+            max_header_bytes: 16 << 10,
+            max_request_timeout_ms: 60_000,
+        }
+    }
+}
+
 /// Graceful shutdown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,6 +126,7 @@ impl Default for Config {
         Config {
             listen: loopback(7400),
             http_listen: loopback(7480),
+            http: HttpConfig::default(),
             shards: 0,
             log_format: LogFormat::Human,
             runtime: RuntimeConfig::default(),
@@ -180,7 +205,7 @@ impl Config {
             + u64::from(l.max_headers_len)
             + u64::from(l.max_topic_len)
             + 48;
-        let checks: [(&str, bool, &str); 11] = [
+        let checks: [(&str, bool, &str); 13] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -226,6 +251,16 @@ impl Config {
                 "limits.hello_timeout_ms",
                 l.hello_timeout_ms >= 1,
                 "at least 1",
+            ),
+            (
+                "http.header_timeout_ms",
+                self.http.header_timeout_ms >= 1,
+                "at least 1",
+            ),
+            (
+                "http.max_header_bytes",
+                self.http.max_header_bytes >= 8192,
+                "at least 8192 (hyper's minimum)",
             ),
             (
                 "http_listen",

@@ -19,6 +19,7 @@ use process::{raise_open_files_limit, refuse_taken_port};
 pub use shared::Shared;
 
 use crate::config::Config;
+use crate::http::HttpSettings;
 use crate::mesh;
 use crate::routing::ShardId;
 use crate::shard::{self, Settings, Shard};
@@ -27,6 +28,7 @@ use crate::shard::{self, Settings, Shard};
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    http_addr: SocketAddr,
     shared: Arc<Shared>,
     handles: Vec<ExecutorJoinHandle<()>>,
     cores: Vec<Option<usize>>,
@@ -41,6 +43,7 @@ impl Server {
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let (cores, shards) = prepare_process(config)?;
         refuse_taken_port(config.listen)?;
+        refuse_taken_port(config.http_listen)?;
         raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
@@ -48,6 +51,7 @@ impl Server {
         let mut ends = mesh::build(shards).into_iter();
         let mut server = Server {
             local_addr: config.listen,
+            http_addr: config.http_listen,
             shared,
             handles: Vec::with_capacity(shards),
             cores: Vec::with_capacity(shards),
@@ -79,20 +83,36 @@ impl Server {
     ) -> Result<(), StartError> {
         let builder = shard_executor(id, core, config);
         let (bound_tx, bound_rx) = mpsc::sync_channel(1);
-        // Shard 0 binds the configured address (port 0 picks one); the rest bind what it got.
-        let addr = self.local_addr;
+        // Shard 0 binds the configured addresses (port 0 picks one); the rest bind what it got.
+        let addrs = (self.local_addr, self.http_addr);
         let shared = Arc::clone(&self.shared);
+        let http = HttpSettings::new(config);
         let handle = builder
             .spawn(move || async move {
-                let listener = match glommio::net::TcpListener::bind(addr) {
-                    Ok(listener) => listener,
+                let (listener, http_listener) = match bind(addrs) {
+                    Ok(listeners) => listeners,
                     Err(error) => {
-                        let _ = bound_tx.send(Err(error.to_string()));
+                        let _ = bound_tx.send(Err(error));
                         return;
                     }
                 };
-                let _ = bound_tx.send(listener.local_addr().map_err(|e| e.to_string()));
+                let bound = (listener.local_addr(), http_listener.local_addr());
+                let bound = match bound {
+                    (Ok(tcp), Ok(http)) => Ok((tcp, http)),
+                    (Err(e), _) => Err(StartError::Bind {
+                        addr: addrs.0,
+                        reason: e.to_string(),
+                    }),
+                    (_, Err(e)) => Err(StartError::Bind {
+                        addr: addrs.1,
+                        reason: e.to_string(),
+                    }),
+                };
+                let _ = bound_tx.send(bound);
                 let shard = Rc::new(Shard::new(id as ShardId, settings, shared));
+                glommio::spawn_local(crate::http::serve(Rc::clone(&shard), http_listener, http))
+                    .detach();
+                shard.shared.shard_ready();
                 shard::run(shard, listener, ends).await;
             })
             .map_err(|e| StartError::Runtime {
@@ -102,16 +122,22 @@ impl Server {
         self.handles.push(handle);
         self.cores.push(core);
         match bound_rx.recv() {
-            Ok(Ok(bound)) => {
-                self.local_addr = bound;
+            Ok(Ok((tcp, http))) => {
+                self.local_addr = tcp;
+                self.http_addr = http;
                 Ok(())
             }
-            Ok(Err(reason)) => Err(StartError::Bind { addr, reason }),
+            Ok(Err(error)) => Err(error),
             Err(_) => Err(StartError::Runtime {
                 shard: id,
                 reason: "the shard thread ended during start-up".to_owned(),
             }),
         }
+    }
+
+    /// Where the HTTP edge listens (with the real port when the config said 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// The address clients connect to (with the real port when the config said 0).
@@ -157,4 +183,17 @@ impl Server {
             let _ = handle.join();
         }
     }
+}
+
+/// Binds the binary protocol's listener and the HTTP edge's.
+fn bind(
+    (tcp, http): (SocketAddr, SocketAddr),
+) -> Result<(glommio::net::TcpListener, glommio::net::TcpListener), StartError> {
+    let listen = |addr: SocketAddr| {
+        glommio::net::TcpListener::bind(addr).map_err(|error| StartError::Bind {
+            addr,
+            reason: error.to_string(),
+        })
+    };
+    Ok((listen(tcp)?, listen(http)?))
 }

@@ -18,6 +18,9 @@ pub struct Shared {
     connections: AtomicU64,
     max_connections: u64,
     shutdown: AtomicBool,
+    /// Shards that have bound every listener.
+    ready_shards: AtomicU64,
+    shards: usize,
     started: Instant,
     server_id: String,
     welcome_headers: Vec<u8>,
@@ -40,6 +43,8 @@ impl Shared {
             connections: AtomicU64::new(0),
             max_connections: u64::from(max_connections),
             shutdown: AtomicBool::new(false),
+            ready_shards: AtomicU64::new(0),
+            shards,
             started,
             server_id,
             welcome_headers: headers.as_bytes().to_vec(),
@@ -69,6 +74,21 @@ impl Shared {
 
     pub(crate) fn remove_connection(&self) {
         self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Records that one more shard has bound every listener and serves.
+    pub(crate) fn shard_ready(&self) {
+        self.ready_shards.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether every shard serves and the server is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.ready_shards.load(Ordering::Acquire) == self.shards as u64 && !self.shutting_down()
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards
     }
 
     /// Asks every shard to drain and stop.

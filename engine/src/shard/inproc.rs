@@ -26,6 +26,32 @@ pub(crate) fn open(shard: &Rc<Shard>) -> Rc<Conn> {
     conn
 }
 
+/// An in-process connection that leaves its shard when dropped (the HTTP edge's, whose
+/// request may be abandoned at any `.await` when its client goes away).
+pub(crate) struct Attached {
+    shard: Rc<Shard>,
+    pub(crate) conn: Rc<Conn>,
+}
+
+impl Attached {
+    /// A new connection on `shard` with `options`.
+    pub(crate) fn new(shard: &Rc<Shard>, options: HelloOptions) -> Attached {
+        let conn = open(shard);
+        conn.options.set(options);
+        Attached {
+            shard: Rc::clone(shard),
+            conn,
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.shard.remove_conn(&self.conn);
+        self.conn.outbox.close();
+    }
+}
+
 /// A connection subscribed to `pattern` whose deliveries are encoded as for a client and then
 /// dropped by its writer task.
 pub(crate) fn sink(shard: &Rc<Shard>, pattern: &str) -> Rc<Conn> {

@@ -10,7 +10,7 @@ mod keepalive;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;
-mod read_buffer;
+pub(crate) mod read_buffer;
 mod requests;
 mod run;
 mod session;

@@ -1,0 +1,70 @@
+//! `/metrics`: every shard's counters in Prometheus' text format (prometheus-client), read at
+//! scrape time from the shared atomics. One series per shard (`shard` label; `sum()` gives the
+//! server); errors answered, per shard and code name.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::Metric;
+use crate::server::Shared;
+
+/// The exposition of every metric, or an empty string if encoding failed (it writes to a
+/// `String`, which cannot fail).
+pub(crate) fn exposition(shared: &Arc<Shared>) -> String {
+    let mut registry = Registry::with_prefix("shardbus");
+    registry.register_collector(Box::new(Shards(Arc::clone(shared))));
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// Reads the shards' counters when scraped.
+#[derive(Debug)]
+struct Shards(Arc<Shared>);
+
+impl Collector for Shards {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for &metric in Metric::ALL {
+            let kind = if metric.is_gauge() {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            // The text encoder adds `_total` to counters itself.
+            let name = metric.name().trim_end_matches("_total");
+            let mut family = encoder.encode_descriptor(name, metric.help().trim(), None, kind)?;
+            for (shard, metrics) in self.0.metrics().enumerate() {
+                let labels = [("shard", shard.to_string())];
+                let value = metrics.get(metric);
+                let encoder = family.encode_family(&labels)?;
+                if metric.is_gauge() {
+                    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(encoder)?;
+                } else {
+                    ConstCounter::new(value).encode(encoder)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "errors",
+            "ERR answers sent, by PROTOCOL.md code",
+            None,
+            MetricType::Counter,
+        )?;
+        for (shard, metrics) in self.0.metrics().enumerate() {
+            for (code, n) in metrics.errors() {
+                let labels = [
+                    ("shard", shard.to_string()),
+                    ("code", code.name().to_owned()),
+                ];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

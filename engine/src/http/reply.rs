@@ -1,0 +1,77 @@
+//! Building responses: JSON bodies, and the JSON error body every failure carries — the HTTP
+//! status plus the PROTOCOL.md error code that names the cause (PROTOCOL.md §8).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use shardbus_protocol::ErrorCode;
+
+/// Every response body here is whole before it is sent.
+pub(crate) type Body = Full<Bytes>;
+
+/// A response with `status` and a JSON body.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    with_type(status, body.to_string().into_bytes(), "application/json")
+}
+
+/// A response with `status`, `bytes` and a content type.
+pub(crate) fn with_type(
+    status: StatusCode,
+    bytes: Vec<u8>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A failure: `{"error": {"code": 5, "name": "PAYLOAD_TOO_LARGE", "message": "..."}}`.
+pub(crate) fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({
+            "error": { "code": code.0, "name": code.name(), "message": message }
+        }),
+    )
+}
+
+/// Why a request is refused: a PROTOCOL.md code and a message; the status follows the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response<Body> {
+        error(status_of(self.code), self.code, &self.message)
+    }
+}
+
+/// The HTTP status a protocol error answers with.
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::PAYLOAD_TOO_LARGE | ErrorCode::FRAME_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::NO_RESPONDERS => StatusCode::NOT_FOUND,
+        ErrorCode::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::TOO_MANY_REQUESTS | ErrorCode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::AUTH_REQUIRED | ErrorCode::AUTH_FAILED | ErrorCode::AUTH_EXPIRED => {
+            StatusCode::UNAUTHORIZED
+        }
+        ErrorCode::PERMISSION_DENIED => StatusCode::FORBIDDEN,
+        ErrorCode::SERVER_DRAINING => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
