@@ -5,6 +5,7 @@
 //! slowloris), the body (`limits.max_payload`, 413).
 
 mod io;
+mod listings;
 mod metrics;
 mod push;
 mod reply;

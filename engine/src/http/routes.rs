@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
 use super::reply::{self, Body, Refusal};
-use super::{HttpSettings, metrics, push, status};
+use super::{HttpSettings, listings, metrics, push, status};
 use crate::shard::Shard;
 
 /// Answers one request.
@@ -35,6 +35,15 @@ pub(crate) async fn handle(
             reply::json(StatusCode::OK, &status::server(shared, &settings))
         }
         (&Method::GET, "/api/v1/shards") => reply::json(StatusCode::OK, &status::shards(shared)),
+        (&Method::GET, "/api/v1/connections") => {
+            match listings::connections(&shard, request.uri().query()).await {
+                Ok(page) => reply::json(StatusCode::OK, &page),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
+        (&Method::GET, "/api/v1/topics") => {
+            reply::json(StatusCode::OK, &listings::topics(&shard).await)
+        }
         (&Method::POST, "/api/v1/publish") => {
             let answer = match push_body(request, &settings).await {
                 Ok(body) => push::publish(&shard, &settings, &body).await,
@@ -71,6 +80,8 @@ fn is_known(path: &str) -> bool {
             | "/metrics"
             | "/api/v1/server"
             | "/api/v1/shards"
+            | "/api/v1/connections"
+            | "/api/v1/topics"
             | "/api/v1/publish"
             | "/api/v1/request"
     )

@@ -5,6 +5,7 @@
 //! destination shard and shared there by every subscriber.
 
 use crate::routing::InterestChange;
+use crate::shard::listing::Listing;
 
 /// A range of a batch's bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub(crate) enum Record {
     Barrier { conn: u64, ping: u64 },
     /// The answer to a `Barrier`.
     BarrierAck { conn: u64, ping: u64 },
+    /// Send back this shard's part of `listing` as a `ListPart` with the same `id`.
+    List { id: u64, listing: Listing },
+    /// One shard's part of listing `id`: a JSON array.
+    ListPart { id: u64, part: Span },
 }
 
 /// Records and the bytes they point into.

@@ -86,6 +86,13 @@ impl LocalInterest {
         self.counts.get(&key(pattern, queue)).copied().unwrap_or(0)
     }
 
+    /// Every (pattern, queue group) counted, with its count.
+    pub fn counts(&self) -> impl Iterator<Item = (&[u8], Option<&str>, u32)> {
+        self.counts
+            .iter()
+            .map(|((pattern, queue), count)| (&**pattern, queue.as_deref(), *count))
+    }
+
     /// Every pair this shard has interest in, as "gained" changes (one per queue member): what
     /// a shard that (re)joins the mesh must be told.
     pub fn snapshot(&self, shard: ShardId) -> Vec<InterestChange> {

@@ -155,6 +155,11 @@ impl<V: Subscriber> Router<V> {
         self.publish_cache.invalidate(&change.pattern);
     }
 
+    /// This shard's subscription counts per (pattern, queue group).
+    pub fn local_interest(&self) -> &LocalInterest {
+        &self.interest
+    }
+
     /// Everything this shard has interest in, for a peer that joins.
     pub fn snapshot(&self) -> Vec<InterestChange> {
         self.interest.snapshot(self.shard)

@@ -5,6 +5,7 @@
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,16 +156,42 @@ pub(crate) struct Conn {
     pub(crate) barriers_pending: Cell<u32>,
     /// Listed in the shard's backlog (publishers are waiting for this outbox to drain).
     pub(crate) backlogged: Cell<bool>,
+    /// The peer's address (`None` inside the process).
+    pub(crate) remote: Option<SocketAddr>,
+    /// This connection's traffic, as `/api/v1/connections` shows it.
+    pub(crate) traffic: Traffic,
     metrics: Arc<ShardMetrics>,
+}
+
+/// One connection's message and payload-byte counts, both directions.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    pub(crate) msgs_in: Cell<u64>,
+    pub(crate) bytes_in: Cell<u64>,
+    pub(crate) msgs_out: Cell<u64>,
+    pub(crate) bytes_out: Cell<u64>,
+}
+
+impl Traffic {
+    pub(crate) fn count_in(&self, payload: usize) {
+        self.msgs_in.set(self.msgs_in.get() + 1);
+        self.bytes_in.set(self.bytes_in.get() + payload as u64);
+    }
+
+    fn count_out(&self, payload: usize) {
+        self.msgs_out.set(self.msgs_out.get() + 1);
+        self.bytes_out.set(self.bytes_out.get() + payload as u64);
+    }
 }
 
 impl Conn {
     pub(crate) fn new(
         id: u64,
-        stream: Option<SharedStream>,
+        stream: Option<(SharedStream, SocketAddr)>,
         max_pending: usize,
         metrics: Arc<ShardMetrics>,
     ) -> Conn {
+        let (stream, remote) = stream.map_or((None, None), |(s, a)| (Some(s), Some(a)));
         Conn {
             id,
             outbox: Outbox::new(max_pending),
@@ -177,6 +204,8 @@ impl Conn {
             interest_dirty: Cell::new(false),
             barriers_pending: Cell::new(0),
             backlogged: Cell::new(false),
+            remote,
+            traffic: Traffic::default(),
             metrics,
         }
     }
@@ -211,6 +240,14 @@ impl Conn {
             "outbound buffer full (max_pending)",
         );
         false
+    }
+
+    /// Counts a delivery (MSG or RESP) of `payload` bytes: the shard's counters and this
+    /// connection's.
+    pub(crate) fn count_out(&self, payload: usize) {
+        self.metrics.add(Metric::MsgsOut, 1);
+        self.metrics.add(Metric::BytesOut, payload as u64);
+        self.traffic.count_out(payload);
     }
 
     /// Queues OK for `op_id` if the client asked for VERBOSE.
@@ -286,8 +323,7 @@ impl Conn {
             payload,
         });
         if sent {
-            self.metrics.add(Metric::MsgsOut, 1);
-            self.metrics.add(Metric::BytesOut, payload.len() as u64);
+            self.count_out(payload.len());
         }
         remaining != 1
     }

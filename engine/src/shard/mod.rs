@@ -7,6 +7,7 @@ pub(crate) mod conn;
 mod inbound;
 pub(crate) mod inproc;
 mod keepalive;
+pub(crate) mod listing;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;
@@ -93,6 +94,10 @@ pub(crate) struct Shard {
     /// last `take_backlog`: the reader that caused them pauses until they drain.
     backlog: RefCell<Vec<Rc<Conn>>>,
     requests_changed: notify::Notify,
+    /// Listings this shard is gathering from the others (`listing.rs`).
+    listings: RefCell<FastMap<u64, listing::Gathering>>,
+    listings_changed: notify::Notify,
+    next_listing: Cell<u64>,
     /// Where every session of this shard reads its input (see `ReadBuffer`): empty between
     /// reads, never borrowed across an `.await`.
     scratch: RefCell<read_buffer::ReadBuffer>,
@@ -121,6 +126,9 @@ impl Shard {
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
             requests_changed: notify::Notify::default(),
+            listings: RefCell::new(FastMap::default()),
+            listings_changed: notify::Notify::default(),
+            next_listing: Cell::new(0),
             scratch: RefCell::new(read_buffer::ReadBuffer::new(read_buffer::SCRATCH_SIZE)),
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),

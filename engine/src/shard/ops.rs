@@ -50,14 +50,15 @@ impl Shard {
         }
     }
 
-    fn count_in(&self, frame: &Frame<'_>) {
+    fn count_in(&self, conn: &Conn, frame: &Frame<'_>) {
+        conn.traffic.count_in(frame.payload.len());
         self.metrics.add(Metric::MsgsIn, 1);
         self.metrics
             .add(Metric::BytesIn, frame.payload.len() as u64);
     }
 
     fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
-        self.count_in(frame);
+        self.count_in(conn, frame);
         let headers = frame.headers.as_bytes();
         let mut route = self.route.borrow_mut();
         self.router
@@ -148,7 +149,7 @@ impl Shard {
     }
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
-        self.count_in(frame);
+        self.count_in(conn, frame);
         if conn.inflight.get() >= self.settings.max_inflight_requests {
             conn.error(
                 ErrorCode::TOO_MANY_REQUESTS,
@@ -273,8 +274,7 @@ impl Shard {
             payload,
         });
         if sent {
-            self.metrics.add(Metric::MsgsOut, 1);
-            self.metrics.add(Metric::BytesOut, payload.len() as u64);
+            conn.count_out(payload.len());
         }
     }
 

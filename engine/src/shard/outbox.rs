@@ -85,7 +85,8 @@ impl Outbox {
         self.drained.notify();
     }
 
-    fn backlog(&self) -> usize {
+    /// Bytes queued and being written.
+    pub(crate) fn backlog(&self) -> usize {
         self.pending.borrow().len() + self.writing.get()
     }
 

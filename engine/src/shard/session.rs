@@ -30,10 +30,13 @@ pub(crate) enum Next {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let remote = stream
+        .peer_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     let stream = SharedStream::new(stream);
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
-        Some(stream.clone()),
+        Some((stream.clone(), remote)),
         shard.settings.max_pending,
         std::sync::Arc::clone(&shard.metrics),
     ));

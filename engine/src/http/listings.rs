@@ -1,0 +1,78 @@
+//! `/api/v1/connections` (paged) and `/api/v1/topics` (merged over shards), from every shard's
+//! part gathered over the mesh (`shard/listing.rs`). `"complete": false` says a shard did not
+//! answer in time.
+
+use std::collections::BTreeMap;
+
+use shardbus_protocol::ErrorCode;
+
+use super::reply::Refusal;
+use crate::shard::Shard;
+use crate::shard::listing::Listing;
+
+/// Connections a page holds when the query names no `limit`.
+const DEFAULT_PAGE: usize = 100;
+/// The most a page may hold.
+const MAX_PAGE: usize = 1_000;
+
+/// `/api/v1/connections?offset=N&limit=M`: connections ordered by id.
+pub(crate) async fn connections(
+    shard: &Shard,
+    query: Option<&str>,
+) -> Result<serde_json::Value, Refusal> {
+    let (offset, limit) = paging(query)?;
+    let gathered = shard.gather(Listing::Connections).await;
+    let mut all = gathered.items;
+    all.sort_by_key(|c| c["id"].as_u64().unwrap_or(0));
+    let total = all.len();
+    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    Ok(serde_json::json!({
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "complete": gathered.complete,
+        "connections": page,
+    }))
+}
+
+/// `/api/v1/topics`: each subscribed pattern (per queue group) with its subscribers on every
+/// shard.
+pub(crate) async fn topics(shard: &Shard) -> serde_json::Value {
+    let gathered = shard.gather(Listing::Topics).await;
+    let mut merged: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
+    for item in &gathered.items {
+        let pattern = item["pattern"].as_str().unwrap_or_default().to_owned();
+        let queue = item["queue"].as_str().map(str::to_owned);
+        *merged.entry((pattern, queue)).or_default() += item["subscribers"].as_u64().unwrap_or(0);
+    }
+    let topics: Vec<_> = merged
+        .into_iter()
+        .map(|((pattern, queue), subscribers)| {
+            serde_json::json!({ "pattern": pattern, "queue": queue, "subscribers": subscribers })
+        })
+        .collect();
+    serde_json::json!({ "complete": gathered.complete, "topics": topics })
+}
+
+/// `offset` and `limit` from a query string.
+fn paging(query: Option<&str>) -> Result<(usize, usize), Refusal> {
+    let (mut offset, mut limit) = (0, DEFAULT_PAGE);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| Refusal::new(ErrorCode::BAD_FRAME, format!("{key} must be a number")))
+        };
+        match key {
+            "offset" => offset = number()?,
+            "limit" => limit = number()?.clamp(1, MAX_PAGE),
+            _ => {}
+        }
+    }
+    Ok((offset, limit))
+}
