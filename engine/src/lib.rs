@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod routing;
 pub mod server;
 pub(crate) mod shard;
+pub(crate) mod ws;
 
 pub use server::{Server, StartError};

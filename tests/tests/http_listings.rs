@@ -24,7 +24,10 @@ fn connections_from_every_shard_are_listed_and_paged() {
     let alpha = server.client_on_with(0, named("alpha"));
     let beta = server.client_on_with(1, named("beta"));
     let gamma = server.client_on_with(1, named("gamma"));
-    let _subs = [beta.subscribe("l.a").unwrap(), beta.subscribe("l.b").unwrap()];
+    let _subs = [
+        beta.subscribe("l.a").unwrap(),
+        beta.subscribe("l.b").unwrap(),
+    ];
     beta.flush().unwrap();
     for _ in 0..3 {
         alpha.publish("l.a", b"12345").unwrap();
@@ -48,18 +51,36 @@ fn connections_from_every_shard_are_listed_and_paged() {
     let list = page["connections"].as_array().unwrap();
     let by_name = |name: &str| list.iter().find(|c| c["name"] == name).unwrap().clone();
     let (a, b) = (by_name("alpha"), by_name("beta"));
-    assert_eq!((a["shard"].clone(), b["shard"].clone()), (0.into(), 1.into()));
-    assert_eq!((a["msgs_in"].clone(), a["bytes_in"].clone()), (3.into(), 15.into()));
-    assert_eq!((b["subscriptions"].clone(), b["bytes_out"].clone()), (2.into(), 15.into()));
+    assert_eq!(
+        (a["shard"].clone(), b["shard"].clone()),
+        (0.into(), 1.into())
+    );
+    assert_eq!(
+        (a["msgs_in"].clone(), a["bytes_in"].clone()),
+        (3.into(), 15.into())
+    );
+    assert_eq!(
+        (b["subscriptions"].clone(), b["bytes_out"].clone()),
+        (2.into(), 15.into())
+    );
     assert!(a["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
     let ids: Vec<u64> = list.iter().map(|c| c["id"].as_u64().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by id: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ordered by id: {ids:?}"
+    );
 
     let second = get(&server, "/api/v1/connections?offset=1&limit=1");
-    assert_eq!((second["total"].clone(), second["limit"].clone()), (3.into(), 1.into()));
+    assert_eq!(
+        (second["total"].clone(), second["limit"].clone()),
+        (3.into(), 1.into())
+    );
     assert_eq!(second["connections"][0]["id"], ids[1]);
     let bad = http_request(server.http, "GET", "/api/v1/connections?limit=many", None);
-    assert_eq!((bad.status, bad.error_name()), (400, "BAD_FRAME".to_owned()));
+    assert_eq!(
+        (bad.status, bad.error_name()),
+        (400, "BAD_FRAME".to_owned())
+    );
 }
 
 #[test]

@@ -71,3 +71,64 @@ impl<S: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<S> {
         Pin::new(&mut self.get_mut().inner).poll_close(cx)
     }
 }
+
+/// A stream whose first bytes were already read (the request head the edge looked at to
+/// choose between HTTP and WebSocket): they are read again first.
+#[derive(Debug)]
+pub(crate) struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let left = this.prefix.get(this.at..).unwrap_or_default();
+        if left.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = left.len().min(buf.len());
+        if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        this.at += n;
+        if this.at == this.prefix.len() {
+            this.prefix = Vec::new();
+            this.at = 0;
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}

@@ -4,11 +4,13 @@
 //! (`http.max_header_bytes`, 431), the time to send it (`http.header_timeout_ms`, against
 //! slowloris), the body (`limits.max_payload`, 413).
 
+mod head;
 mod io;
 mod listings;
 mod metrics;
+pub(crate) mod payload;
 mod push;
-mod reply;
+pub(crate) mod reply;
 mod routes;
 mod status;
 mod timer;
@@ -22,7 +24,7 @@ use hyper::service::service_fn;
 
 use crate::config::Config;
 use crate::shard::Shard;
-use io::HyperIo;
+use io::{HyperIo, Prefixed};
 use timer::ShardTimer;
 
 /// The HTTP edge's settings, resolved once.
@@ -62,23 +64,50 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
             }
         };
         let _ = stream.set_nodelay(true);
+        let remote = stream
+            .peer_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let (shard, settings) = (Rc::clone(&shard), Rc::clone(&settings));
         glommio::spawn_local(async move {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(timer)
-                .header_read_timeout(settings.header_timeout)
-                .max_buf_size(settings.max_header_bytes);
-            let service = service_fn(|request| {
-                routes::handle(Rc::clone(&shard), Rc::clone(&settings), request)
-            });
-            if let Err(error) = builder
-                .serve_connection(HyperIo::new(stream), service)
-                .await
+            let mut stream = stream;
+            match head::read(
+                &mut stream,
+                settings.max_header_bytes,
+                settings.header_timeout,
+            )
+            .await
             {
-                tracing::debug!(%error, "HTTP connection ended with an error");
+                head::Head::WebSocket(head) => {
+                    crate::ws::accept(shard, Prefixed::new(head, stream), remote).await;
+                }
+                head::Head::Http(head) => {
+                    serve_http(shard, settings, timer, Prefixed::new(head, stream)).await;
+                }
+                head::Head::Gone => {}
             }
         })
         .detach();
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection.
+async fn serve_http(
+    shard: Rc<Shard>,
+    settings: Rc<HttpSettings>,
+    timer: ShardTimer,
+    stream: Prefixed<glommio::net::TcpStream>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(timer)
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(settings.max_header_bytes);
+    let service =
+        service_fn(|request| routes::handle(Rc::clone(&shard), Rc::clone(&settings), request));
+    if let Err(error) = builder
+        .serve_connection(HyperIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, "HTTP connection ended with an error");
     }
 }

@@ -11,16 +11,15 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use hyper::StatusCode;
 use serde::Deserialize;
-use shardbus_protocol::container::{self, ContainerLimits, json::json_to_binary};
+use serde_json::value::RawValue;
 use shardbus_protocol::{
     ErrorCode, Fields, Flags, Frame, HeadersBuilder, HelloOptions, encode, next_frame,
 };
 
 use super::HttpSettings;
+use super::payload::{self, PayloadIn};
 use super::reply::{self, Body, Refusal};
 use crate::shard::Shard;
 use crate::shard::conn::Conn;
@@ -36,7 +35,7 @@ const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 pub(crate) struct PushBody {
     topic: String,
     #[serde(default)]
-    data: Option<serde_json::Value>,
+    data: Option<Box<RawValue>>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
@@ -47,38 +46,21 @@ pub(crate) struct PushBody {
     timeout_ms: Option<u32>,
 }
 
+impl PushBody {
+    fn payload(&self) -> PayloadIn<'_> {
+        PayloadIn {
+            data: self.data.as_deref(),
+            text: self.text.as_deref(),
+            data_base64: self.data_base64.as_deref(),
+        }
+    }
+}
+
 /// A finished answer.
 type Answered = hyper::Response<Body>;
 
 fn bad(code: ErrorCode, message: &str) -> Refusal {
     Refusal::new(code, message)
-}
-
-/// The payload bytes and flags the body asks for.
-fn payload(body: &PushBody, settings: &HttpSettings) -> Result<(Vec<u8>, Flags), Refusal> {
-    match (&body.data, &body.text, &body.data_base64) {
-        (Some(data), None, None) => {
-            let mut text = data.to_string().into_bytes();
-            let limits = ContainerLimits {
-                max_size: settings.max_body,
-                ..ContainerLimits::default()
-            };
-            let mut out = Vec::with_capacity(text.len());
-            json_to_binary(&mut text, &limits, &mut out)
-                .map_err(|e| bad(e.code(), &e.to_string()))?;
-            Ok((out, Flags::CONTAINER))
-        }
-        (None, Some(text), None) => Ok((text.clone().into_bytes(), Flags::empty())),
-        (None, None, Some(encoded)) => BASE64
-            .decode(encoded)
-            .map(|bytes| (bytes, Flags::empty()))
-            .map_err(|e| bad(ErrorCode::BAD_PAYLOAD, &format!("data_base64: {e}"))),
-        (None, None, None) => Ok((Vec::new(), Flags::empty())),
-        _ => Err(bad(
-            ErrorCode::BAD_PAYLOAD,
-            "give at most one of data, text and data_base64",
-        )),
-    }
 }
 
 /// Encodes the frame the body describes.
@@ -87,7 +69,7 @@ fn frame_bytes(
     fields: Fields,
     settings: &HttpSettings,
 ) -> Result<Vec<u8>, Refusal> {
-    let (payload, flags) = payload(body, settings)?;
+    let (payload, flags) = body.payload().to_bytes(settings.max_body)?;
     let mut headers = HeadersBuilder::new();
     for (key, value) in &body.headers {
         headers
@@ -200,43 +182,17 @@ async fn first_matching(conn: &Conn, shard: &Shard, ends: &impl Fn(&Fields) -> b
     Answer::Closed
 }
 
-/// A response as JSON: `data` for a container payload, else `text` when it is UTF-8, else
-/// `data_base64`; and its headers.
+/// A response as JSON: its payload field (`payload.rs`) and its headers.
 fn response_json(
     flags: Flags,
     headers: &[u8],
     payload: &[u8],
     settings: &HttpSettings,
 ) -> Result<Answered, Refusal> {
+    let (field, value) = payload::to_json(flags, payload, settings.max_body)?;
     let mut body = serde_json::Map::new();
-    let limits = ContainerLimits {
-        max_size: settings.max_body,
-        ..ContainerLimits::default()
-    };
-    let mut plain = Vec::new();
-    let payload = if flags.contains(Flags::LZ4) {
-        if let Err(e) = container::compress::decompress(payload, settings.max_body, &mut plain) {
-            return Err(bad(e.code(), &e.to_string()));
-        }
-        plain.as_slice()
-    } else {
-        payload
-    };
-    if flags.contains(Flags::CONTAINER) {
-        match container::decode(payload, &limits) {
-            Ok(view) => {
-                let mut text = Vec::new();
-                container::json::write_json(&view, &mut text);
-                let data = serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null);
-                body.insert("data".to_owned(), data);
-            }
-            Err(e) => return Err(bad(e.code(), &e.to_string())),
-        }
-    } else if let Ok(text) = std::str::from_utf8(payload) {
-        body.insert("text".to_owned(), text.into());
-    } else {
-        body.insert("data_base64".to_owned(), BASE64.encode(payload).into());
-    }
+    let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+    body.insert(field.to_owned(), value);
     if let Ok(parsed) = shardbus_protocol::Headers::parse(headers) {
         let headers: serde_json::Map<String, serde_json::Value> = parsed
             .iter()

@@ -22,6 +22,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let shared = &shard.shared;
     let response = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/ws") => crate::ws::refuse(&request),
         (&Method::GET, "/healthz") => {
             reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
         }
@@ -82,6 +83,7 @@ fn is_known(path: &str) -> bool {
             | "/api/v1/shards"
             | "/api/v1/connections"
             | "/api/v1/topics"
+            | "/ws"
             | "/api/v1/publish"
             | "/api/v1/request"
     )

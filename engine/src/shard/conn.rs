@@ -158,6 +158,9 @@ pub(crate) struct Conn {
     pub(crate) backlogged: Cell<bool>,
     /// The peer's address (`None` inside the process).
     pub(crate) remote: Option<SocketAddr>,
+    /// The code of the ERR that closed the connection (the WebSocket edge picks its close code
+    /// from it).
+    pub(crate) closed_with: Cell<Option<ErrorCode>>,
     /// This connection's traffic, as `/api/v1/connections` shows it.
     pub(crate) traffic: Traffic,
     metrics: Arc<ShardMetrics>,
@@ -187,11 +190,11 @@ impl Traffic {
 impl Conn {
     pub(crate) fn new(
         id: u64,
-        stream: Option<(SharedStream, SocketAddr)>,
+        stream: Option<SharedStream>,
+        remote: Option<SocketAddr>,
         max_pending: usize,
         metrics: Arc<ShardMetrics>,
     ) -> Conn {
-        let (stream, remote) = stream.map_or((None, None), |(s, a)| (Some(s), Some(a)));
         Conn {
             id,
             outbox: Outbox::new(max_pending),
@@ -205,6 +208,7 @@ impl Conn {
             barriers_pending: Cell::new(0),
             backlogged: Cell::new(false),
             remote,
+            closed_with: Cell::new(None),
             traffic: Traffic::default(),
             metrics,
         }
@@ -275,6 +279,7 @@ impl Conn {
             return;
         }
         self.metrics.error(code);
+        self.closed_with.set(Some(code));
         let frame = err_frame(code, op_id, ref_id, message);
         self.outbox.push_final(|out| {
             out.clear();

@@ -18,6 +18,7 @@ pub(crate) fn open(shard: &Rc<Shard>) -> Rc<Conn> {
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
         None,
+        None,
         shard.settings.max_pending,
         Arc::clone(&shard.metrics),
     ));

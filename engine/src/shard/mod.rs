@@ -14,7 +14,7 @@ pub(crate) mod outbox;
 pub(crate) mod read_buffer;
 mod requests;
 mod run;
-mod session;
+pub(crate) mod session;
 mod status;
 pub(crate) mod stream;
 

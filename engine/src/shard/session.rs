@@ -36,7 +36,8 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let stream = SharedStream::new(stream);
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
-        Some((stream.clone(), remote)),
+        Some(stream.clone()),
+        Some(remote),
         shard.settings.max_pending,
         std::sync::Arc::clone(&shard.metrics),
     ));
@@ -188,6 +189,27 @@ async fn read_and_process(
     own.append(scratch.unread());
     scratch.clear();
     next
+}
+
+/// Handles every whole frame in `buf` for a transport that delivers frames whole (the
+/// WebSocket edge): HELLO first while `hello_done` is false, then the rest.
+pub(crate) fn process_input(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    buf: &mut ReadBuffer,
+    hello_done: &mut bool,
+) -> Next {
+    if !*hello_done {
+        let mut accepted = false;
+        if let Next::Close = process(shard, conn, buf, Some(&mut accepted)) {
+            return Next::Close;
+        }
+        if !accepted {
+            return Next::Continue;
+        }
+        *hello_done = true;
+    }
+    process(shard, conn, buf, None)
 }
 
 /// Decodes and handles every whole frame in `buf`. With `hello` set, the first frame must be

@@ -1,0 +1,270 @@
+//! The WebSocket JSON mapping (PROTOCOL.md §9): a text message is one JSON object naming an op,
+//! turned into the binary frame the shard handles; each frame the shard sends a JSON client
+//! is turned back into one such object. Payloads go through `http::payload` (JSON data ↔
+//! containers, with simd-json). 64-bit ids a browser cannot hold exactly (reply tokens, client
+//! and reference ids) travel as decimal strings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use shardbus_protocol::{
+    ErrorCode, Fields, Frame, HeadersBuilder, HelloOptions, Limits, PROTOCOL_VERSION, decode,
+    encode,
+};
+
+use crate::http::payload::{self, PayloadIn};
+use crate::http::reply::Refusal;
+
+/// `headers`: a map of strings on most ops, the HEADERS option (a bool) on `hello`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum HeadersField {
+    Flag(bool),
+    Map(BTreeMap<String, String>),
+}
+
+/// One client message, every op's fields together (each op reads the ones it needs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonIn<'a> {
+    op: String,
+    #[serde(default)]
+    id: u32,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    sid: Option<u64>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    max_msgs: Option<u64>,
+    #[serde(default)]
+    request_id: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u32>,
+    #[serde(default)]
+    reply: Option<String>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    data_base64: Option<String>,
+    #[serde(default)]
+    headers: Option<HeadersField>,
+    #[serde(default)]
+    version: Option<u16>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    verbose: Option<bool>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn missing(field: &str, op: &str) -> Refusal {
+    Refusal::new(ErrorCode::BAD_FRAME, format!("{op} needs {field}"))
+}
+
+/// Appends the binary frame (with its length prefix) that JSON message `text` asks for.
+///
+/// # Errors
+/// A [`Refusal`] with the code a malformed message earns: `BAD_FRAME` (not JSON, unknown
+/// field, missing field), `UNKNOWN_OP`, `INVALID_TOPIC`, `BAD_HEADERS`, `BAD_PAYLOAD`, ...
+pub(crate) fn frame_from_json(
+    text: &str,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<u32, Refusal> {
+    let msg: JsonIn<'_> = serde_json::from_str(text)
+        .map_err(|e| Refusal::new(ErrorCode::BAD_FRAME, format!("not a JSON op: {e}")))?;
+    let op = msg.op.as_str();
+    let topic = msg.topic.as_deref().unwrap_or("");
+    let mut headers = HeadersBuilder::new();
+    if let Some(HeadersField::Map(map)) = &msg.headers {
+        for (key, value) in map {
+            headers
+                .insert(key, value)
+                .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+        }
+    }
+    if let (Some(name), "hello") = (&msg.name, op) {
+        headers
+            .insert("name", name)
+            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+    }
+    let payload_in = PayloadIn {
+        data: msg.data,
+        text: msg.text.as_deref(),
+        data_base64: msg.data_base64.as_deref(),
+    };
+    let (mut payload, flags) = payload_in.to_bytes(limits.max_payload as usize)?;
+    let fields = match op {
+        "hello" => {
+            let mut options = HelloOptions(0);
+            let on = |flag: Option<bool>, default: bool| flag.unwrap_or(default);
+            if on(msg.echo, false) {
+                options = HelloOptions(options.0 | HelloOptions::ECHO.0);
+            }
+            if on(msg.verbose, false) {
+                options = HelloOptions(options.0 | HelloOptions::VERBOSE.0);
+            }
+            if !matches!(msg.headers, Some(HeadersField::Flag(false))) {
+                options = HelloOptions(options.0 | HelloOptions::HEADERS.0);
+            }
+            Fields::Hello {
+                version: msg.version.unwrap_or(PROTOCOL_VERSION),
+                options,
+            }
+        }
+        "pub" => Fields::Pub,
+        "sub" => {
+            payload = msg.queue.clone().unwrap_or_default().into_bytes();
+            Fields::Sub {
+                sid: msg.sid.ok_or_else(|| missing("sid", op))?,
+            }
+        }
+        "unsub" => Fields::Unsub {
+            sid: msg.sid.ok_or_else(|| missing("sid", op))?,
+            max_msgs: msg.max_msgs.unwrap_or(0),
+        },
+        "req" => Fields::Req {
+            request_id: msg.request_id.ok_or_else(|| missing("request_id", op))?,
+            timeout_ms: msg.timeout_ms.unwrap_or(5_000),
+        },
+        "resp" => Fields::Resp {
+            id: msg
+                .reply
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| missing("reply (a decimal string)", op))?,
+        },
+        "ping" => Fields::Ping,
+        "pong" => Fields::Pong,
+        "status" => Fields::Status,
+        other => {
+            return Err(Refusal::new(
+                ErrorCode::UNKNOWN_OP,
+                format!("unknown op {other:?}"),
+            ));
+        }
+    };
+    let frame = Frame::new(fields)
+        .with_op_id(msg.id)
+        .with_topic(topic)
+        .with_headers(headers.headers())
+        .with_flags(flags)
+        .with_payload(&payload);
+    encode(&frame, out).map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+    Ok(msg.id)
+}
+
+/// Writes `"key":value` (value already JSON) after a comma.
+fn field(out: &mut String, key: &str, value: &str) {
+    out.push(',');
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
+    out.push_str(value);
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// The JSON message for one whole frame (with its length prefix) the shard sent; `None` for a
+/// frame that cannot be decoded (never produced by the shard).
+pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
+    let frame = decode(bytes, limits).ok()?;
+    let mut out = String::from("{\"op\":");
+    let op = match frame.fields {
+        Fields::Welcome(_) => "welcome",
+        Fields::Msg { .. } => "msg",
+        Fields::Resp { .. } => "resp",
+        Fields::Ok => "ok",
+        Fields::Err { .. } => "err",
+        Fields::Ping => "ping",
+        Fields::Pong => "pong",
+        Fields::Drain { .. } => "drain",
+        Fields::Status => "status",
+        _ => return None,
+    };
+    out.push_str(&quoted(op));
+    field(&mut out, "id", &frame.op_id.to_string());
+    match frame.fields {
+        Fields::Welcome(w) => {
+            field(&mut out, "version", &w.version.to_string());
+            field(&mut out, "shard", &w.shard.to_string());
+            field(&mut out, "client_id", &quoted(&w.client_id.to_string()));
+            field(&mut out, "max_topic_len", &w.max_topic_len.to_string());
+            field(&mut out, "max_payload", &w.max_payload.to_string());
+            field(&mut out, "max_frame", &w.max_frame.to_string());
+            field(
+                &mut out,
+                "max_subscriptions",
+                &w.max_subscriptions.to_string(),
+            );
+            field(
+                &mut out,
+                "ping_interval_ms",
+                &w.ping_interval_ms.to_string(),
+            );
+        }
+        Fields::Msg { sid, seq, reply } => {
+            field(&mut out, "topic", &quoted(frame.topic_str()));
+            field(&mut out, "sid", &sid.to_string());
+            field(&mut out, "seq", &seq.to_string());
+            if reply != 0 {
+                field(&mut out, "reply", &quoted(&reply.to_string()));
+            }
+        }
+        Fields::Resp { id } => field(&mut out, "request_id", &id.to_string()),
+        Fields::Err {
+            code,
+            retry_after_ms,
+            ref_id,
+        } => {
+            field(&mut out, "code", &code.0.to_string());
+            field(&mut out, "name", &quoted(code.name()));
+            field(
+                &mut out,
+                "message",
+                &quoted(&String::from_utf8_lossy(frame.payload)),
+            );
+            if ref_id != 0 {
+                field(&mut out, "ref", &quoted(&ref_id.to_string()));
+            }
+            if retry_after_ms != 0 {
+                field(&mut out, "retry_after_ms", &retry_after_ms.to_string());
+            }
+        }
+        Fields::Drain { grace_ms } => field(&mut out, "grace_ms", &grace_ms.to_string()),
+        _ => {}
+    }
+    if !frame.headers.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> = frame
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        field(
+            &mut out,
+            "headers",
+            &serde_json::Value::Object(map).to_string(),
+        );
+    }
+    let carries_payload = matches!(
+        frame.fields,
+        Fields::Msg { .. } | Fields::Resp { .. } | Fields::Status
+    );
+    if carries_payload {
+        let max = limits.max_payload as usize;
+        match payload::to_json(frame.flags, frame.payload, max) {
+            Ok((key, value)) => field(&mut out, key, &value),
+            Err(refusal) => field(&mut out, "payload_error", &quoted(&refusal.message)),
+        }
+    }
+    out.push('}');
+    Some(out)
+}

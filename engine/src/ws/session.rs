@@ -1,0 +1,226 @@
+//! One WebSocket client connection: the same `Conn`, frame path and outbox as a TCP session,
+//! with messages in place of a byte stream. One task both reads messages and writes the
+//! outbox (whichever is ready first), so nothing is locked between a reader and a writer.
+//! Close codes: 1002 protocol error, 1007 bad data (a closing protocol error such as
+//! `BAD_FRAME`), 1008 policy (any other closing code), 1009 a message over `max_frame`,
+//! 1001 when the server drains, 1011 an internal fault.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::{Error as WsError, Message};
+use bytes::Bytes;
+use futures_lite::{StreamExt, future};
+use futures_util::SinkExt;
+use shardbus_protocol::{ErrorCode, next_frame};
+
+use super::json;
+use crate::metrics::Metric;
+use crate::shard::Shard;
+use crate::shard::conn::Conn;
+use crate::shard::read_buffer::ReadBuffer;
+use crate::shard::session::{Next, process_input};
+
+/// What a WebSocket runs over (a socket, later a TLS stream).
+pub(crate) trait Io: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin {}
+impl<S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin> Io for S {}
+
+/// How the connection's frames are written: as its first message came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Binary,
+    Json,
+}
+
+enum Event {
+    Message(Option<Result<Message, WsError>>),
+    Outbox(Option<Vec<u8>>),
+    HelloTimeout,
+}
+
+/// Serves one upgraded connection until either side closes it.
+pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, remote: SocketAddr) {
+    if !shard.shared.try_add_connection() {
+        shard.metrics.add(Metric::ConnectionsRefused, 1);
+        shard.metrics.error(ErrorCode::MAX_CONNECTIONS);
+        close(&mut ws, CloseCode::Again, ErrorCode::MAX_CONNECTIONS.name()).await;
+        return;
+    }
+    shard.metrics.add(Metric::Connections, 1);
+    shard.metrics.add(Metric::ConnectionsTotal, 1);
+    let conn = Rc::new(Conn::new(
+        shard.next_conn_id(),
+        None,
+        Some(remote),
+        shard.settings.max_pending,
+        Arc::clone(&shard.metrics),
+    ));
+    let (code, reason) = run(&shard, &conn, &mut ws).await;
+    conn.outbox.close();
+    shard.remove_conn(&conn);
+    shard.metrics.sub(Metric::Connections, 1);
+    shard.shared.remove_connection();
+    if let Some(code) = code {
+        close(&mut ws, code, reason).await;
+    }
+}
+
+/// Sends a close frame (a failure just means the peer is gone).
+async fn close<S: Io>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+}
+
+/// The message and outbox loop; returns the close code to send, if any, and its reason.
+async fn run<S: Io>(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    ws: &mut WebSocketStream<S>,
+) -> (Option<CloseCode>, &'static str) {
+    let mut form = None;
+    let mut hello_done = false;
+    let mut input = ReadBuffer::new(0);
+    let hello_deadline = Instant::now() + shard.settings.hello_timeout;
+    loop {
+        let event = future::or(
+            future::or(async { Event::Message(ws.next().await) }, async {
+                Event::Outbox(conn.outbox.next_batch().await)
+            }),
+            async {
+                if hello_done {
+                    future::pending::<()>().await;
+                }
+                let left = hello_deadline.saturating_duration_since(Instant::now());
+                glommio::timer::sleep(left).await;
+                Event::HelloTimeout
+            },
+        )
+        .await;
+        match event {
+            Event::Message(Some(Ok(message))) => {
+                let bytes: Bytes = match message {
+                    Message::Binary(bytes) => {
+                        form.get_or_insert(Form::Binary);
+                        bytes
+                    }
+                    Message::Text(text) => {
+                        form.get_or_insert(Form::Json);
+                        let mut frame = Vec::new();
+                        match json::frame_from_json(&text, &shard.settings.limits, &mut frame) {
+                            Ok(_) => Bytes::from(frame.split_off(4.min(frame.len()))),
+                            Err(refusal) => {
+                                conn.error(refusal.code, 0, 0, &refusal.message);
+                                continue;
+                            }
+                        }
+                    }
+                    Message::Close(_) => return (None, ""),
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                };
+                handle_frame(shard, conn, &mut input, &mut hello_done, &bytes);
+                shard.wait_for_backlog().await;
+                shard.wait_for_mesh_room().await;
+            }
+            Event::Message(None) => return (None, ""),
+            Event::Message(Some(Err(error))) => return close_for(&error),
+            Event::Outbox(Some(batch)) => {
+                let sent = write_batch(ws, shard, form.unwrap_or(Form::Binary), &batch).await;
+                conn.outbox.written(batch);
+                if sent.is_err() {
+                    return (None, "");
+                }
+            }
+            Event::Outbox(None) => return close_for_code(conn.closed_with.get()),
+            Event::HelloTimeout => conn.fail(
+                ErrorCode::HELLO_TIMEOUT,
+                0,
+                0,
+                "HELLO did not arrive in time",
+            ),
+        }
+    }
+}
+
+/// Hands one message's frame (without its length prefix) to the shard. A message must hold
+/// exactly one frame: one that leaves bytes behind is `BAD_FRAME`.
+fn handle_frame(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    input: &mut ReadBuffer,
+    hello_done: &mut bool,
+    frame: &[u8],
+) {
+    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    input.append(&len.to_le_bytes());
+    input.append(frame);
+    if let Next::Close = process_input(shard, conn, input, hello_done) {
+        return;
+    }
+    if !input.unread().is_empty() {
+        input.clear();
+        conn.fail(
+            ErrorCode::BAD_FRAME,
+            0,
+            0,
+            "a binary message must hold exactly one whole frame",
+        );
+    }
+}
+
+/// Writes every frame of an outbox batch as one message each, then flushes once.
+async fn write_batch<S: Io>(
+    ws: &mut WebSocketStream<S>,
+    shard: &Shard,
+    form: Form,
+    batch: &[u8],
+) -> Result<(), WsError> {
+    let limits = &shard.settings.limits;
+    let mut rest = batch;
+    while let Ok(Some((_, len))) = next_frame(rest, limits) {
+        let (frame, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        let message = match form {
+            Form::Binary => {
+                Message::Binary(Bytes::copy_from_slice(frame.get(4..).unwrap_or_default()))
+            }
+            Form::Json => match json::json_from_frame(frame, limits) {
+                Some(text) => Message::Text(text.into()),
+                None => continue,
+            },
+        };
+        ws.feed(message).await?;
+    }
+    ws.flush().await
+}
+
+fn close_for(error: &WsError) -> (Option<CloseCode>, &'static str) {
+    match error {
+        WsError::Capacity(_) => (Some(CloseCode::Size), "message too big"),
+        WsError::Utf8(_) => (Some(CloseCode::Invalid), "invalid UTF-8"),
+        WsError::Protocol(_) => (Some(CloseCode::Protocol), "protocol error"),
+        _ => (None, ""),
+    }
+}
+
+fn close_for_code(code: Option<ErrorCode>) -> (Option<CloseCode>, &'static str) {
+    let Some(code) = code else {
+        return (Some(CloseCode::Normal), "");
+    };
+    let close = match code {
+        ErrorCode::BAD_FRAME | ErrorCode::FRAME_TOO_LARGE | ErrorCode::HELLO_REQUIRED => {
+            CloseCode::Invalid
+        }
+        ErrorCode::SERVER_DRAINING => CloseCode::Away,
+        ErrorCode::INTERNAL => CloseCode::Error,
+        _ => CloseCode::Policy,
+    };
+    (Some(close), code.name())
+}
