@@ -4,6 +4,7 @@
 //! (`http.max_header_bytes`, 431), the time to send it (`http.header_timeout_ms`, against
 //! slowloris), the body (`limits.max_payload`, 413).
 
+mod assets;
 mod head;
 mod io;
 mod listings;

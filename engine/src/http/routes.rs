@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
 use super::reply::{self, Body, Refusal};
-use super::{HttpSettings, listings, metrics, push, status};
+use super::{HttpSettings, assets, listings, metrics, push, status};
 use crate::shard::Shard;
 
 /// Answers one request.
@@ -23,6 +23,16 @@ pub(crate) async fn handle(
     let shared = &shard.shared;
     let response = match (request.method(), request.uri().path()) {
         (&Method::GET, "/ws") => crate::ws::refuse(&request),
+        (&Method::GET, "/js/shardbus.js") => reply::with_type(
+            StatusCode::OK,
+            assets::CLIENT_JS.as_bytes().to_vec(),
+            "text/javascript; charset=utf-8",
+        ),
+        (&Method::GET, "/demo") => reply::with_type(
+            StatusCode::OK,
+            assets::DEMO_HTML.as_bytes().to_vec(),
+            "text/html; charset=utf-8",
+        ),
         (&Method::GET, "/healthz") => {
             reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
         }
@@ -84,6 +94,8 @@ fn is_known(path: &str) -> bool {
             | "/api/v1/connections"
             | "/api/v1/topics"
             | "/ws"
+            | "/js/shardbus.js"
+            | "/demo"
             | "/api/v1/publish"
             | "/api/v1/request"
     )
