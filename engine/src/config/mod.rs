@@ -97,6 +97,9 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// The longest `timeout_ms` a push-API request may ask for, milliseconds.
     pub max_request_timeout_ms: u32,
+    /// Serve `/ws-echo`, a WebSocket that echoes every message through the same stack as
+    /// `/ws`: for conformance suites (Autobahn), off by default.
+    pub websocket_echo: bool,
 }
 
 impl Default for HttpConfig {
@@ -105,6 +108,7 @@ impl Default for HttpConfig {
             header_timeout_ms: 10_000,
             max_header_bytes: 16 << 10,
             max_request_timeout_ms: 60_000,
+            websocket_echo: false,
         }
     }
 }

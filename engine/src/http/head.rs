@@ -12,6 +12,8 @@ use futures_lite::{AsyncRead, AsyncReadExt, future};
 pub(crate) enum Head {
     /// A valid WebSocket handshake for `/ws`.
     WebSocket(Vec<u8>),
+    /// A valid WebSocket handshake for `/ws-echo` (when it is enabled).
+    WebSocketEcho(Vec<u8>),
     /// Anything else, possibly incomplete (hyper will judge it).
     Http(Vec<u8>),
     /// Nothing arrived in time, or the peer left.
@@ -23,6 +25,7 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
     stream: &mut S,
     max: usize,
     timeout: Duration,
+    echo_enabled: bool,
 ) -> Head {
     let mut head = Vec::with_capacity(1024);
     let reading = async {
@@ -44,24 +47,25 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
     if !future::or(reading, timed_out).await {
         return Head::Gone;
     }
-    if is_websocket_handshake(&head) {
-        Head::WebSocket(head)
-    } else {
-        Head::Http(head)
+    match websocket_path(&head) {
+        Some("/ws") => Head::WebSocket(head),
+        Some("/ws-echo") if echo_enabled => Head::WebSocketEcho(head),
+        _ => Head::Http(head),
     }
 }
 
-/// `GET /ws` with `Upgrade: websocket`, `Connection: upgrade`, version 13 and a well-formed key.
-fn is_websocket_handshake(head: &[u8]) -> bool {
+/// The path of a valid WebSocket handshake: `GET` with `Upgrade: websocket`,
+/// `Connection: upgrade`, version 13 and a well-formed key.
+fn websocket_path(head: &[u8]) -> Option<&str> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return false;
+        return None;
     }
     let path = request.path.unwrap_or("");
     let path = path.split('?').next().unwrap_or("");
-    if request.method != Some("GET") || path != "/ws" {
-        return false;
+    if request.method != Some("GET") {
+        return None;
     }
     let headers: Vec<(&str, &str)> = request
         .headers
@@ -83,8 +87,9 @@ fn is_websocket_handshake(head: &[u8]) -> bool {
             .decode(k.trim())
             .is_ok_and(|key| key.len() == 16)
     });
-    has_token("upgrade", "websocket")
+    let valid = has_token("upgrade", "websocket")
         && has_token("connection", "upgrade")
         && value("sec-websocket-version").any(|v| v.trim() == "13")
-        && key_ok
+        && key_ok;
+    valid.then_some(path)
 }

@@ -35,6 +35,7 @@ pub(crate) struct HttpSettings {
     pub(crate) max_header_bytes: usize,
     pub(crate) max_body: usize,
     pub(crate) max_request_timeout_ms: u32,
+    pub(crate) websocket_echo: bool,
     /// The configuration as the server runs it, for `/api/v1/server`.
     pub(crate) limits: serde_json::Value,
 }
@@ -46,6 +47,7 @@ impl HttpSettings {
             max_header_bytes: config.http.max_header_bytes,
             max_body: config.limits.max_payload as usize,
             max_request_timeout_ms: config.http.max_request_timeout_ms,
+            websocket_echo: config.http.websocket_echo,
             limits: serde_json::to_value(&config.limits).unwrap_or_default(),
         }
     }
@@ -71,15 +73,19 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
         let (shard, settings) = (Rc::clone(&shard), Rc::clone(&settings));
         glommio::spawn_local(async move {
             let mut stream = stream;
-            match head::read(
+            let head = head::read(
                 &mut stream,
                 settings.max_header_bytes,
                 settings.header_timeout,
+                settings.websocket_echo,
             )
-            .await
-            {
+            .await;
+            match head {
                 head::Head::WebSocket(head) => {
                     crate::ws::accept(shard, Prefixed::new(head, stream), remote).await;
+                }
+                head::Head::WebSocketEcho(head) => {
+                    crate::ws::echo(&shard, Prefixed::new(head, stream)).await;
                 }
                 head::Head::Http(head) => {
                     serve_http(shard, settings, timer, Prefixed::new(head, stream)).await;

@@ -47,18 +47,33 @@ pub(crate) fn refuse(request: &Request<Incoming>) -> Response<Body> {
     )
 }
 
+fn config(shard: &Shard) -> WebSocketConfig {
+    let max_frame = shard.settings.limits.max_frame as usize;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
+}
+
+/// `/ws-echo` (conformance testing, `http.websocket_echo`): the same handshake, limits and
+/// close codes as `/ws`, every data message sent back as it came.
+pub(crate) async fn echo<S>(shard: &Shard, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match async_tungstenite::accept_async_with_config(io, Some(config(shard))).await {
+        Ok(stream) => session::echo(stream).await,
+        Err(error) => tracing::debug!(%error, "WebSocket handshake failed"),
+    }
+}
+
 /// Completes the handshake on `io` (whose first bytes are the request head) and serves the
 /// WebSocket connection.
 pub(crate) async fn accept<S>(shard: Rc<Shard>, io: S, remote: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let max_frame = shard.settings.limits.max_frame as usize;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(max_frame))
-        .max_frame_size(Some(max_frame));
-    match async_tungstenite::accept_async_with_config(io, Some(config)).await {
+    match async_tungstenite::accept_async_with_config(io, Some(config(&shard))).await {
         Ok(stream) => session::serve(shard, stream, remote).await,
         Err(error) => tracing::debug!(%error, "WebSocket handshake failed"),
     }

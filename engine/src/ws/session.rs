@@ -70,6 +70,35 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, r
     }
 }
 
+/// Echoes every data message until the peer closes (`/ws-echo`).
+pub(crate) async fn echo<S: Io>(mut ws: WebSocketStream<S>) {
+    while let Some(message) = ws.next().await {
+        let message = match message {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => message,
+            Ok(Message::Close(_)) => {
+                finish_close(&mut ws).await;
+                return;
+            }
+            Ok(_) => continue,
+            Err(error) => {
+                if let (Some(code), reason) = close_for(&error) {
+                    close(&mut ws, code, reason).await;
+                }
+                return;
+            }
+        };
+        if ws.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// After the peer's close frame: keeps reading so tungstenite sends the closing reply and the
+/// close handshake completes (it ends when the peer closes the socket).
+async fn finish_close<S: Io>(ws: &mut WebSocketStream<S>) {
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
 /// Sends a close frame (a failure just means the peer is gone).
 async fn close<S: Io>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
@@ -122,7 +151,10 @@ async fn run<S: Io>(
                             }
                         }
                     }
-                    Message::Close(_) => return (None, ""),
+                    Message::Close(_) => {
+                        finish_close(ws).await;
+                        return (None, "");
+                    }
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 };
                 handle_frame(shard, conn, &mut input, &mut hello_done, &bytes);
