@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod routing;
 pub mod server;
 pub(crate) mod shard;
+pub mod tls;
+pub(crate) mod transport;
 pub(crate) mod ws;
 
 pub use server::{Server, StartError};

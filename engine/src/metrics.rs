@@ -79,6 +79,8 @@ metrics! {
     LateResponses = "late_responses", counter;
     /// Connections closed for leaving two PINGs unanswered.
     StaleConnections = "stale_connections", counter;
+    /// Connections that failed or timed out in the TLS handshake.
+    TlsFailures = "tls_handshake_failures", counter;
 }
 
 /// One shard's counters, written by that shard only.

@@ -100,6 +100,8 @@ codes! {
     AUTH_EXPIRED = 26, Close, false;
     /// A server fault; the connection is closed and a retry may succeed.
     INTERNAL = 27, Close, true;
+    /// The server accepts TLS only and the client spoke plaintext.
+    TLS_REQUIRED = 28, Close, false;
 }
 
 impl ErrorCode {

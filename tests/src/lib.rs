@@ -11,6 +11,7 @@
 )]
 
 pub mod http;
+pub mod pki;
 pub mod raw;
 
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! The command line: global options and one subcommand per action.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,18 @@ pub struct Args {
     /// Client name shown in the server's status.
     #[arg(long, global = true, default_value = "shardbus-cli")]
     pub name: String,
+    /// Speak TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, global = true, value_name = "PEM", env = "SHARDBUS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require one; needs --tls-key.
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the server's address).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

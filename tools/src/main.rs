@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use shardbus_protocol::client::{Client, ClientError, ClientOptions, Subscription};
+use shardbus_protocol::client::{Client, ClientError, ClientOptions, ClientTls, Subscription};
 use shardbus_protocol::{Flags, HeadersBuilder};
 
 use args::{Args, Command};
@@ -30,7 +30,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), ClientError> {
-    let client = Client::connect_with(args.server, ClientOptions::new().name(&args.name))?;
+    let mut options = ClientOptions::new().name(&args.name);
+    if let Some(ca) = &args.tls_ca {
+        options = options.tls(ClientTls {
+            ca: ca.clone(),
+            identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+            server_name: args.tls_server_name.clone(),
+        });
+    }
+    let client = Client::connect_with(args.server, options)?;
     match &args.command {
         Command::Pub {
             subject,

@@ -171,3 +171,38 @@ fn status_prints_counters_as_a_table_and_as_json() {
     let msgs_in = table.lines().find(|l| l.starts_with("msgs_in")).unwrap();
     assert_eq!(msgs_in.split_whitespace().last(), Some("3"), "{table}");
 }
+
+#[test]
+fn tls_options_connect_with_mutual_tls_and_a_wrong_ca_fails() {
+    let pki = shardbus_tests::pki::Pki::new();
+    let server = TestServer::with(|config| {
+        config.tls.cert = Some(pki.server.cert.clone());
+        config.tls.key = Some(pki.server.key.clone());
+        config.tls.client_ca = Some(pki.ca.clone());
+        config.tls.required = true;
+    });
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client.cert), path(&pki.client.key));
+    let tls = ["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    let out = cli(&server, &[&tls[..], &["status", "--json"]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = path(&pki.other_ca);
+    let wrong = [
+        "--tls-ca",
+        &other,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "status",
+    ];
+    assert_eq!(cli(&server, &wrong).status.code(), Some(1));
+    let plain = cli(&server, &["status"]);
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("TLS_REQUIRED"));
+}

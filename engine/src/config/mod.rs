@@ -7,6 +7,7 @@ mod error;
 mod load;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use shardbus_protocol::Limits;
@@ -25,6 +26,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// The HTTP edge's limits.
     pub http: HttpConfig,
+    /// TLS for both listeners (off unless `tls.cert` and `tls.key` are set).
+    pub tls: TlsConfig,
     /// Number of shards; 0 means one per available core.
     pub shards: usize,
     /// Log output: `human` or `json`.
@@ -87,6 +90,24 @@ pub struct LimitsConfig {
     pub ping_interval_ms: u32,
 }
 
+/// TLS on the binary protocol's listener and the HTTP edge's (HTTPS, WSS). With a certificate
+/// set, a connection whose first byte opens a TLS handshake gets TLS and any other plaintext,
+/// unless `required`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to: mutual TLS.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: also accept clients that present no certificate.
+    pub client_cert_optional: bool,
+    /// Refuse plaintext connections (`TLS_REQUIRED`) instead of serving them.
+    pub required: bool,
+}
+
 /// The HTTP edge's limits (the body limit is `limits.max_payload`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -131,6 +152,7 @@ impl Default for Config {
             listen: loopback(7400),
             http_listen: loopback(7480),
             http: HttpConfig::default(),
+            tls: TlsConfig::default(),
             shards: 0,
             log_format: LogFormat::Human,
             runtime: RuntimeConfig::default(),
@@ -209,7 +231,8 @@ impl Config {
             + u64::from(l.max_headers_len)
             + u64::from(l.max_topic_len)
             + 48;
-        let checks: [(&str, bool, &str); 13] = [
+        let tls = &self.tls;
+        let checks: [(&str, bool, &str); 16] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -265,6 +288,21 @@ impl Config {
                 "http.max_header_bytes",
                 self.http.max_header_bytes >= 8192,
                 "at least 8192 (hyper's minimum)",
+            ),
+            (
+                "tls.key",
+                tls.cert.is_some() == tls.key.is_some(),
+                "tls.cert and tls.key go together",
+            ),
+            (
+                "tls.required",
+                !tls.required || tls.cert.is_some(),
+                "needs tls.cert and tls.key",
+            ),
+            (
+                "tls.client_ca",
+                tls.client_ca.is_none() || tls.cert.is_some(),
+                "needs tls.cert and tls.key",
             ),
             (
                 "http_listen",

@@ -25,7 +25,10 @@ use hyper::service::service_fn;
 
 use crate::config::Config;
 use crate::shard::Shard;
+use crate::transport::{self, Accepted, Transport};
+use futures_lite::AsyncWriteExt;
 use io::{HyperIo, Prefixed};
+use shardbus_protocol::ErrorCode;
 use timer::ShardTimer;
 
 /// The HTTP edge's settings, resolved once.
@@ -36,6 +39,8 @@ pub(crate) struct HttpSettings {
     pub(crate) max_body: usize,
     pub(crate) max_request_timeout_ms: u32,
     pub(crate) websocket_echo: bool,
+    /// HTTPS and WSS, when configured (`Server::start` sets it).
+    pub(crate) tls: Option<crate::tls::ServerTls>,
     /// The configuration as the server runs it, for `/api/v1/server`.
     pub(crate) limits: serde_json::Value,
 }
@@ -48,6 +53,7 @@ impl HttpSettings {
             max_body: config.limits.max_payload as usize,
             max_request_timeout_ms: config.http.max_request_timeout_ms,
             websocket_echo: config.http.websocket_echo,
+            tls: None,
             limits: serde_json::to_value(&config.limits).unwrap_or_default(),
         }
     }
@@ -72,7 +78,18 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let (shard, settings) = (Rc::clone(&shard), Rc::clone(&settings));
         glommio::spawn_local(async move {
-            let mut stream = stream;
+            let tls = settings.tls.as_ref();
+            let mut stream = match transport::accept(tls, stream, settings.header_timeout).await {
+                Accepted::Ready(transport) => transport,
+                Accepted::PlaintextRefused(stream) => {
+                    refuse_plaintext(stream).await;
+                    return;
+                }
+                Accepted::Failed => {
+                    shard.metrics.add(crate::metrics::Metric::TlsFailures, 1);
+                    return;
+                }
+            };
             let head = head::read(
                 &mut stream,
                 settings.max_header_bytes,
@@ -97,12 +114,37 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
     }
 }
 
+/// Answers a plaintext client of a TLS-only server: 400 with `TLS_REQUIRED`, then closes.
+async fn refuse_plaintext(mut stream: glommio::net::TcpStream) {
+    let body = serde_json::json!({
+        "error": {
+            "code": ErrorCode::TLS_REQUIRED.0,
+            "name": ErrorCode::TLS_REQUIRED.name(),
+            "message": "this server accepts HTTPS only",
+        }
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    transport::drain_input(&mut stream, Duration::from_millis(100)).await;
+    let _ = futures_lite::future::or(
+        async {
+            let _ = stream.write_all(response.as_bytes()).await;
+        },
+        glommio::timer::sleep(Duration::from_secs(1)),
+    )
+    .await;
+}
+
 /// Serves HTTP/1.1 requests on one connection.
 async fn serve_http(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
     timer: ShardTimer,
-    stream: Prefixed<glommio::net::TcpStream>,
+    stream: Prefixed<Transport>,
 ) {
     let mut builder = http1::Builder::new();
     builder

@@ -21,6 +21,9 @@ pub enum StartError {
         /// What the OS said.
         reason: String,
     },
+    /// TLS could not be set up from the configured files.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A shard's executor could not be created.
     #[error("cannot start shard {shard}: {reason}")]
     Runtime {

@@ -47,7 +47,8 @@ impl Server {
         raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
-        let settings = Settings::new(config, shards);
+        let mut settings = Settings::new(config, shards);
+        settings.tls = crate::tls::server(&config.tls)?;
         let mut ends = mesh::build(shards).into_iter();
         let mut server = Server {
             local_addr: config.listen,
@@ -86,7 +87,8 @@ impl Server {
         // Shard 0 binds the configured addresses (port 0 picks one); the rest bind what it got.
         let addrs = (self.local_addr, self.http_addr);
         let shared = Arc::clone(&self.shared);
-        let http = HttpSettings::new(config);
+        let mut http = HttpSettings::new(config);
+        http.tls = settings.tls.clone();
         let handle = builder
             .spawn(move || async move {
                 let (listener, http_listener) = match bind(addrs) {

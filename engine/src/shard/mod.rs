@@ -56,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
     pub(crate) shards: usize,
+    /// TLS for the listener, when configured (`Server::start` sets it).
+    pub(crate) tls: Option<crate::tls::ServerTls>,
 }
 
 impl Settings {
@@ -70,6 +72,7 @@ impl Settings {
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             shards,
+            tls: None,
         }
     }
 }

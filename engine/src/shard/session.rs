@@ -20,6 +20,7 @@ use super::conn::{CLOSE_LINGER, Conn, Outgoing};
 use super::read_buffer::{ReadBuffer, SCRATCH_SIZE};
 use super::stream::SharedStream;
 use crate::metrics::Metric;
+use crate::transport::{self, Accepted};
 
 /// Why a session's input ended.
 pub(crate) enum Next {
@@ -33,7 +34,18 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let remote = stream
         .peer_addr()
         .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let stream = SharedStream::new(stream);
+    let tls = shard.settings.tls.as_ref();
+    let stream = match transport::accept(tls, stream, shard.settings.hello_timeout).await {
+        Accepted::Ready(transport) => SharedStream::new(transport),
+        Accepted::PlaintextRefused(mut stream) => {
+            refuse_plaintext(&shard, &mut stream).await;
+            return;
+        }
+        Accepted::Failed => {
+            shard.metrics.add(Metric::TlsFailures, 1);
+            return;
+        }
+    };
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
         Some(stream.clone()),
@@ -67,6 +79,28 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         future::pending::<()>().await;
     })
     .await;
+}
+
+/// Answers a plaintext client of a TLS-only server with ERR `TLS_REQUIRED`, and closes.
+async fn refuse_plaintext(shard: &Shard, stream: &mut TcpStream) {
+    shard.metrics.error(ErrorCode::TLS_REQUIRED);
+    let mut frame = Vec::new();
+    let refusal = Frame::new(Fields::Err {
+        code: ErrorCode::TLS_REQUIRED,
+        retry_after_ms: 0,
+        ref_id: 0,
+    })
+    .with_payload(b"this server accepts TLS connections only");
+    transport::drain_input(stream, std::time::Duration::from_millis(100)).await;
+    if shardbus_protocol::encode(&refusal, &mut frame).is_ok() {
+        let _ = future::or(
+            async {
+                let _ = stream.write_all(&frame).await;
+            },
+            glommio::timer::sleep(CLOSE_LINGER),
+        )
+        .await;
+    }
 }
 
 /// Writes the outbox in batches until it is closed and drained, then shuts the socket.

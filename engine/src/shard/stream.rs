@@ -1,31 +1,31 @@
-//! `SharedStream`: one accepted TCP connection shared by its session's reader and writer tasks.
-//! glommio's stream needs `&mut` to read or write, but keeps separate reactor sources for the two
-//! directions, so two tasks of one shard may each drive one direction. The `RefCell` is borrowed
+//! `SharedStream`: one accepted connection (plaintext or TLS) shared by its session's reader and
+//! writer tasks. The stream needs `&mut` to read or write, but glommio keeps separate reactor
+//! sources for the two directions (and rustls separate buffers), so two tasks of one shard may
+//! each drive one direction. The `RefCell` is borrowed
 //! only inside a single poll, never across an `.await`; on one thread that cannot conflict.
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use crate::transport::Transport;
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 
 /// A handle on the connection; clone it for the other direction.
 #[derive(Debug, Clone)]
-pub(crate) struct SharedStream(Rc<RefCell<TcpStream>>);
+pub(crate) struct SharedStream(Rc<RefCell<Transport>>);
 
 impl SharedStream {
-    pub(crate) fn new(stream: TcpStream) -> SharedStream {
+    pub(crate) fn new(stream: Transport) -> SharedStream {
         SharedStream(Rc::new(RefCell::new(stream)))
     }
 
     /// Shuts both directions down, which also ends a read or write pending in the other task.
     /// A socket the peer already closed answers ENOTCONN; that is the outcome wanted anyway.
     pub(crate) fn shutdown(&self) {
-        let fd = self.0.borrow().as_raw_fd();
+        let fd = self.0.borrow().raw_fd();
         let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
     }
 }

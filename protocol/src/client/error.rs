@@ -12,6 +12,9 @@ pub enum ClientError {
     /// The socket failed.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    /// TLS could not be set up (a certificate file, a name).
+    #[error("tls: {0}")]
+    Tls(String),
     /// The client was asked to send something the protocol forbids, or the server sent bytes
     /// that break it.
     #[error("protocol: {0}")]

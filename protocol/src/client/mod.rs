@@ -7,6 +7,7 @@ mod message;
 mod options;
 mod session;
 mod subscription;
+mod tls;
 mod transport;
 
 pub use backoff::Backoff;
@@ -16,3 +17,4 @@ pub use message::Message;
 pub use options::{ClientOptions, ReconnectPolicy};
 pub use session::{ClientSession, Event, LOCAL_TIMEOUT_GRACE, Phase, SessionOptions};
 pub use subscription::Subscription;
+pub use tls::ClientTls;

@@ -62,6 +62,8 @@ pub struct ClientOptions {
     pub subscription_capacity: usize,
     /// Container payloads at least this long are LZ4-compressed when that saves space.
     pub compress_threshold: Option<usize>,
+    /// Speak TLS to the server.
+    pub tls: Option<super::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -78,6 +80,7 @@ impl Default for ClientOptions {
             max_outbox: 4 << 20,
             subscription_capacity: 65_536,
             compress_threshold: Some(crate::container::compress::DEFAULT_THRESHOLD),
+            tls: None,
         }
     }
 }
@@ -86,6 +89,13 @@ impl ClientOptions {
     /// The defaults.
     pub fn new() -> ClientOptions {
         ClientOptions::default()
+    }
+
+    /// Speaks TLS with these settings.
+    #[must_use]
+    pub fn tls(mut self, tls: super::tls::ClientTls) -> ClientOptions {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets the client name shown in server status.

@@ -24,6 +24,7 @@ use super::error::ClientError;
 use super::message::Message;
 use super::options::ClientOptions;
 use super::session::{ClientSession, Event, Phase};
+use super::tls::{ClientTls, TlsLink, TlsReader};
 
 /// Everything a client's handles and threads share.
 pub(crate) struct Inner {
@@ -33,6 +34,8 @@ pub(crate) struct Inner {
     /// Signals waiters that the connection state, the outbox size or the pong count changed.
     pub(super) changed: Condvar,
     pub(super) options: ClientOptions,
+    /// The TLS configuration, built once from `options.tls`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     pub(super) addrs: Vec<SocketAddr>,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -46,7 +49,7 @@ pub(crate) struct SubSlot {
 /// The state behind `Inner::shared`: the session, the live socket's writer, and who waits for what.
 pub(super) struct Shared {
     pub(super) session: ClientSession,
-    pub(super) writer: Option<Arc<TcpStream>>,
+    pub(super) writer: Option<Arc<Writer>>,
     pub(super) spare: Vec<u8>,
     pub(super) closed: bool,
     pub(super) handshake_error: Option<ClientError>,
@@ -58,6 +61,81 @@ pub(super) struct Shared {
     pub(super) last_rtt: Option<Duration>,
     pub(super) last_error: Option<(ErrorCode, String)>,
     pub(super) reconnects: u64,
+}
+
+/// The writing side of a connection.
+#[derive(Debug)]
+pub(super) enum Writer {
+    Plain(TcpStream),
+    Tls(Arc<TlsLink>),
+}
+
+impl Writer {
+    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Plain(stream) => (&*stream).write_all(bytes),
+            Writer::Tls(link) => link.write_all(bytes),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Writer::Plain(stream) => stream.shutdown(Shutdown::Both),
+            Writer::Tls(link) => {
+                link.shutdown();
+                Ok(())
+            }
+        };
+    }
+}
+
+/// The reading side of a connection.
+#[derive(Debug)]
+pub(super) enum Reader {
+    Plain(TcpStream),
+    Tls(TlsReader),
+}
+
+impl Reader {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Reader::Plain(stream) => stream,
+            Reader::Tls(reader) => reader.link().tcp(),
+        }
+    }
+}
+
+impl Read for Reader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Plain(stream) => stream.read(out),
+            Reader::Tls(reader) => reader.read(out),
+        }
+    }
+}
+
+/// Dials and, with TLS configured, starts TLS: the two sides of a new connection.
+fn open(
+    addrs: &[SocketAddr],
+    options: &ClientOptions,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(Reader, Writer), ClientError> {
+    let tcp = dial(addrs, options.connect_timeout)?;
+    let Some(config) = tls else {
+        let writer = tcp.try_clone()?;
+        return Ok((Reader::Plain(tcp), Writer::Plain(writer)));
+    };
+    let host = options
+        .tls
+        .as_ref()
+        .and_then(|t| t.server_name.clone())
+        .or_else(|| addrs.first().map(|a| a.ip().to_string()))
+        .unwrap_or_default();
+    let link = Arc::new(TlsLink::new(tcp, Arc::clone(config), &host)?);
+    Ok((
+        Reader::Tls(TlsReader::new(Arc::clone(&link))),
+        Writer::Tls(link),
+    ))
 }
 
 fn dial(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, ClientError> {
@@ -82,10 +160,11 @@ impl Inner {
         addrs: Vec<SocketAddr>,
         options: ClientOptions,
     ) -> Result<Arc<Inner>, ClientError> {
-        let stream = dial(&addrs, options.connect_timeout)?;
+        let tls = options.tls.as_ref().map(ClientTls::config).transpose()?;
+        let (stream, writer) = open(&addrs, &options, tls.as_ref())?;
         let mut session = ClientSession::new(options.session.clone());
         session.connected()?;
-        let writer = Arc::new(stream.try_clone()?);
+        let writer = Arc::new(writer);
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
                 session,
@@ -104,6 +183,7 @@ impl Inner {
             outbox_ready: Condvar::new(),
             changed: Condvar::new(),
             options,
+            tls,
             addrs,
             threads: Mutex::new(Vec::new()),
         });
@@ -213,14 +293,14 @@ impl Inner {
             std::mem::swap(&mut batch, shared.session.outbox());
             let closing = shared.closed;
             drop(shared);
-            let result = (&*writer).write_all(&batch);
+            let result = writer.write_all(&batch);
             if closing {
-                let _ = writer.shutdown(Shutdown::Both);
+                writer.shutdown();
                 return;
             }
             if result.is_err() {
                 // The reader sees the broken socket and reconnects.
-                let _ = writer.shutdown(Shutdown::Both);
+                writer.shutdown();
             }
             batch.clear();
             shared = self.lock();
@@ -229,12 +309,12 @@ impl Inner {
         }
     }
 
-    fn run_reader(&self, mut stream: TcpStream) {
+    fn run_reader(&self, mut stream: Reader) {
         let mut buf = BytesMut::with_capacity(256 << 10);
         let mut chunk = vec![0u8; 128 << 10];
         loop {
             let outcome = self.read_until_broken(&mut stream, &mut buf, &mut chunk);
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.tcp().shutdown(Shutdown::Both);
             buf.clear();
             if let Err(err) = outcome {
                 let mut shared = self.lock();
@@ -255,7 +335,7 @@ impl Inner {
     /// Reads and dispatches frames until the connection breaks or the client closes.
     fn read_until_broken(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut Reader,
         buf: &mut BytesMut,
         chunk: &mut [u8],
     ) -> Result<(), ClientError> {
@@ -293,7 +373,7 @@ impl Inner {
             let wanted = silence_limit(shared.session.welcome());
             drop(shared);
             if wanted != read_timeout {
-                stream.set_read_timeout(wanted)?;
+                stream.tcp().set_read_timeout(wanted)?;
                 read_timeout = wanted;
             }
         }
@@ -361,7 +441,7 @@ impl Inner {
 
     /// Re-dials with jittered backoff. Returns the new stream, or `None` when the client closed
     /// or the policy gave up.
-    fn reconnect(&self) -> Option<TcpStream> {
+    fn reconnect(&self) -> Option<Reader> {
         {
             let mut shared = self.lock();
             shared.writer = None;
@@ -393,10 +473,7 @@ impl Inner {
             if !self.wait_while_open(deadline) {
                 return None;
             }
-            let Ok(stream) = dial(&self.addrs, self.options.connect_timeout) else {
-                continue;
-            };
-            let Ok(writer) = stream.try_clone() else {
+            let Ok((stream, writer)) = open(&self.addrs, &self.options, self.tls.as_ref()) else {
                 continue;
             };
             let mut shared = self.lock();
