@@ -57,6 +57,21 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
 }
 
 #[test]
+fn the_websocket_target_carries_the_same_scenarios() {
+    let server = TestServer::start();
+    let target = format!("ws://{}", server.http);
+    for (args, sent, received) in [
+        (vec!["-n", "2000", "pubsub", "-S", "2"], 2000, 4000),
+        (vec!["-n", "100", "reqrep"], 100, 100),
+    ] {
+        let report = run(&target, &args);
+        assert_eq!(report["sent"], sent, "{args:?}: {report}");
+        assert_eq!(report["received"], received, "{args:?}: {report}");
+        assert_eq!(report["target"], format!("ws://{}/ws", server.http), "{report}");
+    }
+}
+
+#[test]
 fn conns_holds_connections_and_reports_the_server_memory_per_connection() {
     let server = TestServer::start();
     // The server runs in this test process, so its pid is ours.

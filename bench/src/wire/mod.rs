@@ -7,6 +7,7 @@
 mod nats;
 mod null;
 mod shardbus;
+mod websocket;
 
 use std::io;
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ pub trait Wire: Send {
 pub enum Target {
     /// A shardbus server (binary protocol).
     Shardbus(SocketAddr),
+    /// A shardbus server's WebSocket edge (binary frames), at its HTTP address.
+    ShardbusWs(SocketAddr),
     /// A NATS server (text protocol).
     Nats(SocketAddr),
     /// No server: publishes are encoded (as shardbus frames) and dropped.
@@ -78,13 +81,16 @@ impl std::str::FromStr for Target {
         };
         if let Some(rest) = text.strip_prefix("shardbus://") {
             Ok(Target::Shardbus(addr(rest)?))
+        } else if let Some(rest) = text.strip_prefix("ws://") {
+            Ok(Target::ShardbusWs(addr(rest.trim_end_matches("/ws"))?))
         } else if let Some(rest) = text.strip_prefix("nats://") {
             Ok(Target::Nats(addr(rest)?))
         } else if text == "null" {
             Ok(Target::Null)
         } else {
             Err(format!(
-                "{text}: expected shardbus://host:port, nats://host:port or null"
+                "{text}: expected shardbus://host:port, ws://host:port (shardbus's HTTP port), \
+                 nats://host:port or null"
             ))
         }
     }
@@ -94,6 +100,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Shardbus(addr) => write!(f, "shardbus://{addr}"),
+            Target::ShardbusWs(addr) => write!(f, "ws://{addr}/ws"),
             Target::Nats(addr) => write!(f, "nats://{addr}"),
             Target::Null => f.write_str("null"),
         }
@@ -107,6 +114,9 @@ impl std::fmt::Display for Target {
 pub fn connect(target: Target) -> io::Result<Box<dyn Wire>> {
     Ok(match target {
         Target::Shardbus(addr) => Box::new(shardbus::ShardbusWire::connect(addr)?),
+        Target::ShardbusWs(addr) => Box::new(shardbus::ShardbusWire::over(Box::new(
+            websocket::WsFrames::connect(addr)?,
+        ))?),
         Target::Nats(addr) => Box::new(nats::NatsWire::connect(addr)?),
         Target::Null => Box::new(null::NullWire::default()),
     })
@@ -135,8 +145,7 @@ fn tune(stream: &std::net::TcpStream) -> io::Result<()> {
 /// The read lands in a stack chunk and only the bytes read are copied: growing and zeroing
 /// `buf` to its capacity before every read cost more than the read (and made 10,000 idle
 /// connections' buffers resident).
-fn read_some(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    use std::io::Read;
+fn read_some(stream: &mut dyn std::io::Read, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut chunk = [0u8; 64 << 10];
     match stream.read(&mut chunk) {
         Ok(0) => Err(io::Error::new(

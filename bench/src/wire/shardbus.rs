@@ -1,7 +1,7 @@
 //! `ShardbusWire`: the binary protocol (PROTOCOL.md), encoded and decoded with the protocol
-//! crate's codec.
+//! crate's codec, over TCP or over a WebSocket (`websocket.rs`).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use shardbus_protocol::{
@@ -13,10 +13,13 @@ use super::{Event, ReplyTo, Wire, read_some, tune};
 /// Request timeout the bench asks for: long enough never to fire in a healthy run.
 const REQUEST_TIMEOUT_MS: u32 = 30_000;
 
+/// A byte stream of frames: a socket, or frames carried in WebSocket messages.
+pub trait FrameStream: Read + Write + Send {}
+impl<S: Read + Write + Send> FrameStream for S {}
+
 /// A shardbus connection.
-#[derive(Debug)]
 pub struct ShardbusWire {
-    stream: TcpStream,
+    stream: Box<dyn FrameStream>,
     out: Vec<u8>,
     input: Vec<u8>,
     limits: Limits,
@@ -26,10 +29,15 @@ pub struct ShardbusWire {
 }
 
 impl ShardbusWire {
-    /// Connects and completes the handshake.
+    /// Connects over TCP and completes the handshake.
     pub fn connect(addr: SocketAddr) -> io::Result<ShardbusWire> {
         let stream = TcpStream::connect(addr)?;
         tune(&stream)?;
+        ShardbusWire::over(Box::new(stream))
+    }
+
+    /// Completes the handshake over `stream`.
+    pub fn over(stream: Box<dyn FrameStream>) -> io::Result<ShardbusWire> {
         let mut wire = ShardbusWire {
             stream,
             out: Vec::with_capacity(64 << 10),
@@ -168,7 +176,7 @@ impl Wire for ShardbusWire {
     fn flush(&mut self) -> io::Result<()> {
         self.stream.write_all(&self.out)?;
         self.out.clear();
-        Ok(())
+        self.stream.flush()
     }
 
     fn sync(&mut self) -> io::Result<()> {

@@ -207,7 +207,8 @@ fn handle_frame(
     }
 }
 
-/// Writes every frame of an outbox batch as one message each, then flushes once.
+/// Writes every frame of an outbox batch as one message each, then flushes once. Binary
+/// messages are slices of one copy of the batch: one allocation per batch, not per frame.
 async fn write_batch<S: Io>(
     ws: &mut WebSocketStream<S>,
     shard: &Shard,
@@ -215,15 +216,18 @@ async fn write_batch<S: Io>(
     batch: &[u8],
 ) -> Result<(), WsError> {
     let limits = &shard.settings.limits;
-    let mut rest = batch;
-    while let Ok(Some((_, len))) = next_frame(rest, limits) {
-        let (frame, tail) = rest.split_at(len.min(rest.len()));
-        rest = tail;
+    let shared = match form {
+        Form::Binary => Bytes::copy_from_slice(batch),
+        Form::Json => Bytes::new(),
+    };
+    let mut at = 0;
+    while let Ok(Some((_, len))) = next_frame(batch.get(at..).unwrap_or_default(), limits) {
+        let frame = at..at + len;
+        at += len;
         let message = match form {
-            Form::Binary => {
-                Message::Binary(Bytes::copy_from_slice(frame.get(4..).unwrap_or_default()))
-            }
-            Form::Json => match json::json_from_frame(frame, limits) {
+            Form::Binary => Message::Binary(shared.slice(frame.start + 4..frame.end)),
+            Form::Json => match json::json_from_frame(batch.get(frame).unwrap_or_default(), limits)
+            {
                 Some(text) => Message::Text(text.into()),
                 None => continue,
             },
