@@ -67,7 +67,11 @@ fn the_websocket_target_carries_the_same_scenarios() {
         let report = run(&target, &args);
         assert_eq!(report["sent"], sent, "{args:?}: {report}");
         assert_eq!(report["received"], received, "{args:?}: {report}");
-        assert_eq!(report["target"], format!("ws://{}/ws", server.http), "{report}");
+        assert_eq!(
+            report["target"],
+            format!("ws://{}/ws", server.http),
+            "{report}"
+        );
     }
 }
 

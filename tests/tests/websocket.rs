@@ -305,3 +305,23 @@ fn a_plain_get_or_another_version_is_refused_over_http() {
         (426, Some("13"))
     );
 }
+
+#[test]
+fn a_push_api_publish_reaches_a_websocket_subscriber() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    send_json(&mut ws, json!({"op": "hello"}));
+    next_json(&mut ws);
+    send_json(&mut ws, json!({"op": "sub", "topic": "alerts.>", "sid": 1}));
+    send_json(&mut ws, json!({"op": "ping", "id": 2}));
+    next_json(&mut ws);
+    let body = r#"{"topic": "alerts.fire", "data": {"floor": 3}, "headers": {"from": "http"}}"#;
+    let answer = http_request(server.http, "POST", "/api/v1/publish", Some(body));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let msg = next_json(&mut ws);
+    assert_eq!(
+        (msg["topic"].clone(), msg["data"].clone()),
+        ("alerts.fire".into(), json!({"floor": 3}))
+    );
+    assert_eq!(msg["headers"], json!({"from": "http"}));
+}
