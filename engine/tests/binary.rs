@@ -17,6 +17,9 @@ use shardbus_protocol::{
     Fields, Frame, HelloOptions, Limits, PROTOCOL_VERSION, encode, next_frame,
 };
 
+/// Both listeners on ports the OS picks (tests run in parallel).
+const ANY_PORTS: [&str; 4] = ["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
+
 const BIN: &str = env!("CARGO_BIN_EXE_shardbus");
 
 #[test]
@@ -53,15 +56,9 @@ fn a_taken_port_is_a_clear_error() {
 #[test]
 fn too_little_locked_memory_is_a_clear_error() {
     let out = unprivileged(65536)
-        .args([
-            BIN,
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-        ])
+        .arg(BIN)
+        .args(ANY_PORTS)
+        .args(["--shards", "2"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -76,15 +73,9 @@ fn two_shards_register_their_buffers_within_a_common_8_mib_limit() {
     // The regression: transparent huge pages made each registered buffer count as 2 MiB, so
     // glommio fell back to unregistered buffers (a warning) under the usual 8 MiB limit.
     let mut child = unprivileged(8 << 20)
-        .args([
-            BIN,
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-        ])
+        .arg(BIN)
+        .args(ANY_PORTS)
+        .args(["--shards", "2"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -135,14 +126,8 @@ fn is_root() -> bool {
 #[test]
 fn sigterm_drains_clients_and_exits_zero() {
     let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-        ])
+        .args(ANY_PORTS)
+        .args(["--shards", "2"])
         .env("SHARDBUS_SHUTDOWN__GRACE_MS", "200")
         .env("SHARDBUS_RUNTIME__IO_MEMORY", "65536")
         .stderr(Stdio::piped())
