@@ -8,7 +8,8 @@
 //   bus.pub("sensors.kitchen.temp", { celsius: 21.5 });
 //   const answer = await bus.req("time.now", { text: "?" }, { timeoutMs: 2000 });
 //
-// Options: `name`, `echo` (receive your own publishes), `minBackoffMs`, `maxBackoffMs`.
+// Options: `name`, `token` (credentials), `echo` (receive your own publishes),
+// `minBackoffMs`, `maxBackoffMs`.
 
 /** A payload argument: any JSON value is sent as `data`; `{ text }` or `{ base64 }` as those. */
 function payloadFields(payload) {
@@ -68,6 +69,7 @@ export class Shardbus {
       ws.onopen = () => {
         const hello = { op: "hello", name: this.options.name, id: this.nextId++ };
         if (this.options.echo) hello.echo = true;
+        if (this.options.token) hello.token = this.options.token;
         ws.send(JSON.stringify(hello));
       };
       ws.onmessage = (event) => {

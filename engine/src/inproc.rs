@@ -88,7 +88,7 @@ pub enum LoadError {
 pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
     let (cores, shards) = prepare_process(config)?;
     let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
-    let settings = Settings::new(config, shards);
+    let settings = Settings::new(config, shards)?;
     let per_read = load.frames_per_read as u64 * (load.subscribers_per_shard * shards) as u64;
     let (started_tx, started_rx) = mpsc::sync_channel(1);
     let mut handles = Vec::with_capacity(shards);

@@ -2,6 +2,7 @@
 //! executor per core), the cross-shard mesh, routing, sessions and counters. The `shardbus`
 //! binary is a thin `main` over [`server::Server`]; tests start the same server in-process.
 
+pub mod auth;
 pub mod config;
 pub(crate) mod fast_map;
 pub(crate) mod http;

@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// TLS for both listeners (off unless `tls.cert` and `tls.key` are set).
     pub tls: TlsConfig,
+    /// Who may connect and what they may do.
+    pub auth: crate::auth::AuthConfig,
     /// Number of shards; 0 means one per available core.
     pub shards: usize,
     /// Log output: `human` or `json`.
@@ -153,6 +155,7 @@ impl Default for Config {
             http_listen: loopback(7480),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
             shards: 0,
             log_format: LogFormat::Human,
             runtime: RuntimeConfig::default(),

@@ -24,6 +24,9 @@ pub enum StartError {
     /// TLS could not be set up from the configured files.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The `[auth]` section cannot be used.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
     /// A shard's executor could not be created.
     #[error("cannot start shard {shard}: {reason}")]
     Runtime {

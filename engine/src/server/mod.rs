@@ -47,8 +47,13 @@ impl Server {
         raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
-        let mut settings = Settings::new(config, shards);
-        settings.tls = crate::tls::server(&config.tls)?;
+        let settings = Settings::new(config, shards)?;
+        if settings.auth.allows_anonymous() {
+            tracing::warn!(
+                role = %config.auth.anonymous_role,
+                "anonymous access is ON: any client may connect without credentials (auth.anonymous)"
+            );
+        }
         let mut ends = mesh::build(shards).into_iter();
         let mut server = Server {
             local_addr: config.listen,

@@ -15,6 +15,7 @@ use shardbus_protocol::{ErrorCode, Fields, Flags, Head, HelloOptions, encode_hea
 
 use super::outbox::Outbox;
 use super::stream::SharedStream;
+use crate::auth::{Identity, Permissions};
 use crate::metrics::{Metric, ShardMetrics};
 use crate::routing::Subscriber;
 
@@ -163,6 +164,8 @@ pub(crate) struct Conn {
     pub(crate) closed_with: Cell<Option<ErrorCode>>,
     /// This connection's traffic, as `/api/v1/connections` shows it.
     pub(crate) traffic: Traffic,
+    /// Who HELLO said it is; `None` for in-process connections, which may do anything.
+    pub(crate) identity: RefCell<Option<Identity>>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -210,6 +213,7 @@ impl Conn {
             remote,
             closed_with: Cell::new(None),
             traffic: Traffic::default(),
+            identity: RefCell::new(None),
             metrics,
         }
     }
@@ -244,6 +248,24 @@ impl Conn {
             "outbound buffer full (max_pending)",
         );
         false
+    }
+
+    /// Whether `check` allows it under this connection's permissions.
+    pub(crate) fn may(&self, check: impl FnOnce(&Permissions) -> bool) -> bool {
+        self.identity
+            .borrow()
+            .as_ref()
+            .is_none_or(|identity| check(&identity.permissions))
+    }
+
+    /// Whether `subject` is denied to this connection's subscriptions (a wildcard subscription
+    /// that overlaps a denied pattern never receives what it denies).
+    fn receives_denied(&self, subject: &[u8]) -> bool {
+        self.identity.borrow().as_ref().is_some_and(|identity| {
+            let deny = &identity.permissions.subscribe;
+            !deny.deny.is_empty()
+                && std::str::from_utf8(subject).is_ok_and(|s| deny.denies_subject(s))
+        })
     }
 
     /// Counts a delivery (MSG or RESP) of `payload` bytes: the shard's counters and this
@@ -307,7 +329,7 @@ impl Conn {
         flags: u8,
         reply: u64,
     ) -> bool {
-        if !sub.active.get() {
+        if !sub.active.get() || self.receives_denied(subject) {
             return true;
         }
         let seq = sub.seq.get() + 1;

@@ -56,14 +56,21 @@ pub(crate) struct Settings {
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
     pub(crate) shards: usize,
-    /// TLS for the listener, when configured (`Server::start` sets it).
+    /// TLS for the listener, when configured.
     pub(crate) tls: Option<crate::tls::ServerTls>,
+    /// Who may connect, and with what permissions.
+    pub(crate) auth: Arc<crate::auth::Authenticator>,
 }
 
 impl Settings {
-    pub(crate) fn new(config: &Config, shards: usize) -> Settings {
+    /// # Errors
+    /// The TLS files or the `[auth]` section cannot be used.
+    pub(crate) fn new(
+        config: &Config,
+        shards: usize,
+    ) -> Result<Settings, crate::server::StartError> {
         let l = &config.limits;
-        Settings {
+        Ok(Settings {
             limits: config.wire_limits(),
             max_subscriptions: l.max_subscriptions,
             max_pending: l.max_pending,
@@ -72,8 +79,9 @@ impl Settings {
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             shards,
-            tls: None,
-        }
+            tls: crate::tls::server(&config.tls)?,
+            auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
+        })
     }
 }
 

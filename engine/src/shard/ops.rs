@@ -57,7 +57,27 @@ impl Shard {
             .add(Metric::BytesIn, frame.payload.len() as u64);
     }
 
+    /// Answers PERMISSION_DENIED (the connection stays) when `allowed` is false.
+    fn permitted(
+        &self,
+        conn: &Conn,
+        allowed: bool,
+        frame: &Frame<'_>,
+        ref_id: u64,
+        what: &str,
+    ) -> bool {
+        if !allowed {
+            let message = format!("{what} {} is not permitted", frame.topic_str());
+            conn.error(ErrorCode::PERMISSION_DENIED, frame.op_id, ref_id, &message);
+        }
+        allowed
+    }
+
     fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
+        let allowed = conn.may(|p| p.publish.allows_subject(frame.topic_str()));
+        if !self.permitted(conn, allowed, frame, 0, "publishing to") {
+            return;
+        }
         self.count_in(conn, frame);
         let headers = frame.headers.as_bytes();
         let mut route = self.route.borrow_mut();
@@ -89,6 +109,10 @@ impl Shard {
     }
 
     fn subscribe(&self, conn: &Rc<Conn>, frame: &Frame<'_>, sid: u64) {
+        let allowed = conn.may(|p| p.subscribe.allows_pattern(frame.topic_str()));
+        if !self.permitted(conn, allowed, frame, sid, "subscribing to") {
+            return;
+        }
         let count = conn.subs.borrow().len();
         if conn.subs.borrow().contains_key(&sid) {
             conn.error(
@@ -149,6 +173,10 @@ impl Shard {
     }
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
+        let allowed = conn.may(|p| p.request.allows_subject(frame.topic_str()));
+        if !self.permitted(conn, allowed, frame, request_id, "requesting on") {
+            return;
+        }
         self.count_in(conn, frame);
         if conn.inflight.get() >= self.settings.max_inflight_requests {
             conn.error(

@@ -348,6 +348,19 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         );
         return Next::Close;
     }
+    let identity = match shard.settings.auth.authenticate(&frame.headers) {
+        Ok(identity) => identity,
+        Err(code) => {
+            let why = if code == ErrorCode::AUTH_REQUIRED {
+                "this server needs credentials in HELLO (token)"
+            } else {
+                "the credentials were not accepted"
+            };
+            conn.fail(code, frame.op_id, 0, why);
+            return Next::Close;
+        }
+    };
+    *conn.identity.borrow_mut() = Some(identity);
     conn.options
         .set(HelloOptions(options.0 & HelloOptions::ALL.0));
     if let Some(name) = frame.headers.get("name") {

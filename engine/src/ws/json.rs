@@ -61,6 +61,8 @@ struct JsonIn<'a> {
     verbose: Option<bool>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
 }
 
 fn missing(field: &str, op: &str) -> Refusal {
@@ -89,10 +91,14 @@ pub(crate) fn frame_from_json(
                 .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
         }
     }
-    if let (Some(name), "hello") = (&msg.name, op) {
-        headers
-            .insert("name", name)
-            .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+    if op == "hello" {
+        for (key, value) in [("name", &msg.name), ("token", &msg.token)] {
+            if let Some(value) = value {
+                headers
+                    .insert(key, value)
+                    .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            }
+        }
     }
     let payload_in = PayloadIn {
         data: msg.data,

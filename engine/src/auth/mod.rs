@@ -1,0 +1,256 @@
+//! Authentication and authorization (issue #6, first part): who a connection is, from HELLO's
+//! credentials, and what it may do. Static tokens, stored in the configuration only as SHA-256
+//! digests and compared in constant time, each naming a role; roles (built-in `admin`, `user`,
+//! `guest`, and custom ones) carry `Permissions`. Anonymous access is a configured role too —
+//! on by default for the quick start, and logged loudly when on.
+
+pub mod permissions;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shardbus_protocol::{ErrorCode, Headers};
+
+pub use permissions::{Permissions, Rule};
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accept connections whose HELLO carries no credentials, with `anonymous_role`.
+    pub anonymous: bool,
+    /// The role of anonymous connections.
+    pub anonymous_role: String,
+    /// Static tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Custom roles, and overrides of the built-in `admin`, `user` and `guest`.
+    pub roles: BTreeMap<String, Permissions>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            anonymous: true,
+            anonymous_role: "admin".to_owned(),
+            tokens: Vec::new(),
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+/// One static token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who the token is (shown in status and logs).
+    pub name: String,
+    /// The token's SHA-256 digest, hex (`printf %s "$TOKEN" | sha256sum`).
+    pub sha256: String,
+    /// Its role.
+    pub role: String,
+}
+
+/// Why the `[auth]` section cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// A token or the anonymous role names a role that does not exist.
+    #[error("auth: {what} names the unknown role {role:?}")]
+    UnknownRole {
+        /// Which setting.
+        what: String,
+        /// The role named.
+        role: String,
+    },
+    /// A token digest is not 64 hex digits.
+    #[error("auth: token {name:?}: sha256 must be 64 hex digits")]
+    BadDigest {
+        /// The token's name.
+        name: String,
+    },
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The token's name, or `anonymous`.
+    pub name: String,
+    /// The role.
+    pub role: String,
+    /// What it may do.
+    pub permissions: Arc<Permissions>,
+}
+
+/// Checks HELLO credentials against the configuration.
+#[derive(Debug)]
+pub struct Authenticator {
+    anonymous: Option<Identity>,
+    tokens: Vec<([u8; 32], Identity)>,
+}
+
+fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        *out.get_mut(i)? = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Equality that takes the same time wherever the first difference is.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Authenticator {
+    /// Builds the checks `config` describes.
+    ///
+    /// # Errors
+    /// [`AuthConfigError`] for an unknown role or a malformed digest.
+    pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
+        let mut roles: BTreeMap<String, Arc<Permissions>> = [
+            ("admin", Permissions::admin()),
+            ("user", Permissions::user()),
+            ("guest", Permissions::guest()),
+        ]
+        .into_iter()
+        .map(|(name, p)| (name.to_owned(), Arc::new(p)))
+        .collect();
+        for (name, permissions) in &config.roles {
+            roles.insert(name.clone(), Arc::new(permissions.clone()));
+        }
+        let identity = |name: &str, role: &str, what: String| {
+            roles
+                .get(role)
+                .map(|permissions| Identity {
+                    name: name.to_owned(),
+                    role: role.to_owned(),
+                    permissions: Arc::clone(permissions),
+                })
+                .ok_or_else(|| AuthConfigError::UnknownRole {
+                    what,
+                    role: role.to_owned(),
+                })
+        };
+        let anonymous = if config.anonymous {
+            let role = &config.anonymous_role;
+            Some(identity(
+                "anonymous",
+                role,
+                "auth.anonymous_role".to_owned(),
+            )?)
+        } else {
+            None
+        };
+        let mut tokens = Vec::with_capacity(config.tokens.len());
+        for token in &config.tokens {
+            let digest =
+                digest_from_hex(&token.sha256).ok_or_else(|| AuthConfigError::BadDigest {
+                    name: token.name.clone(),
+                })?;
+            let what = format!("token {:?}", token.name);
+            tokens.push((digest, identity(&token.name, &token.role, what)?));
+        }
+        Ok(Authenticator { anonymous, tokens })
+    }
+
+    /// Whether connections without credentials are accepted.
+    pub fn allows_anonymous(&self) -> bool {
+        self.anonymous.is_some()
+    }
+
+    /// Who HELLO's headers say the connection is: `AUTH_REQUIRED` when they carry no
+    /// credentials and anonymous access is off, `AUTH_FAILED` when they carry wrong or
+    /// unsupported ones.
+    ///
+    /// # Errors
+    /// The code to refuse the connection with.
+    pub fn authenticate(&self, headers: &Headers<'_>) -> Result<Identity, ErrorCode> {
+        if let Some(token) = headers.get("token") {
+            let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            let mut found = None;
+            // Every digest is compared, so timing does not say which one matched.
+            for (digest, identity) in &self.tokens {
+                if same(digest, &presented) && found.is_none() {
+                    found = Some(identity);
+                }
+            }
+            return found.cloned().ok_or(ErrorCode::AUTH_FAILED);
+        }
+        if headers.get("user").is_some() || headers.get("jwt").is_some() {
+            // Passwords and JWTs are not configurable yet: refuse rather than ignore them.
+            return Err(ErrorCode::AUTH_FAILED);
+        }
+        self.anonymous.clone().ok_or(ErrorCode::AUTH_REQUIRED)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic
+mod tests {
+    use super::*;
+    use shardbus_protocol::HeadersBuilder;
+
+    fn hex(token: &str) -> String {
+        Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_name_their_role_and_anything_else_is_refused() {
+        let config = AuthConfig {
+            anonymous: false,
+            tokens: vec![TokenConfig {
+                name: "gateway".into(),
+                sha256: hex("s3cret"),
+                role: "guest".into(),
+            }],
+            ..AuthConfig::default()
+        };
+        let auth = Authenticator::new(&config).unwrap();
+        let mut headers = HeadersBuilder::new();
+        headers.insert("token", "s3cret").unwrap();
+        let who = auth.authenticate(&headers.headers()).unwrap();
+        assert_eq!((who.name.as_str(), who.role.as_str()), ("gateway", "guest"));
+        let mut wrong = HeadersBuilder::new();
+        wrong.insert("token", "guess").unwrap();
+        assert_eq!(
+            auth.authenticate(&wrong.headers()).err(),
+            Some(ErrorCode::AUTH_FAILED)
+        );
+        let none = HeadersBuilder::new();
+        assert_eq!(
+            auth.authenticate(&none.headers()).err(),
+            Some(ErrorCode::AUTH_REQUIRED)
+        );
+    }
+
+    #[test]
+    fn unknown_roles_and_bad_digests_are_configuration_errors() {
+        let mut config = AuthConfig {
+            anonymous_role: "nobody".into(),
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Authenticator::new(&config),
+            Err(AuthConfigError::UnknownRole { .. })
+        ));
+        config.anonymous_role = "admin".into();
+        config.tokens.push(TokenConfig {
+            name: "t".into(),
+            sha256: "xyz".into(),
+            role: "user".into(),
+        });
+        assert!(matches!(
+            Authenticator::new(&config),
+            Err(AuthConfigError::BadDigest { .. })
+        ));
+    }
+}

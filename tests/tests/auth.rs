@@ -1,0 +1,201 @@
+//! Authentication and topic permissions (issue #6, first part) against the real server:
+//! static tokens naming roles, anonymous access off, PERMISSION_DENIED for publishes,
+//! subscriptions (plain and queue) and requests outside a role, and a wildcard subscriber that
+//! never receives a denied subject.
+// Tests: a failed expectation must fail loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use shardbus_engine::auth::{Permissions, Rule, TokenConfig};
+use shardbus_engine::config::Config;
+use shardbus_protocol::client::{Client, ClientError, ClientOptions};
+use shardbus_protocol::{ErrorCode, Fields, HeadersBuilder, HelloOptions, PROTOCOL_VERSION};
+use shardbus_tests::{PATIENCE, Raw, TestServer};
+
+/// SHA-256 of `token`, hex, as the configuration holds it.
+fn digest(token: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+fn token(name: &str, secret: &str, role: &str) -> TokenConfig {
+    TokenConfig {
+        name: name.into(),
+        sha256: digest(secret),
+        role: role.into(),
+    }
+}
+
+fn secured(config: &mut Config) {
+    config.auth.anonymous = false;
+    config.auth.tokens = vec![
+        token("operator", "op-secret", "admin"),
+        token("sensor-7", "sensor-secret", "sensors"),
+    ];
+    config.auth.roles.insert(
+        "sensors".into(),
+        Permissions {
+            publish: Rule {
+                allow: vec!["sensors.>".into()],
+                deny: vec![],
+            },
+            subscribe: Rule {
+                allow: vec![">".into()],
+                deny: vec!["secret.>".into()],
+            },
+            request: Rule::default(),
+            admin: false,
+        },
+    );
+}
+
+fn as_token(server: &TestServer, secret: &str) -> Result<Client, ClientError> {
+    Client::connect_with(
+        server.addr,
+        ClientOptions::new().no_reconnect().token(secret),
+    )
+}
+
+/// A raw connection whose HELLO carries `headers`; returns the first frame back.
+fn raw_hello(server: &TestServer, key: &str, value: &str) -> (Raw, Fields) {
+    let mut raw = Raw::connect(server.addr);
+    let mut headers = HeadersBuilder::new();
+    if !key.is_empty() {
+        headers.insert(key, value).unwrap();
+    }
+    let hello = Fields::Hello {
+        version: PROTOCOL_VERSION,
+        options: HelloOptions(0),
+    };
+    raw.send_with(hello, b"", headers.headers(), b"");
+    let answer = raw.next_frame().unwrap();
+    (raw, answer.fields)
+}
+
+#[test]
+fn without_anonymous_access_only_a_known_token_connects() {
+    let server = TestServer::with(secured);
+    for (key, value, code) in [
+        ("", "", ErrorCode::AUTH_REQUIRED),
+        ("token", "guess", ErrorCode::AUTH_FAILED),
+        ("user", "alice", ErrorCode::AUTH_FAILED),
+        ("jwt", "e30.e30.", ErrorCode::AUTH_FAILED),
+    ] {
+        let (mut raw, answer) = raw_hello(&server, key, value);
+        match answer {
+            Fields::Err { code: got, .. } => assert_eq!(got, code, "{key}={value}"),
+            other => panic!("{key}={value}: expected ERR, got {other:?}"),
+        }
+        assert!(
+            raw.until_closed().is_empty(),
+            "the connection closes after {code:?}"
+        );
+    }
+    let (_raw, answer) = raw_hello(&server, "token", "sensor-secret");
+    assert!(matches!(answer, Fields::Welcome(_)), "{answer:?}");
+    assert!(as_token(&server, "op-secret").is_ok());
+    assert_eq!(server.errors(ErrorCode::AUTH_FAILED), 3);
+    assert_eq!(server.errors(ErrorCode::AUTH_REQUIRED), 1);
+}
+
+#[test]
+fn a_role_limits_publish_subscribe_and_request_and_the_connection_stays() {
+    let server = TestServer::with(secured);
+    let (mut sensor, _) = raw_hello(&server, "token", "sensor-secret");
+    sensor.publish("sensors.kitchen.temp", b"21");
+    for (fields, topic, payload) in [
+        (Fields::Pub, "orders.new", ""),
+        (Fields::Sub { sid: 1 }, "secret.*", ""),
+        (Fields::Sub { sid: 2 }, "secret.>", "workers"),
+        (
+            Fields::Req {
+                request_id: 9,
+                timeout_ms: 1000,
+            },
+            "svc.time",
+            "",
+        ),
+    ] {
+        sensor.send(fields, topic.as_bytes(), payload.as_bytes());
+        let err = sensor.expect_err();
+        assert_eq!(
+            err.err_code(),
+            Some(ErrorCode::PERMISSION_DENIED),
+            "{topic}"
+        );
+    }
+    sensor.flush();
+    assert_eq!(server.errors(ErrorCode::PERMISSION_DENIED), 4);
+}
+
+#[test]
+fn a_wildcard_subscriber_never_receives_a_denied_subject() {
+    let server = TestServer::with(secured);
+    let sensor = as_token(&server, "sensor-secret").unwrap();
+    let everything = sensor.subscribe(">").unwrap();
+    sensor.flush().unwrap();
+    let operator = as_token(&server, "op-secret").unwrap();
+    operator.publish("secret.plan", b"hidden").unwrap();
+    operator.publish("public.news", b"seen").unwrap();
+    operator.flush().unwrap();
+    let first = everything.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (first.topic(), first.payload()),
+        ("public.news", &b"seen"[..])
+    );
+    assert!(everything.try_recv().unwrap().is_none());
+}
+
+#[test]
+fn a_websocket_json_client_authenticates_with_its_token() {
+    let server = TestServer::with(secured);
+    let url = format!("ws://{}/ws", server.http);
+    let (mut ws, _) = tungstenite::connect(&url).unwrap();
+    ws.send(tungstenite::Message::Text(
+        r#"{"op":"hello","token":"sensor-secret"}"#.into(),
+    ))
+    .unwrap();
+    assert!(
+        ws.read()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains(r#""op":"welcome""#)
+    );
+    ws.send(tungstenite::Message::Text(
+        r#"{"op":"pub","topic":"orders.x","id":3}"#.into(),
+    ))
+    .unwrap();
+    let err = ws.read().unwrap();
+    assert!(
+        err.to_text().unwrap().contains("PERMISSION_DENIED"),
+        "{err:?}"
+    );
+
+    let (mut anonymous, _) = tungstenite::connect(&url).unwrap();
+    anonymous
+        .send(tungstenite::Message::Text(r#"{"op":"hello"}"#.into()))
+        .unwrap();
+    let refused = anonymous.read().unwrap();
+    assert!(
+        refused.to_text().unwrap().contains("AUTH_REQUIRED"),
+        "{refused:?}"
+    );
+}
