@@ -30,6 +30,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Who may connect and what they may do.
     pub auth: crate::auth::AuthConfig,
+    /// Rate limits (all off by default).
+    pub rate_limits: RateLimitsConfig,
     /// Number of shards; 0 means one per available core.
     pub shards: usize,
     /// Log output: `human` or `json`.
@@ -110,6 +112,47 @@ pub struct TlsConfig {
     pub required: bool,
 }
 
+/// Rate limits: token buckets, each holding one second's worth; 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Messages (PUB, REQ) one connection may send a second.
+    pub conn_msgs_per_sec: u64,
+    /// Payload bytes one connection may send a second.
+    pub conn_bytes_per_sec: u64,
+    /// Messages one identity (token name, `anonymous`) may send a second, per shard.
+    pub identity_msgs_per_sec: u64,
+    /// Messages a whole shard accepts a second.
+    pub shard_msgs_per_sec: u64,
+    /// Connections a shard accepts a second (reconnect storms).
+    pub accept_per_sec: u64,
+    /// Per topic pattern, per shard: messages a second to subjects it matches.
+    pub topics: Vec<TopicRateLimit>,
+    /// What a message over a limit gets.
+    pub policy: RateLimitPolicy,
+}
+
+/// A limit on one topic pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRateLimit {
+    /// The pattern.
+    pub pattern: String,
+    /// Messages a second.
+    pub msgs_per_sec: u64,
+}
+
+/// What happens to a message over a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitPolicy {
+    /// ERR `RATE_LIMITED` with the time until it would fit; the connection stays.
+    #[default]
+    Reject,
+    /// ERR `RATE_LIMITED`, then close.
+    Disconnect,
+}
+
 /// The HTTP edge's limits (the body limit is `limits.max_payload`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,6 +199,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             shards: 0,
             log_format: LogFormat::Human,
             runtime: RuntimeConfig::default(),

@@ -14,6 +14,7 @@ use shardbus_protocol::encode::frame_len;
 use shardbus_protocol::{ErrorCode, Fields, Flags, Head, HelloOptions, encode_head};
 
 use super::outbox::Outbox;
+use super::rate::{ConnBuckets, Limited};
 use super::stream::SharedStream;
 use crate::auth::{Identity, Permissions};
 use crate::metrics::{Metric, ShardMetrics};
@@ -166,6 +167,8 @@ pub(crate) struct Conn {
     pub(crate) traffic: Traffic,
     /// Who HELLO said it is; `None` for in-process connections, which may do anything.
     pub(crate) identity: RefCell<Option<Identity>>,
+    /// Its own rate-limit buckets, when per-connection limits are set.
+    pub(crate) rate: RefCell<Option<ConnBuckets>>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -214,6 +217,7 @@ impl Conn {
             closed_with: Cell::new(None),
             traffic: Traffic::default(),
             identity: RefCell::new(None),
+            rate: RefCell::new(None),
             metrics,
         }
     }
@@ -283,6 +287,33 @@ impl Conn {
         }
     }
 
+    /// Answers a message over a rate limit: `RATE_LIMITED` with the milliseconds until it would
+    /// fit, then closes when the policy says so.
+    pub(crate) fn rate_limited(&self, op_id: u32, ref_id: u64, limited: Limited) {
+        let retry_after_ms =
+            u32::try_from(limited.retry_after.as_millis().saturating_add(1)).unwrap_or(u32::MAX);
+        let mut frame = err_frame(
+            ErrorCode::RATE_LIMITED,
+            op_id,
+            ref_id,
+            "rate limit exceeded",
+        );
+        frame.fields = Fields::Err {
+            code: ErrorCode::RATE_LIMITED,
+            retry_after_ms,
+            ref_id,
+        };
+        if limited.disconnect {
+            if !self.outbox.is_closed() {
+                self.metrics.error(ErrorCode::RATE_LIMITED);
+                self.close_with(ErrorCode::RATE_LIMITED, &frame);
+            }
+        } else {
+            self.metrics.error(ErrorCode::RATE_LIMITED);
+            self.send(&frame);
+        }
+    }
+
     /// Answers with ERR `code`; a closing code also closes the connection.
     pub(crate) fn error(&self, code: ErrorCode, op_id: u32, ref_id: u64, message: &str) {
         if code.closes_connection() {
@@ -301,8 +332,15 @@ impl Conn {
             return;
         }
         self.metrics.error(code);
+        self.close_with(code, &err_frame(code, op_id, ref_id, message));
+    }
+
+    /// Queues `frame` (an ERR with `code`) as the last one and closes (see `fail`).
+    fn close_with(&self, code: ErrorCode, frame: &Outgoing<'_>) {
+        if self.outbox.is_closed() {
+            return;
+        }
         self.closed_with.set(Some(code));
-        let frame = err_frame(code, op_id, ref_id, message);
         self.outbox.push_final(|out| {
             out.clear();
             frame.write(out);

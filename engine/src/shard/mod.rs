@@ -11,6 +11,7 @@ pub(crate) mod listing;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;
+pub(crate) mod rate;
 pub(crate) mod read_buffer;
 mod requests;
 mod run;
@@ -60,6 +61,7 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<crate::tls::ServerTls>,
     /// Who may connect, and with what permissions.
     pub(crate) auth: Arc<crate::auth::Authenticator>,
+    pub(crate) rate_limits: crate::config::RateLimitsConfig,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ impl Settings {
             shards,
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
+            rate_limits: config.rate_limits.clone(),
         })
     }
 }
@@ -105,6 +108,8 @@ pub(crate) struct Shard {
     /// last `take_backlog`: the reader that caused them pauses until they drain.
     backlog: RefCell<Vec<Rc<Conn>>>,
     requests_changed: notify::Notify,
+    /// This shard's rate limits and their buckets.
+    pub(crate) rate: rate::RateLimits,
     /// Listings this shard is gathering from the others (`listing.rs`).
     listings: RefCell<FastMap<u64, listing::Gathering>>,
     listings_changed: notify::Notify,
@@ -120,6 +125,7 @@ pub(crate) struct Shard {
 impl Shard {
     pub(crate) fn new(id: ShardId, settings: Settings, shared: Arc<Shared>) -> Shard {
         let metrics = shared.metrics_of(id);
+        let rate = rate::RateLimits::new(&settings.rate_limits);
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();
@@ -137,6 +143,7 @@ impl Shard {
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
             requests_changed: notify::Notify::default(),
+            rate,
             listings: RefCell::new(FastMap::default()),
             listings_changed: notify::Notify::default(),
             next_listing: Cell::new(0),

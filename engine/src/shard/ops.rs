@@ -73,9 +73,33 @@ impl Shard {
         allowed
     }
 
+    /// Charges the rate limits for one message; answers `RATE_LIMITED` when over one.
+    fn within_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
+        if !self.rate.any() {
+            return true;
+        }
+        let identity = conn.identity.borrow();
+        let name = identity.as_ref().map_or("", |i| i.name.as_str());
+        let charged = self.rate.charge(
+            conn.rate.borrow_mut().as_mut(),
+            name,
+            frame.topic_str(),
+            frame.payload.len(),
+        );
+        match charged {
+            Ok(()) => true,
+            Err(limited) => {
+                conn.rate_limited(frame.op_id, ref_id, limited);
+                false
+            }
+        }
+    }
+
     fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
         let allowed = conn.may(|p| p.publish.allows_subject(frame.topic_str()));
-        if !self.permitted(conn, allowed, frame, 0, "publishing to") {
+        if !self.permitted(conn, allowed, frame, 0, "publishing to")
+            || !self.within_rate(conn, frame, 0)
+        {
             return;
         }
         self.count_in(conn, frame);
@@ -174,7 +198,9 @@ impl Shard {
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
         let allowed = conn.may(|p| p.request.allows_subject(frame.topic_str()));
-        if !self.permitted(conn, allowed, frame, request_id, "requesting on") {
+        if !self.permitted(conn, allowed, frame, request_id, "requesting on")
+            || !self.within_rate(conn, frame, request_id)
+        {
             return;
         }
         self.count_in(conn, frame);

@@ -63,8 +63,15 @@ pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
     loop {
         match listener.accept().await {
-            Ok(stream) => {
+            Ok(stream) if shard.rate.accept() => {
                 glommio::spawn_local(session::serve(Rc::clone(shard), stream)).detach();
+            }
+            Ok(stream) => {
+                shard
+                    .metrics
+                    .add(crate::metrics::Metric::ConnectionsRefused, 1);
+                glommio::spawn_local(session::refuse_accept_rate(Rc::clone(shard), stream))
+                    .detach();
             }
             Err(error) => {
                 // EMFILE and friends: say so and back off instead of spinning on the error.

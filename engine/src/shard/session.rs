@@ -83,14 +83,34 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 /// Answers a plaintext client of a TLS-only server with ERR `TLS_REQUIRED`, and closes.
 async fn refuse_plaintext(shard: &Shard, stream: &mut TcpStream) {
-    shard.metrics.error(ErrorCode::TLS_REQUIRED);
-    let mut frame = Vec::new();
+    let message = "this server accepts TLS connections only";
+    refuse_before_hello(shard, stream, ErrorCode::TLS_REQUIRED, 0, message).await;
+}
+
+/// Refuses a connection accepted over the shard's accept-rate limit: ERR `RATE_LIMITED`
+/// (plaintext), then close.
+pub(crate) async fn refuse_accept_rate(shard: Rc<Shard>, mut stream: TcpStream) {
+    let message = "too many new connections; retry later";
+    refuse_before_hello(&shard, &mut stream, ErrorCode::RATE_LIMITED, 1_000, message).await;
+}
+
+/// Sends a connection that will not be served one ERR frame, without waiting long for a peer
+/// that does not read, after taking what it already sent (so the close does not reset it).
+async fn refuse_before_hello(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    code: ErrorCode,
+    retry_after_ms: u32,
+    message: &str,
+) {
+    shard.metrics.error(code);
     let refusal = Frame::new(Fields::Err {
-        code: ErrorCode::TLS_REQUIRED,
-        retry_after_ms: 0,
+        code,
+        retry_after_ms,
         ref_id: 0,
     })
-    .with_payload(b"this server accepts TLS connections only");
+    .with_payload(message.as_bytes());
+    let mut frame = Vec::new();
     transport::drain_input(stream, std::time::Duration::from_millis(100)).await;
     if shardbus_protocol::encode(&refusal, &mut frame).is_ok() {
         let _ = future::or(
@@ -361,6 +381,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         }
     };
     *conn.identity.borrow_mut() = Some(identity);
+    *conn.rate.borrow_mut() = shard.rate.conn_buckets();
     conn.options
         .set(HelloOptions(options.0 & HelloOptions::ALL.0));
     if let Some(name) = frame.headers.get("name") {
