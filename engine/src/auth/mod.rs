@@ -27,6 +27,10 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     /// Custom roles, and overrides of the built-in `admin`, `user` and `guest`.
     pub roles: BTreeMap<String, Permissions>,
+    /// Serve the HTTP monitoring endpoints (`/metrics`, `/api/v1/*` status and listings) to
+    /// anyone; otherwise they need an admin identity (a token as `Authorization: Bearer`, or
+    /// anonymous access with an admin role).
+    pub monitoring_open: bool,
 }
 
 impl Default for AuthConfig {
@@ -36,6 +40,7 @@ impl Default for AuthConfig {
             anonymous_role: "admin".to_owned(),
             tokens: Vec::new(),
             roles: BTreeMap::new(),
+            monitoring_open: false,
         }
     }
 }
@@ -171,7 +176,19 @@ impl Authenticator {
     /// # Errors
     /// The code to refuse the connection with.
     pub fn authenticate(&self, headers: &Headers<'_>) -> Result<Identity, ErrorCode> {
-        if let Some(token) = headers.get("token") {
+        if headers.get("user").is_some() || headers.get("jwt").is_some() {
+            // Passwords and JWTs are not configurable yet: refuse rather than ignore them.
+            return Err(ErrorCode::AUTH_FAILED);
+        }
+        self.authenticate_token(headers.get("token"))
+    }
+
+    /// Who a token (or none) says the client is: the HTTP edge's `Authorization: Bearer`.
+    ///
+    /// # Errors
+    /// `AUTH_FAILED` for an unknown token, `AUTH_REQUIRED` for none without anonymous access.
+    pub fn authenticate_token(&self, token: Option<&str>) -> Result<Identity, ErrorCode> {
+        if let Some(token) = token {
             let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             let mut found = None;
             // Every digest is compared, so timing does not say which one matched.
@@ -181,10 +198,6 @@ impl Authenticator {
                 }
             }
             return found.cloned().ok_or(ErrorCode::AUTH_FAILED);
-        }
-        if headers.get("user").is_some() || headers.get("jwt").is_some() {
-            // Passwords and JWTs are not configurable yet: refuse rather than ignore them.
-            return Err(ErrorCode::AUTH_FAILED);
         }
         self.anonymous.clone().ok_or(ErrorCode::AUTH_REQUIRED)
     }

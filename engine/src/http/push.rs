@@ -21,6 +21,7 @@ use shardbus_protocol::{
 use super::HttpSettings;
 use super::payload::{self, PayloadIn};
 use super::reply::{self, Body, Refusal};
+use crate::auth::Identity;
 use crate::shard::Shard;
 use crate::shard::conn::Conn;
 use crate::shard::inproc;
@@ -91,10 +92,11 @@ fn frame_bytes(
 pub(crate) async fn publish(
     shard: &Rc<Shard>,
     settings: &HttpSettings,
+    identity: Identity,
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
     let frame = frame_bytes(body, Fields::Pub, settings)?;
-    let answer = exchange(shard, &frame, |fields| {
+    let answer = exchange(shard, identity, &frame, |fields| {
         matches!(fields, Fields::Ok | Fields::Err { .. })
     })
     .await;
@@ -112,6 +114,7 @@ pub(crate) async fn publish(
 pub(crate) async fn request(
     shard: &Rc<Shard>,
     settings: &HttpSettings,
+    identity: Identity,
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
     let timeout_ms = body
@@ -123,7 +126,7 @@ pub(crate) async fn request(
         timeout_ms,
     };
     let frame = frame_bytes(body, fields, settings)?;
-    let answer = exchange(shard, &frame, |fields| {
+    let answer = exchange(shard, identity, &frame, |fields| {
         matches!(fields, Fields::Resp { .. } | Fields::Err { .. })
     })
     .await;
@@ -153,10 +156,16 @@ impl Answer {
     }
 }
 
-/// Hands `frame` to the shard from a fresh in-process connection and waits for the first frame
-/// back that `ends` accepts.
-async fn exchange(shard: &Rc<Shard>, frame: &[u8], ends: impl Fn(&Fields) -> bool) -> Answer {
+/// Hands `frame` to the shard from a fresh in-process connection with `identity`'s
+/// permissions and waits for the first frame back that `ends` accepts.
+async fn exchange(
+    shard: &Rc<Shard>,
+    identity: Identity,
+    frame: &[u8],
+    ends: impl Fn(&Fields) -> bool,
+) -> Answer {
     let attached = inproc::Attached::new(shard, HelloOptions::VERBOSE);
+    *attached.conn.identity.borrow_mut() = Some(identity);
     // A frame that closes the connection still leaves its ERR in the outbox.
     inproc::feed(shard, &attached.conn, &mut ReadBuffer::new(0), frame);
     first_matching(&attached.conn, shard, &ends).await

@@ -7,36 +7,120 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
 use super::reply::{self, Body, Refusal};
 use super::{HttpSettings, assets, listings, metrics, push, status};
+use crate::auth::Identity;
 use crate::shard::Shard;
 
-/// Answers one request.
+/// Answers one request: the open routes, then — once the client is identified — the
+/// monitoring routes (admin, unless `auth.monitoring_open`) and the push API (with the
+/// identity's permissions).
 pub(crate) async fn handle(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let shared = &shard.shared;
-    let response = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/ws") => crate::ws::refuse(&request),
-        (&Method::GET, "/js/shardbus.js") => reply::with_type(
+    if let Some(open) = open_route(&shard, &request) {
+        return Ok(open);
+    }
+    let path = request.uri().path();
+    if !is_known(path) {
+        return Ok(reply::error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UNKNOWN_OP,
+            "no such endpoint",
+        ));
+    }
+    let identity = match identify(&shard, &request) {
+        Ok(identity) => Some(identity),
+        // Open monitoring needs nobody: only GETs, never the push API.
+        Err(_) if settings.monitoring_open && request.method() == Method::GET => None,
+        Err(code) => {
+            shard.metrics.error(code);
+            let message = "send a token as Authorization: Bearer <token> (or X-Api-Key)";
+            return Ok(Refusal::new(code, message).into_response());
+        }
+    };
+    Ok(guarded(shard, settings, identity, request).await)
+}
+
+/// Routes anyone may use: health, readiness, the browser client and demo, `/ws` refusals.
+fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Body>> {
+    if request.method() != Method::GET {
+        return None;
+    }
+    let response = match request.uri().path() {
+        "/ws" => crate::ws::refuse(request),
+        "/js/shardbus.js" => reply::with_type(
             StatusCode::OK,
             assets::CLIENT_JS.as_bytes().to_vec(),
             "text/javascript; charset=utf-8",
         ),
-        (&Method::GET, "/demo") => reply::with_type(
+        "/demo" => reply::with_type(
             StatusCode::OK,
             assets::DEMO_HTML.as_bytes().to_vec(),
             "text/html; charset=utf-8",
         ),
-        (&Method::GET, "/healthz") => {
-            reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+        "/healthz" => reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        "/readyz" => readyz(&shard.shared),
+        _ => return None,
+    };
+    Some(response)
+}
+
+/// The identity a request's token names (`Authorization: Bearer` or `X-Api-Key`), or the
+/// anonymous one.
+fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Identity, ErrorCode> {
+    let headers = request.headers();
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    shard
+        .settings
+        .auth
+        .authenticate_token(bearer.or(key).map(str::trim))
+}
+
+async fn guarded(
+    shard: Rc<Shard>,
+    settings: Rc<HttpSettings>,
+    identity: Option<Identity>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let shared = &shard.shared;
+    let admin = identity.as_ref().is_some_and(|i| i.permissions.admin);
+    let monitoring = settings.monitoring_open || admin;
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    match (&method, path.as_str()) {
+        (&Method::POST, "/api/v1/publish" | "/api/v1/request") => {
+            let Some(identity) = identity else {
+                return Refusal::new(ErrorCode::AUTH_REQUIRED, "the push API needs a token")
+                    .into_response();
+            };
+            let answer = match push_body(request, &settings).await {
+                Ok(body) if path == "/api/v1/publish" => {
+                    push::publish(&shard, &settings, identity, &body).await
+                }
+                Ok(body) => push::request(&shard, &settings, identity, &body).await,
+                Err(refusal) => Err(refusal),
+            };
+            answer.unwrap_or_else(Refusal::into_response)
         }
-        (&Method::GET, "/readyz") => readyz(shared),
+        (&Method::GET, _) if !monitoring => {
+            shard.metrics.error(ErrorCode::PERMISSION_DENIED);
+            Refusal::new(
+                ErrorCode::PERMISSION_DENIED,
+                "monitoring needs an admin identity",
+            )
+            .into_response()
+        }
         (&Method::GET, "/metrics") => reply::with_type(
             StatusCode::OK,
             metrics::exposition(shared).into_bytes(),
@@ -55,32 +139,12 @@ pub(crate) async fn handle(
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
-        (&Method::POST, "/api/v1/publish") => {
-            let answer = match push_body(request, &settings).await {
-                Ok(body) => push::publish(&shard, &settings, &body).await,
-                Err(refusal) => Err(refusal),
-            };
-            answer.unwrap_or_else(Refusal::into_response)
-        }
-        (&Method::POST, "/api/v1/request") => {
-            let answer = match push_body(request, &settings).await {
-                Ok(body) => push::request(&shard, &settings, &body).await,
-                Err(refusal) => Err(refusal),
-            };
-            answer.unwrap_or_else(Refusal::into_response)
-        }
-        (_, path) if is_known(path) => reply::error(
+        _ => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UNKNOWN_OP,
             "method not allowed here",
         ),
-        _ => reply::error(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UNKNOWN_OP,
-            "no such endpoint",
-        ),
-    };
-    Ok(response)
+    }
 }
 
 fn is_known(path: &str) -> bool {

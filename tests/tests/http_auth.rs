@@ -1,0 +1,150 @@
+//! The HTTP edge with authentication: health stays open, monitoring needs an admin identity
+//! (unless `auth.monitoring_open`), and the push API acts with the token's permissions.
+// Tests: a failed expectation must fail loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use shardbus_engine::auth::{Permissions, Rule, TokenConfig};
+use shardbus_engine::config::Config;
+use shardbus_tests::TestServer;
+use shardbus_tests::http::{HttpResponse, exchange};
+
+fn digest(token: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_owned()
+}
+
+fn secured(config: &mut Config) {
+    config.auth.anonymous = false;
+    config.auth.tokens = vec![
+        TokenConfig {
+            name: "operator".into(),
+            sha256: digest("op-secret"),
+            role: "admin".into(),
+        },
+        TokenConfig {
+            name: "sensor".into(),
+            sha256: digest("sensor-secret"),
+            role: "sensors".into(),
+        },
+    ];
+    let publish = Rule {
+        allow: vec!["sensors.>".into()],
+        deny: vec![],
+    };
+    config.auth.roles.insert(
+        "sensors".into(),
+        Permissions {
+            publish,
+            ..Permissions::guest()
+        },
+    );
+}
+
+/// `method path` with an optional extra header line and JSON body.
+fn call(server: &TestServer, method: &str, path: &str, header: &str, body: &str) -> HttpResponse {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    if !header.is_empty() {
+        raw.push_str(header);
+        raw.push_str("\r\n");
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    exchange(server.http, raw.as_bytes())
+}
+
+#[test]
+fn monitoring_needs_an_admin_token_and_health_stays_open() {
+    let server = TestServer::with(secured);
+    assert_eq!(call(&server, "GET", "/healthz", "", "").status, 200);
+    assert_eq!(call(&server, "GET", "/readyz", "", "").status, 200);
+    let cases = [
+        ("", 401, "AUTH_REQUIRED"),
+        ("Authorization: Bearer guess", 401, "AUTH_FAILED"),
+        (
+            "Authorization: Bearer sensor-secret",
+            403,
+            "PERMISSION_DENIED",
+        ),
+    ];
+    for path in [
+        "/metrics",
+        "/api/v1/server",
+        "/api/v1/connections",
+        "/api/v1/topics",
+    ] {
+        for (header, status, name) in cases {
+            let answer = call(&server, "GET", path, header, "");
+            assert_eq!(
+                (answer.status, answer.error_name()),
+                (status, name.to_owned()),
+                "{path} {header}"
+            );
+        }
+        let admin = call(&server, "GET", path, "Authorization: Bearer op-secret", "");
+        assert_eq!(admin.status, 200, "{path}");
+        let key = call(&server, "GET", path, "X-Api-Key: op-secret", "");
+        assert_eq!(key.status, 200, "{path}");
+    }
+}
+
+#[test]
+fn the_push_api_acts_with_the_token_s_permissions() {
+    let server = TestServer::with(secured);
+    let body = |topic: &str| format!(r#"{{"topic": "{topic}", "text": "x"}}"#);
+    let sensor = "Authorization: Bearer sensor-secret";
+    let allowed = call(
+        &server,
+        "POST",
+        "/api/v1/publish",
+        sensor,
+        &body("sensors.t"),
+    );
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    let denied = call(
+        &server,
+        "POST",
+        "/api/v1/publish",
+        sensor,
+        &body("orders.t"),
+    );
+    assert_eq!(
+        (denied.status, denied.error_name()),
+        (403, "PERMISSION_DENIED".to_owned())
+    );
+    let anonymous = call(&server, "POST", "/api/v1/publish", "", &body("sensors.t"));
+    assert_eq!(
+        (anonymous.status, anonymous.error_name()),
+        (401, "AUTH_REQUIRED".to_owned())
+    );
+}
+
+#[test]
+fn monitoring_can_be_configured_open() {
+    let server = TestServer::with(|c| {
+        secured(c);
+        c.auth.monitoring_open = true;
+    });
+    assert_eq!(call(&server, "GET", "/metrics", "", "").status, 200);
+    assert_eq!(call(&server, "GET", "/api/v1/topics", "", "").status, 200);
+    let push = call(&server, "POST", "/api/v1/publish", "", r#"{"topic": "a"}"#);
+    assert_eq!(
+        (push.status, push.error_name()),
+        (401, "AUTH_REQUIRED".to_owned())
+    );
+}
