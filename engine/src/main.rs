@@ -13,6 +13,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.hash_password {
+        return hash_password();
+    }
     let config = match config::load(&cli, std::env::vars()) {
         Ok(config) => config,
         Err(error) => {
@@ -73,6 +76,30 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--hash-password`: the first line of standard input, hashed for `[[auth.users]]`.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(error) = std::io::stdin().read_line(&mut line) {
+        eprintln!("shardbus: cannot read the password: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("shardbus: an empty password");
+        return ExitCode::FAILURE;
+    }
+    match shardbus_engine::auth::password::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("shardbus: {error}");
             ExitCode::FAILURE
         }
     }

@@ -199,3 +199,54 @@ fn a_websocket_json_client_authenticates_with_its_token() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn users_log_in_with_a_password_checked_against_its_argon2_hash() {
+    let server = TestServer::with(|config| {
+        secured(config);
+        config.auth.users = vec![shardbus_engine::auth::password::UserConfig {
+            name: "alice".into(),
+            password_hash: shardbus_engine::auth::password::hash("wonderland").unwrap(),
+            role: "guest".into(),
+        }];
+    });
+    let login = |user: &str, pass: &str| {
+        let mut raw = Raw::connect(server.addr);
+        let mut headers = HeadersBuilder::new();
+        headers.insert("user", user).unwrap();
+        headers.insert("pass", pass).unwrap();
+        let hello = Fields::Hello {
+            version: PROTOCOL_VERSION,
+            options: HelloOptions(0),
+        };
+        raw.send_with(hello, b"", headers.headers(), b"");
+        let answer = raw.next_frame().unwrap();
+        (raw, answer.fields)
+    };
+    let (mut alice, welcome) = login("alice", "wonderland");
+    assert!(matches!(welcome, Fields::Welcome(_)), "{welcome:?}");
+    alice.publish("any.topic", b"x");
+    assert_eq!(
+        alice.expect_err().err_code(),
+        Some(ErrorCode::PERMISSION_DENIED),
+        "a guest"
+    );
+    for (user, pass) in [("alice", "looking-glass"), ("mallory", "wonderland")] {
+        let (_, answer) = login(user, pass);
+        match answer {
+            Fields::Err { code, .. } => assert_eq!(code, ErrorCode::AUTH_FAILED, "{user}"),
+            other => panic!("{user}: expected AUTH_FAILED, got {other:?}"),
+        }
+    }
+    let url = format!("ws://{}/ws", server.http);
+    let (mut ws, _) = tungstenite::connect(&url).unwrap();
+    let hello = r#"{"op":"hello","user":"alice","pass":"wonderland"}"#;
+    ws.send(tungstenite::Message::Text(hello.into())).unwrap();
+    assert!(
+        ws.read()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains(r#""op":"welcome""#)
+    );
+}

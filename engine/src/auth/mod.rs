@@ -4,6 +4,7 @@
 //! `guest`, and custom ones) carry `Permissions`. Anonymous access is a configured role too —
 //! on by default for the quick start, and logged loudly when on.
 
+pub mod password;
 pub mod permissions;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ pub struct AuthConfig {
     pub anonymous_role: String,
     /// Static tokens.
     pub tokens: Vec<TokenConfig>,
+    /// Users with passwords.
+    pub users: Vec<password::UserConfig>,
     /// Custom roles, and overrides of the built-in `admin`, `user` and `guest`.
     pub roles: BTreeMap<String, Permissions>,
     /// Serve the HTTP monitoring endpoints (`/metrics`, `/api/v1/*` status and listings) to
@@ -39,6 +42,7 @@ impl Default for AuthConfig {
             anonymous: true,
             anonymous_role: "admin".to_owned(),
             tokens: Vec::new(),
+            users: Vec::new(),
             roles: BTreeMap::new(),
             monitoring_open: false,
         }
@@ -68,6 +72,14 @@ pub enum AuthConfigError {
         /// The role named.
         role: String,
     },
+    /// A user's password hash is not an argon2 PHC string.
+    #[error(
+        "auth: user {name:?}: password_hash is not a PHC string (use shardbus --hash-password)"
+    )]
+    BadPasswordHash {
+        /// The user.
+        name: String,
+    },
     /// A token digest is not 64 hex digits.
     #[error("auth: token {name:?}: sha256 must be 64 hex digits")]
     BadDigest {
@@ -92,6 +104,7 @@ pub struct Identity {
 pub struct Authenticator {
     anonymous: Option<Identity>,
     tokens: Vec<([u8; 32], Identity)>,
+    users: BTreeMap<String, (String, Identity)>,
 }
 
 fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
@@ -161,7 +174,22 @@ impl Authenticator {
             let what = format!("token {:?}", token.name);
             tokens.push((digest, identity(&token.name, &token.role, what)?));
         }
-        Ok(Authenticator { anonymous, tokens })
+        let mut users = BTreeMap::new();
+        for user in &config.users {
+            if !password::is_valid_hash(&user.password_hash) {
+                return Err(AuthConfigError::BadPasswordHash {
+                    name: user.name.clone(),
+                });
+            }
+            let what = format!("user {:?}", user.name);
+            let identity = identity(&user.name, &user.role, what)?;
+            users.insert(user.name.clone(), (user.password_hash.clone(), identity));
+        }
+        Ok(Authenticator {
+            anonymous,
+            tokens,
+            users,
+        })
     }
 
     /// Whether connections without credentials are accepted.
@@ -176,11 +204,30 @@ impl Authenticator {
     /// # Errors
     /// The code to refuse the connection with.
     pub fn authenticate(&self, headers: &Headers<'_>) -> Result<Identity, ErrorCode> {
-        if headers.get("user").is_some() || headers.get("jwt").is_some() {
-            // Passwords and JWTs are not configurable yet: refuse rather than ignore them.
+        if headers.get("user").is_some() {
+            // Passwords are checked off the shard's thread (`verify_user`) before HELLO is
+            // handled; one that reaches here was not, and is refused rather than ignored.
+            return Err(ErrorCode::AUTH_FAILED);
+        }
+        if headers.get("jwt").is_some() {
             return Err(ErrorCode::AUTH_FAILED);
         }
         self.authenticate_token(headers.get("token"))
+    }
+
+    /// Checks a user's password. Slow on purpose (argon2): call it off the shard's thread.
+    ///
+    /// # Errors
+    /// `AUTH_FAILED` for an unknown user or a wrong password (alike, in result and in time).
+    pub fn verify_user(&self, user: &str, pass: &str) -> Result<Identity, ErrorCode> {
+        match self.users.get(user) {
+            Some((hash, identity)) if password::verify(hash, pass) => Ok(identity.clone()),
+            Some(_) => Err(ErrorCode::AUTH_FAILED),
+            None => {
+                password::verify_decoy(pass);
+                Err(ErrorCode::AUTH_FAILED)
+            }
+        }
     }
 
     /// Who a token (or none) says the client is: the HTTP edge's `Authorization: Bearer`.

@@ -38,6 +38,9 @@ pub struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Read a password from standard input, print its argon2 hash for `[[auth.users]]`, exit.
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 /// `--log-format` values.

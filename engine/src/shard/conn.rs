@@ -167,6 +167,8 @@ pub(crate) struct Conn {
     pub(crate) traffic: Traffic,
     /// Who HELLO said it is; `None` for in-process connections, which may do anything.
     pub(crate) identity: RefCell<Option<Identity>>,
+    /// A password check made before HELLO was handled (see `session::read_hello`).
+    pub(crate) preauth: RefCell<Option<Result<Identity, ErrorCode>>>,
     /// Its own rate-limit buckets, when per-connection limits are set.
     pub(crate) rate: RefCell<Option<ConnBuckets>>,
     metrics: Arc<ShardMetrics>,
@@ -218,6 +220,7 @@ impl Conn {
             traffic: Traffic::default(),
             identity: RefCell::new(None),
             rate: RefCell::new(None),
+            preauth: RefCell::new(None),
             metrics,
         }
     }

@@ -176,23 +176,62 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
     }
 }
 
-/// Reads until HELLO is decoded and answered; `false` when the connection must end.
+/// Reads until HELLO is decoded and answered; `false` when the connection must end. HELLO is
+/// read into the connection's own buffer (not the shard's scratch) so that a password in it
+/// can be checked off the shard's thread before it is handled.
 async fn read_hello(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
     stream: &mut SharedStream,
     own: &mut ReadBuffer,
 ) -> bool {
+    let limits = &shard.settings.limits;
     loop {
+        let want = match check(own.unread(), limits) {
+            Ok(Check::Incomplete { frame_len }) => Some(frame_len.unwrap_or(HEADER_LEN)),
+            // Whole, or refused by `process` below.
+            Ok(Check::Complete { .. }) | Err(_) => None,
+        };
+        if let Some(want) = want {
+            match stream.read(own.spare(want)).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => own.filled(n),
+            }
+            continue;
+        }
+        verify_password_in_hello(shard, conn, own.unread()).await;
         let mut accepted = false;
-        let next = read_and_process(shard, conn, stream, own, Some(&mut accepted)).await;
-        if let Next::Close = next {
+        if let Next::Close = process(shard, conn, own, Some(&mut accepted)) {
             return false;
         }
         if accepted {
+            if own.unread().is_empty() {
+                // An idle connection keeps no input buffer (see `ReadBuffer`).
+                *own = ReadBuffer::new(0);
+            }
             return true;
         }
     }
+}
+
+/// When `bytes` start with a HELLO carrying `user` and `pass`, checks them on a blocking
+/// thread (argon2 is slow on purpose) and leaves the outcome for `handshake`.
+pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: &[u8]) {
+    let Ok(Some((frame, _))) = shardbus_protocol::next_frame(bytes, &shard.settings.limits) else {
+        return;
+    };
+    let (Fields::Hello { .. }, Some(user)) = (frame.fields, frame.headers.get("user")) else {
+        return;
+    };
+    let (user, pass) = (
+        user.to_owned(),
+        frame.headers.get("pass").unwrap_or("").to_owned(),
+    );
+    let auth = std::sync::Arc::clone(&shard.settings.auth);
+    let outcome = glommio::executor()
+        .spawn_blocking(move || auth.verify_user(&user, &pass))
+        .await;
+    *conn.preauth.borrow_mut() = Some(outcome);
 }
 
 /// Reads once and handles every whole frame read; `Close` at end of stream, on a read error or
@@ -368,18 +407,20 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         );
         return Next::Close;
     }
-    let identity = match shard.settings.auth.authenticate(&frame.headers) {
-        Ok(identity) => identity,
-        Err(code) => {
-            let why = if code == ErrorCode::AUTH_REQUIRED {
-                "this server needs credentials in HELLO (token)"
-            } else {
-                "the credentials were not accepted"
-            };
-            conn.fail(code, frame.op_id, 0, why);
-            return Next::Close;
-        }
-    };
+    let verified = conn.preauth.borrow_mut().take();
+    let identity =
+        match verified.unwrap_or_else(|| shard.settings.auth.authenticate(&frame.headers)) {
+            Ok(identity) => identity,
+            Err(code) => {
+                let why = if code == ErrorCode::AUTH_REQUIRED {
+                    "this server needs credentials in HELLO (token, or user and pass)"
+                } else {
+                    "the credentials were not accepted"
+                };
+                conn.fail(code, frame.op_id, 0, why);
+                return Next::Close;
+            }
+        };
     *conn.identity.borrow_mut() = Some(identity);
     *conn.rate.borrow_mut() = shard.rate.conn_buckets();
     conn.options

@@ -63,6 +63,10 @@ struct JsonIn<'a> {
     name: Option<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    pass: Option<String>,
 }
 
 fn missing(field: &str, op: &str) -> Refusal {
@@ -92,7 +96,13 @@ pub(crate) fn frame_from_json(
         }
     }
     if op == "hello" {
-        for (key, value) in [("name", &msg.name), ("token", &msg.token)] {
+        let credentials = [
+            ("name", &msg.name),
+            ("token", &msg.token),
+            ("user", &msg.user),
+            ("pass", &msg.pass),
+        ];
+        for (key, value) in credentials {
             if let Some(value) = value {
                 headers
                     .insert(key, value)

@@ -24,7 +24,7 @@ use crate::metrics::Metric;
 use crate::shard::Shard;
 use crate::shard::conn::Conn;
 use crate::shard::read_buffer::ReadBuffer;
-use crate::shard::session::{Next, process_input};
+use crate::shard::session::{Next, process_input, verify_password_in_hello};
 
 /// What a WebSocket runs over (a socket, later a TLS stream).
 pub(crate) trait Io: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin {}
@@ -157,6 +157,11 @@ async fn run<S: Io>(
                     }
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 };
+                if !hello_done {
+                    let mut whole = (bytes.len() as u32).to_le_bytes().to_vec();
+                    whole.extend_from_slice(&bytes);
+                    verify_password_in_hello(shard, conn, &whole).await;
+                }
                 handle_frame(shard, conn, &mut input, &mut hello_done, &bytes);
                 shard.wait_for_backlog().await;
                 shard.wait_for_mesh_room().await;
