@@ -4,6 +4,7 @@
 //! `guest`, and custom ones) carry `Permissions`. Anonymous access is a configured role too —
 //! on by default for the quick start, and logged loudly when on.
 
+pub mod jwt;
 pub mod password;
 pub mod permissions;
 
@@ -28,6 +29,8 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     /// Users with passwords.
     pub users: Vec<password::UserConfig>,
+    /// JWT keys and checks.
+    pub jwt: jwt::JwtConfig,
     /// Custom roles, and overrides of the built-in `admin`, `user` and `guest`.
     pub roles: BTreeMap<String, Permissions>,
     /// Serve the HTTP monitoring endpoints (`/metrics`, `/api/v1/*` status and listings) to
@@ -43,6 +46,7 @@ impl Default for AuthConfig {
             anonymous_role: "admin".to_owned(),
             tokens: Vec::new(),
             users: Vec::new(),
+            jwt: jwt::JwtConfig::default(),
             roles: BTreeMap::new(),
             monitoring_open: false,
         }
@@ -80,6 +84,9 @@ pub enum AuthConfigError {
         /// The user.
         name: String,
     },
+    /// A JWT key could not be read.
+    #[error("auth.jwt: {0}")]
+    Jwt(String),
     /// A token digest is not 64 hex digits.
     #[error("auth: token {name:?}: sha256 must be 64 hex digits")]
     BadDigest {
@@ -97,6 +104,8 @@ pub struct Identity {
     pub role: String,
     /// What it may do.
     pub permissions: Arc<Permissions>,
+    /// When its credentials expire (a JWT's `exp`, Unix seconds).
+    pub expires: Option<u64>,
 }
 
 /// Checks HELLO credentials against the configuration.
@@ -105,6 +114,8 @@ pub struct Authenticator {
     anonymous: Option<Identity>,
     tokens: Vec<([u8; 32], Identity)>,
     users: BTreeMap<String, (String, Identity)>,
+    jwt: Option<jwt::JwtVerifier>,
+    roles: BTreeMap<String, Arc<Permissions>>,
 }
 
 fn digest_from_hex(hex: &str) -> Option<[u8; 32]> {
@@ -149,6 +160,7 @@ impl Authenticator {
                     name: name.to_owned(),
                     role: role.to_owned(),
                     permissions: Arc::clone(permissions),
+                    expires: None,
                 })
                 .ok_or_else(|| AuthConfigError::UnknownRole {
                     what,
@@ -189,6 +201,8 @@ impl Authenticator {
             anonymous,
             tokens,
             users,
+            jwt: jwt::JwtVerifier::new(&config.jwt)?,
+            roles,
         })
     }
 
@@ -209,10 +223,21 @@ impl Authenticator {
             // handled; one that reaches here was not, and is refused rather than ignored.
             return Err(ErrorCode::AUTH_FAILED);
         }
-        if headers.get("jwt").is_some() {
-            return Err(ErrorCode::AUTH_FAILED);
+        if let Some(token) = headers.get("jwt") {
+            return self.verify_jwt(token);
         }
         self.authenticate_token(headers.get("token"))
+    }
+
+    /// Checks a JWT against the configured keys.
+    ///
+    /// # Errors
+    /// `AUTH_FAILED` when no key is configured or the token is not valid.
+    pub fn verify_jwt(&self, token: &str) -> Result<Identity, ErrorCode> {
+        self.jwt
+            .as_ref()
+            .and_then(|jwt| jwt.verify(token, &self.roles))
+            .ok_or(ErrorCode::AUTH_FAILED)
     }
 
     /// Checks a user's password. Slow on purpose (argon2): call it off the shard's thread.
@@ -244,7 +269,14 @@ impl Authenticator {
                     found = Some(identity);
                 }
             }
-            return found.cloned().ok_or(ErrorCode::AUTH_FAILED);
+            if let Some(identity) = found {
+                return Ok(identity.clone());
+            }
+            // An HTTP Bearer credential may be a JWT as well.
+            if self.jwt.is_some() && token.split('.').count() == 3 {
+                return self.verify_jwt(token);
+            }
+            return Err(ErrorCode::AUTH_FAILED);
         }
         self.anonymous.clone().ok_or(ErrorCode::AUTH_REQUIRED)
     }

@@ -214,6 +214,27 @@ async fn read_hello(
     }
 }
 
+/// Closes `conn` with `AUTH_EXPIRED` when its credentials expire (`expires`, Unix seconds).
+fn close_at_expiry(conn: &Rc<Conn>, expires: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let left = std::time::Duration::from_secs(expires.saturating_sub(now));
+    let conn = Rc::downgrade(conn);
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(left).await;
+        if let Some(conn) = conn.upgrade() {
+            conn.fail(
+                ErrorCode::AUTH_EXPIRED,
+                0,
+                0,
+                "the credentials expired (JWT exp)",
+            );
+        }
+    })
+    .detach();
+}
+
 /// When `bytes` start with a HELLO carrying `user` and `pass`, checks them on a blocking
 /// thread (argon2 is slow on purpose) and leaves the outcome for `handshake`.
 pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: &[u8]) {
@@ -421,6 +442,9 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
                 return Next::Close;
             }
         };
+    if let Some(expires) = identity.expires {
+        close_at_expiry(conn, expires);
+    }
     *conn.identity.borrow_mut() = Some(identity);
     *conn.rate.borrow_mut() = shard.rate.conn_buckets();
     conn.options

@@ -67,6 +67,8 @@ struct JsonIn<'a> {
     user: Option<String>,
     #[serde(default)]
     pass: Option<String>,
+    #[serde(default)]
+    jwt: Option<String>,
 }
 
 fn missing(field: &str, op: &str) -> Refusal {
@@ -101,6 +103,7 @@ pub(crate) fn frame_from_json(
             ("token", &msg.token),
             ("user", &msg.user),
             ("pass", &msg.pass),
+            ("jwt", &msg.jwt),
         ];
         for (key, value) in credentials {
             if let Some(value) = value {
