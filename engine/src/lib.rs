@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod config;
 pub(crate) mod fast_map;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod http;
 pub mod inproc;
 pub mod logging;

@@ -102,6 +102,10 @@ codes! {
     INTERNAL = 27, Close, true;
     /// The server accepts TLS only and the client spoke plaintext.
     TLS_REQUIRED = 28, Close, false;
+    /// An administrator closed the connection.
+    KICKED = 29, Close, false;
+    /// An admin operation named a connection the server does not have.
+    UNKNOWN_CONNECTION = 30, KeepOpen, false;
 }
 
 impl ErrorCode {

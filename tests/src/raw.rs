@@ -61,6 +61,17 @@ impl Raw {
         }
     }
 
+    /// Wraps a socket that is already connected (and maybe already said HELLO).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            next_op_id: 1,
+            welcome: None,
+        }
+    }
+
     /// Connects and completes the handshake with `options`.
     pub fn hello(addr: SocketAddr, options: HelloOptions) -> Raw {
         let mut raw = Raw::connect(addr);

@@ -40,6 +40,7 @@ fn token(name: &str, secret: &str, role: &str) -> TokenConfig {
         name: name.into(),
         sha256: digest(secret),
         role: role.into(),
+        permissions: None,
     }
 }
 
@@ -208,6 +209,7 @@ fn users_log_in_with_a_password_checked_against_its_argon2_hash() {
             name: "alice".into(),
             password_hash: shardbus_engine::auth::password::hash("wonderland").unwrap(),
             role: "guest".into(),
+            permissions: None,
         }];
     });
     let login = |user: &str, pass: &str| {

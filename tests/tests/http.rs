@@ -75,9 +75,14 @@ fn metrics_are_prometheus_text_per_shard_with_errors_by_code() {
         "{text}"
     );
     assert!(
-        text.contains("shardbus_connections_total{shard=\"0\"}"),
-        "no doubled _total: {text}"
+        text.contains("shardbus_connections_accepted_total{shard=\"0\"}"),
+        "{text}"
     );
+    let families = text
+        .lines()
+        .filter(|l| l.starts_with("# TYPE shardbus_connections "))
+        .count();
+    assert_eq!(families, 1, "one family per name: {text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP edge with authentication: health stays open, monitoring needs an admin identity
-//! (unless `auth.monitoring_open`), and the push API acts with the token's permissions.
+//! (requests without credentials are served only with `auth.http_open`, as its anonymous
+//! role), and the push API acts with the token's permissions.
 // Tests: a failed expectation must fail loudly.
 #![allow(
     clippy::unwrap_used,
@@ -32,16 +33,19 @@ fn digest(token: &str) -> String {
 
 fn secured(config: &mut Config) {
     config.auth.anonymous = false;
+    config.auth.http_open = false;
     config.auth.tokens = vec![
         TokenConfig {
             name: "operator".into(),
             sha256: digest("op-secret"),
             role: "admin".into(),
+            permissions: None,
         },
         TokenConfig {
             name: "sensor".into(),
             sha256: digest("sensor-secret"),
             role: "sensors".into(),
+            permissions: None,
         },
     ];
     let publish = Rule {
@@ -135,16 +139,39 @@ fn the_push_api_acts_with_the_token_s_permissions() {
 }
 
 #[test]
-fn monitoring_can_be_configured_open() {
+fn an_open_http_api_serves_requests_without_credentials_as_the_anonymous_role() {
     let server = TestServer::with(|c| {
         secured(c);
-        c.auth.monitoring_open = true;
+        c.auth.http_open = true;
+        c.auth.anonymous_role = "guest".into();
     });
-    assert_eq!(call(&server, "GET", "/metrics", "", "").status, 200);
-    assert_eq!(call(&server, "GET", "/api/v1/topics", "", "").status, 200);
+    let metrics = call(&server, "GET", "/metrics", "", "");
+    assert_eq!(
+        (metrics.status, metrics.error_name()),
+        (403, "PERMISSION_DENIED".to_owned())
+    );
     let push = call(&server, "POST", "/api/v1/publish", "", r#"{"topic": "a"}"#);
     assert_eq!(
         (push.status, push.error_name()),
+        (403, "PERMISSION_DENIED".to_owned())
+    );
+    let admin = call(
+        &server,
+        "GET",
+        "/metrics",
+        "Authorization: Bearer op-secret",
+        "",
+    );
+    assert_eq!(admin.status, 200, "a token still counts");
+}
+
+#[test]
+fn the_embedded_default_closes_the_http_api_but_not_health() {
+    let server = TestServer::with(|c| c.auth = shardbus_engine::auth::AuthConfig::default());
+    assert_eq!(call(&server, "GET", "/healthz", "", "").status, 200);
+    let metrics = call(&server, "GET", "/metrics", "", "");
+    assert_eq!(
+        (metrics.status, metrics.error_name()),
         (401, "AUTH_REQUIRED".to_owned())
     );
 }

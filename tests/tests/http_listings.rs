@@ -106,3 +106,33 @@ fn topics_merge_subscriber_counts_over_shards() {
     ]);
     assert_eq!(topics["topics"], expected);
 }
+
+#[test]
+fn an_admin_kicks_a_connection_on_any_shard() {
+    let server = TestServer::start();
+    for shard in [0, 1] {
+        let mut raw =
+            shardbus_tests::Raw::hello_on(server.addr, shard, shardbus_protocol::HelloOptions(0));
+        let id = raw.welcome.unwrap().client_id;
+        let answer = http_request(
+            server.http,
+            "DELETE",
+            &format!("/api/v1/connections/{id}"),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["kicked"], id);
+        let frames = raw.until_closed();
+        let code = frames.iter().find_map(|f| f.err_code());
+        assert_eq!(
+            code,
+            Some(shardbus_protocol::ErrorCode::KICKED),
+            "shard {shard}"
+        );
+    }
+    let missing = http_request(server.http, "DELETE", "/api/v1/connections/12345", None);
+    assert_eq!(
+        (missing.status, missing.error_name()),
+        (404, "UNKNOWN_CONNECTION".to_owned())
+    );
+}

@@ -33,10 +33,10 @@ pub struct AuthConfig {
     pub jwt: jwt::JwtConfig,
     /// Custom roles, and overrides of the built-in `admin`, `user` and `guest`.
     pub roles: BTreeMap<String, Permissions>,
-    /// Serve the HTTP monitoring endpoints (`/metrics`, `/api/v1/*` status and listings) to
-    /// anyone; otherwise they need an admin identity (a token as `Authorization: Bearer`, or
-    /// anonymous access with an admin role).
-    pub monitoring_open: bool,
+    /// Serve HTTP requests that carry no credentials as `anonymous_role` (for the quick start;
+    /// logged loudly). Otherwise the HTTP API (all but `/healthz`, `/readyz` and the browser
+    /// assets) needs a token, an API key or a JWT, and monitoring needs an admin one.
+    pub http_open: bool,
 }
 
 impl Default for AuthConfig {
@@ -48,7 +48,7 @@ impl Default for AuthConfig {
             users: Vec::new(),
             jwt: jwt::JwtConfig::default(),
             roles: BTreeMap::new(),
-            monitoring_open: false,
+            http_open: false,
         }
     }
 }
@@ -63,6 +63,9 @@ pub struct TokenConfig {
     pub sha256: String,
     /// Its role.
     pub role: String,
+    /// Permissions of its own, replacing the role's.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
 }
 
 /// Why the `[auth]` section cannot be used.
@@ -112,6 +115,8 @@ pub struct Identity {
 #[derive(Debug)]
 pub struct Authenticator {
     anonymous: Option<Identity>,
+    /// The identity of HTTP requests without credentials, when `http_open`.
+    http_anonymous: Option<Identity>,
     tokens: Vec<([u8; 32], Identity)>,
     users: BTreeMap<String, (String, Identity)>,
     jwt: Option<jwt::JwtVerifier>,
@@ -167,15 +172,15 @@ impl Authenticator {
                     role: role.to_owned(),
                 })
         };
-        let anonymous = if config.anonymous {
-            let role = &config.anonymous_role;
-            Some(identity(
-                "anonymous",
-                role,
-                "auth.anonymous_role".to_owned(),
-            )?)
-        } else {
-            None
+        let role = &config.anonymous_role;
+        let nobody = identity("anonymous", role, "auth.anonymous_role".to_owned())?;
+        let anonymous = config.anonymous.then(|| nobody.clone());
+        let http_anonymous = config.http_open.then_some(nobody);
+        let own = |mut identity: Identity, permissions: &Option<Permissions>| {
+            if let Some(permissions) = permissions {
+                identity.permissions = Arc::new(permissions.clone());
+            }
+            identity
         };
         let mut tokens = Vec::with_capacity(config.tokens.len());
         for token in &config.tokens {
@@ -184,7 +189,8 @@ impl Authenticator {
                     name: token.name.clone(),
                 })?;
             let what = format!("token {:?}", token.name);
-            tokens.push((digest, identity(&token.name, &token.role, what)?));
+            let found = identity(&token.name, &token.role, what)?;
+            tokens.push((digest, own(found, &token.permissions)));
         }
         let mut users = BTreeMap::new();
         for user in &config.users {
@@ -194,16 +200,34 @@ impl Authenticator {
                 });
             }
             let what = format!("user {:?}", user.name);
-            let identity = identity(&user.name, &user.role, what)?;
-            users.insert(user.name.clone(), (user.password_hash.clone(), identity));
+            let found = own(identity(&user.name, &user.role, what)?, &user.permissions);
+            users.insert(user.name.clone(), (user.password_hash.clone(), found));
         }
         Ok(Authenticator {
             anonymous,
+            http_anonymous,
             tokens,
             users,
             jwt: jwt::JwtVerifier::new(&config.jwt)?,
             roles,
         })
+    }
+
+    /// Who an HTTP request is: the identity its token names, or — with none — the anonymous
+    /// role when `http_open`.
+    ///
+    /// # Errors
+    /// `AUTH_REQUIRED` without a token on a closed HTTP API; `AUTH_FAILED` for a bad one.
+    pub fn authenticate_http(&self, token: Option<&str>) -> Result<Identity, ErrorCode> {
+        match token {
+            Some(token) => self.authenticate_token(Some(token)),
+            None => self.http_anonymous.clone().ok_or(ErrorCode::AUTH_REQUIRED),
+        }
+    }
+
+    /// Whether HTTP requests without credentials are served.
+    pub fn http_open(&self) -> bool {
+        self.http_anonymous.is_some()
     }
 
     /// Whether connections without credentials are accepted.
@@ -303,6 +327,7 @@ mod tests {
                 name: "gateway".into(),
                 sha256: hex("s3cret"),
                 role: "guest".into(),
+                permissions: None,
             }],
             ..AuthConfig::default()
         };
@@ -339,6 +364,7 @@ mod tests {
             name: "t".into(),
             sha256: "xyz".into(),
             role: "user".into(),
+            permissions: None,
         });
         assert!(matches!(
             Authenticator::new(&config),

@@ -18,6 +18,9 @@ pub struct UserConfig {
     pub password_hash: String,
     /// Its role.
     pub role: String,
+    /// Permissions of its own, replacing the role's.
+    #[serde(default)]
+    pub permissions: Option<super::Permissions>,
 }
 
 /// A hash no password matches, verified for unknown users (same cost as a real check).

@@ -54,6 +54,18 @@ pub(crate) async fn topics(shard: &Shard) -> serde_json::Value {
     serde_json::json!({ "complete": gathered.complete, "topics": topics })
 }
 
+/// `DELETE /api/v1/connections/{id}`: closes the connection with `KICKED`, on whichever shard
+/// has it.
+pub(crate) async fn kick(shard: &Shard, id: &str) -> Result<serde_json::Value, Refusal> {
+    let unknown = || Refusal::new(ErrorCode::UNKNOWN_CONNECTION, format!("no connection {id}"));
+    let id: u64 = id.parse().map_err(|_| unknown())?;
+    let gathered = shard.gather(Listing::Kick(id)).await;
+    if gathered.items.is_empty() {
+        return Err(unknown());
+    }
+    Ok(serde_json::json!({ "kicked": id }))
+}
+
 /// `offset` and `limit` from a query string.
 fn paging(query: Option<&str>) -> Result<(usize, usize), Refusal> {
     let (mut offset, mut limit) = (0, DEFAULT_PAGE);

@@ -36,8 +36,12 @@ impl Collector for Shards {
             } else {
                 MetricType::Counter
             };
-            // The text encoder adds `_total` to counters itself.
-            let name = metric.name().trim_end_matches("_total");
+            // The text encoder adds `_total` to counters itself; the one counter whose name
+            // already ends so would collide with the gauge of the same stem.
+            let name = match metric {
+                Metric::ConnectionsTotal => "connections_accepted",
+                other => other.name(),
+            };
             let mut family = encoder.encode_descriptor(name, metric.help().trim(), None, kind)?;
             for (shard, metrics) in self.0.metrics().enumerate() {
                 let labels = [("shard", shard.to_string())];

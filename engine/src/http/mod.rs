@@ -39,7 +39,6 @@ pub(crate) struct HttpSettings {
     pub(crate) max_body: usize,
     pub(crate) max_request_timeout_ms: u32,
     pub(crate) websocket_echo: bool,
-    pub(crate) monitoring_open: bool,
     /// HTTPS and WSS, when configured (`Server::start` sets it).
     pub(crate) tls: Option<crate::tls::ServerTls>,
     /// The configuration as the server runs it, for `/api/v1/server`.
@@ -54,7 +53,6 @@ impl HttpSettings {
             max_body: config.limits.max_payload as usize,
             max_request_timeout_ms: config.http.max_request_timeout_ms,
             websocket_echo: config.http.websocket_echo,
-            monitoring_open: config.auth.monitoring_open,
             tls: None,
             limits: serde_json::to_value(&config.limits).unwrap_or_default(),
         }

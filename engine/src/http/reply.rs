@@ -63,7 +63,7 @@ impl Refusal {
 pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::PAYLOAD_TOO_LARGE | ErrorCode::FRAME_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::NO_RESPONDERS => StatusCode::NOT_FOUND,
+        ErrorCode::NO_RESPONDERS | ErrorCode::UNKNOWN_CONNECTION => StatusCode::NOT_FOUND,
         ErrorCode::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::TOO_MANY_REQUESTS | ErrorCode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::AUTH_REQUIRED | ErrorCode::AUTH_FAILED | ErrorCode::AUTH_EXPIRED => {

@@ -17,8 +17,7 @@ use crate::auth::Identity;
 use crate::shard::Shard;
 
 /// Answers one request: the open routes, then — once the client is identified — the
-/// monitoring routes (admin, unless `auth.monitoring_open`) and the push API (with the
-/// identity's permissions).
+/// monitoring routes (admins only) and the push API (with the identity's permissions).
 pub(crate) async fn handle(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
@@ -36,9 +35,7 @@ pub(crate) async fn handle(
         ));
     }
     let identity = match identify(&shard, &request) {
-        Ok(identity) => Some(identity),
-        // Open monitoring needs nobody: only GETs, never the push API.
-        Err(_) if settings.monitoring_open && request.method() == Method::GET => None,
+        Ok(identity) => identity,
         Err(code) => {
             shard.metrics.error(code);
             let message = "send a token as Authorization: Bearer <token> (or X-Api-Key)";
@@ -72,8 +69,8 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
     Some(response)
 }
 
-/// The identity a request's token names (`Authorization: Bearer` or `X-Api-Key`), or the
-/// anonymous one.
+/// The identity a request's token names (`Authorization: Bearer` or `X-Api-Key`), or, on an
+/// open HTTP API, the anonymous role.
 fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Identity, ErrorCode> {
     let headers = request.headers();
     let bearer = headers
@@ -84,26 +81,21 @@ fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Identity, Erro
     shard
         .settings
         .auth
-        .authenticate_token(bearer.or(key).map(str::trim))
+        .authenticate_http(bearer.or(key).map(str::trim))
 }
 
 async fn guarded(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
-    identity: Option<Identity>,
+    identity: Identity,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let shared = &shard.shared;
-    let admin = identity.as_ref().is_some_and(|i| i.permissions.admin);
-    let monitoring = settings.monitoring_open || admin;
+    let monitoring = identity.permissions.admin;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     match (&method, path.as_str()) {
         (&Method::POST, "/api/v1/publish" | "/api/v1/request") => {
-            let Some(identity) = identity else {
-                return Refusal::new(ErrorCode::AUTH_REQUIRED, "the push API needs a token")
-                    .into_response();
-            };
             let answer = match push_body(request, &settings).await {
                 Ok(body) if path == "/api/v1/publish" => {
                     push::publish(&shard, &settings, identity, &body).await
@@ -113,7 +105,7 @@ async fn guarded(
             };
             answer.unwrap_or_else(Refusal::into_response)
         }
-        (&Method::GET, _) if !monitoring => {
+        (&Method::GET | &Method::DELETE, _) if !monitoring => {
             shard.metrics.error(ErrorCode::PERMISSION_DENIED);
             Refusal::new(
                 ErrorCode::PERMISSION_DENIED,
@@ -139,6 +131,13 @@ async fn guarded(
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
+        (&Method::DELETE, path) if path.starts_with(KICK_PREFIX) => {
+            let id = path.get(KICK_PREFIX.len()..).unwrap_or_default();
+            match listings::kick(&shard, id).await {
+                Ok(kicked) => reply::json(StatusCode::OK, &kicked),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
         _ => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UNKNOWN_OP,
@@ -147,22 +146,26 @@ async fn guarded(
     }
 }
 
+/// `DELETE /api/v1/connections/{id}` kicks a connection.
+const KICK_PREFIX: &str = "/api/v1/connections/";
+
 fn is_known(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz"
-            | "/readyz"
-            | "/metrics"
-            | "/api/v1/server"
-            | "/api/v1/shards"
-            | "/api/v1/connections"
-            | "/api/v1/topics"
-            | "/ws"
-            | "/js/shardbus.js"
-            | "/demo"
-            | "/api/v1/publish"
-            | "/api/v1/request"
-    )
+    path.starts_with(KICK_PREFIX)
+        || matches!(
+            path,
+            "/healthz"
+                | "/readyz"
+                | "/metrics"
+                | "/api/v1/server"
+                | "/api/v1/shards"
+                | "/api/v1/connections"
+                | "/api/v1/topics"
+                | "/ws"
+                | "/js/shardbus.js"
+                | "/demo"
+                | "/api/v1/publish"
+                | "/api/v1/request"
+        )
 }
 
 fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {

@@ -54,6 +54,12 @@ impl Server {
                 "anonymous access is ON: any client may connect without credentials (auth.anonymous)"
             );
         }
+        if settings.auth.http_open() {
+            tracing::warn!(
+                role = %config.auth.anonymous_role,
+                "the HTTP API is OPEN: requests without credentials are served (auth.http_open)"
+            );
+        }
         let mut ends = mesh::build(shards).into_iter();
         let mut server = Server {
             local_addr: config.listen,

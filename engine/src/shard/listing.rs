@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use shardbus_protocol::ErrorCode;
+
 use crate::mesh::batch::Record;
 use crate::routing::ShardId;
 
@@ -20,6 +22,8 @@ pub(crate) enum Listing {
     Connections,
     /// Subscribed patterns per queue group, with their subscriber counts.
     Topics,
+    /// Close connection `id` with `KICKED`, if this shard has it: `[id]`, else `[]`.
+    Kick(u64),
 }
 
 /// A listing being gathered: the parts so far and how many shards have not answered.
@@ -62,6 +66,13 @@ impl Shard {
                     })
                 })
                 .collect(),
+            Listing::Kick(id) => match self.conn(id).filter(|c| c.remote.is_some()) {
+                Some(conn) => {
+                    conn.fail(ErrorCode::KICKED, 0, 0, "closed by an administrator");
+                    vec![serde_json::Value::from(id)]
+                }
+                None => Vec::new(),
+            },
             Listing::Topics => self
                 .router
                 .borrow()

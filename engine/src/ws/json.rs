@@ -169,12 +169,25 @@ pub(crate) fn frame_from_json(
             ));
         }
     };
-    let frame = Frame::new(fields)
-        .with_op_id(msg.id)
-        .with_topic(topic)
-        .with_headers(headers.headers())
-        .with_flags(flags)
-        .with_payload(&payload);
+    // Only the sections the op carries (PROTOCOL.md §2.4): a field another op would use is
+    // ignored here rather than turned into a malformed frame that closes the connection.
+    let (takes_topic, takes_headers, takes_payload) = match fields {
+        Fields::Pub | Fields::Req { .. } => (true, true, true),
+        Fields::Sub { .. } => (true, false, true),
+        Fields::Resp { .. } => (false, true, true),
+        Fields::Hello { .. } => (false, true, false),
+        _ => (false, false, false),
+    };
+    let mut frame = Frame::new(fields).with_op_id(msg.id);
+    if takes_topic {
+        frame = frame.with_topic(topic);
+    }
+    if takes_headers {
+        frame = frame.with_headers(headers.headers());
+    }
+    if takes_payload {
+        frame = frame.with_flags(flags).with_payload(&payload);
+    }
     encode(&frame, out).map_err(|e| Refusal::new(e.code(), e.to_string()))?;
     Ok(msg.id)
 }
