@@ -204,3 +204,26 @@ fn help_documents_every_option() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+#[test]
+fn the_secure_example_loads_and_its_credentials_work() {
+    use shardbus_engine::auth::Authenticator;
+    use shardbus_protocol::HeadersBuilder;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/secure.example.toml");
+    let config = load(&cli(&["--config", path]), no_env()).unwrap();
+    assert!(!config.auth.anonymous && !config.auth.http_open);
+    assert_eq!(config.rate_limits.conn_msgs_per_sec, 1000);
+    let auth = Authenticator::new(&config.auth).unwrap();
+    let mut headers = HeadersBuilder::new();
+    headers.insert("token", "change-me-sensor-token").unwrap();
+    let sensor = auth.authenticate(&headers.headers()).unwrap();
+    assert_eq!(sensor.role, "sensors");
+    assert!(sensor.permissions.publish.allows_subject("sensors.kitchen"));
+    assert!(
+        !sensor.permissions.request.allows_subject("svc.time"),
+        "a custom role lists all"
+    );
+    let alice = auth.verify_user("alice", "change-me").unwrap();
+    assert!(alice.permissions.publish.allows_subject("alice.notes"));
+    assert!(!alice.permissions.publish.allows_subject("bob.notes"));
+}

@@ -74,8 +74,14 @@ pub struct Permissions {
 }
 
 impl Default for Permissions {
+    /// Nothing: a custom role (or a JWT's `permissions` claim) allows only what it lists.
     fn default() -> Permissions {
-        Permissions::user()
+        Permissions {
+            publish: Rule::default(),
+            subscribe: Rule::default(),
+            request: Rule::default(),
+            admin: false,
+        }
     }
 }
 
