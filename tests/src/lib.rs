@@ -38,6 +38,15 @@ pub struct TestServer {
     pub http: SocketAddr,
 }
 
+/// A token's SHA-256 digest in hex, as `[[auth.tokens]]` stores it.
+pub fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The configuration tests start from.
 pub fn test_config() -> Config {
     let mut config = Config {

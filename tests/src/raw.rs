@@ -5,8 +5,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use shardbus_protocol::{
-    Check, ErrorCode, Fields, Flags, Frame, Headers, HelloOptions, Limits, PROTOCOL_VERSION,
-    Welcome, check, decode, encode,
+    Check, ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, Limits,
+    PROTOCOL_VERSION, Welcome, check, decode, encode,
 };
 
 use crate::PATIENCE;
@@ -92,6 +92,23 @@ impl Raw {
             ),
         }
         raw
+    }
+
+    /// Connects and sends HELLO whose headers are `headers` (credentials, say); returns the
+    /// connection and the first frame's fields (WELCOME, or the ERR that refused it).
+    pub fn hello_with(addr: SocketAddr, headers: &[(&str, &str)]) -> (Raw, Fields) {
+        let mut raw = Raw::connect(addr);
+        let mut block = HeadersBuilder::new();
+        for (key, value) in headers {
+            block.insert(key, value).unwrap();
+        }
+        let hello = Fields::Hello {
+            version: PROTOCOL_VERSION,
+            options: HelloOptions(0),
+        };
+        raw.send_with(hello, b"", block.headers(), b"");
+        let answer = raw.next_frame().expect("an answer to HELLO");
+        (raw, answer.fields)
     }
 
     /// Connects with `options` until the connection lands on `shard`.

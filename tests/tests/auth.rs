@@ -13,32 +13,13 @@
 use shardbus_engine::auth::{Permissions, Rule, TokenConfig};
 use shardbus_engine::config::Config;
 use shardbus_protocol::client::{Client, ClientError, ClientOptions};
-use shardbus_protocol::{ErrorCode, Fields, HeadersBuilder, HelloOptions, PROTOCOL_VERSION};
-use shardbus_tests::{PATIENCE, Raw, TestServer};
-
-/// SHA-256 of `token`, hex, as the configuration holds it.
-fn digest(token: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
+use shardbus_protocol::{ErrorCode, Fields};
+use shardbus_tests::{PATIENCE, Raw, TestServer, sha256_hex};
 
 fn token(name: &str, secret: &str, role: &str) -> TokenConfig {
     TokenConfig {
         name: name.into(),
-        sha256: digest(secret),
+        sha256: sha256_hex(secret),
         role: role.into(),
         permissions: None,
     }
@@ -74,20 +55,10 @@ fn as_token(server: &TestServer, secret: &str) -> Result<Client, ClientError> {
     )
 }
 
-/// A raw connection whose HELLO carries `headers`; returns the first frame back.
+/// A raw connection whose HELLO carries `key: value` (nothing when `key` is empty).
 fn raw_hello(server: &TestServer, key: &str, value: &str) -> (Raw, Fields) {
-    let mut raw = Raw::connect(server.addr);
-    let mut headers = HeadersBuilder::new();
-    if !key.is_empty() {
-        headers.insert(key, value).unwrap();
-    }
-    let hello = Fields::Hello {
-        version: PROTOCOL_VERSION,
-        options: HelloOptions(0),
-    };
-    raw.send_with(hello, b"", headers.headers(), b"");
-    let answer = raw.next_frame().unwrap();
-    (raw, answer.fields)
+    let headers: &[(&str, &str)] = if key.is_empty() { &[] } else { &[(key, value)] };
+    Raw::hello_with(server.addr, headers)
 }
 
 #[test]
@@ -212,19 +183,8 @@ fn users_log_in_with_a_password_checked_against_its_argon2_hash() {
             permissions: None,
         }];
     });
-    let login = |user: &str, pass: &str| {
-        let mut raw = Raw::connect(server.addr);
-        let mut headers = HeadersBuilder::new();
-        headers.insert("user", user).unwrap();
-        headers.insert("pass", pass).unwrap();
-        let hello = Fields::Hello {
-            version: PROTOCOL_VERSION,
-            options: HelloOptions(0),
-        };
-        raw.send_with(hello, b"", headers.headers(), b"");
-        let answer = raw.next_frame().unwrap();
-        (raw, answer.fields)
-    };
+    let login =
+        |user: &str, pass: &str| Raw::hello_with(server.addr, &[("user", user), ("pass", pass)]);
     let (mut alice, welcome) = login("alice", "wonderland");
     assert!(matches!(welcome, Fields::Welcome(_)), "{welcome:?}");
     alice.publish("any.topic", b"x");

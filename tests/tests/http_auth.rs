@@ -11,25 +11,8 @@
 
 use shardbus_engine::auth::{Permissions, Rule, TokenConfig};
 use shardbus_engine::config::Config;
-use shardbus_tests::TestServer;
 use shardbus_tests::http::{HttpResponse, exchange};
-
-fn digest(token: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_owned()
-}
+use shardbus_tests::{TestServer, sha256_hex};
 
 fn secured(config: &mut Config) {
     config.auth.anonymous = false;
@@ -37,13 +20,13 @@ fn secured(config: &mut Config) {
     config.auth.tokens = vec![
         TokenConfig {
             name: "operator".into(),
-            sha256: digest("op-secret"),
+            sha256: sha256_hex("op-secret"),
             role: "admin".into(),
             permissions: None,
         },
         TokenConfig {
             name: "sensor".into(),
-            sha256: digest("sensor-secret"),
+            sha256: sha256_hex("sensor-secret"),
             role: "sensors".into(),
             permissions: None,
         },

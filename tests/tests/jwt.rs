@@ -15,7 +15,7 @@ use std::process::Command;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use shardbus_engine::config::Config;
-use shardbus_protocol::{ErrorCode, Fields, HeadersBuilder, HelloOptions, PROTOCOL_VERSION};
+use shardbus_protocol::{ErrorCode, Fields};
 use shardbus_tests::{Raw, TestServer};
 
 const SECRET: &str = "a shared secret of decent length";
@@ -111,16 +111,7 @@ fn sign(algorithm: Algorithm, key: &EncodingKey, claims: &Value) -> String {
 
 /// HELLO with `jwt`; the first frame back.
 fn hello(server: &TestServer, jwt: &str) -> (Raw, Fields) {
-    let mut raw = Raw::connect(server.addr);
-    let mut headers = HeadersBuilder::new();
-    headers.insert("jwt", jwt).unwrap();
-    let hello = Fields::Hello {
-        version: PROTOCOL_VERSION,
-        options: HelloOptions(0),
-    };
-    raw.send_with(hello, b"", headers.headers(), b"");
-    let answer = raw.next_frame().unwrap();
-    (raw, answer.fields)
+    Raw::hello_with(server.addr, &[("jwt", jwt)])
 }
 
 fn refused(server: &TestServer, jwt: &str, why: &str) {
