@@ -4,10 +4,14 @@
 //! exactly one answer.
 //!
 //! The reply token a responder sees is `(origin shard + 1) << 48 | key`: non-zero, and it tells
-//! any shard where to send the response without a lookup.
+//! any shard where to send the response without a lookup. The key is a keyed hash (SipHash
+//! with this shard's random keys) of a counter, so a client cannot guess the token of a request
+//! it was not sent and answer it in the responder's place.
 
 use crate::fast_map::FastMap;
 use std::collections::BTreeSet;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::time::Instant;
 
 use crate::routing::ShardId;
@@ -28,7 +32,8 @@ pub(crate) struct Pending {
 /// One shard's in-flight requests.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    next_key: u64,
+    counter: u64,
+    keyer: RandomState,
     pending: FastMap<u64, Pending>,
     deadlines: BTreeSet<(Instant, u64)>,
 }
@@ -53,8 +58,13 @@ impl Requests {
         op_id: u32,
         deadline: Instant,
     ) -> u64 {
-        self.next_key = (self.next_key + 1) & KEY_MASK;
-        let key = self.next_key;
+        let key = loop {
+            self.counter = self.counter.wrapping_add(1);
+            let key = self.keyer.hash_one(self.counter) & KEY_MASK;
+            if key != 0 && !self.pending.contains_key(&key) {
+                break key;
+            }
+        };
         self.pending.insert(
             key,
             Pending {
@@ -91,5 +101,24 @@ impl Requests {
     /// The earliest deadline, if any request is pending.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|&(deadline, _)| deadline)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unpredictable_and_unique_while_pending() {
+        let mut requests = Requests::default();
+        let now = Instant::now();
+        let keys: Vec<u64> = (0..1000).map(|i| requests.insert(1, i, 0, now)).collect();
+        let unique: BTreeSet<u64> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len());
+        assert!(keys.windows(2).all(|w| w[1] != w[0] + 1), "sequential keys");
+        let other = Requests::default().insert(1, 0, 0, now);
+        assert_ne!(other, keys[0], "each shard keys its tokens differently");
+        assert_eq!(parse_token(token(3, keys[7])), Some((3, keys[7])));
     }
 }
