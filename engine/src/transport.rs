@@ -32,16 +32,25 @@ pub(crate) enum Accepted {
     Failed,
 }
 
-/// Reads (and drops) what a refused client already sent, for at most `wait`, so closing the
-/// socket does not reset it before the client has read the refusal.
-pub(crate) async fn drain_input(stream: &mut TcpStream, wait: Duration) {
-    use futures_lite::AsyncReadExt;
+/// Answers a connection that will not be served with `bytes` and leaves it to be closed: first
+/// takes (and drops) what the client already sent, for at most 100 ms, so the close does not
+/// reset the connection before the client has read the answer; then writes for at most a
+/// second, for a client that does not read.
+pub(crate) async fn refuse(stream: &mut TcpStream, bytes: &[u8]) {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
     let mut sink = [0u8; 4096];
     let _ = future::or(
         async {
             let _ = stream.read(&mut sink).await;
         },
-        glommio::timer::sleep(wait),
+        glommio::timer::sleep(Duration::from_millis(100)),
+    )
+    .await;
+    let _ = future::or(
+        async {
+            let _ = stream.write_all(bytes).await;
+        },
+        glommio::timer::sleep(Duration::from_secs(1)),
     )
     .await;
 }

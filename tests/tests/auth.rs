@@ -61,6 +61,20 @@ fn raw_hello(server: &TestServer, key: &str, value: &str) -> (Raw, Fields) {
     Raw::hello_with(server.addr, headers)
 }
 
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// A WebSocket to `/ws` that has sent `hello` (a JSON text message).
+fn ws_hello(server: &TestServer, hello: &str) -> Ws {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
+    ws.send(tungstenite::Message::Text(hello.into())).unwrap();
+    ws
+}
+
+/// The next message, as text.
+fn ws_text(ws: &mut Ws) -> String {
+    ws.read().unwrap().to_text().unwrap().to_owned()
+}
+
 #[test]
 fn without_anonymous_access_only_a_known_token_connects() {
     let server = TestServer::with(secured);
@@ -138,38 +152,18 @@ fn a_wildcard_subscriber_never_receives_a_denied_subject() {
 #[test]
 fn a_websocket_json_client_authenticates_with_its_token() {
     let server = TestServer::with(secured);
-    let url = format!("ws://{}/ws", server.http);
-    let (mut ws, _) = tungstenite::connect(&url).unwrap();
-    ws.send(tungstenite::Message::Text(
-        r#"{"op":"hello","token":"sensor-secret"}"#.into(),
-    ))
-    .unwrap();
-    assert!(
-        ws.read()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains(r#""op":"welcome""#)
-    );
+    let mut ws = ws_hello(&server, r#"{"op":"hello","token":"sensor-secret"}"#);
+    assert!(ws_text(&mut ws).contains(r#""op":"welcome""#));
     ws.send(tungstenite::Message::Text(
         r#"{"op":"pub","topic":"orders.x","id":3}"#.into(),
     ))
     .unwrap();
-    let err = ws.read().unwrap();
-    assert!(
-        err.to_text().unwrap().contains("PERMISSION_DENIED"),
-        "{err:?}"
-    );
+    let err = ws_text(&mut ws);
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
 
-    let (mut anonymous, _) = tungstenite::connect(&url).unwrap();
-    anonymous
-        .send(tungstenite::Message::Text(r#"{"op":"hello"}"#.into()))
-        .unwrap();
-    let refused = anonymous.read().unwrap();
-    assert!(
-        refused.to_text().unwrap().contains("AUTH_REQUIRED"),
-        "{refused:?}"
-    );
+    let mut anonymous = ws_hello(&server, r#"{"op":"hello"}"#);
+    let refused = ws_text(&mut anonymous);
+    assert!(refused.contains("AUTH_REQUIRED"), "{refused}");
 }
 
 #[test]
@@ -200,15 +194,9 @@ fn users_log_in_with_a_password_checked_against_its_argon2_hash() {
             other => panic!("{user}: expected AUTH_FAILED, got {other:?}"),
         }
     }
-    let url = format!("ws://{}/ws", server.http);
-    let (mut ws, _) = tungstenite::connect(&url).unwrap();
-    let hello = r#"{"op":"hello","user":"alice","pass":"wonderland"}"#;
-    ws.send(tungstenite::Message::Text(hello.into())).unwrap();
-    assert!(
-        ws.read()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains(r#""op":"welcome""#)
+    let mut ws = ws_hello(
+        &server,
+        r#"{"op":"hello","user":"alice","pass":"wonderland"}"#,
     );
+    assert!(ws_text(&mut ws).contains(r#""op":"welcome""#));
 }

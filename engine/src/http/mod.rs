@@ -26,7 +26,6 @@ use hyper::service::service_fn;
 use crate::config::Config;
 use crate::shard::Shard;
 use crate::transport::{self, Accepted, Transport};
-use futures_lite::AsyncWriteExt;
 use io::{HyperIo, Prefixed};
 use shardbus_protocol::ErrorCode;
 use timer::ShardTimer;
@@ -116,27 +115,14 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
 
 /// Answers a plaintext client of a TLS-only server: 400 with `TLS_REQUIRED`, then closes.
 async fn refuse_plaintext(mut stream: glommio::net::TcpStream) {
-    let body = serde_json::json!({
-        "error": {
-            "code": ErrorCode::TLS_REQUIRED.0,
-            "name": ErrorCode::TLS_REQUIRED.name(),
-            "message": "this server accepts HTTPS only",
-        }
-    })
-    .to_string();
+    let body = reply::error_body(ErrorCode::TLS_REQUIRED, "this server accepts HTTPS only");
+    let body = body.to_string();
     let response = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    transport::drain_input(&mut stream, Duration::from_millis(100)).await;
-    let _ = futures_lite::future::or(
-        async {
-            let _ = stream.write_all(response.as_bytes()).await;
-        },
-        glommio::timer::sleep(Duration::from_secs(1)),
-    )
-    .await;
+    transport::refuse(&mut stream, response.as_bytes()).await;
 }
 
 /// Serves HTTP/1.1 requests on one connection.

@@ -31,12 +31,12 @@ pub(crate) fn with_type(
 
 /// A failure: `{"error": {"code": 5, "name": "PAYLOAD_TOO_LARGE", "message": "..."}}`.
 pub(crate) fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response<Body> {
-    json(
-        status,
-        &serde_json::json!({
-            "error": { "code": code.0, "name": code.name(), "message": message }
-        }),
-    )
+    json(status, &error_body(code, message))
+}
+
+/// The JSON body of every failure.
+pub(crate) fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code.0, "name": code.name(), "message": message } })
 }
 
 /// Why a request is refused: a PROTOCOL.md code and a message; the status follows the code.

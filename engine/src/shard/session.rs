@@ -111,15 +111,8 @@ async fn refuse_before_hello(
     })
     .with_payload(message.as_bytes());
     let mut frame = Vec::new();
-    transport::drain_input(stream, std::time::Duration::from_millis(100)).await;
     if shardbus_protocol::encode(&refusal, &mut frame).is_ok() {
-        let _ = future::or(
-            async {
-                let _ = stream.write_all(&frame).await;
-            },
-            glommio::timer::sleep(CLOSE_LINGER),
-        )
-        .await;
+        transport::refuse(stream, &frame).await;
     }
 }
 
