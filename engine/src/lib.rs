@@ -9,6 +9,7 @@ pub(crate) mod fast_map;
 pub mod fuzzing;
 pub(crate) mod http;
 pub mod inproc;
+pub mod latency;
 pub mod logging;
 pub mod memlock;
 pub(crate) mod mesh;

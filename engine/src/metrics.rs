@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use shardbus_protocol::{CODE_TABLE, ErrorCode};
 
+use crate::latency::LatencyHistogram;
+
 macro_rules! metrics {
     ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $kind:ident; )*) => {
         /// What a shard counts. Gauges go up and down; counters only up.
@@ -88,6 +90,9 @@ metrics! {
 pub struct ShardMetrics {
     values: Box<[AtomicU64]>,
     errors: Box<[AtomicU64]>,
+    /// From a request's arrival to its response going out to the requester (answered
+    /// requests only; timeouts are `requests_timed_out`).
+    pub request_latency: LatencyHistogram,
 }
 
 impl Default for ShardMetrics {
@@ -95,6 +100,7 @@ impl Default for ShardMetrics {
         ShardMetrics {
             values: Metric::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             errors: CODE_TABLE.iter().map(|_| AtomicU64::new(0)).collect(),
+            request_latency: LatencyHistogram::default(),
         }
     }
 }

@@ -32,25 +32,35 @@ pub(crate) enum Accepted {
     Failed,
 }
 
-/// Answers a connection that will not be served with `bytes` and leaves it to be closed: first
-/// takes (and drops) what the client already sent, for at most 100 ms, so the close does not
-/// reset the connection before the client has read the answer; then writes for at most a
-/// second, for a client that does not read.
-pub(crate) async fn refuse(stream: &mut TcpStream, bytes: &[u8]) {
+/// Answers a connection that will not be served with `bytes` and leaves it to be closed: writes
+/// for at most a second (a client that does not read), shuts the write side, then reads and
+/// drops what the client still sends until it closes too — at most a second and 1 MiB — so
+/// that closing with unread data does not reset the connection before the client has read the
+/// answer (the lingering close of HTTP servers).
+pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    let mut sink = [0u8; 4096];
-    let _ = future::or(
-        async {
-            let _ = stream.read(&mut sink).await;
-        },
-        glommio::timer::sleep(Duration::from_millis(100)),
-    )
-    .await;
+    const LINGER: Duration = Duration::from_secs(1);
+    const DRAIN_MAX: usize = 1 << 20;
     let _ = future::or(
         async {
             let _ = stream.write_all(bytes).await;
+            let _ = stream.close().await;
         },
-        glommio::timer::sleep(Duration::from_secs(1)),
+        glommio::timer::sleep(LINGER),
+    )
+    .await;
+    let mut sink = [0u8; 4096];
+    let _ = future::or(
+        async {
+            let mut drained = 0;
+            while drained < DRAIN_MAX {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        },
+        glommio::timer::sleep(LINGER),
     )
     .await;
 }

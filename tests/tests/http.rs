@@ -87,6 +87,52 @@ fn metrics_are_prometheus_text_per_shard_with_errors_by_code() {
 }
 
 #[test]
+fn answered_requests_are_timed_in_a_latency_histogram() {
+    let server = TestServer::start();
+    let responder = server.client_on(1);
+    let sub = responder.subscribe("svc.timed").unwrap();
+    responder.flush().unwrap();
+    let answering = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let request = sub.recv_timeout(PATIENCE).unwrap();
+            responder.respond(&request, b"ok").unwrap();
+        }
+        responder.flush().unwrap();
+    });
+    let requester = server.client_on(0);
+    for _ in 0..3 {
+        assert_eq!(
+            requester
+                .request("svc.timed", b"?", PATIENCE)
+                .unwrap()
+                .payload(),
+            b"ok"
+        );
+    }
+    answering.join().unwrap();
+
+    let text = http_request(server.http, "GET", "/metrics", None).text();
+    assert!(
+        text.contains("# TYPE shardbus_request_duration_seconds histogram"),
+        "{text}"
+    );
+    // The requester's shard times its requests: three observations, each in some bucket.
+    assert!(
+        text.contains("shardbus_request_duration_seconds_count{shard=\"0\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shardbus_request_duration_seconds_bucket{le=\"+Inf\",shard=\"0\"} 3")
+            || text.contains("shardbus_request_duration_seconds_bucket{shard=\"0\",le=\"+Inf\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shardbus_request_duration_seconds_count{shard=\"1\"} 0"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_push_reaches_binary_subscribers_on_both_shards_as_text_container_or_bytes() {
     let server = TestServer::start();
     let near = server.client_on(0);
@@ -232,6 +278,7 @@ fn oversized_headers_and_slow_headers_are_cut_off() {
     );
     let answer = exchange(server.http, huge.as_bytes());
     assert_eq!(answer.status, 431);
+    assert_eq!(answer.json()["error"]["name"], "BAD_HEADERS", "{answer:?}");
 
     // Slowloris: half a request head, then silence. The server must close the connection
     // (at its header timeout) rather than wait forever.

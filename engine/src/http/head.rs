@@ -16,6 +16,8 @@ pub(crate) enum Head {
     WebSocketEcho(Vec<u8>),
     /// Anything else, possibly incomplete (hyper will judge it).
     Http(Vec<u8>),
+    /// `max` bytes arrived without the end of the head.
+    TooLarge,
     /// Nothing arrived in time, or the peer left.
     Gone,
 }
@@ -46,6 +48,9 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
     };
     if !future::or(reading, timed_out).await {
         return Head::Gone;
+    }
+    if head.len() >= max && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Head::TooLarge;
     }
     match websocket_path(&head) {
         Some("/ws") => Head::WebSocket(head),

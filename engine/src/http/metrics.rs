@@ -1,15 +1,16 @@
 //! `/metrics`: every shard's counters in Prometheus' text format (prometheus-client), read at
 //! scrape time from the shared atomics. One series per shard (`shard` label; `sum()` gives the
-//! server); errors answered, per shard and code name.
+//! server); errors answered, per shard and code name; the request latency histogram.
 
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
+use prometheus_client::registry::Unit;
 
 use crate::metrics::Metric;
 use crate::server::Shared;
@@ -68,6 +69,24 @@ impl Collector for Shards {
                 ];
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "request_duration",
+            "From a request's arrival to its response going out, answered requests only",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (shard, metrics) in self.0.metrics().enumerate() {
+            let labels = [("shard", shard.to_string())];
+            let latency = metrics.request_latency.snapshot();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(
+                    latency.sum_seconds,
+                    latency.count,
+                    &latency.buckets,
+                    None,
+                )?;
         }
         Ok(())
     }

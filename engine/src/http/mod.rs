@@ -106,6 +106,12 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
                 head::Head::Http(head) => {
                     serve_http(shard, settings, timer, Prefixed::new(head, stream)).await;
                 }
+                head::Head::TooLarge => {
+                    shard.metrics.error(ErrorCode::BAD_HEADERS);
+                    let body = "the request head is larger than http.max_header_bytes";
+                    let response = close_with(431, ErrorCode::BAD_HEADERS, body);
+                    transport::refuse(&mut stream, response.as_bytes()).await;
+                }
                 head::Head::Gone => {}
             }
         })
@@ -115,14 +121,27 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
 
 /// Answers a plaintext client of a TLS-only server: 400 with `TLS_REQUIRED`, then closes.
 async fn refuse_plaintext(mut stream: glommio::net::TcpStream) {
-    let body = reply::error_body(ErrorCode::TLS_REQUIRED, "this server accepts HTTPS only");
-    let body = body.to_string();
-    let response = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+    let response = close_with(
+        400,
+        ErrorCode::TLS_REQUIRED,
+        "this server accepts HTTPS only",
     );
     transport::refuse(&mut stream, response.as_bytes()).await;
+}
+
+/// A whole response, written before hyper serves the connection: `status`, the JSON error
+/// body of `code`, and `connection: close`.
+fn close_with(status: u16, code: ErrorCode, message: &str) -> String {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let body = reply::error_body(code, message).to_string();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Serves HTTP/1.1 requests on one connection.

@@ -227,11 +227,12 @@ impl Shard {
             );
             return;
         }
-        let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(u64::from(timeout_ms));
         let key = {
             let mut requests = self.requests.borrow_mut();
             let earliest = requests.next_deadline();
-            let key = requests.insert(conn.id, request_id, frame.op_id, deadline);
+            let key = requests.insert(conn.id, request_id, frame.op_id, started, deadline);
             if earliest.is_none_or(|earliest| deadline < earliest) {
                 self.requests_changed.notify();
             }
@@ -316,6 +317,9 @@ impl Shard {
             );
             return;
         }
+        self.metrics
+            .request_latency
+            .observe(pending.started.elapsed());
         let headers = if conn.accepts_headers() { headers } else { &[] };
         let sent = conn.send(&Outgoing {
             fields: Fields::Resp {

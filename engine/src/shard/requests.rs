@@ -26,6 +26,8 @@ pub(crate) struct Pending {
     pub(crate) conn: u64,
     pub(crate) request_id: u64,
     pub(crate) op_id: u32,
+    /// When the request arrived, for the latency histogram.
+    pub(crate) started: Instant,
     deadline: Instant,
 }
 
@@ -56,6 +58,7 @@ impl Requests {
         conn: u64,
         request_id: u64,
         op_id: u32,
+        started: Instant,
         deadline: Instant,
     ) -> u64 {
         let key = loop {
@@ -71,6 +74,7 @@ impl Requests {
                 conn,
                 request_id,
                 op_id,
+                started,
                 deadline,
             },
         );
@@ -113,11 +117,13 @@ mod tests {
     fn keys_are_unpredictable_and_unique_while_pending() {
         let mut requests = Requests::default();
         let now = Instant::now();
-        let keys: Vec<u64> = (0..1000).map(|i| requests.insert(1, i, 0, now)).collect();
+        let keys: Vec<u64> = (0..1000)
+            .map(|i| requests.insert(1, i, 0, now, now))
+            .collect();
         let unique: BTreeSet<u64> = keys.iter().copied().collect();
         assert_eq!(unique.len(), keys.len());
         assert!(keys.windows(2).all(|w| w[1] != w[0] + 1), "sequential keys");
-        let other = Requests::default().insert(1, 0, 0, now);
+        let other = Requests::default().insert(1, 0, 0, now, now);
         assert_ne!(other, keys[0], "each shard keys its tokens differently");
         assert_eq!(parse_token(token(3, keys[7])), Some((3, keys[7])));
     }
