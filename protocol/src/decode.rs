@@ -73,7 +73,7 @@ pub fn check(buf: &[u8], limits: &Limits) -> Result<Check, ProtocolError> {
 ///
 /// # Errors
 /// Any [`ProtocolError`]; see [`ProtocolError::code`] for whether the connection survives.
-#[inline]
+#[inline(always)]
 pub fn decode<'a>(frame: &'a [u8], limits: &Limits) -> Result<Frame<'a>, ProtocolError> {
     let frame_len = match check(frame, limits)? {
         Check::Complete { frame_len } => frame_len,

@@ -25,6 +25,12 @@ impl Rule {
         }
     }
 
+    /// Whether this allows every subject and denies none (`>` and nothing denied), so a
+    /// connection can skip the per-message check.
+    pub fn allows_everything(&self) -> bool {
+        self.deny.is_empty() && self.allow.iter().any(|a| a == ">")
+    }
+
     /// Whether `subject` may be used (published to, requested on, received).
     pub fn allows_subject(&self, subject: &str) -> bool {
         self.allow.iter().any(|a| matches(a, subject)) && !self.denies_subject(subject)
@@ -130,6 +136,23 @@ mod tests {
         assert!(!covers("a.b", "a.*"));
         assert!(!covers("a.>", "a"));
         assert!(!covers("a.*.c", "a.b"));
+    }
+
+    #[test]
+    fn only_everything_allowed_and_nothing_denied_skips_the_checks() {
+        assert!(Rule::all().allows_everything());
+        let with_deny = Rule {
+            deny: vec!["x.>".into()],
+            ..Rule::all()
+        };
+        assert!(!with_deny.allows_everything());
+        assert!(!with_deny.allows_subject("x.y"));
+        let narrow = Rule {
+            allow: vec!["a.>".into()],
+            deny: vec![],
+        };
+        assert!(!narrow.allows_everything());
+        assert!(!Rule::default().allows_everything());
     }
 
     #[test]

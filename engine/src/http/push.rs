@@ -165,7 +165,7 @@ async fn exchange(
     ends: impl Fn(&Fields) -> bool,
 ) -> Answer {
     let attached = inproc::Attached::new(shard, HelloOptions::VERBOSE);
-    *attached.conn.identity.borrow_mut() = Some(identity);
+    attached.conn.set_identity(identity);
     // A frame that closes the connection still leaves its ERR in the outbox.
     inproc::feed(shard, &attached.conn, &mut ReadBuffer::new(0), frame);
     first_matching(&attached.conn, shard, &ends).await

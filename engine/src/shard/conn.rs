@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shardbus_protocol::encode::frame_len;
-use shardbus_protocol::{ErrorCode, Fields, Flags, Head, HelloOptions, encode_head};
+use shardbus_protocol::{ErrorCode, Fields, Flags, Frame, Head, HelloOptions, encode_head};
 
 use super::outbox::Outbox;
 use super::rate::{ConnBuckets, Limited};
@@ -166,12 +166,40 @@ pub(crate) struct Conn {
     /// This connection's traffic, as `/api/v1/connections` shows it.
     pub(crate) traffic: Traffic,
     /// Who HELLO said it is; `None` for in-process connections, which may do anything.
-    pub(crate) identity: RefCell<Option<Identity>>,
+    identity: RefCell<Option<Identity>>,
+    /// What the identity allows without a check per message (set with it).
+    unrestricted: Cell<Unrestricted>,
     /// A password check made before HELLO was handled (see `session::read_hello`).
     pub(crate) preauth: RefCell<Option<Result<Identity, ErrorCode>>>,
     /// Its own rate-limit buckets, when per-connection limits are set.
     pub(crate) rate: RefCell<Option<ConnBuckets>>,
     metrics: Arc<ShardMetrics>,
+}
+
+/// The actions an identity allows on every subject, so the publish path checks a flag instead
+/// of matching patterns per message (the common case: anonymous admin, `>` allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unrestricted {
+    publish: bool,
+    request: bool,
+    /// Nothing denied to its subscriptions.
+    receive: bool,
+}
+
+impl Unrestricted {
+    const ALL: Unrestricted = Unrestricted {
+        publish: true,
+        request: true,
+        receive: true,
+    };
+
+    fn of(permissions: &Permissions) -> Unrestricted {
+        Unrestricted {
+            publish: permissions.publish.allows_everything(),
+            request: permissions.request.allows_everything(),
+            receive: permissions.subscribe.deny.is_empty(),
+        }
+    }
 }
 
 /// One connection's message and payload-byte counts, both directions.
@@ -219,6 +247,7 @@ impl Conn {
             closed_with: Cell::new(None),
             traffic: Traffic::default(),
             identity: RefCell::new(None),
+            unrestricted: Cell::new(Unrestricted::ALL),
             rate: RefCell::new(None),
             preauth: RefCell::new(None),
             metrics,
@@ -239,6 +268,7 @@ impl Conn {
 
     /// Queues a frame; a full outbox makes this connection a slow consumer and closes it.
     /// Returns whether the frame was queued.
+    #[inline]
     pub(crate) fn send(&self, frame: &Outgoing<'_>) -> bool {
         if self
             .outbox
@@ -247,6 +277,13 @@ impl Conn {
         {
             return true;
         }
+        self.slow_consumer();
+        false
+    }
+
+    /// The outbox is full: counts a slow consumer and closes the connection.
+    #[cold]
+    fn slow_consumer(&self) {
         self.metrics.add(Metric::SlowConsumers, 1);
         self.fail(
             ErrorCode::SLOW_CONSUMER,
@@ -254,7 +291,34 @@ impl Conn {
             0,
             "outbound buffer full (max_pending)",
         );
-        false
+    }
+
+    /// Sets who the connection is and what it may do.
+    pub(crate) fn set_identity(&self, identity: Identity) {
+        self.unrestricted
+            .set(Unrestricted::of(&identity.permissions));
+        *self.identity.borrow_mut() = Some(identity);
+    }
+
+    /// The identity's name (`""` before HELLO and in-process).
+    pub(crate) fn identity_name(&self) -> std::cell::Ref<'_, str> {
+        std::cell::Ref::map(self.identity.borrow(), |identity| {
+            identity.as_ref().map_or("", |i| i.name.as_str())
+        })
+    }
+
+    /// Whether this connection may publish to `subject`.
+    #[inline]
+    pub(crate) fn may_publish(&self, subject: &Frame<'_>) -> bool {
+        self.unrestricted.get().publish
+            || self.may(|p| p.publish.allows_subject(subject.topic_str()))
+    }
+
+    /// Whether this connection may send a request to `subject`.
+    #[inline]
+    pub(crate) fn may_request(&self, subject: &Frame<'_>) -> bool {
+        self.unrestricted.get().request
+            || self.may(|p| p.request.allows_subject(subject.topic_str()))
     }
 
     /// Whether `check` allows it under this connection's permissions.
@@ -267,7 +331,12 @@ impl Conn {
 
     /// Whether `subject` is denied to this connection's subscriptions (a wildcard subscription
     /// that overlaps a denied pattern never receives what it denies).
+    #[inline]
     fn receives_denied(&self, subject: &[u8]) -> bool {
+        !self.unrestricted.get().receive && self.subject_denied(subject)
+    }
+
+    fn subject_denied(&self, subject: &[u8]) -> bool {
         self.identity.borrow().as_ref().is_some_and(|identity| {
             let deny = &identity.permissions.subscribe;
             !deny.deny.is_empty()

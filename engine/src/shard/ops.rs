@@ -58,6 +58,7 @@ impl Shard {
     }
 
     /// Answers PERMISSION_DENIED (the connection stays) when `allowed` is false.
+    #[inline]
     fn permitted(
         &self,
         conn: &Conn,
@@ -67,22 +68,21 @@ impl Shard {
         what: &str,
     ) -> bool {
         if !allowed {
-            let message = format!("{what} {} is not permitted", frame.topic_str());
-            conn.error(ErrorCode::PERMISSION_DENIED, frame.op_id, ref_id, &message);
+            deny(conn, frame, ref_id, what);
         }
         allowed
     }
 
     /// Charges the rate limits for one message; answers `RATE_LIMITED` when over one.
+    #[inline]
     fn within_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
-        if !self.rate.any() {
-            return true;
-        }
-        let identity = conn.identity.borrow();
-        let name = identity.as_ref().map_or("", |i| i.name.as_str());
+        !self.rate.any() || self.charge_rate(conn, frame, ref_id)
+    }
+
+    fn charge_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
         let charged = self.rate.charge(
             conn.rate.borrow_mut().as_mut(),
-            name,
+            &conn.identity_name(),
             frame.topic_str(),
             frame.payload.len(),
         );
@@ -96,7 +96,7 @@ impl Shard {
     }
 
     fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
-        let allowed = conn.may(|p| p.publish.allows_subject(frame.topic_str()));
+        let allowed = conn.may_publish(frame);
         if !self.permitted(conn, allowed, frame, 0, "publishing to")
             || !self.within_rate(conn, frame, 0)
         {
@@ -197,7 +197,7 @@ impl Shard {
     }
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
-        let allowed = conn.may(|p| p.request.allows_subject(frame.topic_str()));
+        let allowed = conn.may_request(frame);
         if !self.permitted(conn, allowed, frame, request_id, "requesting on")
             || !self.within_rate(conn, frame, request_id)
         {
@@ -353,4 +353,11 @@ impl Shard {
             }
         }
     }
+}
+
+/// Answers PERMISSION_DENIED for `what` on the frame's topic; out of line, off the hot path.
+#[cold]
+fn deny(conn: &Conn, frame: &Frame<'_>, ref_id: u64, what: &str) {
+    let message = format!("{what} {} is not permitted", frame.topic_str());
+    conn.error(ErrorCode::PERMISSION_DENIED, frame.op_id, ref_id, &message);
 }

@@ -63,6 +63,8 @@ pub(crate) struct Limited {
 #[derive(Debug)]
 pub(crate) struct RateLimits {
     config: RateLimitsConfig,
+    /// Whether any message limit is set, worked out once: every publish asks.
+    any: bool,
     shard: RefCell<Option<TokenBucket>>,
     accept: RefCell<Option<TokenBucket>>,
     identities: RefCell<FastMap<String, TokenBucket>>,
@@ -87,18 +89,19 @@ impl RateLimits {
                     .map(|t| TokenBucket::new(t.msgs_per_sec.max(1), now))
                     .collect(),
             ),
+            any: config.conn_msgs_per_sec > 0
+                || config.conn_bytes_per_sec > 0
+                || config.identity_msgs_per_sec > 0
+                || config.shard_msgs_per_sec > 0
+                || !config.topics.is_empty(),
             config: config.clone(),
         }
     }
 
     /// Whether any message limit is set (else publishing pays nothing for them).
+    #[inline]
     pub(crate) fn any(&self) -> bool {
-        let c = &self.config;
-        c.conn_msgs_per_sec > 0
-            || c.conn_bytes_per_sec > 0
-            || c.identity_msgs_per_sec > 0
-            || c.shard_msgs_per_sec > 0
-            || !c.topics.is_empty()
+        self.any
     }
 
     /// A new connection's buckets (`None` when no per-connection limit is set).

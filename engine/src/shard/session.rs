@@ -438,7 +438,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
     if let Some(expires) = identity.expires {
         close_at_expiry(conn, expires);
     }
-    *conn.identity.borrow_mut() = Some(identity);
+    conn.set_identity(identity);
     *conn.rate.borrow_mut() = shard.rate.conn_buckets();
     conn.options
         .set(HelloOptions(options.0 & HelloOptions::ALL.0));
