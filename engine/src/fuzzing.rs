@@ -53,7 +53,7 @@ pub fn hello_auth(data: &[u8]) -> Granted {
         return Granted::Nothing;
     };
     match authenticator().authenticate(&frame.headers) {
-        Ok(identity) if identity.name == "fuzz" => Granted::Token,
+        Ok(identity) if &*identity.name == "fuzz" => Granted::Token,
         Ok(_) => Granted::Jwt,
         Err(_) => Granted::Nothing,
     }

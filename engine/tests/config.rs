@@ -217,7 +217,7 @@ fn the_secure_example_loads_and_its_credentials_work() {
     let mut headers = HeadersBuilder::new();
     headers.insert("token", "change-me-sensor-token").unwrap();
     let sensor = auth.authenticate(&headers.headers()).unwrap();
-    assert_eq!(sensor.role, "sensors");
+    assert_eq!(&*sensor.role, "sensors");
     assert!(sensor.permissions.publish.allows_subject("sensors.kitchen"));
     assert!(
         !sensor.permissions.request.allows_subject("svc.time"),

@@ -129,8 +129,8 @@ impl JwtVerifier {
                 .get("sub")
                 .and_then(|s| s.as_str())
                 .unwrap_or("jwt")
-                .to_owned(),
-            role: role.to_owned(),
+                .into(),
+            role: role.into(),
             permissions,
             expires: claims.get("exp").and_then(serde_json::Value::as_u64),
         })

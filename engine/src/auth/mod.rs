@@ -101,10 +101,11 @@ pub enum AuthConfigError {
 /// Who a connection is.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// The token's name, or `anonymous`.
-    pub name: String,
+    /// The token's name, or `anonymous`. Shared (`Arc`): every connection of one token or of
+    /// the anonymous role holds the same text rather than its own copy.
+    pub name: Arc<str>,
     /// The role.
-    pub role: String,
+    pub role: Arc<str>,
     /// What it may do.
     pub permissions: Arc<Permissions>,
     /// When its credentials expire (a JWT's `exp`, Unix seconds).
@@ -162,8 +163,8 @@ impl Authenticator {
             roles
                 .get(role)
                 .map(|permissions| Identity {
-                    name: name.to_owned(),
-                    role: role.to_owned(),
+                    name: Arc::from(name),
+                    role: Arc::from(role),
                     permissions: Arc::clone(permissions),
                     expires: None,
                 })
@@ -335,7 +336,7 @@ mod tests {
         let mut headers = HeadersBuilder::new();
         headers.insert("token", "s3cret").unwrap();
         let who = auth.authenticate(&headers.headers()).unwrap();
-        assert_eq!((who.name.as_str(), who.role.as_str()), ("gateway", "guest"));
+        assert_eq!((&*who.name, &*who.role), ("gateway", "guest"));
         let mut wrong = HeadersBuilder::new();
         wrong.insert("token", "guess").unwrap();
         assert_eq!(

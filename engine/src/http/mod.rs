@@ -19,7 +19,9 @@ mod timer;
 use std::rc::Rc;
 use std::time::Duration;
 
-use glommio::net::TcpListener;
+use std::net::SocketAddr;
+
+use glommio::net::{TcpListener, TcpStream};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 
@@ -71,52 +73,95 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, settings: Htt
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let remote = stream
-            .peer_addr()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let (shard, settings) = (Rc::clone(&shard), Rc::clone(&settings));
-        glommio::spawn_local(async move {
-            let tls = settings.tls.as_ref();
-            let mut stream = match transport::accept(tls, stream, settings.header_timeout).await {
-                Accepted::Ready(transport) => transport,
-                Accepted::PlaintextRefused(stream) => {
-                    refuse_plaintext(stream).await;
-                    return;
-                }
-                Accepted::Failed => {
-                    shard.metrics.add(crate::metrics::Metric::TlsFailures, 1);
-                    return;
-                }
-            };
-            let head = head::read(
-                &mut stream,
-                settings.max_header_bytes,
-                settings.header_timeout,
-                settings.websocket_echo,
-            )
-            .await;
-            match head {
-                head::Head::WebSocket(head) => {
-                    crate::ws::accept(shard, Prefixed::new(head, stream), remote).await;
-                }
-                head::Head::WebSocketEcho(head) => {
-                    crate::ws::echo(&shard, Prefixed::new(head, stream)).await;
-                }
-                head::Head::Http(head) => {
-                    serve_http(shard, settings, timer, Prefixed::new(head, stream)).await;
-                }
-                head::Head::TooLarge => {
-                    shard.metrics.error(ErrorCode::BAD_HEADERS);
-                    let body = "the request head is larger than http.max_header_bytes";
-                    let response = close_with(431, ErrorCode::BAD_HEADERS, body);
-                    transport::refuse(&mut stream, response.as_bytes()).await;
-                }
-                head::Head::Gone => {}
-            }
-        })
-        .detach();
+        glommio::spawn_local(connection(shard, settings, timer, Box::new(stream))).detach();
     }
+}
+
+/// One HTTP connection, from the TLS handshake to its end. Each phase runs in a boxed future
+/// made in a statement of its own (see `shard::session::serve`), so a long-lived WebSocket's
+/// task is not as large as the largest phase before it.
+async fn connection(
+    shard: Rc<Shard>,
+    settings: Rc<HttpSettings>,
+    timer: ShardTimer,
+    stream: Box<TcpStream>,
+) {
+    let opening = Box::pin(open(Rc::clone(&shard), Rc::clone(&settings), stream));
+    let Some((stream, head, remote)) = opening.await else {
+        return;
+    };
+    let serving: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match head {
+        Served::WebSocket(head) => Box::pin(crate::ws::accept(
+            shard,
+            Prefixed::new(head, stream),
+            remote,
+        )),
+        Served::WebSocketEcho(head) => Box::pin(async move {
+            crate::ws::echo(&shard, Prefixed::new(head, stream)).await;
+        }),
+        Served::Http(head) => Box::pin(serve_http(
+            shard,
+            settings,
+            timer,
+            Prefixed::new(head, stream),
+        )),
+    };
+    serving.await;
+}
+
+/// What a connection's first request head asks for.
+enum Served {
+    WebSocket(Vec<u8>),
+    WebSocketEcho(Vec<u8>),
+    Http(Vec<u8>),
+}
+
+/// The TLS handshake (or the refusal of plaintext) and the first request head: the transport,
+/// what to serve and the peer's address, or `None` when the connection is done.
+async fn open(
+    shard: Rc<Shard>,
+    settings: Rc<HttpSettings>,
+    stream: Box<TcpStream>,
+) -> Option<(Transport, Served, SocketAddr)> {
+    let stream = *stream;
+    let _ = stream.set_nodelay(true);
+    let remote = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let tls = settings.tls.as_ref();
+    let mut stream = match transport::accept(tls, stream, settings.header_timeout).await {
+        Accepted::Ready(transport) => transport,
+        Accepted::PlaintextRefused(stream) => {
+            refuse_plaintext(stream).await;
+            return None;
+        }
+        Accepted::Failed => {
+            shard.metrics.add(crate::metrics::Metric::TlsFailures, 1);
+            return None;
+        }
+    };
+    let head = head::read(
+        &mut stream,
+        settings.max_header_bytes,
+        settings.header_timeout,
+        settings.websocket_echo,
+    )
+    .await;
+    let served = match head {
+        head::Head::WebSocket(head) => Served::WebSocket(head),
+        head::Head::WebSocketEcho(head) => Served::WebSocketEcho(head),
+        head::Head::Http(head) => Served::Http(head),
+        head::Head::TooLarge => {
+            shard.metrics.error(ErrorCode::BAD_HEADERS);
+            let body = "the request head is larger than http.max_header_bytes";
+            let response = close_with(431, ErrorCode::BAD_HEADERS, body);
+            transport::refuse(&mut stream, response.as_bytes()).await;
+            return None;
+        }
+        head::Head::Gone => return None,
+    };
+    Some((stream, served, remote))
 }
 
 /// Answers a plaintext client of a TLS-only server: 400 with `TLS_REQUIRED`, then closes.

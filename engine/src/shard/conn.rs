@@ -169,10 +169,11 @@ pub(crate) struct Conn {
     identity: RefCell<Option<Identity>>,
     /// What the identity allows without a check per message (set with it).
     unrestricted: Cell<Unrestricted>,
-    /// A password check made before HELLO was handled (see `session::read_hello`).
-    pub(crate) preauth: RefCell<Option<Result<Identity, ErrorCode>>>,
+    /// A password check made before HELLO was handled (see `session::read_hello`). Boxed,
+    /// as `rate`: most connections never have one, and every connection pays for the room.
+    pub(crate) preauth: RefCell<Option<Box<Result<Identity, ErrorCode>>>>,
     /// Its own rate-limit buckets, when per-connection limits are set.
-    pub(crate) rate: RefCell<Option<ConnBuckets>>,
+    pub(crate) rate: RefCell<Option<Box<ConnBuckets>>>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -303,7 +304,7 @@ impl Conn {
     /// The identity's name (`""` before HELLO and in-process).
     pub(crate) fn identity_name(&self) -> std::cell::Ref<'_, str> {
         std::cell::Ref::map(self.identity.borrow(), |identity| {
-            identity.as_ref().map_or("", |i| i.name.as_str())
+            identity.as_ref().map_or("", |i| &*i.name)
         })
     }
 

@@ -81,7 +81,7 @@ impl Shard {
 
     fn charge_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
         let charged = self.rate.charge(
-            conn.rate.borrow_mut().as_mut(),
+            conn.rate.borrow_mut().as_deref_mut(),
             &conn.identity_name(),
             frame.topic_str(),
             frame.payload.len(),

@@ -3,6 +3,8 @@
 //! writer task drains the outbox in batches. (Keepalive is one task per shard: `keepalive.rs`.) Nothing a client sends can panic the shard: every malformed frame ends in an
 //! ERR with its code.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use std::task::Poll;
@@ -29,22 +31,21 @@ pub(crate) enum Next {
 }
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let remote = stream
-        .peer_addr()
-        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let tls = shard.settings.tls.as_ref();
-    let stream = match transport::accept(tls, stream, shard.settings.hello_timeout).await {
-        Accepted::Ready(transport) => SharedStream::new(transport),
-        Accepted::PlaintextRefused(mut stream) => {
-            refuse_plaintext(&shard, &mut stream).await;
-            return;
-        }
-        Accepted::Failed => {
-            shard.metrics.add(Metric::TlsFailures, 1);
-            return;
-        }
+///
+/// The future lives as long as the connection, and a future is as large as its largest state
+/// (and, with rustc today, keeps room for values already moved out of it): so the stream comes
+/// boxed, and the phases before and after the steady state run in boxed futures of their own,
+/// each made in a statement without an `.await` (a temporary lives to the end of its
+/// statement). Inline, the TLS handshake and the refusal's drain buffer made every
+/// connection's task 5 KB; `-Zprint-type-sizes` shows the layout.
+pub(crate) fn serve(shard: Rc<Shard>, stream: TcpStream) -> impl Future<Output = ()> {
+    serve_boxed(shard, Box::new(stream))
+}
+
+async fn serve_boxed(shard: Rc<Shard>, stream: Box<TcpStream>) {
+    let opening = Box::pin(open(Rc::clone(&shard), stream));
+    let Some((stream, remote)) = opening.await else {
+        return;
     };
     let conn = Rc::new(Conn::new(
         shard.next_conn_id(),
@@ -73,12 +74,34 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     conn.outbox.close();
     // The writer flushes what is left, but a peer that no longer reads must not keep the
     // socket and this task alive: after the linger the socket is shut under the writer.
-    future::or(writer, async {
+    let lingering = Box::pin(future::or(writer, async move {
         glommio::timer::sleep(CLOSE_LINGER).await;
         stream.shutdown();
         future::pending::<()>().await;
-    })
-    .await;
+    }));
+    lingering.await;
+}
+
+/// The TLS handshake when the client starts one (or the refusal of plaintext when TLS is
+/// required): the transport and the peer's address, or `None` when the connection is done.
+async fn open(shard: Rc<Shard>, stream: Box<TcpStream>) -> Option<(SharedStream, SocketAddr)> {
+    let stream = *stream;
+    let _ = stream.set_nodelay(true);
+    let remote = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let tls = shard.settings.tls.as_ref();
+    match transport::accept(tls, stream, shard.settings.hello_timeout).await {
+        Accepted::Ready(transport) => Some((SharedStream::new(transport), remote)),
+        Accepted::PlaintextRefused(mut stream) => {
+            refuse_plaintext(&shard, &mut stream).await;
+            None
+        }
+        Accepted::Failed => {
+            shard.metrics.add(Metric::TlsFailures, 1);
+            None
+        }
+    }
 }
 
 /// Answers a plaintext client of a TLS-only server with ERR `TLS_REQUIRED`, and closes.
@@ -132,14 +155,16 @@ async fn write_loop(conn: Rc<Conn>, mut stream: SharedStream) {
 async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream) {
     // The start of a frame still arriving; empty (and unallocated) between whole frames.
     let mut own = ReadBuffer::new(0);
-    let hello = future::or(
+    // Boxed, in a statement of its own (see `serve`): the HELLO phase's state (the password
+    // check, the timer) is not kept for the connection's life.
+    let hello = Box::pin(future::or(
         async { Some(read_hello(shard, conn, &mut stream, &mut own).await) },
         async {
             glommio::timer::sleep(shard.settings.hello_timeout).await;
             None
         },
-    )
-    .await;
+    ));
+    let hello = hello.await;
     match hello {
         Some(true) => {}
         Some(false) => return,
@@ -245,7 +270,7 @@ pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: 
     let outcome = glommio::executor()
         .spawn_blocking(move || auth.verify_user(&user, &pass))
         .await;
-    *conn.preauth.borrow_mut() = Some(outcome);
+    *conn.preauth.borrow_mut() = Some(Box::new(outcome));
 }
 
 /// Reads once and handles every whole frame read; `Close` at end of stream, on a read error or
@@ -421,7 +446,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         );
         return Next::Close;
     }
-    let verified = conn.preauth.borrow_mut().take();
+    let verified = conn.preauth.borrow_mut().take().map(|outcome| *outcome);
     let identity =
         match verified.unwrap_or_else(|| shard.settings.auth.authenticate(&frame.headers)) {
             Ok(identity) => identity,
@@ -439,7 +464,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         close_at_expiry(conn, expires);
     }
     conn.set_identity(identity);
-    *conn.rate.borrow_mut() = shard.rate.conn_buckets();
+    *conn.rate.borrow_mut() = shard.rate.conn_buckets().map(Box::new);
     conn.options
         .set(HelloOptions(options.0 & HelloOptions::ALL.0));
     if let Some(name) = frame.headers.get("name") {
