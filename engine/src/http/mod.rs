@@ -28,6 +28,7 @@ use hyper::service::service_fn;
 use crate::config::Config;
 use crate::shard::Shard;
 use crate::transport::{self, Accepted, Transport};
+use head::Head;
 use io::{HyperIo, Prefixed};
 use shardbus_protocol::ErrorCode;
 use timer::ShardTimer;
@@ -92,38 +93,33 @@ async fn connection(
         return;
     };
     let serving: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = match head {
-        Served::WebSocket(head) => Box::pin(crate::ws::accept(
+        Head::WebSocket(head) => Box::pin(crate::ws::accept(
             shard,
             Prefixed::new(head, stream),
             remote,
         )),
-        Served::WebSocketEcho(head) => Box::pin(async move {
+        Head::WebSocketEcho(head) => Box::pin(async move {
             crate::ws::echo(&shard, Prefixed::new(head, stream)).await;
         }),
-        Served::Http(head) => Box::pin(serve_http(
+        Head::Http(head) => Box::pin(serve_http(
             shard,
             settings,
             timer,
             Prefixed::new(head, stream),
         )),
+        Head::TooLarge => Box::pin(refuse_head(shard, stream)),
+        Head::Gone => return,
     };
     serving.await;
 }
 
-/// What a connection's first request head asks for.
-enum Served {
-    WebSocket(Vec<u8>),
-    WebSocketEcho(Vec<u8>),
-    Http(Vec<u8>),
-}
-
 /// The TLS handshake (or the refusal of plaintext) and the first request head: the transport,
-/// what to serve and the peer's address, or `None` when the connection is done.
+/// the head and the peer's address, or `None` when the connection is done.
 async fn open(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
     stream: Box<TcpStream>,
-) -> Option<(Transport, Served, SocketAddr)> {
+) -> Option<(Transport, Head, SocketAddr)> {
     let stream = *stream;
     let _ = stream.set_nodelay(true);
     let remote = stream
@@ -148,20 +144,16 @@ async fn open(
         settings.websocket_echo,
     )
     .await;
-    let served = match head {
-        head::Head::WebSocket(head) => Served::WebSocket(head),
-        head::Head::WebSocketEcho(head) => Served::WebSocketEcho(head),
-        head::Head::Http(head) => Served::Http(head),
-        head::Head::TooLarge => {
-            shard.metrics.error(ErrorCode::BAD_HEADERS);
-            let body = "the request head is larger than http.max_header_bytes";
-            let response = close_with(431, ErrorCode::BAD_HEADERS, body);
-            transport::refuse(&mut stream, response.as_bytes()).await;
-            return None;
-        }
-        head::Head::Gone => return None,
-    };
-    Some((stream, served, remote))
+    Some((stream, head, remote))
+}
+
+/// Answers a first request head over `http.max_header_bytes`: 431 with `BAD_HEADERS`, then
+/// closes.
+async fn refuse_head(shard: Rc<Shard>, mut stream: Transport) {
+    shard.metrics.error(ErrorCode::BAD_HEADERS);
+    let body = "the request head is larger than http.max_header_bytes";
+    let response = close_with(431, ErrorCode::BAD_HEADERS, body);
+    transport::refuse(&mut stream, response.as_bytes()).await;
 }
 
 /// Answers a plaintext client of a TLS-only server: 400 with `TLS_REQUIRED`, then closes.
