@@ -1,5 +1,6 @@
 //! The `shardbus` binary itself: `--print-config`, clear start-up errors (port taken, too
-//! little locked memory) with a non-zero exit, and SIGTERM draining clients then exiting 0.
+//! little locked memory) with a non-zero exit, SIGTERM draining clients then exiting 0, and
+//! what a held connection costs it in memory.
 // Tests: a failed expectation must fail loudly.
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use shardbus_protocol::{
@@ -123,13 +124,13 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-#[test]
-fn sigterm_drains_clients_and_exits_zero() {
+/// Starts the binary with `args` and `envs`, and reads its log up to the line that names the
+/// address it listens on: the child, the rest of its log, and that address.
+fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(BIN)
         .args(ANY_PORTS)
-        .args(["--shards", "2"])
-        .env("SHARDBUS_SHUTDOWN__GRACE_MS", "200")
-        .env("SHARDBUS_RUNTIME__IO_MEMORY", "65536")
+        .args(args)
+        .envs(envs.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -145,6 +146,18 @@ fn sigterm_drains_clients_and_exits_zero() {
             break line[at + 7..].split_whitespace().next().unwrap().to_owned();
         }
     };
+    (child, stderr, addr)
+}
+
+#[test]
+fn sigterm_drains_clients_and_exits_zero() {
+    let (mut child, mut stderr, addr) = start(
+        &["--shards", "2"],
+        &[
+            ("SHARDBUS_SHUTDOWN__GRACE_MS", "200"),
+            ("SHARDBUS_RUNTIME__IO_MEMORY", "65536"),
+        ],
+    );
     let mut stream = TcpStream::connect(&addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -188,4 +201,105 @@ fn sigterm_drains_clients_and_exits_zero() {
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("stopped"), "{rest}");
+}
+
+// What a held connection costs: the server is its own process, so its resident memory is its
+// own. The bound is loose (a debug build, a noisy machine); it catches the kind of regression
+// that made every connection's task 5 KB (a TLS handshake's state kept inline in the session
+// future). `shardbus-bench conns` gives the release figure (`perf/RESULTS.md`).
+
+const WARM: usize = 500;
+const MEASURED: usize = 2_500;
+/// Bytes of server RSS per idle subscribed connection that fail the test (release: ~2.8 kB).
+const BOUND: u64 = 5_000;
+
+/// Kills the server when the test ends, passed or not.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A connection that said HELLO, subscribed to `subject`, and saw the PONG that follows (so
+/// the server has handled all three).
+fn device(addr: &str, subject: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut out = Vec::new();
+    let hello = Frame::new(Fields::Hello {
+        version: PROTOCOL_VERSION,
+        options: HelloOptions(0),
+    });
+    encode(&hello, &mut out).unwrap();
+    encode(
+        &Frame::new(Fields::Sub { sid: 1 }).with_topic(subject),
+        &mut out,
+    )
+    .unwrap();
+    encode(&Frame::new(Fields::Ping), &mut out).unwrap();
+    stream.write_all(&out).unwrap();
+    let mut buf = Vec::new();
+    loop {
+        while let Some((frame, len)) = next_frame(&buf, &Limits::default()).unwrap() {
+            assert!(
+                !matches!(frame.fields, Fields::Err { .. }),
+                "{:?}",
+                frame.fields
+            );
+            if frame.fields == Fields::Pong {
+                return stream;
+            }
+            buf.drain(..len);
+        }
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn an_idle_subscribed_connection_costs_the_server_a_few_kilobytes() {
+    // Both ends of 3,000 connections live in the test machine: the client ends need files.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    let (child, mut stderr, addr) = start(
+        &["--shards", "2"],
+        &[("SHARDBUS_RUNTIME__IO_MEMORY", "65536")],
+    );
+    let server = Server(child);
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+
+    let pid = server.0.id();
+    let mut held: Vec<TcpStream> = (0..WARM)
+        .map(|i| device(&addr, &format!("devices.warm.{i}")))
+        .collect();
+    let before = rss_of(pid);
+    held.extend((0..MEASURED).map(|i| device(&addr, &format!("devices.{i}"))));
+    let after = rss_of(pid);
+    let per_connection = after.saturating_sub(before) / MEASURED as u64;
+    eprintln!("server RSS {before} -> {after} bytes: {per_connection} bytes per connection");
+    assert!(
+        per_connection < BOUND,
+        "{per_connection} bytes of server memory per idle connection (bound {BOUND})"
+    );
+    drop(held);
 }
