@@ -75,7 +75,8 @@ pub fn exchange(addr: SocketAddr, raw: &[u8]) -> HttpResponse {
     parse(&bytes)
 }
 
-fn parse(bytes: &[u8]) -> HttpResponse {
+/// Parses a whole HTTP/1.1 response as read to the end: status, headers, body.
+pub fn parse(bytes: &[u8]) -> HttpResponse {
     let split = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use shardbus_engine::config::{RateLimitPolicy, TopicRateLimit};
 use shardbus_protocol::{ErrorCode, Fields, HelloOptions};
-use shardbus_tests::{PATIENCE, Raw, TestServer, wait_until};
+use shardbus_tests::{PATIENCE, Raw, TestServer, http_request, wait_until};
 
 /// Sends `n` PUBs to `subject` in one write, then a PING; returns how many were refused
 /// (RATE_LIMITED) before the PONG, and the retry hints they carried.
@@ -143,4 +143,32 @@ fn connections_over_the_accept_rate_are_refused_with_rate_limited() {
     wait_until("the refusals are counted", || {
         server.errors(ErrorCode::RATE_LIMITED) == refused
     });
+}
+
+#[test]
+fn the_push_api_answers_429_with_retry_after_when_a_topic_is_over_its_limit() {
+    let server = TestServer::with(|c| {
+        c.rate_limits.topics = vec![TopicRateLimit {
+            pattern: "alerts.>".into(),
+            msgs_per_sec: 1,
+        }];
+    });
+    let body = r#"{"topic": "alerts.fire", "text": "!"}"#;
+    let started = Instant::now();
+    let answers: Vec<_> = (0..20)
+        .map(|_| http_request(server.http, "POST", "/api/v1/publish", Some(body)))
+        .collect();
+    // Each shard has its own bucket (the requests land on either), refilling once a second.
+    let allowance = 2 + 2 * started.elapsed().as_secs().saturating_add(1) as usize;
+    let accepted = answers.iter().filter(|a| a.status == 200).count();
+    assert!(accepted <= allowance, "{accepted} of 20 accepted");
+    let limited: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    assert_eq!(accepted + limited.len(), 20, "{answers:?}");
+    for answer in limited {
+        let seconds: u32 = answer.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=2).contains(&seconds), "{answer:?}");
+        let error = &answer.json()["error"];
+        assert_eq!(error["name"], "RATE_LIMITED", "{answer:?}");
+        assert!(error["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0));
+    }
 }

@@ -18,6 +18,8 @@ pub(crate) enum Head {
     Http(Vec<u8>),
     /// `max` bytes arrived without the end of the head.
     TooLarge,
+    /// Part of a head arrived, not all of it, within the time allowed (slowloris).
+    TimedOut,
     /// Nothing arrived in time, or the peer left.
     Gone,
 }
@@ -47,7 +49,11 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
         false
     };
     if !future::or(reading, timed_out).await {
-        return Head::Gone;
+        return if head.is_empty() {
+            Head::Gone
+        } else {
+            Head::TimedOut
+        };
     }
     if head.len() >= max && !head.windows(4).any(|w| w == b"\r\n\r\n") {
         return Head::TooLarge;

@@ -2,7 +2,7 @@
 //! binary protocol's), served by hyper's HTTP/1 server over glommio sockets. Health, readiness,
 //! Prometheus metrics, JSON status and the push API (`routes.rs`). Limits: the request head
 //! (`http.max_header_bytes`, 431), the time to send it (`http.header_timeout_ms`, against
-//! slowloris), the body (`limits.max_payload`, 413).
+//! slowloris, 408), the body (`limits.max_payload`, 413).
 
 mod assets;
 mod head;
@@ -107,7 +107,20 @@ async fn connection(
             timer,
             Prefixed::new(head, stream),
         )),
-        Head::TooLarge => Box::pin(refuse_head(shard, stream)),
+        Head::TooLarge => Box::pin(refuse_head(
+            shard,
+            stream,
+            431,
+            ErrorCode::BAD_HEADERS,
+            "the request head is larger than http.max_header_bytes",
+        )),
+        Head::TimedOut => Box::pin(refuse_head(
+            shard,
+            stream,
+            408,
+            ErrorCode::TIMEOUT,
+            "the request head did not arrive within http.header_timeout_ms",
+        )),
         Head::Gone => return,
     };
     serving.await;
@@ -147,12 +160,17 @@ async fn open(
     Some((stream, head, remote))
 }
 
-/// Answers a first request head over `http.max_header_bytes`: 431 with `BAD_HEADERS`, then
-/// closes.
-async fn refuse_head(shard: Rc<Shard>, mut stream: Transport) {
-    shard.metrics.error(ErrorCode::BAD_HEADERS);
-    let body = "the request head is larger than http.max_header_bytes";
-    let response = close_with(431, ErrorCode::BAD_HEADERS, body);
+/// Answers a first request head that is too large (431) or too slow (408) with `status` and
+/// the JSON error body of `code`, counts it, and closes.
+async fn refuse_head(
+    shard: Rc<Shard>,
+    mut stream: Transport,
+    status: u16,
+    code: ErrorCode,
+    message: &str,
+) {
+    shard.metrics.error(code);
+    let response = close_with(status, code, message);
     transport::refuse(&mut stream, response.as_bytes()).await;
 }
 

@@ -148,9 +148,19 @@ enum Answer {
 impl Answer {
     fn into_refusal(self) -> Refusal {
         match self {
-            Answer::Frame(Fields::Err { code, .. }, _, _, payload) => {
-                bad(code, &String::from_utf8_lossy(&payload))
-            }
+            Answer::Frame(
+                Fields::Err {
+                    code,
+                    retry_after_ms,
+                    ..
+                },
+                _,
+                _,
+                payload,
+            ) => Refusal {
+                retry_after_ms: (retry_after_ms > 0).then_some(retry_after_ms),
+                ..bad(code, &String::from_utf8_lossy(&payload))
+            },
             _ => bad(ErrorCode::INTERNAL, "the shard gave no answer"),
         }
     }

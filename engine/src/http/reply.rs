@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
@@ -44,6 +44,9 @@ pub(crate) fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
 pub(crate) struct Refusal {
     pub(crate) code: ErrorCode,
     pub(crate) message: String,
+    /// When to try again (`RATE_LIMITED`): a `Retry-After` header (whole seconds, rounded up)
+    /// and `retry_after_ms` in the body.
+    pub(crate) retry_after_ms: Option<u32>,
 }
 
 impl Refusal {
@@ -51,11 +54,22 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 
     pub(crate) fn into_response(self) -> Response<Body> {
-        error(status_of(self.code), self.code, &self.message)
+        let Some(retry_after_ms) = self.retry_after_ms else {
+            return error(status_of(self.code), self.code, &self.message);
+        };
+        let mut body = error_body(self.code, &self.message);
+        body["error"]["retry_after_ms"] = retry_after_ms.into();
+        let mut response = json(status_of(self.code), &body);
+        let seconds = retry_after_ms.div_ceil(1000).max(1);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        response
     }
 }
 
