@@ -63,7 +63,9 @@ impl Refusal {
             return error(status_of(self.code), self.code, &self.message);
         };
         let mut body = error_body(self.code, &self.message);
-        body["error"]["retry_after_ms"] = retry_after_ms.into();
+        if let Some(error) = body.get_mut("error").and_then(|e| e.as_object_mut()) {
+            error.insert("retry_after_ms".to_owned(), retry_after_ms.into());
+        }
         let mut response = json(status_of(self.code), &body);
         let seconds = retry_after_ms.div_ceil(1000).max(1);
         response
