@@ -6,7 +6,7 @@
 use crate::fast_map::FastMap;
 use std::rc::Rc;
 
-use shardbus_protocol::topic::matches;
+use shardbus_protocol::topic::{is_wildcard, matches};
 
 use super::trie::{Matches, SubscriptionTrie};
 
@@ -56,10 +56,18 @@ impl<T: Clone> SubjectCache<T> {
     /// Forgets every cached subject that `pattern` matches: call on each subscribe and
     /// unsubscribe.
     pub fn invalidate(&mut self, pattern: &[u8]) {
-        let Ok(pattern) = std::str::from_utf8(pattern) else {
+        let Ok(text) = std::str::from_utf8(pattern) else {
             self.entries.clear();
             return;
         };
+        if !is_wildcard(text) {
+            // A literal pattern matches one subject: one removal, not a pass over the cache
+            // (ten thousand devices subscribing each to its own subject would otherwise cost
+            // ten thousand passes over up to 16k entries).
+            self.entries.remove(pattern);
+            return;
+        }
+        let pattern = text;
         self.entries.retain(|subject, _| {
             std::str::from_utf8(subject).is_ok_and(|subject| !matches(pattern, subject))
         });
