@@ -2,23 +2,26 @@
 //! sublist: each level has literal children, a `*` child and the `>` subscribers. Matching a
 //! subject walks one path per token plus the wildcard branches, so its cost follows the
 //! subject's length and the wildcards in use, not the number of subscriptions. Maps a node may
-//! not need (children, queue groups) are boxed and created on first use: most nodes are leaves
-//! with one plain subscriber, and a fleet of devices has one such node per device.
+//! not need (children, queue groups, `>` subscribers) are boxed and created on first use, and
+//! one plain subscriber is kept inline: most nodes are leaves with one plain subscriber, and a
+//! fleet of devices has one such node per device.
 
 use crate::fast_map::FastMap;
 use std::rc::Rc;
 
+use smallvec::SmallVec;
+
 /// Subscribers of one pattern: plain ones each get every message; each queue group gets one.
 #[derive(Debug)]
 struct Subscribers<V> {
-    plain: Vec<V>,
+    plain: SmallVec<[V; 1]>,
     queues: Option<Box<FastMap<Box<str>, Vec<V>>>>,
 }
 
 impl<V> Default for Subscribers<V> {
     fn default() -> Subscribers<V> {
         Subscribers {
-            plain: Vec::new(),
+            plain: SmallVec::new(),
             queues: None,
         }
     }
@@ -42,18 +45,21 @@ impl<V: Clone + PartialEq> Subscribers<V> {
     }
 
     fn remove(&mut self, queue: Option<&str>, value: &V) -> bool {
-        let list = match queue {
-            None => &mut self.plain,
-            Some(group) => match self.queues.as_deref_mut().and_then(|q| q.get_mut(group)) {
-                Some(list) => list,
-                None => return false,
-            },
+        let Some(group) = queue else {
+            let Some(at) = self.plain.iter().position(|v| v == value) else {
+                return false;
+            };
+            self.plain.swap_remove(at);
+            return true;
+        };
+        let Some(list) = self.queues.as_deref_mut().and_then(|q| q.get_mut(group)) else {
+            return false;
         };
         let Some(at) = list.iter().position(|v| v == value) else {
             return false;
         };
         list.swap_remove(at);
-        if let (Some(group), true) = (queue, list.is_empty())
+        if list.is_empty()
             && let Some(queues) = self.queues.as_deref_mut()
         {
             queues.remove(group);
@@ -83,7 +89,7 @@ struct Node<V> {
     literal: Option<Box<Children<V>>>,
     star: Option<Box<Node<V>>>,
     /// Subscribers of patterns ending in `>` at this level.
-    tail: Subscribers<V>,
+    tail: Option<Box<Subscribers<V>>>,
     /// Subscribers of patterns ending exactly here.
     here: Subscribers<V>,
 }
@@ -93,7 +99,7 @@ impl<V> Default for Node<V> {
         Node {
             literal: None,
             star: None,
-            tail: Subscribers::default(),
+            tail: None,
             here: Subscribers::default(),
         }
     }
@@ -101,10 +107,7 @@ impl<V> Default for Node<V> {
 
 impl<V: Clone + PartialEq> Node<V> {
     fn is_empty(&self) -> bool {
-        self.literal.is_none()
-            && self.star.is_none()
-            && self.tail.is_empty()
-            && self.here.is_empty()
+        self.literal.is_none() && self.star.is_none() && self.tail.is_none() && self.here.is_empty()
     }
 }
 
@@ -173,7 +176,9 @@ impl<V: Clone + PartialEq> SubscriptionTrie<V> {
         let mut tokens = pattern.split(|&b| b == b'.').peekable();
         while let Some(token) = tokens.next() {
             if token == b">" && tokens.peek().is_none() {
-                node.tail.insert(queue, value);
+                node.tail
+                    .get_or_insert_with(Box::default)
+                    .insert(queue, value);
                 self.len += 1;
                 return;
             }
@@ -224,7 +229,14 @@ fn remove_at<V: Clone + PartialEq>(
         return node.here.remove(queue, value);
     };
     if token == b">" && rest.is_empty() {
-        return node.tail.remove(queue, value);
+        let Some(tail) = node.tail.as_deref_mut() else {
+            return false;
+        };
+        let removed = tail.remove(queue, value);
+        if tail.is_empty() {
+            node.tail = None;
+        }
+        return removed;
     }
     if token == b"*" {
         let Some(child) = node.star.as_deref_mut() else {
@@ -264,7 +276,9 @@ where
         return;
     };
     // `>` here takes this token and everything after it.
-    node.tail.collect_into(out);
+    if let Some(tail) = node.tail.as_deref() {
+        tail.collect_into(out);
+    }
     if let Some(star) = node.star.as_deref() {
         match_level(star, tokens.clone(), out);
     }
