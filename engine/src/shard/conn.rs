@@ -3,7 +3,6 @@
 //! it. Every send goes through [`Conn::send`], which turns a full outbox into the slow-consumer
 //! close; closing codes go through [`Conn::fail`].
 
-use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
@@ -15,6 +14,7 @@ use shardbus_protocol::{ErrorCode, Fields, Flags, Frame, Head, HelloOptions, enc
 
 use super::outbox::Outbox;
 use super::rate::{ConnBuckets, Limited};
+use super::sid_map::SidMap;
 use super::stream::SharedStream;
 use crate::auth::{Identity, Permissions};
 use crate::metrics::{Metric, ShardMetrics};
@@ -149,7 +149,7 @@ pub(crate) struct Conn {
     stream: Option<SharedStream>,
     pub(crate) options: Cell<HelloOptions>,
     pub(crate) name: RefCell<String>,
-    pub(crate) subs: RefCell<FastMap<u64, LocalSub>>,
+    pub(crate) subs: RefCell<SidMap<LocalSub>>,
     pub(crate) inflight: Cell<u32>,
     pub(crate) pings_unanswered: Cell<u32>,
     /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
@@ -238,7 +238,7 @@ impl Conn {
             stream,
             options: Cell::new(HelloOptions(0)),
             name: RefCell::new(String::new()),
-            subs: RefCell::new(FastMap::default()),
+            subs: RefCell::new(SidMap::default()),
             inflight: Cell::new(0),
             pings_unanswered: Cell::new(0),
             interest_dirty: Cell::new(false),

@@ -16,6 +16,7 @@ pub(crate) mod read_buffer;
 mod requests;
 mod run;
 pub(crate) mod session;
+mod sid_map;
 mod status;
 pub(crate) mod stream;
 
@@ -183,7 +184,7 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_none() {
             return;
         }
-        let subs: Vec<LocalSub> = conn.subs.borrow_mut().drain().map(|(_, sub)| sub).collect();
+        let subs = conn.subs.borrow_mut().take_all();
         for sub in subs {
             self.forget(&sub);
         }
@@ -269,7 +270,7 @@ impl Shard {
         for sub in finished {
             let Some(conn) = sub.conn() else { continue };
             // The sid may already name a newer subscription: end only this one.
-            let current = conn.subs.borrow().get(&sub.0.sid) == Some(&sub);
+            let current = conn.subs.borrow().get(sub.0.sid) == Some(&sub);
             if current {
                 self.end_subscription(&conn, sub.0.sid);
             }
@@ -278,7 +279,7 @@ impl Shard {
 
     /// Removes subscription `sid` of `conn`; `false` if it did not exist.
     fn end_subscription(&self, conn: &Conn, sid: u64) -> bool {
-        let Some(sub) = conn.subs.borrow_mut().remove(&sid) else {
+        let Some(sub) = conn.subs.borrow_mut().remove(sid) else {
             return false;
         };
         conn.interest_dirty.set(true);

@@ -138,7 +138,7 @@ impl Shard {
             return;
         }
         let count = conn.subs.borrow().len();
-        if conn.subs.borrow().contains_key(&sid) {
+        if conn.subs.borrow().contains_key(sid) {
             conn.error(
                 ErrorCode::DUPLICATE_SUBSCRIPTION,
                 frame.op_id,
@@ -176,7 +176,7 @@ impl Shard {
         let known = if max_msgs == 0 {
             self.end_subscription(conn, sid)
         } else {
-            match conn.subs.borrow().get(&sid) {
+            match conn.subs.borrow().get(sid) {
                 Some(sub) => {
                     sub.expire_after(max_msgs);
                     true
