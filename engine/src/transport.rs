@@ -33,13 +33,14 @@ pub(crate) enum Accepted {
 }
 
 /// Answers a connection that will not be served with `bytes` and leaves it to be closed: writes
-/// for at most a second (a client that does not read), shuts the write side, then reads and
-/// drops what the client still sends until it closes too — at most a second and 1 MiB — so
+/// for at most `LINGER` (a client that does not read), shuts the write side, then reads and
+/// drops what the client still sends until it closes too — at most `LINGER` and 1 MiB — so
 /// that closing with unread data does not reset the connection before the client has read the
-/// answer (the lingering close of HTTP servers).
+/// answer (the lingering close of HTTP servers). Short, with a small buffer: in a reconnect
+/// storm every refused connection holds one of these for up to twice `LINGER`.
 pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER: Duration = Duration::from_millis(500);
     const DRAIN_MAX: usize = 1 << 20;
     let _ = future::or(
         async {
@@ -49,7 +50,7 @@ pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, by
         glommio::timer::sleep(LINGER),
     )
     .await;
-    let mut sink = [0u8; 4096];
+    let mut sink = [0u8; 1024];
     let _ = future::or(
         async {
             let mut drained = 0;
