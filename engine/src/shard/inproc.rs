@@ -97,8 +97,7 @@ pub(crate) async fn publish(shard: &Rc<Shard>, conn: &Rc<Conn>, block: &[u8], ro
         if !feed(shard, conn, &mut buf, block) {
             return;
         }
-        shard.wait_for_backlog().await;
-        shard.wait_for_mesh_room().await;
+        shard.pause_reader().await;
         futures_lite::future::yield_now().await;
     }
 }

@@ -211,9 +211,24 @@ impl Shard {
         }
     }
 
+    /// Pauses a session's reader while the outboxes its deliveries filled drain
+    /// (`wait_for_backlog`) and while a mesh link is congested (`wait_for_mesh_room`); returns
+    /// at once when neither applies. The waiting runs boxed, made only when needed, so its
+    /// state (a timer among it) is not part of every connection's task.
+    pub(crate) async fn pause_reader(&self) {
+        if self.backlog.borrow().is_empty() && !self.peers().any(|link| link.is_congested()) {
+            return;
+        }
+        let pausing = Box::pin(async {
+            self.wait_for_backlog().await;
+            self.wait_for_mesh_room().await;
+        });
+        pausing.await;
+    }
+
     /// Waits while any outgoing mesh link is congested: the backpressure that stops a
     /// session from reading more input than the mesh can carry.
-    pub(crate) async fn wait_for_mesh_room(&self) {
+    async fn wait_for_mesh_room(&self) {
         while let Some(link) = self.peers().find(|link| link.is_congested()) {
             self.metrics.add(Metric::MeshStalls, 1);
             link.room().await;

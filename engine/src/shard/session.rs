@@ -183,8 +183,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
         return;
     }
     loop {
-        shard.wait_for_backlog().await;
-        shard.wait_for_mesh_room().await;
+        shard.pause_reader().await;
         if conn.outbox.is_closed() {
             return;
         }

@@ -163,8 +163,7 @@ async fn run<S: Io>(
                     verify_password_in_hello(shard, conn, &whole).await;
                 }
                 handle_frame(shard, conn, &mut input, &mut hello_done, &bytes);
-                shard.wait_for_backlog().await;
-                shard.wait_for_mesh_room().await;
+                shard.pause_reader().await;
             }
             Event::Message(None) => return (None, ""),
             Event::Message(Some(Err(error))) => return close_for(&error),
