@@ -115,11 +115,11 @@ pub struct Identity {
 /// Checks HELLO credentials against the configuration.
 #[derive(Debug)]
 pub struct Authenticator {
-    anonymous: Option<Identity>,
+    anonymous: Option<Arc<Identity>>,
     /// The identity of HTTP requests without credentials, when `http_open`.
-    http_anonymous: Option<Identity>,
-    tokens: Vec<([u8; 32], Identity)>,
-    users: BTreeMap<String, (String, Identity)>,
+    http_anonymous: Option<Arc<Identity>>,
+    tokens: Vec<([u8; 32], Arc<Identity>)>,
+    users: BTreeMap<String, (String, Arc<Identity>)>,
     jwt: Option<jwt::JwtVerifier>,
     roles: BTreeMap<String, Arc<Permissions>>,
 }
@@ -174,14 +174,19 @@ impl Authenticator {
                 })
         };
         let role = &config.anonymous_role;
-        let nobody = identity("anonymous", role, "auth.anonymous_role".to_owned())?;
+        let nobody = Arc::new(identity(
+            "anonymous",
+            role,
+            "auth.anonymous_role".to_owned(),
+        )?);
         let anonymous = config.anonymous.then(|| nobody.clone());
         let http_anonymous = config.http_open.then_some(nobody);
+        // Shared by every connection that presents the credential.
         let own = |mut identity: Identity, permissions: &Option<Permissions>| {
             if let Some(permissions) = permissions {
                 identity.permissions = Arc::new(permissions.clone());
             }
-            identity
+            Arc::new(identity)
         };
         let mut tokens = Vec::with_capacity(config.tokens.len());
         for token in &config.tokens {
@@ -219,7 +224,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// `AUTH_REQUIRED` without a token on a closed HTTP API; `AUTH_FAILED` for a bad one.
-    pub fn authenticate_http(&self, token: Option<&str>) -> Result<Identity, ErrorCode> {
+    pub fn authenticate_http(&self, token: Option<&str>) -> Result<Arc<Identity>, ErrorCode> {
         match token {
             Some(token) => self.authenticate_token(Some(token)),
             None => self.http_anonymous.clone().ok_or(ErrorCode::AUTH_REQUIRED),
@@ -242,7 +247,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// The code to refuse the connection with.
-    pub fn authenticate(&self, headers: &Headers<'_>) -> Result<Identity, ErrorCode> {
+    pub fn authenticate(&self, headers: &Headers<'_>) -> Result<Arc<Identity>, ErrorCode> {
         if headers.get("user").is_some() {
             // Passwords are checked off the shard's thread (`verify_user`) before HELLO is
             // handled; one that reaches here was not, and is refused rather than ignored.
@@ -258,10 +263,11 @@ impl Authenticator {
     ///
     /// # Errors
     /// `AUTH_FAILED` when no key is configured or the token is not valid.
-    pub fn verify_jwt(&self, token: &str) -> Result<Identity, ErrorCode> {
+    pub fn verify_jwt(&self, token: &str) -> Result<Arc<Identity>, ErrorCode> {
         self.jwt
             .as_ref()
             .and_then(|jwt| jwt.verify(token, &self.roles))
+            .map(Arc::new)
             .ok_or(ErrorCode::AUTH_FAILED)
     }
 
@@ -269,7 +275,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// `AUTH_FAILED` for an unknown user or a wrong password (alike, in result and in time).
-    pub fn verify_user(&self, user: &str, pass: &str) -> Result<Identity, ErrorCode> {
+    pub fn verify_user(&self, user: &str, pass: &str) -> Result<Arc<Identity>, ErrorCode> {
         match self.users.get(user) {
             Some((hash, identity)) if password::verify(hash, pass) => Ok(identity.clone()),
             Some(_) => Err(ErrorCode::AUTH_FAILED),
@@ -284,7 +290,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// `AUTH_FAILED` for an unknown token, `AUTH_REQUIRED` for none without anonymous access.
-    pub fn authenticate_token(&self, token: Option<&str>) -> Result<Identity, ErrorCode> {
+    pub fn authenticate_token(&self, token: Option<&str>) -> Result<Arc<Identity>, ErrorCode> {
         if let Some(token) = token {
             let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             let mut found = None;

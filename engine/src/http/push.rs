@@ -21,6 +21,8 @@ use shardbus_protocol::{
 use super::HttpSettings;
 use super::payload::{self, PayloadIn};
 use super::reply::{self, Body, Refusal};
+use std::sync::Arc;
+
 use crate::auth::Identity;
 use crate::shard::Shard;
 use crate::shard::conn::Conn;
@@ -92,7 +94,7 @@ fn frame_bytes(
 pub(crate) async fn publish(
     shard: &Rc<Shard>,
     settings: &HttpSettings,
-    identity: Identity,
+    identity: Arc<Identity>,
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
     let frame = frame_bytes(body, Fields::Pub, settings)?;
@@ -114,7 +116,7 @@ pub(crate) async fn publish(
 pub(crate) async fn request(
     shard: &Rc<Shard>,
     settings: &HttpSettings,
-    identity: Identity,
+    identity: Arc<Identity>,
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
     let timeout_ms = body
@@ -170,7 +172,7 @@ impl Answer {
 /// permissions and waits for the first frame back that `ends` accepts.
 async fn exchange(
     shard: &Rc<Shard>,
-    identity: Identity,
+    identity: Arc<Identity>,
     frame: &[u8],
     ends: impl Fn(&Fields) -> bool,
 ) -> Answer {

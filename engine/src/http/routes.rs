@@ -71,7 +71,7 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
 
 /// The identity a request's token names (`Authorization: Bearer` or `X-Api-Key`), or, on an
 /// open HTTP API, the anonymous role.
-fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Identity, ErrorCode> {
+fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Arc<Identity>, ErrorCode> {
     let headers = request.headers();
     let bearer = headers
         .get(AUTHORIZATION)
@@ -87,7 +87,7 @@ fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Identity, Erro
 async fn guarded(
     shard: Rc<Shard>,
     settings: Rc<HttpSettings>,
-    identity: Identity,
+    identity: Arc<Identity>,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let shared = &shard.shared;

@@ -166,13 +166,13 @@ pub(crate) struct Conn {
     /// This connection's traffic, as `/api/v1/connections` shows it.
     pub(crate) traffic: Traffic,
     /// Who HELLO said it is; `None` for in-process connections, which may do anything.
-    identity: RefCell<Option<Identity>>,
+    identity: RefCell<Option<Arc<Identity>>>,
     /// What the identity allows without a check per message (set with it).
     unrestricted: Cell<Unrestricted>,
-    /// A password check made before HELLO was handled (see `session::read_hello`). Boxed,
-    /// as `rate`: most connections never have one, and every connection pays for the room.
-    pub(crate) preauth: RefCell<Option<Box<Result<Identity, ErrorCode>>>>,
-    /// Its own rate-limit buckets, when per-connection limits are set.
+    /// A password check made before HELLO was handled (see `session::read_hello`).
+    pub(crate) preauth: RefCell<Option<Result<Arc<Identity>, ErrorCode>>>,
+    /// Its own rate-limit buckets, when per-connection limits are set. Boxed: most
+    /// connections have none, and every connection would pay for the room.
     pub(crate) rate: RefCell<Option<Box<ConnBuckets>>>,
     metrics: Arc<ShardMetrics>,
 }
@@ -295,7 +295,7 @@ impl Conn {
     }
 
     /// Sets who the connection is and what it may do.
-    pub(crate) fn set_identity(&self, identity: Identity) {
+    pub(crate) fn set_identity(&self, identity: Arc<Identity>) {
         self.unrestricted
             .set(Unrestricted::of(&identity.permissions));
         *self.identity.borrow_mut() = Some(identity);

@@ -269,7 +269,7 @@ pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: 
     let outcome = glommio::executor()
         .spawn_blocking(move || auth.verify_user(&user, &pass))
         .await;
-    *conn.preauth.borrow_mut() = Some(Box::new(outcome));
+    *conn.preauth.borrow_mut() = Some(outcome);
 }
 
 /// Reads once and handles every whole frame read; `Close` at end of stream, on a read error or
@@ -445,7 +445,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         );
         return Next::Close;
     }
-    let verified = conn.preauth.borrow_mut().take().map(|outcome| *outcome);
+    let verified = conn.preauth.borrow_mut().take();
     let identity =
         match verified.unwrap_or_else(|| shard.settings.auth.authenticate(&frame.headers)) {
             Ok(identity) => identity,
