@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use shardbus_engine::config::{RateLimitPolicy, TopicRateLimit};
-use shardbus_protocol::{ErrorCode, Fields, HelloOptions};
+use shardbus_protocol::{ErrorCode, Fields, Frame, HelloOptions, encode};
 use shardbus_tests::{PATIENCE, Raw, TestServer, http_request, wait_until};
 
 /// Sends `n` PUBs to `subject` in one write, then a PING; returns how many were refused
@@ -83,9 +83,14 @@ fn the_disconnect_policy_closes_after_the_refusal() {
         c.rate_limits.policy = RateLimitPolicy::Disconnect;
     });
     let mut raw = Raw::hello_on(server.addr, 0, HelloOptions(0));
+    // In one write: the server closes after the refusal, and a client still writing frame by
+    // frame would get a broken pipe instead of reading the ERR.
+    let mut burst = Vec::new();
     for _ in 0..50 {
-        raw.publish("x.y", b"1");
+        let frame = Frame::new(Fields::Pub).with_topic("x.y").with_payload(b"1");
+        encode(&frame, &mut burst).unwrap();
     }
+    raw.send_bytes(&burst);
     let frames = raw.until_closed();
     let last = frames.last().expect("an ERR before the close");
     assert_eq!(last.err_code(), Some(ErrorCode::RATE_LIMITED));
