@@ -308,18 +308,16 @@ impl Conn {
         })
     }
 
-    /// Whether this connection may publish to `subject`.
+    /// Whether this connection may publish to the frame's topic.
     #[inline]
-    pub(crate) fn may_publish(&self, subject: &Frame<'_>) -> bool {
-        self.unrestricted.get().publish
-            || self.may(|p| p.publish.allows_subject(subject.topic_str()))
+    pub(crate) fn may_publish(&self, frame: &Frame<'_>) -> bool {
+        self.unrestricted.get().publish || self.may(|p| p.publish.allows_subject(frame.topic_str()))
     }
 
-    /// Whether this connection may send a request to `subject`.
+    /// Whether this connection may send a request to the frame's topic.
     #[inline]
-    pub(crate) fn may_request(&self, subject: &Frame<'_>) -> bool {
-        self.unrestricted.get().request
-            || self.may(|p| p.request.allows_subject(subject.topic_str()))
+    pub(crate) fn may_request(&self, frame: &Frame<'_>) -> bool {
+        self.unrestricted.get().request || self.may(|p| p.request.allows_subject(frame.topic_str()))
     }
 
     /// Whether `check` allows it under this connection's permissions.
