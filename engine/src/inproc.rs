@@ -87,7 +87,11 @@ pub enum LoadError {
 /// [`LoadError`]: the shards could not start, or deliveries stopped short.
 pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
     let (cores, shards) = prepare_process(config)?;
-    let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
+    let shared = Arc::new(Shared::new(
+        shards,
+        config.limits.max_connections,
+        std::time::Duration::from_millis(config.runtime.stall_timeout_ms),
+    ));
     let settings = Settings::new(config, shards)?;
     let per_read = load.frames_per_read as u64 * (load.subscribers_per_shard * shards) as u64;
     let (started_tx, started_rx) = mpsc::sync_channel(1);

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             shared.request_shutdown();
         }
     });
-    match server.join() {
+    match server.supervise() {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -83,6 +83,8 @@ metrics! {
     StaleConnections = "stale_connections", counter;
     /// Connections that failed or timed out in the TLS handshake.
     TlsFailures = "tls_handshake_failures", counter;
+    /// Times the shard's watch task ran (its heartbeat, every `runtime.watch_interval_us`).
+    WatchTicks = "watch_ticks", counter;
 }
 
 /// One shard's counters, written by that shard only.

@@ -93,6 +93,20 @@ impl TestServer {
             .sum()
     }
 
+    /// A metric of one shard.
+    pub fn shard_metric(&self, shard: usize, metric: Metric) -> u64 {
+        self.server()
+            .shared()
+            .metrics()
+            .nth(shard)
+            .map_or(0, |m| m.get(metric))
+    }
+
+    /// What each shard is doing, as `/healthz` reports it.
+    pub fn health(&self) -> Vec<shardbus_engine::server::ShardHealth> {
+        self.server().shared().shard_health()
+    }
+
     /// ERRs sent with `code`, over every shard.
     pub fn errors(&self, code: ErrorCode) -> u64 {
         self.server()

@@ -67,6 +67,12 @@ pub struct RuntimeConfig {
     /// (`perf/examples/mesh_wakeup.rs`, perf/RESULTS.md): p50 ~60 µs at 0, ~38 µs at 50,
     /// ~23 µs at 200. The default (50) is provisional until the full request path is measured.
     pub spin_before_park_us: u64,
+    /// How often each shard's watch task records its heartbeat and looks for a shutdown
+    /// request, microseconds. Nothing but the watch task wakes on it.
+    pub watch_interval_us: u64,
+    /// A shard whose heartbeat is older than this, milliseconds, is stalled: `/healthz` and
+    /// `/readyz` answer 503 and the process exits with an error so a supervisor restarts it.
+    pub stall_timeout_ms: u64,
 }
 
 /// Limits enforced on every connection (PROTOCOL.md §2.5, §5).
@@ -214,6 +220,8 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
             spin_before_park_us: 50,
+            watch_interval_us: 20_000,
+            stall_timeout_ms: 10_000,
         }
     }
 }
@@ -279,7 +287,7 @@ impl Config {
             + u64::from(l.max_topic_len)
             + 48;
         let tls = &self.tls;
-        let checks: [(&str, bool, &str); 16] = [
+        let checks: [(&str, bool, &str); 18] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -294,6 +302,18 @@ impl Config {
                 "runtime.spin_before_park_us",
                 self.runtime.spin_before_park_us <= 1_000_000,
                 "at most 1 s",
+            ),
+            (
+                "runtime.watch_interval_us",
+                (50..=1_000_000).contains(&self.runtime.watch_interval_us),
+                "between 50 and 1000000 (1 s)",
+            ),
+            (
+                "runtime.stall_timeout_ms",
+                self.runtime.stall_timeout_ms >= 1_000
+                    && self.runtime.stall_timeout_ms.saturating_mul(1_000)
+                        >= self.runtime.watch_interval_us.saturating_mul(10),
+                "at least 1000, and at least ten watch intervals",
             ),
             (
                 "limits.max_payload",

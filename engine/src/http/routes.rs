@@ -62,7 +62,7 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
             assets::DEMO_HTML.as_bytes().to_vec(),
             "text/html; charset=utf-8",
         ),
-        "/healthz" => reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        "/healthz" => healthz(&shard.shared),
         "/readyz" => readyz(&shard.shared),
         _ => return None,
     };
@@ -168,12 +168,32 @@ fn is_known(path: &str) -> bool {
         )
 }
 
+/// Alive unless a shard has stopped or stalled: each shard's state and heartbeat age.
+fn healthz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
+    let health = shared.shard_health();
+    let shards: Vec<serde_json::Value> = health
+        .iter()
+        .enumerate()
+        .map(|(shard, h)| {
+            serde_json::json!({ "shard": shard, "state": h.name(), "heartbeat_age_ms": h.age_ms() })
+        })
+        .collect();
+    let (status, word) = if health.iter().any(|h| h.is_failed()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    reply::json(status, &serde_json::json!({ "status": word, "shards": shards }))
+}
+
 fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
     if shared.is_ready() {
         return reply::json(StatusCode::OK, &serde_json::json!({ "status": "ready" }));
     }
     let why = if shared.shutting_down() {
         "draining"
+    } else if shared.failed_shard().is_some() {
+        "unhealthy"
     } else {
         "starting"
     };

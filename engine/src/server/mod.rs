@@ -16,7 +16,7 @@ use glommio::ExecutorJoinHandle;
 pub use error::StartError;
 pub(crate) use process::{core_of, prepare_process, shard_executor};
 use process::{raise_open_files_limit, refuse_taken_port};
-pub use shared::Shared;
+pub use shared::{ShardHealth, Shared};
 
 use crate::config::Config;
 use crate::http::HttpSettings;
@@ -32,6 +32,8 @@ pub struct Server {
     shared: Arc<Shared>,
     handles: Vec<ExecutorJoinHandle<()>>,
     cores: Vec<Option<usize>>,
+    /// The longest a drain takes: the grace period, the close wait, a margin.
+    drain_bound: std::time::Duration,
 }
 
 impl Server {
@@ -46,7 +48,11 @@ impl Server {
         refuse_taken_port(config.http_listen)?;
         raise_open_files_limit();
 
-        let shared = Arc::new(Shared::new(shards, config.limits.max_connections));
+        let shared = Arc::new(Shared::new(
+        shards,
+        config.limits.max_connections,
+        std::time::Duration::from_millis(config.runtime.stall_timeout_ms),
+    ));
         let settings = Settings::new(config, shards)?;
         if settings.auth.allows_anonymous() {
             tracing::warn!(
@@ -67,6 +73,8 @@ impl Server {
             shared,
             handles: Vec::with_capacity(shards),
             cores: Vec::with_capacity(shards),
+            drain_bound: std::time::Duration::from_millis(config.shutdown.grace_ms)
+                + std::time::Duration::from_secs(4),
         };
         for id in 0..shards {
             let core = core_of(&cores, id);
@@ -102,6 +110,8 @@ impl Server {
         http.tls = settings.tls.clone();
         let handle = builder
             .spawn(move || async move {
+                // Marks the shard stopped however its thread ends, a panic included.
+                let _stopped = StoppedOnDrop(Arc::clone(&shared), id);
                 let (listener, http_listener) = match bind(addrs) {
                     Ok(listeners) => listeners,
                     Err(error) => {
@@ -190,11 +200,50 @@ impl Server {
         result
     }
 
+    /// Waits until every shard has stopped after a shutdown request, or until one stops or
+    /// stalls on its own: then it logs why, asks the others to drain, and returns the error
+    /// without waiting for a stalled shard, so the process can exit for a supervisor to
+    /// restart it.
+    ///
+    /// # Errors
+    /// [`StartError::ShardFailed`] naming the shard and what happened to it.
+    pub fn supervise(self) -> Result<(), StartError> {
+        const LOOK: std::time::Duration = std::time::Duration::from_millis(250);
+        loop {
+            if self.shared.all_stopped() {
+                return self.join();
+            }
+            if let Some((shard, health)) = self.shared.failed_shard() {
+                let reason = match health.age_ms() {
+                    Some(age_ms) => format!("its timers have not run for {age_ms} ms"),
+                    None => "its thread ended".to_owned(),
+                };
+                tracing::error!(shard, %reason, "a shard stopped serving; shutting down");
+                self.shared.request_shutdown();
+                let deadline = std::time::Instant::now() + self.drain_bound;
+                while !self.shared.all_stopped() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(LOOK);
+                }
+                return Err(StartError::ShardFailed { shard, reason });
+            }
+            std::thread::sleep(LOOK);
+        }
+    }
+
     fn stop(&mut self) {
         self.shared.request_shutdown();
         for handle in self.handles.drain(..) {
             let _ = handle.join();
         }
+    }
+}
+
+/// Marks its shard stopped when dropped.
+struct StoppedOnDrop(Arc<Shared>, usize);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.shard_stopped(self.1);
     }
 }
 

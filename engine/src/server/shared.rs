@@ -1,6 +1,6 @@
 //! `Shared`: the little the shards share, all of it lock-free: every shard's counters (each
-//! written by its own shard only), the server-wide connection count, the shutdown flag, and
-//! what WELCOME says about the server.
+//! written by its own shard only), the server-wide connection count, the shutdown flag, each
+//! shard's heartbeat and whether its thread still runs, and what WELCOME says about the server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +20,13 @@ pub struct Shared {
     shutdown: AtomicBool,
     /// Shards that have bound every listener.
     ready_shards: AtomicU64,
+    /// Per shard: milliseconds since `started` at its watch task's last tick, plus one (0: none
+    /// yet). A shard that stops ticking no longer runs its timers.
+    heartbeats: Vec<AtomicU64>,
+    /// Per shard: its thread has ended (normally or by a panic).
+    stopped: Vec<AtomicBool>,
+    /// A heartbeat older than this makes the shard, and so the server, unhealthy.
+    stall_timeout: Duration,
     shards: usize,
     started: Instant,
     server_id: String,
@@ -27,7 +34,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(shards: usize, max_connections: u32) -> Shared {
+    pub(crate) fn new(shards: usize, max_connections: u32, stall_timeout: Duration) -> Shared {
         let started = Instant::now();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -44,6 +51,9 @@ impl Shared {
             max_connections: u64::from(max_connections),
             shutdown: AtomicBool::new(false),
             ready_shards: AtomicU64::new(0),
+            heartbeats: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            stopped: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            stall_timeout,
             shards,
             started,
             server_id,
@@ -83,7 +93,64 @@ impl Shared {
 
     /// Whether every shard serves and the server is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.ready_shards.load(Ordering::Acquire) == self.shards as u64 && !self.shutting_down()
+        self.ready_shards.load(Ordering::Acquire) == self.shards as u64
+            && !self.shutting_down()
+            && self.failed_shard().is_none()
+    }
+
+    /// Records that shard `shard` is alive and running its timers.
+    pub(crate) fn beat(&self, shard: ShardId) {
+        if let Some(beat) = self.heartbeats.get(usize::from(shard)) {
+            let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            beat.store(now.saturating_add(1), Ordering::Release);
+        }
+    }
+
+    /// Records that shard `shard`'s thread has ended.
+    pub(crate) fn shard_stopped(&self, shard: usize) {
+        if let Some(stopped) = self.stopped.get(shard) {
+            stopped.store(true, Ordering::Release);
+        }
+    }
+
+    /// What each shard is doing, in shard order.
+    pub fn shard_health(&self) -> Vec<ShardHealth> {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let stall_ms = u64::try_from(self.stall_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.heartbeats
+            .iter()
+            .zip(&self.stopped)
+            .map(|(beat, stopped)| {
+                let beat = beat.load(Ordering::Acquire);
+                let age_ms = now.saturating_sub(beat.saturating_sub(1));
+                if stopped.load(Ordering::Acquire) {
+                    ShardHealth::Stopped
+                } else if beat == 0 {
+                    ShardHealth::Starting
+                } else if age_ms > stall_ms {
+                    ShardHealth::Stalled { age_ms }
+                } else {
+                    ShardHealth::Serving { age_ms }
+                }
+            })
+            .collect()
+    }
+
+    /// The first shard that has stopped or stalled while the server was not shutting down,
+    /// with what happened to it.
+    pub fn failed_shard(&self) -> Option<(usize, ShardHealth)> {
+        if self.shutting_down() {
+            return None;
+        }
+        self.shard_health()
+            .into_iter()
+            .enumerate()
+            .find(|(_, health)| health.is_failed())
+    }
+
+    /// Whether every shard has stopped.
+    pub fn all_stopped(&self) -> bool {
+        self.stopped.iter().all(|s| s.load(Ordering::Acquire))
     }
 
     /// The number of shards.
@@ -113,5 +180,49 @@ impl Shared {
 
     pub(crate) fn welcome_headers(&self) -> &[u8] {
         &self.welcome_headers
+    }
+}
+
+/// What a shard is doing, as its heartbeat and its thread show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardHealth {
+    /// Not yet ticking.
+    Starting,
+    /// Ticking: the last heartbeat was `age_ms` ago.
+    Serving {
+        /// Milliseconds since the last heartbeat.
+        age_ms: u64,
+    },
+    /// Its thread runs but its timers have not run for longer than the stall timeout.
+    Stalled {
+        /// Milliseconds since the last heartbeat.
+        age_ms: u64,
+    },
+    /// Its thread has ended.
+    Stopped,
+}
+
+impl ShardHealth {
+    /// The word `/healthz` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardHealth::Starting => "starting",
+            ShardHealth::Serving { .. } => "serving",
+            ShardHealth::Stalled { .. } => "stalled",
+            ShardHealth::Stopped => "stopped",
+        }
+    }
+
+    /// Stalled or stopped: the shard no longer serves its connections.
+    pub fn is_failed(self) -> bool {
+        matches!(self, ShardHealth::Stalled { .. } | ShardHealth::Stopped)
+    }
+
+    /// Milliseconds since the last heartbeat, when there was one and the thread runs.
+    pub fn age_ms(self) -> Option<u64> {
+        match self {
+            ShardHealth::Serving { age_ms } | ShardHealth::Stalled { age_ms } => Some(age_ms),
+            ShardHealth::Starting | ShardHealth::Stopped => None,
+        }
     }
 }

@@ -19,6 +19,7 @@ pub(crate) mod session;
 mod sid_map;
 mod status;
 pub(crate) mod stream;
+mod watch;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -57,6 +58,7 @@ pub(crate) struct Settings {
     pub(crate) hello_timeout: Duration,
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
+    pub(crate) watch_interval: Duration,
     pub(crate) shards: usize,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<crate::tls::ServerTls>,
@@ -81,6 +83,7 @@ impl Settings {
             hello_timeout: Duration::from_millis(l.hello_timeout_ms),
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
+            watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
             shards,
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
@@ -121,6 +124,8 @@ pub(crate) struct Shard {
     next_conn: Cell<u64>,
     next_barrier: Cell<u64>,
     draining: Cell<bool>,
+    /// Notified once, when the server starts shutting down (`watch.rs`).
+    stopping: notify::Notify,
 }
 
 impl Shard {
@@ -152,6 +157,7 @@ impl Shard {
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),
             draining: Cell::new(false),
+            stopping: notify::Notify::default(),
         }
     }
 

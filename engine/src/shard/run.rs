@@ -11,11 +11,11 @@ use shardbus_protocol::{ErrorCode, Fields};
 
 use super::Shard;
 use super::conn::Outgoing;
-use super::{keepalive, session};
+use super::{keepalive, session, watch};
 use crate::mesh::MeshEnds;
 
-/// How often a shard looks at the server's shutdown flag.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+/// How often the drain looks whether every connection has gone.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// How long a shard waits for its closed connections' writers to finish after the grace period.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -24,8 +24,12 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
     spawn_mesh(&shard, ends);
     glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
     glommio::spawn_local(keepalive::run(Rc::clone(&shard))).detach();
+    let stopping = shard.stopping.notified();
+    glommio::spawn_local(watch::run(Rc::clone(&shard), shard.settings.watch_interval)).detach();
 
-    future::or(accept_loop(&shard, &listener), wait_for_shutdown(&shard)).await;
+    // The accept is polled when a connection arrives and once more when `stopping` fires:
+    // nothing else wakes this task (see `watch.rs` for why that matters).
+    future::or(accept_loop(&shard, &listener), stopping).await;
     drop(listener);
     drain(&shard).await;
 }
@@ -82,12 +86,6 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
     }
 }
 
-async fn wait_for_shutdown(shard: &Shard) {
-    while !shard.shared.shutting_down() {
-        glommio::timer::sleep(SHUTDOWN_POLL).await;
-    }
-}
-
 /// Answers TIMEOUT at each request's deadline. One task per shard, asleep until the earliest
 /// deadline or until an earlier one is added.
 async fn request_timer(shard: Rc<Shard>) {
@@ -116,7 +114,7 @@ async fn drain(shard: &Rc<Shard>) {
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && !shard.conns.borrow().is_empty() {
-        glommio::timer::sleep(SHUTDOWN_POLL).await;
+        glommio::timer::sleep(DRAIN_POLL).await;
     }
     let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
     for conn in &conns {
@@ -129,7 +127,7 @@ async fn drain(shard: &Rc<Shard>) {
     }
     let deadline = Instant::now() + CLOSE_WAIT;
     while Instant::now() < deadline && !shard.conns.borrow().is_empty() {
-        glommio::timer::sleep(SHUTDOWN_POLL).await;
+        glommio::timer::sleep(DRAIN_POLL).await;
     }
     tracing::info!(shard = shard.id, "shard stopped");
 }

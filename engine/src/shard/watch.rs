@@ -1,0 +1,29 @@
+//! The shard's watch task: every `runtime.watch_interval_us` it records the shard's heartbeat
+//! (so `/healthz` and the process see a shard that stopped running its timers) and looks at
+//! the server's shutdown flag, which the signal thread sets. When the flag is up it notifies
+//! `Shard::stopping` once.
+//!
+//! This is the only periodic poll, and it lives in a task of its own on purpose: glommio's
+//! accept (and connect, peek) pushes a waker clone on every poll while pending, and a task's
+//! reference count is an `i16`. An accept that shared a task with a 20 ms poll overflowed it
+//! after 32,767 polls, 11 minutes into an idle run, and the shard never accepted again. The
+//! accept loop now waits on the notification, which wakes it exactly once.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::Shard;
+use crate::metrics::Metric;
+
+/// Runs until the server asks to shut down, then wakes everything waiting on `stopping`.
+pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
+    loop {
+        shard.shared.beat(shard.id);
+        shard.metrics.add(Metric::WatchTicks, 1);
+        if shard.shared.shutting_down() {
+            shard.stopping.notify();
+            return;
+        }
+        glommio::timer::sleep(interval).await;
+    }
+}
