@@ -10,6 +10,7 @@ fn limits() -> Limits {
         max_frame: 1 << 16,
         max_payload: 1 << 15,
         max_topic_len: 256,
+        max_topic_tokens: 64,
         max_headers_len: 4096,
     }
 }

@@ -140,6 +140,7 @@ pub fn decode<'a>(frame: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Protoco
         TopicRule::Subject => validate_subject(topic, max_topic)?,
         TopicRule::Pattern => validate_pattern(topic, max_topic)?,
     }
+    check_tokens(topic, limits.max_topic_tokens)?;
     match op {
         Op::Sub if !payload.is_empty() => validate_queue_group(payload, max_topic)?,
         Op::Err if simdutf8::basic::from_utf8(payload).is_err() => {
@@ -163,6 +164,22 @@ pub fn decode<'a>(frame: &'a [u8], limits: &Limits) -> Result<Frame<'a>, Protoco
         headers,
         payload,
     })
+}
+
+/// Refuses a topic of more than `max` tokens. Every token is at least one byte with a dot
+/// between, so a topic shorter than `2 × max` bytes cannot have too many: the publish path's
+/// short subjects skip the count.
+#[inline]
+fn check_tokens(topic: &[u8], max: u16) -> Result<(), ProtocolError> {
+    let max = usize::from(max);
+    if topic.len() < 2 * max {
+        return Ok(());
+    }
+    let count = memchr::memchr_iter(b'.', topic).take(max).count() + 1;
+    if count > max {
+        return Err(ProtocolError::TooManyTokens { count, max });
+    }
+    Ok(())
 }
 
 /// Decodes the frame at the start of `buf` if it is complete, returning it with its length.

@@ -50,6 +50,14 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
+    /// The topic has more tokens than allowed.
+    #[error("topic of {count} tokens exceeds the maximum of {max}")]
+    TooManyTokens {
+        /// The topic's tokens, counted up to one past the limit.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The payload is larger than allowed.
     #[error("payload of {len} bytes exceeds the maximum of {max}")]
     PayloadTooLarge {
@@ -91,6 +99,7 @@ impl ProtocolError {
             ProtocolError::InvalidTopic(_) | ProtocolError::TopicTooLong { .. } => {
                 ErrorCode::INVALID_TOPIC
             }
+            ProtocolError::TooManyTokens { .. } => ErrorCode::TOO_MANY_TOKENS,
             ProtocolError::PayloadTooLarge { .. } => ErrorCode::PAYLOAD_TOO_LARGE,
             ProtocolError::BadHeaders(_) | ProtocolError::HeadersTooLarge { .. } => {
                 ErrorCode::BAD_HEADERS

@@ -106,6 +106,8 @@ codes! {
     KICKED = 29, Close, false;
     /// An admin operation named a connection the server does not have.
     UNKNOWN_CONNECTION = 30, KeepOpen, false;
+    /// The topic or pattern has more tokens than the server's `max_topic_tokens`.
+    TOO_MANY_TOKENS = 31, KeepOpen, false;
 }
 
 impl ErrorCode {

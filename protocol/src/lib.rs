@@ -25,7 +25,7 @@ pub use error_code::{CODE_TABLE, ErrorCode};
 pub use flags::{Flags, HelloOptions};
 pub use frame::{Fields, Frame, Welcome};
 pub use headers::{Headers, HeadersBuilder};
-pub use limits::Limits;
+pub use limits::{DEFAULT_MAX_TOPIC_TOKENS, Limits, MAX_TOPIC_TOKENS_CEILING};
 pub use op::Op;
 
 /// The protocol version this crate speaks.

@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_topic_len: u16,
     /// Largest headers block.
     pub max_headers_len: u32,
+    /// Most dot-separated tokens in a topic or pattern. Routing walks one trie level per
+    /// token, so this bounds the depth any input can drive.
+    pub max_topic_tokens: u16,
 }
 
 /// Default largest payload: 1 MiB, as NATS.
@@ -21,6 +24,13 @@ pub const DEFAULT_MAX_PAYLOAD: u32 = 1 << 20;
 
 /// Default largest headers block.
 pub const DEFAULT_MAX_HEADERS_LEN: u32 = 4 << 10;
+
+/// Default most tokens in a topic or pattern.
+pub const DEFAULT_MAX_TOPIC_TOKENS: u16 = 64;
+
+/// The most tokens a server may be configured to allow: deep enough for any naming scheme,
+/// shallow enough that a walk of the routing trie stays a few kilobytes of stack.
+pub const MAX_TOPIC_TOKENS_CEILING: u16 = 256;
 
 impl Limits {
     /// The largest frame these section limits allow: the header, the largest fixed fields, and
@@ -45,6 +55,7 @@ impl Default for Limits {
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_topic_len: DEFAULT_MAX_TOPIC_LEN,
             max_headers_len: DEFAULT_MAX_HEADERS_LEN,
+            max_topic_tokens: DEFAULT_MAX_TOPIC_TOKENS,
         }
     }
 }

@@ -18,6 +18,7 @@ fn small_limits() -> Limits {
         max_frame: 4096,
         max_payload: 2048,
         max_topic_len: 64,
+        max_topic_tokens: 8,
         max_headers_len: 512,
     }
 }

@@ -172,6 +172,7 @@ impl Raw {
             max_frame: u32::MAX,
             max_payload: u32::MAX,
             max_topic_len: u16::MAX,
+            max_topic_tokens: u16::MAX,
             max_headers_len: u32::MAX,
         };
         loop {

@@ -83,6 +83,8 @@ pub struct LimitsConfig {
     pub max_payload: u32,
     /// Longest topic or pattern, bytes.
     pub max_topic_len: u16,
+    /// Most dot-separated tokens in a topic or pattern (at most 256).
+    pub max_topic_tokens: u16,
     /// Largest headers block, bytes.
     pub max_headers_len: u32,
     /// Subscriptions one connection may hold.
@@ -232,6 +234,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_payload: wire.max_payload,
             max_topic_len: wire.max_topic_len,
+            max_topic_tokens: wire.max_topic_tokens,
             max_headers_len: wire.max_headers_len,
             max_subscriptions: 10_000,
             max_connections: 100_000,
@@ -264,6 +267,7 @@ impl Config {
             max_payload: l.max_payload,
             max_topic_len: l.max_topic_len,
             max_headers_len: l.max_headers_len,
+            max_topic_tokens: l.max_topic_tokens,
         }
     }
 
@@ -287,7 +291,7 @@ impl Config {
             + u64::from(l.max_topic_len)
             + 48;
         let tls = &self.tls;
-        let checks: [(&str, bool, &str); 18] = [
+        let checks: [(&str, bool, &str); 19] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -321,6 +325,11 @@ impl Config {
                 "between 1 and 268435456",
             ),
             ("limits.max_topic_len", l.max_topic_len >= 1, "at least 1"),
+            (
+                "limits.max_topic_tokens",
+                (1..=shardbus_protocol::MAX_TOPIC_TOKENS_CEILING).contains(&l.max_topic_tokens),
+                "between 1 and 256",
+            ),
             (
                 "limits.max_subscriptions",
                 l.max_subscriptions >= 1,

@@ -545,6 +545,8 @@ impl ClientSession {
                     max_payload: welcome.max_payload,
                     max_topic_len: welcome.max_topic_len,
                     max_headers_len: self.limits.max_headers_len,
+                    // The server checked every topic it sends against its own bound.
+                    max_topic_tokens: u16::MAX,
                 };
                 Event::Welcome(welcome)
             }
