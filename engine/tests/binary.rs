@@ -11,17 +11,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shardbus_protocol::{
     Fields, Frame, HelloOptions, Limits, PROTOCOL_VERSION, encode, next_frame,
 };
 
-/// Both listeners on ports the OS picks (tests run in parallel).
-const ANY_PORTS: [&str; 4] = ["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
-
-const BIN: &str = env!("CARGO_BIN_EXE_shardbus");
+mod support;
+use support::{ANY_PORTS, BIN, Server, rss_of, start};
 
 #[test]
 fn print_config_shows_the_effective_configuration() {
@@ -124,31 +122,6 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-/// Starts the binary with `args` and `envs`, and reads its log up to the line that names the
-/// address it listens on: the child, the rest of its log, and that address.
-fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, BufReader<ChildStderr>, String) {
-    let mut child = Command::new(BIN)
-        .args(ANY_PORTS)
-        .args(args)
-        .envs(envs.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the server exited early"
-        );
-        if let Some(at) = line.find("listen=") {
-            break line[at + 7..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    (child, stderr, addr)
-}
-
 #[test]
 fn sigterm_drains_clients_and_exits_zero() {
     let (mut child, mut stderr, addr) = start(
@@ -213,27 +186,6 @@ const WARM: usize = 500;
 const MEASURED: usize = 2_500;
 /// Bytes of server RSS per idle subscribed connection that fail the test (release: ~2.8 kB).
 const BOUND: u64 = 5_000;
-
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
-}
 
 /// A connection that said HELLO, subscribed to `subject`, and saw the PONG that follows (so
 /// the server has handled all three).

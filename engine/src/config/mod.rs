@@ -98,6 +98,10 @@ pub struct LimitsConfig {
     pub max_inflight_requests: u32,
     /// How long a new connection has to send HELLO, milliseconds.
     pub hello_timeout_ms: u64,
+    /// Input bytes all connections still in their HELLO phase may hold together, server-wide
+    /// (split evenly over the shards). Each may hold at most one HELLO's worth
+    /// (`max_headers_len` + 48 bytes); past the budget a new one is refused `MAX_CONNECTIONS`.
+    pub max_unauthenticated_bytes: usize,
     /// The longest the server stays silent towards a client, milliseconds; 0 disables keepalive.
     pub ping_interval_ms: u32,
 }
@@ -241,6 +245,7 @@ impl Default for LimitsConfig {
             max_pending: 64 << 20,
             max_inflight_requests: 1_000,
             hello_timeout_ms: 5_000,
+            max_unauthenticated_bytes: 32 << 20,
             ping_interval_ms: 30_000,
         }
     }
@@ -291,7 +296,8 @@ impl Config {
             + u64::from(l.max_topic_len)
             + 48;
         let tls = &self.tls;
-        let checks: [(&str, bool, &str); 19] = [
+        let shards = self.shards.max(1) as u64;
+        let checks: [(&str, bool, &str); 20] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -354,6 +360,11 @@ impl Config {
                 "limits.hello_timeout_ms",
                 l.hello_timeout_ms >= 1,
                 "at least 1",
+            ),
+            (
+                "limits.max_unauthenticated_bytes",
+                l.max_unauthenticated_bytes as u64 / shards >= u64::from(l.max_headers_len) + 48,
+                "at least one HELLO (max_headers_len + 48 bytes) per shard",
             ),
             (
                 "http.header_timeout_ms",

@@ -183,7 +183,10 @@ fn healthz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
     } else {
         (StatusCode::OK, "ok")
     };
-    reply::json(status, &serde_json::json!({ "status": word, "shards": shards }))
+    reply::json(
+        status,
+        &serde_json::json!({ "status": word, "shards": shards }),
+    )
 }
 
 fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {

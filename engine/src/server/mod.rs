@@ -49,10 +49,10 @@ impl Server {
         raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(
-        shards,
-        config.limits.max_connections,
-        std::time::Duration::from_millis(config.runtime.stall_timeout_ms),
-    ));
+            shards,
+            config.limits.max_connections,
+            std::time::Duration::from_millis(config.runtime.stall_timeout_ms),
+        ));
         let settings = Settings::new(config, shards)?;
         if settings.auth.allows_anonymous() {
             tracing::warn!(

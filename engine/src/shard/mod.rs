@@ -56,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) max_pending: usize,
     pub(crate) max_inflight_requests: u32,
     pub(crate) hello_timeout: Duration,
+    /// This shard's part of `limits.max_unauthenticated_bytes`.
+    pub(crate) preauth_budget: usize,
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
     pub(crate) watch_interval: Duration,
@@ -81,6 +83,7 @@ impl Settings {
             max_pending: l.max_pending,
             max_inflight_requests: l.max_inflight_requests,
             hello_timeout: Duration::from_millis(l.hello_timeout_ms),
+            preauth_budget: l.max_unauthenticated_bytes / shards.max(1),
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
@@ -124,6 +127,8 @@ pub(crate) struct Shard {
     next_conn: Cell<u64>,
     next_barrier: Cell<u64>,
     draining: Cell<bool>,
+    /// Input bytes held by this shard's connections still in their HELLO phase.
+    preauth_bytes: Cell<usize>,
     /// Notified once, when the server starts shutting down (`watch.rs`).
     stopping: notify::Notify,
 }
@@ -157,6 +162,7 @@ impl Shard {
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),
             draining: Cell::new(false),
+            preauth_bytes: Cell::new(0),
             stopping: notify::Notify::default(),
         }
     }

@@ -203,6 +203,7 @@ async fn read_hello(
     own: &mut ReadBuffer,
 ) -> bool {
     let limits = &shard.settings.limits;
+    let mut charge = PreauthCharge::new(shard);
     loop {
         let want = match check(own.unread(), limits) {
             Ok(Check::Incomplete { frame_len }) => Some(frame_len.unwrap_or(HEADER_LEN)),
@@ -210,6 +211,27 @@ async fn read_hello(
             Ok(Check::Complete { .. }) | Err(_) => None,
         };
         if let Some(want) = want {
+            if want > hello_frame_limit(limits) {
+                conn.fail(
+                    ErrorCode::FRAME_TOO_LARGE,
+                    op_id_of(own.unread()),
+                    0,
+                    &format!(
+                        "a frame before HELLO is accepted may be at most {} bytes",
+                        hello_frame_limit(limits)
+                    ),
+                );
+                return false;
+            }
+            if !charge.hold(want) {
+                conn.fail(
+                    ErrorCode::MAX_CONNECTIONS,
+                    0,
+                    0,
+                    "too many connections are still authenticating; try again",
+                );
+                return false;
+            }
             match stream.read(own.spare(want)).await {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => own.filled(n),
@@ -228,6 +250,48 @@ async fn read_hello(
             }
             return true;
         }
+    }
+}
+
+/// The largest frame a connection may announce before its HELLO is accepted: a HELLO with the
+/// largest headers block (its credentials). So an unauthenticated peer makes the server hold
+/// at most this much input, however large a frame it announces.
+fn hello_frame_limit(limits: &shardbus_protocol::Limits) -> usize {
+    HEADER_LEN + 32 + limits.max_headers_len as usize
+}
+
+/// Input bytes that one unauthenticated connection holds, counted against its shard's budget
+/// for all of them (`limits.max_unauthenticated_bytes`) and given back when the HELLO phase
+/// ends, however it ends.
+struct PreauthCharge<'a> {
+    shard: &'a Shard,
+    held: usize,
+}
+
+impl<'a> PreauthCharge<'a> {
+    fn new(shard: &'a Shard) -> PreauthCharge<'a> {
+        PreauthCharge { shard, held: 0 }
+    }
+
+    /// Counts holding `bytes` in all; `false` when the shard's budget has no room for them.
+    fn hold(&mut self, bytes: usize) -> bool {
+        let more = bytes.saturating_sub(self.held);
+        let total = self.shard.preauth_bytes.get();
+        if more > 0 && total + more > self.shard.settings.preauth_budget {
+            return false;
+        }
+        self.shard.preauth_bytes.set(total + more);
+        self.held += more;
+        true
+    }
+}
+
+impl Drop for PreauthCharge<'_> {
+    fn drop(&mut self) {
+        let total = self.shard.preauth_bytes.get();
+        self.shard
+            .preauth_bytes
+            .set(total.saturating_sub(self.held));
     }
 }
 
@@ -284,25 +348,42 @@ async fn read_and_process(
     own: &mut ReadBuffer,
     hello: Option<&mut bool>,
 ) -> Next {
-    if !own.unread().is_empty() {
-        let want = match check(own.unread(), &shard.settings.limits) {
-            Ok(Check::Incomplete {
-                frame_len: Some(len),
-            }) => len,
-            _ => HEADER_LEN,
-        };
-        return match stream.read(own.spare(want)).await {
-            Ok(0) | Err(_) => Next::Close,
-            Ok(n) => {
-                own.filled(n);
-                process(shard, conn, own, hello)
-            }
-        };
+    // The rest of an unfinished frame is read through the scratch too and appended, so the
+    // connection's buffer grows with what arrived, never with what the length prefix announced.
+    let room = match check(own.unread(), &shard.settings.limits) {
+        Ok(Check::Incomplete {
+            frame_len: Some(len),
+        }) => len.saturating_sub(own.unread().len()),
+        _ if own.unread().is_empty() => SCRATCH_SIZE,
+        _ => HEADER_LEN,
+    };
+    if !read_into_scratch(shard, stream, room.clamp(1, SCRATCH_SIZE)).await {
+        return Next::Close;
     }
-    let read = future::poll_fn(|cx| {
+    let mut scratch = shard.scratch.borrow_mut();
+    if !own.unread().is_empty() {
+        own.append(scratch.unread());
+        scratch.clear();
+        drop(scratch);
+        return process(shard, conn, own, hello);
+    }
+    let next = process(shard, conn, &mut scratch, hello);
+    own.append(scratch.unread());
+    scratch.clear();
+    next
+}
+
+/// Reads at most `room` bytes into the shard's scratch; `false` at end of stream or on an error.
+/// The scratch is borrowed only inside a poll, never across the await.
+async fn read_into_scratch(shard: &Shard, stream: &mut SharedStream, room: usize) -> bool {
+    future::poll_fn(|cx| {
         let mut scratch = shard.scratch.borrow_mut();
-        let room = scratch.spare(SCRATCH_SIZE);
-        match std::pin::Pin::new(&mut *stream).poll_read(cx, room) {
+        let spare = scratch.spare(SCRATCH_SIZE);
+        let spare = match spare.get_mut(..room) {
+            Some(part) => part,
+            None => spare,
+        };
+        match std::pin::Pin::new(&mut *stream).poll_read(cx, spare) {
             Poll::Ready(Ok(n)) if n > 0 => {
                 scratch.filled(n);
                 Poll::Ready(true)
@@ -311,15 +392,7 @@ async fn read_and_process(
             Poll::Pending => Poll::Pending,
         }
     })
-    .await;
-    if !read {
-        return Next::Close;
-    }
-    let mut scratch = shard.scratch.borrow_mut();
-    let next = process(shard, conn, &mut scratch, hello);
-    own.append(scratch.unread());
-    scratch.clear();
-    next
+    .await
 }
 
 /// Handles every whole frame in `buf` for a transport that delivers frames whole (the
