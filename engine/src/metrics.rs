@@ -77,6 +77,8 @@ metrics! {
     RequestsTimedOut = "requests_timed_out", counter;
     /// Requests answered with NO_RESPONDERS.
     RequestsNoResponders = "requests_no_responders", counter;
+    /// Requests ended because their requester went away before an answer.
+    RequestsAbandoned = "requests_abandoned", counter;
     /// Responses that arrived after their request ended (timeout, requester gone): dropped.
     LateResponses = "late_responses", counter;
     /// Connections closed for leaving two PINGs unanswered.

@@ -96,6 +96,14 @@ pub struct LimitsConfig {
     pub max_pending: usize,
     /// Requests one connection may have waiting for a response.
     pub max_inflight_requests: u32,
+    /// Requests one identity (a token, a user, `anonymous`) may have waiting, per shard: the
+    /// per-connection cap cannot be got round by opening more connections.
+    pub max_inflight_requests_per_identity: u32,
+    /// Requests a shard keeps waiting in all.
+    pub max_inflight_requests_per_shard: u32,
+    /// The longest deadline a request may ask for, milliseconds; a longer `timeout_ms` is
+    /// shortened to it.
+    pub max_request_timeout_ms: u32,
     /// How long a new connection has to send HELLO, milliseconds.
     pub hello_timeout_ms: u64,
     /// Input bytes all connections still in their HELLO phase may hold together, server-wide
@@ -244,6 +252,9 @@ impl Default for LimitsConfig {
             max_connections: 100_000,
             max_pending: 64 << 20,
             max_inflight_requests: 1_000,
+            max_inflight_requests_per_identity: 20_000,
+            max_inflight_requests_per_shard: 200_000,
+            max_request_timeout_ms: 300_000,
             hello_timeout_ms: 5_000,
             max_unauthenticated_bytes: 32 << 20,
             ping_interval_ms: 30_000,
@@ -297,7 +308,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 20] = [
+        let checks: [(&str, bool, &str); 23] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -354,6 +365,21 @@ impl Config {
             (
                 "limits.max_inflight_requests",
                 l.max_inflight_requests >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_inflight_requests_per_identity",
+                l.max_inflight_requests_per_identity >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_inflight_requests_per_shard",
+                l.max_inflight_requests_per_shard >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_request_timeout_ms",
+                l.max_request_timeout_ms >= 1,
                 "at least 1",
             ),
             (

@@ -308,6 +308,11 @@ impl Conn {
         })
     }
 
+    /// The identity's name, shared; `None` before HELLO and in-process.
+    pub(crate) fn identity_key(&self) -> Option<Arc<str>> {
+        self.identity.borrow().as_ref().map(|i| Arc::clone(&i.name))
+    }
+
     /// Whether this connection may publish to the frame's topic.
     #[inline]
     pub(crate) fn may_publish(&self, frame: &Frame<'_>) -> bool {

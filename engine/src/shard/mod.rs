@@ -55,6 +55,9 @@ pub(crate) struct Settings {
     pub(crate) max_subscriptions: u32,
     pub(crate) max_pending: usize,
     pub(crate) max_inflight_requests: u32,
+    pub(crate) max_inflight_requests_per_identity: u32,
+    pub(crate) max_inflight_requests_per_shard: u32,
+    pub(crate) max_request_timeout_ms: u32,
     pub(crate) hello_timeout: Duration,
     /// This shard's part of `limits.max_unauthenticated_bytes`.
     pub(crate) preauth_budget: usize,
@@ -82,6 +85,9 @@ impl Settings {
             max_subscriptions: l.max_subscriptions,
             max_pending: l.max_pending,
             max_inflight_requests: l.max_inflight_requests,
+            max_inflight_requests_per_identity: l.max_inflight_requests_per_identity,
+            max_inflight_requests_per_shard: l.max_inflight_requests_per_shard,
+            max_request_timeout_ms: l.max_request_timeout_ms,
             hello_timeout: Duration::from_millis(l.hello_timeout_ms),
             preauth_budget: l.max_unauthenticated_bytes / shards.max(1),
             ping_interval_ms: l.ping_interval_ms,
@@ -127,6 +133,9 @@ pub(crate) struct Shard {
     next_conn: Cell<u64>,
     next_barrier: Cell<u64>,
     draining: Cell<bool>,
+    /// Whose requests the in-process edges' connections (HTTP push) make, for the
+    /// per-identity cap: they carry no identity of their own.
+    in_process_identity: Arc<str>,
     /// Input bytes held by this shard's connections still in their HELLO phase.
     preauth_bytes: Cell<usize>,
     /// Notified once, when the server starts shutting down (`watch.rs`).
@@ -137,6 +146,10 @@ impl Shard {
     pub(crate) fn new(id: ShardId, settings: Settings, shared: Arc<Shared>) -> Shard {
         let metrics = shared.metrics_of(id);
         let rate = rate::RateLimits::new(&settings.rate_limits);
+        let requests = Requests::new(
+            settings.max_inflight_requests_per_identity,
+            settings.max_inflight_requests_per_shard as usize,
+        );
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();
@@ -149,7 +162,7 @@ impl Shard {
             conns: RefCell::new(FastMap::default()),
             router: RefCell::new(Router::new(id, MATCH_CACHE_SUBJECTS)),
             route: RefCell::new(Route::default()),
-            requests: RefCell::new(Requests::default()),
+            requests: RefCell::new(requests),
             barriers: RefCell::new(HashMap::new()),
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
@@ -162,6 +175,7 @@ impl Shard {
             next_conn: Cell::new(0),
             next_barrier: Cell::new(0),
             draining: Cell::new(false),
+            in_process_identity: Arc::from(""),
             preauth_bytes: Cell::new(0),
             stopping: notify::Notify::default(),
         }
@@ -190,11 +204,16 @@ impl Shard {
         self.conns.borrow_mut().insert(conn.id, conn);
     }
 
-    /// Forgets a closed connection and its subscriptions (telling the other shards of the
-    /// interest it held). Its pending requests end by deadline or response, answered to nobody.
+    /// Forgets a closed connection, its subscriptions (telling the other shards of the
+    /// interest it held) and its pending requests (a response to one is dropped as late).
     pub(crate) fn remove_conn(&self, conn: &Conn) {
         if self.conns.borrow_mut().remove(&conn.id).is_none() {
             return;
+        }
+        let abandoned = self.requests.borrow_mut().end_conn(conn.id) as u64;
+        if abandoned > 0 {
+            self.metrics.sub(Metric::RequestsPending, abandoned);
+            self.metrics.add(Metric::RequestsAbandoned, abandoned);
         }
         let subs = conn.subs.borrow_mut().take_all();
         for sub in subs {

@@ -3,6 +3,7 @@
 //! code and counted (in `Conn::error`).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardbus_protocol::{ErrorCode, Fields, Frame};
@@ -228,15 +229,38 @@ impl Shard {
             return;
         }
         let started = Instant::now();
+        let timeout_ms = timeout_ms.min(self.settings.max_request_timeout_ms);
         let deadline = started + Duration::from_millis(u64::from(timeout_ms));
-        let key = {
+        let identity = conn
+            .identity_key()
+            .unwrap_or_else(|| Arc::clone(&self.in_process_identity));
+        let inserted = {
             let mut requests = self.requests.borrow_mut();
             let earliest = requests.next_deadline();
-            let key = requests.insert(conn.id, request_id, frame.op_id, started, deadline);
-            if earliest.is_none_or(|earliest| deadline < earliest) {
+            let inserted = requests.insert(
+                conn.id,
+                &identity,
+                request_id,
+                frame.op_id,
+                started,
+                deadline,
+            );
+            if inserted.is_ok() && earliest.is_none_or(|earliest| deadline < earliest) {
                 self.requests_changed.notify();
             }
-            key
+            inserted
+        };
+        let key = match inserted {
+            Ok(key) => key,
+            Err(full) => {
+                conn.error(
+                    ErrorCode::TOO_MANY_REQUESTS,
+                    frame.op_id,
+                    request_id,
+                    full.message(),
+                );
+                return;
+            }
         };
         conn.inflight.set(conn.inflight.get() + 1);
         self.metrics.add(Metric::RequestsPending, 1);

@@ -1,7 +1,9 @@
 //! `Requests`: the requests this shard's connections have in flight, each with its deadline.
 //! One timer task per shard sleeps until the earliest deadline (no task or thread per request);
 //! a response or the deadline removes the entry, whichever comes first, so each request gets
-//! exactly one answer.
+//! exactly one answer. A requester that goes away ends its requests with it
+//! ([`Requests::end_conn`]), and the shard caps what is in flight per identity and in all, so
+//! reconnecting does not get round the per-connection cap.
 //!
 //! The reply token a responder sees is `(origin shard + 1) << 48 | key`: non-zero, and it tells
 //! any shard where to send the response without a lookup. The key is a keyed hash (SipHash
@@ -12,6 +14,7 @@ use crate::fast_map::FastMap;
 use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::routing::ShardId;
@@ -21,9 +24,11 @@ const KEY_BITS: u32 = 48;
 const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
 
 /// A request waiting for its response.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub(crate) conn: u64,
+    /// The requester's identity, whose in-flight count this request holds.
+    identity: Arc<str>,
     pub(crate) request_id: u64,
     pub(crate) op_id: u32,
     /// When the request arrived, for the latency histogram.
@@ -32,12 +37,36 @@ pub(crate) struct Pending {
 }
 
 /// One shard's in-flight requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Requests {
     counter: u64,
     keyer: RandomState,
     pending: FastMap<u64, Pending>,
     deadlines: BTreeSet<(Instant, u64)>,
+    /// `(connection, key)` of every pending request, to end a connection's requests with it.
+    by_conn: BTreeSet<(u64, u64)>,
+    /// In-flight requests per identity, on this shard.
+    by_identity: FastMap<Arc<str>, u32>,
+    max_per_identity: u32,
+    max_per_shard: usize,
+}
+
+/// Why a request was not taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The identity has `limits.max_inflight_requests_per_identity` in flight on this shard.
+    Identity,
+    /// The shard has `limits.max_inflight_requests_per_shard` in flight.
+    Shard,
+}
+
+impl Full {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Full::Identity => "max_inflight_requests_per_identity reached on this shard",
+            Full::Shard => "max_inflight_requests_per_shard reached",
+        }
+    }
 }
 
 /// The reply token for `key` of `shard`.
@@ -52,15 +81,43 @@ pub(crate) fn parse_token(token: u64) -> Option<(ShardId, u64)> {
 }
 
 impl Requests {
-    /// Records a request; returns its key.
+    /// No requests yet, with these caps.
+    pub(crate) fn new(max_per_identity: u32, max_per_shard: usize) -> Requests {
+        Requests {
+            counter: 0,
+            keyer: RandomState::new(),
+            pending: FastMap::default(),
+            deadlines: BTreeSet::new(),
+            by_conn: BTreeSet::new(),
+            by_identity: FastMap::default(),
+            max_per_identity,
+            max_per_shard,
+        }
+    }
+
+    /// Requests in flight.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Records a request of `conn` (of `identity`); returns its key, or which cap is full.
     pub(crate) fn insert(
         &mut self,
         conn: u64,
+        identity: &Arc<str>,
         request_id: u64,
         op_id: u32,
         started: Instant,
         deadline: Instant,
-    ) -> u64 {
+    ) -> Result<u64, Full> {
+        if self.pending.len() >= self.max_per_shard {
+            return Err(Full::Shard);
+        }
+        let held = self.by_identity.get(identity).copied().unwrap_or(0);
+        if held >= self.max_per_identity {
+            return Err(Full::Identity);
+        }
         let key = loop {
             self.counter = self.counter.wrapping_add(1);
             let key = self.keyer.hash_one(self.counter) & KEY_MASK;
@@ -68,10 +125,13 @@ impl Requests {
                 break key;
             }
         };
+        self.by_identity.insert(Arc::clone(identity), held + 1);
+        self.by_conn.insert((conn, key));
         self.pending.insert(
             key,
             Pending {
                 conn,
+                identity: Arc::clone(identity),
                 request_id,
                 op_id,
                 started,
@@ -79,14 +139,40 @@ impl Requests {
             },
         );
         self.deadlines.insert((deadline, key));
-        key
+        Ok(key)
     }
 
     /// Ends request `key` (its response arrived); `None` when it already ended.
     pub(crate) fn take(&mut self, key: u64) -> Option<Pending> {
         let pending = self.pending.remove(&key)?;
         self.deadlines.remove(&(pending.deadline, key));
+        self.forget(key, &pending);
         Some(pending)
+    }
+
+    /// Ends every request of connection `conn` (it went away); returns how many there were.
+    /// Their responses, when they come, find nothing and are counted late.
+    pub(crate) fn end_conn(&mut self, conn: u64) -> usize {
+        let keys: Vec<u64> = self
+            .by_conn
+            .range((conn, 0)..=(conn, u64::MAX))
+            .map(|&(_, key)| key)
+            .collect();
+        for &key in &keys {
+            self.take(key);
+        }
+        keys.len()
+    }
+
+    /// Drops what indexes `key` besides `pending` and `deadlines`.
+    fn forget(&mut self, key: u64, pending: &Pending) {
+        self.by_conn.remove(&(pending.conn, key));
+        if let Some(held) = self.by_identity.get_mut(&pending.identity) {
+            *held -= 1;
+            if *held == 0 {
+                self.by_identity.remove(&pending.identity);
+            }
+        }
     }
 
     /// Ends and returns the requests whose deadline is at or before `now`.
@@ -97,7 +183,10 @@ impl Requests {
                 break;
             }
             self.deadlines.pop_first();
-            expired.extend(self.pending.remove(&key));
+            if let Some(pending) = self.pending.remove(&key) {
+                self.forget(key, &pending);
+                expired.push(pending);
+            }
         }
         expired
     }
@@ -113,18 +202,42 @@ impl Requests {
 mod tests {
     use super::*;
 
+    fn requests() -> Requests {
+        Requests::new(u32::MAX, usize::MAX)
+    }
+
     #[test]
     fn keys_are_unpredictable_and_unique_while_pending() {
-        let mut requests = Requests::default();
+        let mut requests = requests();
         let now = Instant::now();
+        let who: Arc<str> = Arc::from("a");
         let keys: Vec<u64> = (0..1000)
-            .map(|i| requests.insert(1, i, 0, now, now))
+            .map(|i| requests.insert(1, &who, i, 0, now, now).unwrap())
             .collect();
         let unique: BTreeSet<u64> = keys.iter().copied().collect();
         assert_eq!(unique.len(), keys.len());
         assert!(keys.windows(2).all(|w| w[1] != w[0] + 1), "sequential keys");
-        let other = Requests::default().insert(1, 0, 0, now, now);
+        let other = requests.insert(1, &who, 0, 0, now, now).unwrap();
         assert_ne!(other, keys[0], "each shard keys its tokens differently");
         assert_eq!(parse_token(token(3, keys[7])), Some((3, keys[7])));
+    }
+
+    #[test]
+    fn a_connection_that_goes_ends_its_requests_and_frees_its_identitys_share() {
+        let mut requests = Requests::new(3, 5);
+        let now = Instant::now();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        for i in 0..3 {
+            requests.insert(7, &a, i, 0, now, now).unwrap();
+        }
+        assert_eq!(requests.insert(8, &a, 9, 0, now, now), Err(Full::Identity));
+        requests.insert(8, &b, 1, 0, now, now).unwrap();
+        requests.insert(8, &b, 2, 0, now, now).unwrap();
+        assert_eq!(requests.insert(9, &b, 3, 0, now, now), Err(Full::Shard));
+        assert_eq!(requests.end_conn(7), 3);
+        assert_eq!(requests.len(), 2);
+        assert!(requests.insert(9, &a, 4, 0, now, now).is_ok());
+        assert_eq!(requests.expire(now).len(), 3);
+        assert!(requests.by_conn.is_empty() && requests.by_identity.is_empty());
     }
 }
