@@ -36,6 +36,97 @@ fn print_config_shows_the_effective_configuration() {
 }
 
 #[test]
+fn a_taken_http_port_names_its_own_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--http-listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("with --http-listen)"), "{stderr}");
+}
+
+/// HELLO on a new connection to `addr`, and its WELCOME read.
+fn hello(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut out = Vec::new();
+    let hello = Frame::new(Fields::Hello {
+        version: PROTOCOL_VERSION,
+        options: HelloOptions(0),
+    });
+    encode(&hello, &mut out).unwrap();
+    stream.write_all(&out).unwrap();
+    let mut buf = Vec::new();
+    loop {
+        if let Some((frame, _)) = next_frame(&buf, &Limits::default()).unwrap() {
+            assert!(
+                matches!(frame.fields, Fields::Welcome(_)),
+                "{:?}",
+                frame.fields
+            );
+            return stream;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before WELCOME");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_restart_right_after_a_drain_listens_on_the_same_port_at_once() {
+    let envs = [
+        ("SHARDBUS_SHUTDOWN__GRACE_MS", "100"),
+        ("SHARDBUS_RUNTIME__IO_MEMORY", "65536"),
+    ];
+    let (mut child, mut stderr, addr) = start(&["--shards", "2"], &envs);
+    // Clients that stay until the server closes them: its side of each ends in TIME_WAIT.
+    let mut clients: Vec<TcpStream> = (0..8).map(|_| hello(&addr)).collect();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    for client in &mut clients {
+        let mut sink = Vec::new();
+        let _ = client.read_to_end(&mut sink);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+
+    let mut again = Command::new(BIN)
+        .args([
+            "--shards",
+            "2",
+            "--listen",
+            &addr,
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .envs(envs)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(again.stderr.take().unwrap());
+    let mut line = String::new();
+    let listening = loop {
+        line.clear();
+        if log.read_line(&mut line).unwrap() == 0 {
+            break false;
+        }
+        if line.contains("listen=") {
+            break true;
+        }
+    };
+    let _ = again.kill();
+    let _ = again.wait();
+    assert!(listening, "the restart did not listen: {line}");
+}
+
+#[test]
 fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -122,11 +122,11 @@ fn the_push_api_acts_with_the_token_s_permissions() {
 }
 
 #[test]
-fn an_open_http_api_serves_requests_without_credentials_as_the_anonymous_role() {
+fn an_open_http_api_serves_requests_without_credentials_as_the_http_open_role() {
     let server = TestServer::with(|c| {
         secured(c);
         c.auth.http_open = true;
-        c.auth.anonymous_role = "guest".into();
+        c.auth.http_open_role = "guest".into();
     });
     let metrics = call(&server, "GET", "/metrics", "", "");
     assert_eq!(

@@ -37,18 +37,23 @@ pub struct AuthConfig {
     /// logged loudly). Otherwise the HTTP API (all but `/healthz`, `/readyz` and the browser
     /// assets) needs a token, an API key or a JWT, and monitoring needs an admin one.
     pub http_open: bool,
+    /// The role of HTTP requests without credentials when `http_open` is on (admin by
+    /// default: opening the HTTP API is for trying out monitoring).
+    pub http_open_role: String,
 }
 
 impl Default for AuthConfig {
     fn default() -> AuthConfig {
         AuthConfig {
             anonymous: true,
-            anonymous_role: "admin".to_owned(),
+            // Never admin: kicks and commands are reachable over the protocol.
+            anonymous_role: "user".to_owned(),
             tokens: Vec::new(),
             users: Vec::new(),
             jwt: jwt::JwtConfig::default(),
             roles: BTreeMap::new(),
             http_open: false,
+            http_open_role: "admin".to_owned(),
         }
     }
 }
@@ -179,8 +184,16 @@ impl Authenticator {
             role,
             "auth.anonymous_role".to_owned(),
         )?);
-        let anonymous = config.anonymous.then(|| nobody.clone());
-        let http_anonymous = config.http_open.then_some(nobody);
+        let anonymous = config.anonymous.then_some(nobody);
+        let http_anonymous = if config.http_open {
+            Some(Arc::new(identity(
+                "anonymous",
+                &config.http_open_role,
+                "auth.http_open_role".to_owned(),
+            )?))
+        } else {
+            None
+        };
         // Shared by every connection that presents the credential.
         let own = |mut identity: Identity, permissions: &Option<Permissions>| {
             if let Some(permissions) = permissions {

@@ -13,11 +13,13 @@ pub enum StartError {
     /// The listening address could not be bound.
     #[error(
         "cannot listen on {addr}: {reason} (is another server using the port? choose another \
-         with --listen)"
+         with {flag})"
     )]
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The flag that sets it: `--listen` or `--http-listen`.
+        flag: &'static str,
         /// What the OS said.
         reason: String,
     },

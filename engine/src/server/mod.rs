@@ -3,6 +3,7 @@
 //! Used by the `shardbus` binary and, in-process, by the tests.
 
 mod error;
+mod listener;
 mod process;
 mod shared;
 
@@ -24,6 +25,10 @@ use crate::mesh;
 use crate::routing::ShardId;
 use crate::shard::{self, Settings, Shard};
 
+/// The flags that set the two listening addresses, for errors that name them.
+const LISTEN_FLAG: &str = "--listen";
+const HTTP_LISTEN_FLAG: &str = "--http-listen";
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -44,8 +49,8 @@ impl Server {
     /// executor that could not be created.
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let (cores, shards) = prepare_process(config)?;
-        refuse_taken_port(config.listen)?;
-        refuse_taken_port(config.http_listen)?;
+        refuse_taken_port(config.listen, LISTEN_FLAG)?;
+        refuse_taken_port(config.http_listen, HTTP_LISTEN_FLAG)?;
         raise_open_files_limit();
 
         let shared = Arc::new(Shared::new(
@@ -62,7 +67,7 @@ impl Server {
         }
         if settings.auth.http_open() {
             tracing::warn!(
-                role = %config.auth.anonymous_role,
+                role = %config.auth.http_open_role,
                 "the HTTP API is OPEN: requests without credentials are served (auth.http_open)"
             );
         }
@@ -124,10 +129,12 @@ impl Server {
                     (Ok(tcp), Ok(http)) => Ok((tcp, http)),
                     (Err(e), _) => Err(StartError::Bind {
                         addr: addrs.0,
+                        flag: LISTEN_FLAG,
                         reason: e.to_string(),
                     }),
                     (_, Err(e)) => Err(StartError::Bind {
                         addr: addrs.1,
+                        flag: HTTP_LISTEN_FLAG,
                         reason: e.to_string(),
                     }),
                 };
@@ -251,11 +258,12 @@ impl Drop for StoppedOnDrop {
 fn bind(
     (tcp, http): (SocketAddr, SocketAddr),
 ) -> Result<(glommio::net::TcpListener, glommio::net::TcpListener), StartError> {
-    let listen = |addr: SocketAddr| {
-        glommio::net::TcpListener::bind(addr).map_err(|error| StartError::Bind {
+    let listen = |addr: SocketAddr, flag| {
+        listener::bind_listener(addr).map_err(|error| StartError::Bind {
             addr,
+            flag,
             reason: error.to_string(),
         })
     };
-    Ok((listen(tcp)?, listen(http)?))
+    Ok((listen(tcp, LISTEN_FLAG)?, listen(http, HTTP_LISTEN_FLAG)?))
 }

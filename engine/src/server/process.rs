@@ -73,7 +73,7 @@ pub(super) fn raise_open_files_limit() {
 
 /// glommio binds with SO_REUSEPORT, which would let shardbus share a port silently with
 /// another process of the same user. A plain bind first turns that into a clear error.
-pub(super) fn refuse_taken_port(addr: SocketAddr) -> Result<(), StartError> {
+pub(super) fn refuse_taken_port(addr: SocketAddr, flag: &'static str) -> Result<(), StartError> {
     if addr.port() == 0 {
         return Ok(());
     }
@@ -81,6 +81,7 @@ pub(super) fn refuse_taken_port(addr: SocketAddr) -> Result<(), StartError> {
         .map(drop)
         .map_err(|error| StartError::Bind {
             addr,
+            flag,
             reason: error.to_string(),
         })
 }

@@ -4,6 +4,11 @@
 //! Close codes: 1002 protocol error, 1007 bad data (a closing protocol error such as
 //! `BAD_FRAME`), 1008 policy (any other closing code), 1009 a message over `max_frame`,
 //! 1001 when the server drains, 1011 an internal fault.
+//!
+//! A peer that stops reading is cut as a TCP one is: the batch being written counts towards
+//! `max_pending` until written, and once the connection is failed (a slow consumer, a kick,
+//! a drain) a write or close that the peer does not take within the linger is abandoned and
+//! the socket dropped.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -22,7 +27,7 @@ use shardbus_protocol::{ErrorCode, next_frame};
 use super::json;
 use crate::metrics::Metric;
 use crate::shard::Shard;
-use crate::shard::conn::Conn;
+use crate::shard::conn::{CLOSE_LINGER, Conn};
 use crate::shard::read_buffer::ReadBuffer;
 use crate::shard::session::{Next, process_input, verify_password_in_hello};
 
@@ -66,7 +71,11 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, r
     shard.metrics.sub(Metric::Connections, 1);
     shard.shared.remove_connection();
     if let Some(code) = code {
-        close(&mut ws, code, reason).await;
+        future::or(
+            close(&mut ws, code, reason),
+            glommio::timer::sleep(CLOSE_LINGER),
+        )
+        .await;
     }
 }
 
@@ -168,7 +177,8 @@ async fn run<S: Io>(
             Event::Message(None) => return (None, ""),
             Event::Message(Some(Err(error))) => return close_for(&error),
             Event::Outbox(Some(batch)) => {
-                let sent = write_batch(ws, shard, form.unwrap_or(Form::Binary), &batch).await;
+                let writing = write_batch(ws, shard, form.unwrap_or(Form::Binary), &batch);
+                let sent = future::or(writing, cut_after_close(conn)).await;
                 conn.outbox.written(batch);
                 if sent.is_err() {
                     return (None, "");
@@ -183,6 +193,16 @@ async fn run<S: Io>(
             ),
         }
     }
+}
+
+/// Completes with an error `CLOSE_LINGER` after the connection was failed: a write still
+/// pending then is one the peer will not take.
+async fn cut_after_close(conn: &Conn) -> Result<(), WsError> {
+    while !conn.outbox.is_closed() {
+        conn.outbox.drained().await;
+    }
+    glommio::timer::sleep(CLOSE_LINGER).await;
+    Err(WsError::ConnectionClosed)
 }
 
 /// Hands one message's frame (without its length prefix) to the shard. A message must hold
