@@ -244,8 +244,20 @@ fn refusals_keep_or_close_the_connection_with_the_right_codes() {
     send_json(&mut ws, json!({"op": "dance", "id": 5}));
     let err = next_json(&mut ws);
     assert_eq!(
-        (err["name"].clone(), err["code"].clone()),
-        ("UNKNOWN_OP".into(), 3.into())
+        (err["name"].clone(), err["code"].clone(), err["id"].clone()),
+        ("UNKNOWN_OP".into(), 3.into(), 5.into())
+    );
+    // 600 bytes of JSON, a container of several kilobytes: over max_payload, and the
+    // connection stays.
+    let zeros = vec![0; 300];
+    send_json(
+        &mut ws,
+        json!({"op": "pub", "id": 8, "topic": "a", "data": zeros}),
+    );
+    let err = next_json(&mut ws);
+    assert_eq!(
+        (err["name"].clone(), err["id"].clone()),
+        ("PAYLOAD_TOO_LARGE".into(), 8.into())
     );
     send_json(&mut ws, json!({"op": "pub", "topic": "a..b", "text": "x"}));
     assert_eq!(next_json(&mut ws)["name"], "INVALID_TOPIC");
@@ -273,6 +285,19 @@ fn refusals_keep_or_close_the_connection_with_the_right_codes() {
     let (fields, ..) = next_frame(&mut short);
     assert!(matches!(fields, Fields::Err { .. }), "{fields:?}");
     assert_eq!(close_frame(&mut short).unwrap().code, CloseCode::Invalid);
+}
+
+#[test]
+fn an_unknown_op_before_hello_is_hello_required_and_closes() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    send_json(&mut ws, json!({"op": "bogus", "id": 4}));
+    let err = next_json(&mut ws);
+    assert_eq!(
+        (err["name"].clone(), err["id"].clone()),
+        ("HELLO_REQUIRED".into(), 4.into())
+    );
+    assert_eq!(close_frame(&mut ws).unwrap().code, CloseCode::Invalid);
 }
 
 #[test]

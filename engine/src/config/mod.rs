@@ -179,6 +179,9 @@ pub enum RateLimitPolicy {
 pub struct HttpConfig {
     /// How long a client may take to send a request's headers, milliseconds (slowloris).
     pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body once its head arrived,
+    /// milliseconds; past it the answer is 408 and the connection closes.
+    pub body_timeout_ms: u64,
     /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
     /// The longest `timeout_ms` a push-API request may ask for, milliseconds.
@@ -192,6 +195,7 @@ impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
             header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             max_header_bytes: 16 << 10,
             max_request_timeout_ms: 60_000,
             websocket_echo: false,
@@ -308,7 +312,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 23] = [
+        let checks: [(&str, bool, &str); 24] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -395,6 +399,11 @@ impl Config {
             (
                 "http.header_timeout_ms",
                 self.http.header_timeout_ms >= 1,
+                "at least 1",
+            ),
+            (
+                "http.body_timeout_ms",
+                self.http.body_timeout_ms >= 1,
                 "at least 1",
             ),
             (

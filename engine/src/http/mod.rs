@@ -37,6 +37,7 @@ use timer::ShardTimer;
 #[derive(Debug, Clone)]
 pub(crate) struct HttpSettings {
     pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_body: usize,
     pub(crate) max_request_timeout_ms: u32,
@@ -51,6 +52,7 @@ impl HttpSettings {
     pub(crate) fn new(config: &Config) -> HttpSettings {
         HttpSettings {
             header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+            body_timeout: Duration::from_millis(config.http.body_timeout_ms),
             max_header_bytes: config.http.max_header_bytes,
             max_body: config.limits.max_payload as usize,
             max_request_timeout_ms: config.http.max_request_timeout_ms,

@@ -33,8 +33,15 @@ impl PayloadIn<'_> {
             (Some(data), None, None) => {
                 let mut text = data.get().as_bytes().to_vec();
                 let mut out = Vec::with_capacity(text.len());
-                json_to_binary(&mut text, &limits(max), &mut out)
-                    .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+                json_to_binary(&mut text, &limits(max), &mut out).map_err(|e| {
+                    // A document that fits as text but not as a container is a payload
+                    // over the limit, not a frame: the connection stays.
+                    let code = match e.code() {
+                        ErrorCode::FRAME_TOO_LARGE => ErrorCode::PAYLOAD_TOO_LARGE,
+                        code => code,
+                    };
+                    Refusal::new(code, e.to_string())
+                })?;
                 Ok((out, Flags::CONTAINER))
             }
             (None, Some(text), None) => Ok((text.as_bytes().to_vec(), Flags::empty())),

@@ -47,7 +47,8 @@ pub(crate) async fn handle(
 
 /// Routes anyone may use: health, readiness, the browser client and demo, `/ws` refusals.
 fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Body>> {
-    if request.method() != Method::GET {
+    // HEAD answers as GET does; hyper leaves the body out.
+    if request.method() != Method::GET && request.method() != Method::HEAD {
         return None;
     }
     let response = match request.uri().path() {
@@ -76,12 +77,19 @@ fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Arc<Identity>,
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
     shard
         .settings
         .auth
         .authenticate_http(bearer.or(key).map(str::trim))
+}
+
+/// The credentials of an `Authorization: Bearer` header; the scheme is case-insensitive
+/// (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 async fn guarded(
@@ -96,12 +104,14 @@ async fn guarded(
     let path = request.uri().path().to_owned();
     match (&method, path.as_str()) {
         (&Method::POST, "/api/v1/publish" | "/api/v1/request") => {
-            let answer = match push_body(request, &settings).await {
-                Ok(body) if path == "/api/v1/publish" => {
-                    push::publish(&shard, &settings, identity, &body).await
-                }
-                Ok(body) => push::request(&shard, &settings, identity, &body).await,
-                Err(refusal) => Err(refusal),
+            let body = match push_body(&shard, request, &settings).await {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            };
+            let answer = if path == "/api/v1/publish" {
+                push::publish(&shard, &settings, identity, &body).await
+            } else {
+                push::request(&shard, &settings, identity, &body).await
             };
             answer.unwrap_or_else(Refusal::into_response)
         }
@@ -206,25 +216,70 @@ fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
     )
 }
 
-/// Reads a push body: at most `max_body` bytes of JSON of the push shape.
+/// Reads a push body: at most `max_body` bytes of JSON of the push shape, all of it within
+/// `http.body_timeout_ms`. A declared length over the limit is refused before any of the body
+/// is read; a body that stalls gets 408. Both close the connection (the rest of the body is
+/// never read, so the connection cannot carry another request).
 async fn push_body(
+    shard: &Shard,
     request: Request<Incoming>,
     settings: &HttpSettings,
-) -> Result<push::PushBody, Refusal> {
-    let bytes = match Limited::new(request.into_body(), settings.max_body)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
+) -> Result<push::PushBody, Response<Body>> {
+    use hyper::body::Body as _;
+    let declared = request.body().size_hint().lower();
+    if declared > settings.max_body as u64 {
+        shard.metrics.error(ErrorCode::PAYLOAD_TOO_LARGE);
+        let message = format!(
+            "the request body of {declared} bytes exceeds the limit of {} bytes",
+            settings.max_body
+        );
+        return Err(closing(
+            Refusal::new(ErrorCode::PAYLOAD_TOO_LARGE, message).into_response(),
+        ));
+    }
+    let reading = async {
+        Some(
+            Limited::new(request.into_body(), settings.max_body)
+                .collect()
+                .await,
+        )
+    };
+    let deadline = async {
+        glommio::timer::sleep(settings.body_timeout).await;
+        None
+    };
+    let bytes = match futures_lite::future::or(reading, deadline).await {
+        Some(Ok(collected)) => collected.to_bytes(),
+        Some(Err(error)) => {
             let code = if error.is::<http_body_util::LengthLimitError>() {
                 ErrorCode::PAYLOAD_TOO_LARGE
             } else {
                 ErrorCode::BAD_FRAME
             };
-            return Err(Refusal::new(code, format!("request body: {error}")));
+            shard.metrics.error(code);
+            let refusal = Refusal::new(code, format!("request body: {error}"));
+            return Err(closing(refusal.into_response()));
+        }
+        None => {
+            shard.metrics.error(ErrorCode::TIMEOUT);
+            let message = "the request body did not arrive within http.body_timeout_ms";
+            return Err(closing(reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::TIMEOUT,
+                message,
+            )));
         }
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|error| Refusal::new(ErrorCode::BAD_PAYLOAD, format!("request body: {error}")))
+    serde_json::from_slice(&bytes).map_err(|error| {
+        Refusal::new(ErrorCode::BAD_PAYLOAD, format!("request body: {error}")).into_response()
+    })
+}
+
+/// `response` with `Connection: close`.
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    response
 }

@@ -80,13 +80,34 @@ fn missing(field: &str, op: &str) -> Refusal {
 /// # Errors
 /// A [`Refusal`] with the code a malformed message earns: `BAD_FRAME` (not JSON, unknown
 /// field, missing field), `UNKNOWN_OP`, `INVALID_TOPIC`, `BAD_HEADERS`, `BAD_PAYLOAD`, ...
+/// The refusal carries the message's `id` when it has one, for the ERR's `op_id`.
 pub(crate) fn frame_from_json(
     text: &str,
     limits: &Limits,
     out: &mut Vec<u8>,
-) -> Result<u32, Refusal> {
-    let msg: JsonIn<'_> = serde_json::from_str(text)
-        .map_err(|e| Refusal::new(ErrorCode::BAD_FRAME, format!("not a JSON op: {e}")))?;
+) -> Result<u32, (u32, Refusal)> {
+    let msg: JsonIn<'_> = match serde_json::from_str(text) {
+        Ok(msg) => msg,
+        Err(e) => {
+            let refusal = Refusal::new(ErrorCode::BAD_FRAME, format!("not a JSON op: {e}"));
+            return Err((id_of(text), refusal));
+        }
+    };
+    let id = msg.id;
+    encode_json(msg, limits, out).map_err(|refusal| (id, refusal))
+}
+
+/// The `id` of a message that did not parse as an op, when it has a numeric one.
+fn id_of(text: &str) -> u32 {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(default)]
+        id: u32,
+    }
+    serde_json::from_str::<Id>(text).map_or(0, |m| m.id)
+}
+
+fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u32, Refusal> {
     let op = msg.op.as_str();
     let topic = msg.topic.as_deref().unwrap_or("");
     let mut headers = HeadersBuilder::new();

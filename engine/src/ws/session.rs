@@ -154,8 +154,8 @@ async fn run<S: Io>(
                         let mut frame = Vec::new();
                         match json::frame_from_json(&text, &shard.settings.limits, &mut frame) {
                             Ok(_) => Bytes::from(frame.split_off(4.min(frame.len()))),
-                            Err(refusal) => {
-                                conn.error(refusal.code, 0, 0, &refusal.message);
+                            Err((id, refusal)) => {
+                                refuse_json(conn, hello_done, id, &refusal);
                                 continue;
                             }
                         }
@@ -193,6 +193,22 @@ async fn run<S: Io>(
             ),
         }
     }
+}
+
+/// Answers a JSON message that did not become a frame, as the binary protocol would: before
+/// HELLO anything but a HELLO is `HELLO_REQUIRED` and closes; after it, the refusal's own code
+/// (closing or not) with the message's id as `op_id`.
+fn refuse_json(conn: &Conn, hello_done: bool, id: u32, refusal: &crate::http::reply::Refusal) {
+    if !hello_done && !refusal.code.closes_connection() {
+        conn.fail(
+            ErrorCode::HELLO_REQUIRED,
+            id,
+            0,
+            "the first message must be hello",
+        );
+        return;
+    }
+    conn.error(refusal.code, id, 0, &refusal.message);
 }
 
 /// Completes with an error `CLOSE_LINGER` after the connection was failed: a write still
