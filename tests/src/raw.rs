@@ -72,6 +72,11 @@ impl Raw {
         }
     }
 
+    /// The socket, for a test that drives it directly.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Connects and completes the handshake with `options`.
     pub fn hello(addr: SocketAddr, options: HelloOptions) -> Raw {
         let mut raw = Raw::connect(addr);

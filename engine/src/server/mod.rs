@@ -138,11 +138,14 @@ impl Server {
                         reason: e.to_string(),
                     }),
                 };
+                // Ready before `start` hears of it: a `/readyz` right after start says ready.
+                if bound.is_ok() {
+                    shared.shard_ready();
+                }
                 let _ = bound_tx.send(bound);
                 let shard = Rc::new(Shard::new(id as ShardId, settings, shared));
                 glommio::spawn_local(crate::http::serve(Rc::clone(&shard), http_listener, http))
                     .detach();
-                shard.shared.shard_ready();
                 shard::run(shard, listener, ends).await;
             })
             .map_err(|e| StartError::Runtime {

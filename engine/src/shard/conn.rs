@@ -152,6 +152,9 @@ pub(crate) struct Conn {
     pub(crate) subs: RefCell<SidMap<LocalSub>>,
     pub(crate) inflight: Cell<u32>,
     pub(crate) pings_unanswered: Cell<u32>,
+    /// Input arrived since the last keepalive tick: the client is alive even when its PONGs
+    /// sit behind its own flood of frames.
+    pub(crate) heard: Cell<bool>,
     /// Subscriptions changed since the last PING: the next PONG waits for the other shards.
     pub(crate) interest_dirty: Cell<bool>,
     /// PINGs waiting for their barrier's acknowledgements.
@@ -241,6 +244,7 @@ impl Conn {
             subs: RefCell::new(SidMap::default()),
             inflight: Cell::new(0),
             pings_unanswered: Cell::new(0),
+            heard: Cell::new(false),
             interest_dirty: Cell::new(false),
             barriers_pending: Cell::new(0),
             backlogged: Cell::new(false),

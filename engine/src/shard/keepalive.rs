@@ -1,6 +1,8 @@
 //! Keepalive (PROTOCOL.md §1.4): one task per shard wakes every `ping_interval_ms`, pings each
 //! connection that was sent nothing during the interval, and closes with `STALE_CONNECTION` one
-//! that left two PINGs in a row unanswered. One timer per shard rather than per connection keeps
+//! that left two PINGs in a row unanswered and sent nothing else meanwhile: input of any kind
+//! proves the peer alive (as in nats-server), so a client whose PONGs queue behind its own
+//! flood is not cut. One timer per shard rather than per connection keeps
 //! an idle connection's cost to its state (ten thousand devices, ten thousand timers saved).
 
 use std::rc::Rc;
@@ -30,6 +32,9 @@ pub(crate) async fn run(shard: Rc<Shard>) {
 fn tick(shard: &Shard, conn: &Conn) {
     if conn.outbox.is_closed() {
         return;
+    }
+    if conn.heard.take() {
+        conn.pings_unanswered.set(0);
     }
     if conn.pings_unanswered.get() >= 2 {
         shard.metrics.add(Metric::StaleConnections, 1);

@@ -190,6 +190,9 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
         if let Next::Close = read_and_process(shard, conn, &mut stream, &mut own, None).await {
             return;
         }
+        // A socket that always has input would otherwise keep this task running and the
+        // shard's timers (keepalive, request deadlines) and other sessions waiting.
+        glommio::yield_if_needed().await;
     }
 }
 
@@ -360,6 +363,7 @@ async fn read_and_process(
     if !read_into_scratch(shard, stream, room.clamp(1, SCRATCH_SIZE)).await {
         return Next::Close;
     }
+    conn.heard.set(true);
     let mut scratch = shard.scratch.borrow_mut();
     if !own.unread().is_empty() {
         own.append(scratch.unread());

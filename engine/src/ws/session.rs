@@ -144,6 +144,7 @@ async fn run<S: Io>(
         .await;
         match event {
             Event::Message(Some(Ok(message))) => {
+                conn.heard.set(true);
                 let bytes: Bytes = match message {
                     Message::Binary(bytes) => {
                         form.get_or_insert(Form::Binary);
