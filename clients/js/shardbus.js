@@ -36,6 +36,13 @@ function message(bus, frame) {
   return msg;
 }
 
+/**
+ * Closing codes after which reconnecting is pointless or wrong (PROTOCOL.md §5: close and
+ * terminal): BAD_FRAME, FRAME_TOO_LARGE, AUTH_REQUIRED, AUTH_FAILED, HELLO_REQUIRED,
+ * UNSUPPORTED_VERSION, AUTH_EXPIRED, TLS_REQUIRED, KICKED. Any other close reconnects.
+ */
+export const TERMINAL_CLOSES = new Set([1, 2, 9, 10, 18, 19, 26, 28, 29]);
+
 /** The error a request or an op failed with: `code` and `name` from PROTOCOL.md §5. */
 export class ShardbusError extends Error {
   constructor(frame) {
@@ -132,6 +139,12 @@ export class Shardbus {
         } else {
           this.onerror(new ShardbusError(frame));
         }
+        if (TERMINAL_CLOSES.has(frame.code)) {
+          // The server closes next; a kick or refused credentials must not be undone by a
+          // reconnect.
+          this.closed = true;
+          this.onstate("closed");
+        }
         break;
       }
       case "ping":
@@ -146,7 +159,10 @@ export class Shardbus {
         break;
       }
       case "drain":
+        // The server is going away: leave at once (its drain ends sooner) and reconnect to
+        // whatever serves the address next.
         this.onstate("draining");
+        if (this.ws) this.ws.close(1000);
         break;
       default:
         break;

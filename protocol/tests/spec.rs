@@ -113,3 +113,29 @@ fn byte_examples_match_the_encoder() {
         encoded(&delivery)
     );
 }
+
+#[test]
+fn the_browser_clients_terminal_closes_are_the_tables() {
+    let js = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../clients/js/shardbus.js"
+    ))
+    .unwrap();
+    let line = js
+        .lines()
+        .find(|l| l.contains("TERMINAL_CLOSES = new Set(["))
+        .expect("the set in shardbus.js");
+    let listed: Vec<u16> = line
+        .split(['[', ']'])
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    let terminal: Vec<u16> = CODE_TABLE
+        .iter()
+        .filter(|c| c.code.closes_connection() && !c.temporary)
+        .map(|c| c.code.0)
+        .collect();
+    assert_eq!(listed, terminal);
+}

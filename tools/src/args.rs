@@ -36,9 +36,35 @@ pub struct Args {
     /// The name the server's certificate must carry (default: the server's address).
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    /// Who to connect as.
+    #[command(flatten)]
+    pub credentials: Credentials,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Credentials for HELLO, for every command: a token, a user and password, or a JWT.
+#[derive(Debug, clap::Args)]
+pub struct Credentials {
+    /// A static token (`[[auth.tokens]]`).
+    #[arg(long, global = true, env = "SHARDBUS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A user (`[[auth.users]]`); the password is asked for on a terminal when not given.
+    #[arg(long, global = true, env = "SHARDBUS_USER")]
+    pub user: Option<String>,
+    /// The user's password.
+    #[arg(
+        long,
+        global = true,
+        env = "SHARDBUS_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
+    pub password: Option<String>,
+    /// A JWT signed with a key the server has.
+    #[arg(long, global = true, env = "SHARDBUS_JWT", hide_env_values = true)]
+    pub jwt: Option<String>,
 }
 
 /// One action.

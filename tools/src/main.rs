@@ -3,6 +3,7 @@
 //! error (with the server's code name) on stderr.
 
 mod args;
+mod credentials;
 mod output;
 
 use std::process::ExitCode;
@@ -19,17 +20,32 @@ const POLL: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let client = match connect(&args) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("shardbus-cli: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&args, &client) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // A server error's text already names its code.
-            eprintln!("shardbus-cli: {error}");
+            match client.terminal_error() {
+                // Terminal: the client does not reconnect, and neither does the CLI.
+                Some((code, text)) => eprintln!(
+                    "shardbus-cli: the server closed the connection for good: {} ({text})",
+                    code.name()
+                ),
+                // A server error's text already names its code.
+                None => eprintln!("shardbus-cli: {error}"),
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args) -> Result<(), ClientError> {
+/// Connects as the arguments say and tells stderr where it landed.
+fn connect(args: &Args) -> Result<Client, String> {
     let mut options = ClientOptions::new().name(&args.name);
     if let Some(ca) = &args.tls_ca {
         options = options.tls(ClientTls {
@@ -38,7 +54,19 @@ fn run(args: &Args) -> Result<(), ClientError> {
             server_name: args.tls_server_name.clone(),
         });
     }
-    let client = Client::connect_with(args.server, options)?;
+    let options = credentials::apply(&args.credentials, options)?;
+    let client = Client::connect_with(args.server, options)
+        .map_err(|error| format!("cannot connect to {}: {error}", args.server))?;
+    if let Some(welcome) = client.server_info() {
+        eprintln!(
+            "connected to {} (shard {}, client id {})",
+            args.server, welcome.shard, welcome.client_id
+        );
+    }
+    Ok(client)
+}
+
+fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
     match &args.command {
         Command::Pub {
             subject,
@@ -69,9 +97,9 @@ fn run(args: &Args) -> Result<(), ClientError> {
             queue,
             count,
         } => {
-            let sub = subscribe(&client, pattern, queue.as_deref())?;
+            let sub = subscribe(client, pattern, queue.as_deref())?;
             eprintln!("subscribed to {pattern}");
-            receive(&sub, *count, |message| {
+            receive(client, &sub, *count, |message| {
                 println!("{}", output::message(&message, args.json));
                 Ok(())
             })?;
@@ -95,9 +123,9 @@ fn run(args: &Args) -> Result<(), ClientError> {
             count,
         } => {
             let group = queue.as_deref().unwrap_or("shardbus-cli-reply");
-            let sub = subscribe(&client, subject, Some(group))?;
+            let sub = subscribe(client, subject, Some(group))?;
             eprintln!("answering requests on {subject}");
-            receive(&sub, *count, |request| {
+            receive(client, &sub, *count, |request| {
                 if request.is_request() {
                     client.respond(&request, response.as_bytes())?;
                     println!("{}", output::message(&request, args.json));
@@ -132,15 +160,30 @@ fn subscribe(
     Ok(sub)
 }
 
-/// Hands each message to `each` until `count` arrived (or forever).
+/// Hands each message to `each` until `count` arrived (or forever), saying on stderr when the
+/// connection is lost and when it is back, and naming every ERR the server sends.
 fn receive(
+    client: &Client,
     sub: &Subscription,
     count: Option<u64>,
     mut each: impl FnMut(shardbus_protocol::client::Message) -> Result<(), ClientError>,
 ) -> Result<(), ClientError> {
     let mut received = 0;
+    let (mut connected, mut reconnects) = (true, 0);
     while count.is_none_or(|n| received < n) {
-        match sub.recv_timeout(POLL) {
+        let next = sub.recv_timeout(POLL);
+        if let Some((code, text)) = client.take_last_error() {
+            eprintln!("server error {}: {text}", code.name());
+        }
+        if connected && !client.is_connected() {
+            eprintln!("connection lost; reconnecting");
+        } else if client.reconnects() > reconnects && client.is_connected() {
+            reconnects = client.reconnects();
+            let shard = client.server_info().map_or(0, |w| w.shard);
+            eprintln!("reconnected (shard {shard}, reconnect {reconnects})");
+        }
+        connected = client.is_connected();
+        match next {
             Ok(message) => {
                 each(message)?;
                 received += 1;

@@ -8,72 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-
 use shardbus_tests::TestServer;
 
-const CLI: &str = env!("CARGO_BIN_EXE_shardbus-cli");
-
-fn cli(server: &TestServer, args: &[&str]) -> Output {
-    Command::new(CLI)
-        .arg("--server")
-        .arg(server.addr.to_string())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// A command running in the background; killed and reaped if the test fails first.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a long-running command and returns once it printed `ready` on stderr.
-fn background(server: &TestServer, args: &[&str], ready: &str) -> Running {
-    let mut running = Running(
-        Command::new(CLI)
-            .arg("--server")
-            .arg(server.addr.to_string())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stderr = BufReader::new(running.0.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "exited before {ready:?}"
-        );
-        if line.contains(ready) {
-            return running;
-        }
-    }
-}
-
-/// Waits for a background command to exit successfully and returns its output.
-fn finish(mut running: Running) -> String {
-    let status = running.0.wait().unwrap();
-    assert!(status.success());
-    let mut out = String::new();
-    running
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    out
-}
+mod support;
+use support::{background, cli, finish};
 
 #[test]
 fn pub_reaches_sub_with_wildcards() {

@@ -121,6 +121,12 @@ impl Client {
         self.inner.lock().reconnects
     }
 
+    /// The terminal closing ERR that ended this client (`KICKED`, `AUTH_FAILED`, ...): after it
+    /// the client does not reconnect (PROTOCOL.md §5).
+    pub fn terminal_error(&self) -> Option<(ErrorCode, String)> {
+        self.inner.lock().terminal.clone()
+    }
+
     /// The last ERR the server sent that no call was waiting for (e.g. a refused PUB).
     pub fn take_last_error(&self) -> Option<(ErrorCode, String)> {
         self.inner.lock().last_error.take()

@@ -60,6 +60,8 @@ pub(super) struct Shared {
     pub(super) statuses: HashMap<u32, Vec<u8>>,
     pub(super) last_rtt: Option<Duration>,
     pub(super) last_error: Option<(ErrorCode, String)>,
+    /// The terminal closing ERR the server sent, if any: no reconnect follows it.
+    pub(super) terminal: Option<(ErrorCode, String)>,
     pub(super) reconnects: u64,
 }
 
@@ -178,6 +180,7 @@ impl Inner {
                 statuses: HashMap::new(),
                 last_rtt: None,
                 last_error: None,
+                terminal: None,
                 reconnects: 0,
             }),
             outbox_ready: Condvar::new(),
@@ -325,6 +328,10 @@ impl Inner {
                     return;
                 }
             }
+            if self.lock().terminal.is_some() {
+                self.reconnect_abandoned();
+                return;
+            }
             match self.reconnect() {
                 Some(next) => stream = next,
                 None => return,
@@ -424,7 +431,19 @@ impl Inner {
                 shared.subs.remove(&sid);
                 shared.last_error = Some((code, error_text(frame)));
             }
-            Event::Error { code, .. } => shared.last_error = Some((code, error_text(frame))),
+            Event::Error { code, .. } => {
+                if code.closes_connection() && !code.is_temporary() {
+                    // A terminal close (KICKED, AUTH_FAILED, ...): reconnecting would only be
+                    // refused again, or undo what an administrator did.
+                    shared.terminal = Some((code, error_text(frame)));
+                }
+                shared.last_error = Some((code, error_text(frame)));
+            }
+            Event::Drain { .. } => {
+                // The server is going away: leave now (and reconnect, to wherever the address
+                // leads next) rather than hold its drain up for the whole grace period.
+                return Err(ClientError::Disconnected);
+            }
             Event::Pong { rtt } => {
                 shared.pongs += 1;
                 shared.last_rtt = rtt;
@@ -434,7 +453,7 @@ impl Inner {
                 shared.statuses.insert(op_id, frame.payload.to_vec());
                 self.changed.notify_all();
             }
-            Event::Ok { .. } | Event::Ping | Event::Drain { .. } | Event::Ignored => {}
+            Event::Ok { .. } | Event::Ping | Event::Ignored => {}
         }
         Ok(())
     }
@@ -504,6 +523,19 @@ impl Inner {
                 None => return !self.lock().closed,
             }
         }
+    }
+
+    /// Ends the client after a terminal close: pending requests fail, the client is closed.
+    fn reconnect_abandoned(&self) {
+        let mut shared = self.lock();
+        shared.writer = None;
+        for id in shared.session.disconnected() {
+            if let Some(tx) = shared.requests.remove(&id) {
+                let _ = tx.try_send(Err(ClientError::Disconnected));
+            }
+        }
+        drop(shared);
+        self.mark_closed();
     }
 
     fn mark_closed(&self) {
