@@ -85,6 +85,9 @@ metrics! {
     StaleConnections = "stale_connections", counter;
     /// Connections that failed or timed out in the TLS handshake.
     TlsFailures = "tls_handshake_failures", counter;
+    /// HELLOs with a password refused because the shard or the peer's address had its most
+    /// password checks in flight.
+    PasswordChecksRefused = "password_checks_refused", counter;
     /// Times the shard's watch task ran (its heartbeat, every `runtime.watch_interval_us`).
     WatchTicks = "watch_ticks", counter;
 }

@@ -40,6 +40,11 @@ pub struct AuthConfig {
     /// The role of HTTP requests without credentials when `http_open` is on (admin by
     /// default: opening the HTTP API is for trying out monitoring).
     pub http_open_role: String,
+    /// Password checks (argon2) a shard runs at once; more HELLOs with a password are refused
+    /// `RATE_LIMITED` until one ends.
+    pub max_password_checks: u32,
+    /// Of those, how many one remote address may have: the rest stay for everybody else.
+    pub max_password_checks_per_address: u32,
 }
 
 impl Default for AuthConfig {
@@ -54,6 +59,8 @@ impl Default for AuthConfig {
             roles: BTreeMap::new(),
             http_open: false,
             http_open_role: "admin".to_owned(),
+            max_password_checks: 8,
+            max_password_checks_per_address: 2,
         }
     }
 }

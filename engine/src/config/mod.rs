@@ -312,7 +312,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 24] = [
+        let checks: [(&str, bool, &str); 26] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -410,6 +410,17 @@ impl Config {
                 "http.max_header_bytes",
                 self.http.max_header_bytes >= 8192,
                 "at least 8192 (hyper's minimum)",
+            ),
+            (
+                "auth.max_password_checks",
+                self.auth.max_password_checks >= 1,
+                "at least 1",
+            ),
+            (
+                "auth.max_password_checks_per_address",
+                (1..=self.auth.max_password_checks)
+                    .contains(&self.auth.max_password_checks_per_address),
+                "between 1 and auth.max_password_checks",
             ),
             (
                 "tls.key",

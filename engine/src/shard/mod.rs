@@ -8,6 +8,7 @@ mod inbound;
 pub(crate) mod inproc;
 mod keepalive;
 pub(crate) mod listing;
+pub(crate) mod login;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;
@@ -61,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) hello_timeout: Duration,
     /// This shard's part of `limits.max_unauthenticated_bytes`.
     pub(crate) preauth_budget: usize,
+    pub(crate) max_password_checks: u32,
+    pub(crate) max_password_checks_per_address: u32,
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
     pub(crate) watch_interval: Duration,
@@ -90,6 +93,8 @@ impl Settings {
             max_request_timeout_ms: l.max_request_timeout_ms,
             hello_timeout: Duration::from_millis(l.hello_timeout_ms),
             preauth_budget: l.max_unauthenticated_bytes / shards.max(1),
+            max_password_checks: config.auth.max_password_checks,
+            max_password_checks_per_address: config.auth.max_password_checks_per_address,
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
@@ -138,6 +143,8 @@ pub(crate) struct Shard {
     in_process_identity: Arc<str>,
     /// Input bytes held by this shard's connections still in their HELLO phase.
     preauth_bytes: Cell<usize>,
+    /// Password checks in flight (`login.rs`).
+    password_checks: login::PasswordChecks,
     /// Notified once, when the server starts shutting down (`watch.rs`).
     stopping: notify::Notify,
 }
@@ -177,6 +184,7 @@ impl Shard {
             draining: Cell::new(false),
             in_process_identity: Arc::from(""),
             preauth_bytes: Cell::new(0),
+            password_checks: login::PasswordChecks::default(),
             stopping: notify::Notify::default(),
         }
     }

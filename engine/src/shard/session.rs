@@ -19,6 +19,7 @@ use shardbus_protocol::{
 
 use super::Shard;
 use super::conn::{CLOSE_LINGER, Conn, Outgoing};
+use super::login::{PreauthCharge, hello_frame_limit, verify_password_in_hello};
 use super::read_buffer::{ReadBuffer, SCRATCH_SIZE};
 use super::stream::SharedStream;
 use crate::metrics::Metric;
@@ -256,48 +257,6 @@ async fn read_hello(
     }
 }
 
-/// The largest frame a connection may announce before its HELLO is accepted: a HELLO with the
-/// largest headers block (its credentials). So an unauthenticated peer makes the server hold
-/// at most this much input, however large a frame it announces.
-fn hello_frame_limit(limits: &shardbus_protocol::Limits) -> usize {
-    HEADER_LEN + 32 + limits.max_headers_len as usize
-}
-
-/// Input bytes that one unauthenticated connection holds, counted against its shard's budget
-/// for all of them (`limits.max_unauthenticated_bytes`) and given back when the HELLO phase
-/// ends, however it ends.
-struct PreauthCharge<'a> {
-    shard: &'a Shard,
-    held: usize,
-}
-
-impl<'a> PreauthCharge<'a> {
-    fn new(shard: &'a Shard) -> PreauthCharge<'a> {
-        PreauthCharge { shard, held: 0 }
-    }
-
-    /// Counts holding `bytes` in all; `false` when the shard's budget has no room for them.
-    fn hold(&mut self, bytes: usize) -> bool {
-        let more = bytes.saturating_sub(self.held);
-        let total = self.shard.preauth_bytes.get();
-        if more > 0 && total + more > self.shard.settings.preauth_budget {
-            return false;
-        }
-        self.shard.preauth_bytes.set(total + more);
-        self.held += more;
-        true
-    }
-}
-
-impl Drop for PreauthCharge<'_> {
-    fn drop(&mut self) {
-        let total = self.shard.preauth_bytes.get();
-        self.shard
-            .preauth_bytes
-            .set(total.saturating_sub(self.held));
-    }
-}
-
 /// Closes `conn` with `AUTH_EXPIRED` when its credentials expire (`expires`, Unix seconds).
 fn close_at_expiry(conn: &Rc<Conn>, expires: u64) {
     let now = std::time::SystemTime::now()
@@ -317,26 +276,6 @@ fn close_at_expiry(conn: &Rc<Conn>, expires: u64) {
         }
     })
     .detach();
-}
-
-/// When `bytes` start with a HELLO carrying `user` and `pass`, checks them on a blocking
-/// thread (argon2 is slow on purpose) and leaves the outcome for `handshake`.
-pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: &[u8]) {
-    let Ok(Some((frame, _))) = shardbus_protocol::next_frame(bytes, &shard.settings.limits) else {
-        return;
-    };
-    let (Fields::Hello { .. }, Some(user)) = (frame.fields, frame.headers.get("user")) else {
-        return;
-    };
-    let (user, pass) = (
-        user.to_owned(),
-        frame.headers.get("pass").unwrap_or("").to_owned(),
-    );
-    let auth = std::sync::Arc::clone(&shard.settings.auth);
-    let outcome = glommio::executor()
-        .spawn_blocking(move || auth.verify_user(&user, &pass))
-        .await;
-    *conn.preauth.borrow_mut() = Some(outcome);
 }
 
 /// Reads once and handles every whole frame read; `Close` at end of stream, on a read error or

@@ -28,8 +28,9 @@ use super::json;
 use crate::metrics::Metric;
 use crate::shard::Shard;
 use crate::shard::conn::{CLOSE_LINGER, Conn};
+use crate::shard::login::verify_password_in_hello;
 use crate::shard::read_buffer::ReadBuffer;
-use crate::shard::session::{Next, process_input, verify_password_in_hello};
+use crate::shard::session::{Next, process_input};
 
 /// What a WebSocket runs over (a socket, later a TLS stream).
 pub(crate) trait Io: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin {}
