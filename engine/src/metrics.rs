@@ -79,6 +79,9 @@ metrics! {
     RequestsNoResponders = "requests_no_responders", counter;
     /// Requests ended because their requester went away before an answer.
     RequestsAbandoned = "requests_abandoned", counter;
+    /// RESPs refused: the reply token was delivered to another connection, or the identity may
+    /// not answer requests on the subject.
+    ResponsesRefused = "responses_refused", counter;
     /// Responses that arrived after their request ended (timeout, requester gone): dropped.
     LateResponses = "late_responses", counter;
     /// Connections closed for leaving two PINGs unanswered.

@@ -43,6 +43,7 @@ fn secured(config: &mut Config) {
                 deny: vec!["secret.>".into()],
             },
             request: Rule::default(),
+            respond: None,
             admin: false,
         },
     );

@@ -75,6 +75,9 @@ pub struct Permissions {
     pub subscribe: Rule,
     /// Topics it may send requests to.
     pub request: Rule,
+    /// Subjects whose requests it may answer (NATS's `allow_responses`); unset, the `publish`
+    /// rule decides: whoever may publish on a subject may answer requests on it.
+    pub respond: Option<Rule>,
     /// Admin operations.
     pub admin: bool,
 }
@@ -86,12 +89,29 @@ impl Default for Permissions {
             publish: Rule::default(),
             subscribe: Rule::default(),
             request: Rule::default(),
+            respond: None,
             admin: false,
         }
     }
 }
 
 impl Permissions {
+    /// Whether it may answer a request made on `subject`.
+    pub fn may_respond(&self, subject: &str) -> bool {
+        self.respond
+            .as_ref()
+            .unwrap_or(&self.publish)
+            .allows_subject(subject)
+    }
+
+    /// Whether it may answer requests on every subject.
+    pub fn responds_anywhere(&self) -> bool {
+        self.respond
+            .as_ref()
+            .unwrap_or(&self.publish)
+            .allows_everything()
+    }
+
     /// Everything, admin operations included.
     pub fn admin() -> Permissions {
         Permissions {
@@ -106,16 +126,18 @@ impl Permissions {
             publish: Rule::all(),
             subscribe: Rule::all(),
             request: Rule::all(),
+            respond: None,
             admin: false,
         }
     }
 
-    /// Subscribe only.
+    /// Subscribe only: no publishing, no requests, no answers to requests it receives.
     pub fn guest() -> Permissions {
         Permissions {
             publish: Rule::default(),
             subscribe: Rule::all(),
             request: Rule::default(),
+            respond: None,
             admin: false,
         }
     }

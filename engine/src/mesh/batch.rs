@@ -37,7 +37,13 @@ pub(crate) enum Record {
     },
     /// Deliver a request to exactly one local subscriber of its subject, with reply `token`.
     /// If none is left, answer `NO_RESPONDERS` back to the token's shard.
-    Request { msg: MessageSpans, token: u64 },
+    /// `timeout_ms` is the request's (capped) timeout, so the receiving shard forgets the
+    /// token's binding to its responder when the request is over.
+    Request {
+        msg: MessageSpans,
+        token: u64,
+        timeout_ms: u32,
+    },
     /// The response to pending request `key` of the receiving shard; `code` non-zero is an ERR
     /// code to send instead (`NO_RESPONDERS` when the chosen responder was gone).
     Response {

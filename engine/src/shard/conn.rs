@@ -186,6 +186,7 @@ pub(crate) struct Conn {
 struct Unrestricted {
     publish: bool,
     request: bool,
+    respond: bool,
     /// Nothing denied to its subscriptions.
     receive: bool,
 }
@@ -194,6 +195,7 @@ impl Unrestricted {
     const ALL: Unrestricted = Unrestricted {
         publish: true,
         request: true,
+        respond: true,
         receive: true,
     };
 
@@ -201,6 +203,7 @@ impl Unrestricted {
         Unrestricted {
             publish: permissions.publish.allows_everything(),
             request: permissions.request.allows_everything(),
+            respond: permissions.responds_anywhere(),
             receive: permissions.subscribe.deny.is_empty(),
         }
     }
@@ -327,6 +330,12 @@ impl Conn {
     #[inline]
     pub(crate) fn may_request(&self, frame: &Frame<'_>) -> bool {
         self.unrestricted.get().request || self.may(|p| p.request.allows_subject(frame.topic_str()))
+    }
+
+    /// Whether this connection may answer a request made on `subject`.
+    pub(crate) fn may_respond(&self, subject: &[u8]) -> bool {
+        self.unrestricted.get().respond
+            || self.may(|p| p.may_respond(std::str::from_utf8(subject).unwrap_or("")))
     }
 
     /// Whether `check` allows it under this connection's permissions.

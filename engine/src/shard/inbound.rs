@@ -1,6 +1,8 @@
 //! Applying what another shard sent over the mesh: deliveries, requests, responses, interest
 //! changes and barriers, in the order that shard sent them.
 
+use std::time::{Duration, Instant};
+
 use shardbus_protocol::ErrorCode;
 
 use super::Shard;
@@ -31,7 +33,11 @@ impl Shard {
                     let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
                     self.deliver_local(&route.local, subject, headers, payload, msg.flags, 0);
                 }
-                Record::Request { msg, token } => self.apply_request(batch, msg, *token),
+                Record::Request {
+                    msg,
+                    token,
+                    timeout_ms,
+                } => self.apply_request(batch, msg, *token, *timeout_ms),
                 Record::Response { key, msg, code } => {
                     let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
                     self.complete_request(*key, headers, payload, msg.flags, *code);
@@ -56,10 +62,12 @@ impl Shard {
 
     /// A request forwarded here: one local subscriber gets it, or the origin hears
     /// `NO_RESPONDERS` (the subscriber left while the request was on its way).
-    fn apply_request(&self, batch: &Batch, msg: &MessageSpans, token: u64) {
+    fn apply_request(&self, batch: &Batch, msg: &MessageSpans, token: u64, timeout_ms: u32) {
         let subject = batch.get(msg.subject);
         let responder = self.router.borrow_mut().local_responder(subject);
         if let Some(sub) = responder {
+            let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+            self.bind_reply(&sub, subject, token, deadline);
             let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
             self.deliver_local(
                 std::slice::from_ref(&sub),

@@ -14,6 +14,7 @@ mod ops;
 pub(crate) mod outbox;
 pub(crate) mod rate;
 pub(crate) mod read_buffer;
+mod replies;
 mod requests;
 mod run;
 pub(crate) mod session;
@@ -118,6 +119,8 @@ pub(crate) struct Shard {
     router: RefCell<Router<LocalSub>>,
     route: RefCell<Route<LocalSub>>,
     requests: RefCell<Requests>,
+    /// Reply tokens of requests delivered to this shard's connections, and to whom.
+    replies: RefCell<replies::Replies>,
     /// PINGs waiting for every other shard to acknowledge a barrier: acks still missing.
     barriers: RefCell<HashMap<(u64, u64), usize>>,
     /// Subscriptions that reached their auto-unsubscribe count during a delivery.
@@ -170,6 +173,7 @@ impl Shard {
             router: RefCell::new(Router::new(id, MATCH_CACHE_SUBJECTS)),
             route: RefCell::new(Route::default()),
             requests: RefCell::new(requests),
+            replies: RefCell::new(replies::Replies::default()),
             barriers: RefCell::new(HashMap::new()),
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
@@ -218,6 +222,7 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_none() {
             return;
         }
+        self.replies.borrow_mut().end_conn(conn.id);
         let abandoned = self.requests.borrow_mut().end_conn(conn.id) as u64;
         if abandoned > 0 {
             self.metrics.sub(Metric::RequestsPending, abandoned);

@@ -10,6 +10,7 @@ use shardbus_protocol::{ErrorCode, Fields, Frame};
 
 use super::Shard;
 use super::conn::{Conn, LocalSub, Outgoing};
+use super::replies::Answer;
 use super::requests::{parse_token, token};
 use crate::mesh::batch::Record;
 use crate::metrics::Metric;
@@ -26,7 +27,7 @@ impl Shard {
                 request_id,
                 timeout_ms,
             } => self.request(conn, frame, request_id, timeout_ms),
-            Fields::Resp { id } => self.respond(frame, id),
+            Fields::Resp { id } => self.respond(conn, frame, id),
             Fields::Ping => self.pong_after_barrier(conn, frame.op_id),
             Fields::Pong => conn
                 .pings_unanswered
@@ -269,6 +270,7 @@ impl Shard {
         let flags = frame.flags.0;
         match responder {
             Responder::Local(sub) => {
+                self.bind_reply(&sub, frame.topic, reply, deadline);
                 self.deliver_local(
                     std::slice::from_ref(&sub),
                     frame.topic,
@@ -282,7 +284,11 @@ impl Shard {
                 if let Some(link) = self.link(shard) {
                     link.with_batch(|batch| {
                         let msg = batch.put_message(frame.topic, headers, frame.payload, flags);
-                        batch.push(Record::Request { msg, token: reply });
+                        batch.push(Record::Request {
+                            msg,
+                            token: reply,
+                            timeout_ms,
+                        });
                     });
                     self.metrics.add(Metric::ForwardsOut, 1);
                 }
@@ -291,7 +297,34 @@ impl Shard {
         }
     }
 
-    fn respond(&self, frame: &Frame<'_>, reply: u64) {
+    /// Records that the request with `token` goes to `sub`'s connection, the only one that
+    /// may answer it (`replies.rs`), and whether its identity may answer on `subject`.
+    pub(crate) fn bind_reply(&self, sub: &LocalSub, subject: &[u8], token: u64, deadline: Instant) {
+        let Some(conn) = sub.conn() else { return };
+        let may_respond = conn.may_respond(subject);
+        let mut replies = self.replies.borrow_mut();
+        let earliest = replies.next_deadline();
+        replies.insert(token, conn.id, may_respond, deadline);
+        drop(replies);
+        if earliest.is_none_or(|earliest| deadline < earliest) {
+            self.requests_changed.notify();
+        }
+    }
+
+    fn respond(&self, conn: &Conn, frame: &Frame<'_>, reply: u64) {
+        let answer = self.replies.borrow_mut().answer(reply, conn.id);
+        match answer {
+            Answer::Forward => {}
+            Answer::Late => {
+                self.metrics.add(Metric::LateResponses, 1);
+                return;
+            }
+            Answer::NotPermitted | Answer::NotYours => {
+                self.metrics.add(Metric::ResponsesRefused, 1);
+                refuse_response(conn, frame, reply, answer);
+                return;
+            }
+        }
         let headers = frame.headers.as_bytes();
         let flags = frame.flags.0;
         match parse_token(reply) {
@@ -360,9 +393,12 @@ impl Shard {
         }
     }
 
-    /// Answers TIMEOUT to every request past its deadline.
+    /// Answers TIMEOUT to every request past its deadline, and forgets the reply tokens of
+    /// requests over.
     pub(crate) fn expire_requests(&self) {
-        let expired = self.requests.borrow_mut().expire(Instant::now());
+        let now = Instant::now();
+        self.replies.borrow_mut().expire(now);
+        let expired = self.requests.borrow_mut().expire(now);
         for pending in expired {
             self.metrics.sub(Metric::RequestsPending, 1);
             self.metrics.add(Metric::RequestsTimedOut, 1);
@@ -377,6 +413,17 @@ impl Shard {
             }
         }
     }
+}
+
+/// Answers PERMISSION_DENIED to a RESP that this connection may not send.
+#[cold]
+fn refuse_response(conn: &Conn, frame: &Frame<'_>, reply: u64, answer: Answer) {
+    let why = if answer == Answer::NotPermitted {
+        "this identity may not answer requests on the request's subject (respond permission)"
+    } else {
+        "the reply token was delivered to another connection"
+    };
+    conn.error(ErrorCode::PERMISSION_DENIED, frame.op_id, reply, why);
 }
 
 /// Answers PERMISSION_DENIED for `what` on the frame's topic; out of line, off the hot path.

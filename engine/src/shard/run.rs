@@ -91,7 +91,13 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
 async fn request_timer(shard: Rc<Shard>) {
     loop {
         let changed = shard.requests_changed.notified();
-        let next = shard.requests.borrow().next_deadline();
+        let next = [
+            shard.requests.borrow().next_deadline(),
+            shard.replies.borrow().next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             Some(deadline) => {
                 let wait = deadline.saturating_duration_since(Instant::now());
