@@ -55,6 +55,12 @@ impl Op {
         Op::Status,
     ];
 
+    /// Whether only a server sends it (WELCOME, OK, ERR, DRAIN, MSG): a server answers one
+    /// from a client `UNKNOWN_OP`, whatever its body, and keeps the connection.
+    pub fn is_server_to_client(self) -> bool {
+        matches!(self, Op::Welcome | Op::Ok | Op::Err | Op::Drain | Op::Msg)
+    }
+
     /// Reads an op byte.
     ///
     /// # Errors

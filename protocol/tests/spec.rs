@@ -1,7 +1,12 @@
 //! Keeps PROTOCOL.md true: its error-code table, its op table and its byte examples are parsed
 //! here and compared with the code.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // tests may panic
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // tests may panic
 
 use shardbus_protocol::error_code::Disposition;
 use shardbus_protocol::{CODE_TABLE, Fields, Frame, Op, encode};

@@ -70,7 +70,7 @@ fn one_token_too_many_is_refused_with_its_code_and_the_connection_stays() {
         Some(ErrorCode::TOO_MANY_TOKENS)
     );
     // The deepest topic that fits max_topic_len: 32,768 one-byte tokens.
-    let widest = deep("a", (usize::from(u16::MAX) + 1) / 2);
+    let widest = deep("a", usize::from(u16::MAX).div_ceil(2));
     client.send(Fields::Pub, widest.as_bytes(), b"x");
     assert_eq!(
         client.expect_err().err_code(),

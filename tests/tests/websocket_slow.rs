@@ -49,10 +49,10 @@ fn subscriber(server: &TestServer, subject: &str) -> (Ws, u64) {
     .unwrap();
     ws.send(binary(&Frame::new(Fields::Ping))).unwrap();
     loop {
-        if let Message::Binary(bytes) = ws.read().unwrap() {
-            if bytes.first() == Some(&0x04) {
-                break;
-            }
+        if let Message::Binary(bytes) = ws.read().unwrap()
+            && bytes.first() == Some(&0x04)
+        {
+            break;
         }
     }
     (ws, id)

@@ -255,6 +255,15 @@ impl Shard {
         }
     }
 
+    /// Puts `conn` on the backlog when its own outbox is past its high-water mark: a client that
+    /// pipelines ops faster than it reads their answers (OKs, ERRs, PONGs) is then paused like
+    /// a publisher feeding a slow consumer, instead of being cut as one while it reads.
+    pub(crate) fn hold_back_own_answers(&self, conn: &Rc<Conn>) {
+        if conn.outbox.over_high_water() && !conn.backlogged.replace(true) {
+            self.backlog.borrow_mut().push(Rc::clone(conn));
+        }
+    }
+
     /// Pauses a session's reader while the outboxes its deliveries filled drain
     /// (`wait_for_backlog`) and while a mesh link is congested (`wait_for_mesh_room`); returns
     /// at once when neither applies. The waiting runs boxed, made only when needed, so its

@@ -184,6 +184,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
         return;
     }
     loop {
+        shard.hold_back_own_answers(conn);
         shard.pause_reader().await;
         if conn.outbox.is_closed() {
             return;
@@ -401,6 +402,17 @@ pub(crate) fn process(
                 );
                 Next::Close
             }
+            // A server-to-client op is refused as such, malformed or not: an unknown or
+            // wrong-direction op never closes (PROTOCOL.md §3).
+            Err(_) if hello.is_none() && is_server_op(bytes) => {
+                conn.error(
+                    ErrorCode::UNKNOWN_OP,
+                    op_id_of(bytes),
+                    0,
+                    "a server-to-client op sent to the server",
+                );
+                Next::Continue
+            }
             Err(error) => {
                 refuse(conn, &error, op_id_of(bytes));
                 if error.code().closes_connection() {
@@ -418,6 +430,14 @@ pub(crate) fn process(
             return Next::Continue;
         }
     }
+}
+
+/// Whether the frame's op byte names an op only a server sends.
+fn is_server_op(bytes: &[u8]) -> bool {
+    bytes
+        .get(4)
+        .and_then(|&byte| shardbus_protocol::Op::from_u8(byte).ok())
+        .is_some_and(shardbus_protocol::Op::is_server_to_client)
 }
 
 /// The op id of a frame that failed to decode, when its header is there to read it from.

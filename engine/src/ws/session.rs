@@ -174,6 +174,7 @@ async fn run<S: Io>(
                     verify_password_in_hello(shard, conn, &whole).await;
                 }
                 handle_frame(shard, conn, &mut input, &mut hello_done, &bytes);
+                shard.hold_back_own_answers(conn);
                 shard.pause_reader().await;
             }
             Event::Message(None) => return (None, ""),
