@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets (`engine/fuzz`) and their corpus replay
 //! (`engine/tests/fuzz_corpus.rs`): the edges that take untrusted input, without a socket —
-//! HELLO's credentials and the WebSocket JSON mapping. Not part of the engine's API.
+//! HELLO's credentials, the WebSocket JSON mapping, routing histories with deep topics, and a
+//! connection's input in arbitrary pieces. Not part of the engine's API.
 
 use std::sync::OnceLock;
 
@@ -82,4 +83,130 @@ pub fn json_mapping(text: &[u8]) {
         let _ = crate::ws::json::json_from_frame(&frame, &limits);
     }
     let _ = crate::ws::json::json_from_frame(text.as_bytes(), &limits);
+}
+
+/// The most tokens the routing fuzzer's topics have: the largest `max_topic_tokens` a server
+/// accepts, so the deepest trie any input can build is walked.
+const FUZZ_MAX_TOKENS: usize = shardbus_protocol::MAX_TOPIC_TOKENS_CEILING as usize;
+
+/// Runs `data` as a history of subscribe, unsubscribe and publish operations on the routing
+/// trie, topics up to the deepest a server allows (short tokens, deep paths: `a.*.b.>`), and
+/// checks every publish's answer against the reference matcher (`topic::matches`). Inputs
+/// are read as: op byte, then a topic as (depth byte × token byte) — so a few bytes make a
+/// topic hundreds of tokens deep.
+///
+/// # Panics
+/// When the trie and the reference disagree, or a removal fails to find what was inserted.
+pub fn routing_ops(data: &[u8]) {
+    use crate::routing::SubscriptionTrie;
+    use shardbus_protocol::topic::{matches, validate_pattern, validate_subject};
+    let mut trie: SubscriptionTrie<u32> = SubscriptionTrie::new();
+    let mut live: Vec<(String, u32)> = Vec::new();
+    let mut rest = data;
+    let mut next_id = 0u32;
+    while let [op, depth, token, tail @ ..] = rest {
+        rest = tail;
+        let depth = usize::from(*depth) * FUZZ_MAX_TOKENS / 255 + 1;
+        let word = match token % 5 {
+            0 => "*",
+            1 => "a",
+            2 => "b",
+            3 => ">",
+            _ => "cc",
+        };
+        let topic: Vec<&str> = (0..depth)
+            .map(|i| match (i + 1 == depth, i % 3) {
+                (true, _) => word,
+                (false, 0) => "a",
+                (false, 1) => "b",
+                (false, _) => "*",
+            })
+            .collect();
+        let topic = topic.join(".");
+        let max_len = usize::from(u16::MAX);
+        match op % 3 {
+            0 if validate_pattern(topic.as_bytes(), max_len).is_ok() => {
+                next_id += 1;
+                trie.insert(topic.as_bytes(), None, next_id);
+                live.push((topic, next_id));
+            }
+            1 if !live.is_empty() => {
+                let (pattern, id) = live.swap_remove(usize::from(*token) % live.len());
+                assert!(trie.remove(pattern.as_bytes(), None, &id), "{pattern}");
+            }
+            _ if validate_subject(topic.as_bytes(), max_len).is_ok() => {
+                let mut got = trie.matches(topic.as_bytes()).plain;
+                got.sort_unstable();
+                let mut want: Vec<u32> = live
+                    .iter()
+                    .filter(|(pattern, _)| matches(pattern, &topic))
+                    .map(|&(_, id)| id)
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(got, want, "subject {topic}");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(trie.len(), live.len());
+    // Dropping the trie walks it too: its depth must not matter either.
+    drop(trie);
+}
+
+/// Feeds `data` to the session's input path in the pieces a socket might deliver (the first
+/// byte picks the cut points): the frames decoded, and the errors met, must be the same as
+/// when the stream arrives whole, and the connection's own buffer never holds more than one
+/// unfinished frame, itself within `max_frame`.
+///
+/// # Panics
+/// When the split stream decodes differently from the whole one, or the buffer holds more
+/// than one unfinished frame.
+pub fn split_input(data: &[u8]) {
+    use crate::shard::read_buffer::ReadBuffer;
+    use shardbus_protocol::{Check, check};
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_frame: 4096,
+        max_payload: 2048,
+        max_topic_len: 256,
+        max_headers_len: 512,
+        max_topic_tokens: 16,
+    };
+    // What each frame turns into, until the first error that closes the connection.
+    let outcomes = |pieces: &mut dyn Iterator<Item = &[u8]>| -> Vec<String> {
+        let mut buf = ReadBuffer::new(0);
+        let mut seen = Vec::new();
+        for piece in pieces {
+            buf.append(piece);
+            loop {
+                match check(buf.unread(), &limits) {
+                    Ok(Check::Complete { frame_len }) => {
+                        let bytes = buf.unread().get(..frame_len).unwrap_or_default();
+                        seen.push(match decode(bytes, &limits) {
+                            Ok(frame) => format!("{:?}", frame.fields),
+                            Err(error) => format!("{:?}", error.code()),
+                        });
+                        buf.consume(frame_len);
+                    }
+                    Ok(Check::Incomplete { .. }) => break,
+                    Err(error) => {
+                        seen.push(format!("closed {:?}", error.code()));
+                        return seen;
+                    }
+                }
+            }
+            // Whole frames are gone; what stays is one frame's start, never past max_frame.
+            assert!(
+                buf.unread().len() < limits.max_frame as usize,
+                "the buffer holds more than one unfinished frame"
+            );
+        }
+        seen
+    };
+    let whole = outcomes(&mut std::iter::once(stream));
+    let step = usize::from(seed % 64) + 1;
+    let split = outcomes(&mut stream.chunks(step));
+    assert_eq!(whole, split, "pieces of {step} bytes");
 }

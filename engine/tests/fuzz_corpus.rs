@@ -5,7 +5,9 @@
 
 use std::path::PathBuf;
 
-use shardbus_engine::fuzzing::{FUZZ_TOKEN, Granted, hello_auth, json_mapping};
+use shardbus_engine::fuzzing::{
+    FUZZ_TOKEN, Granted, hello_auth, json_mapping, routing_ops, split_input,
+};
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,5 +46,19 @@ fn hello_auth_grants_the_token_s_identity_only_to_the_token() {
 fn the_json_mapping_holds_its_invariants_on_the_corpus() {
     for input in corpus("ws_json") {
         json_mapping(&input);
+    }
+}
+
+#[test]
+fn routing_histories_agree_with_the_reference_matcher_on_the_corpus() {
+    for input in corpus("routing_ops") {
+        routing_ops(&input);
+    }
+}
+
+#[test]
+fn split_input_decodes_as_whole_input_on_the_corpus() {
+    for input in corpus("split_input") {
+        split_input(&input);
     }
 }
