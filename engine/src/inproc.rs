@@ -1,4 +1,4 @@
-//! The in-process engine bench (issue #4): messages published on shard 0 and routed to
+//! The in-process engine bench: messages published on shard 0 and routed to
 //! subscribers on every shard, with no sockets, counting routed deliveries per second. The
 //! shards, the mesh, routing, delivery and the frame path are the server's own; the
 //! connections are `shard::inproc`'s socketless ones, so what is measured is the engine

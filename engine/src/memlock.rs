@@ -1,8 +1,8 @@
 //! The locked-memory check that runs before any shard starts.
 //!
 //! Each shard registers `io_memory` bytes of buffers on three io_uring rings, so a process needs
-//! `(3 × io_memory + 256 KiB) × shards` bytes of locked memory (shared/DEPENDENCIES.md, and the
-//! headroom measured here). That holds only with transparent huge pages off for the process,
+//! `(3 × io_memory + 256 KiB) × shards` bytes of locked memory (ARCHITECTURE.md, "The
+//! dependencies as measured", and the headroom measured here). That holds only with transparent huge pages off for the process,
 //! which `Server::start` sees to: mimalloc's huge pages made each buffer count as 2 MiB. When the limit is
 //! lower, glommio only logs a warning and silently falls back to slower unregistered buffers;
 //! shardbus refuses to start instead and says what to change. Root with `CAP_IPC_LOCK` is not

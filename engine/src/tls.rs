@@ -1,4 +1,4 @@
-//! TLS (issue #5): the server's rustls configuration from the PEM files `tls.*` names — TLS 1.2
+//! TLS: the server's rustls configuration from the PEM files `tls.*` names — TLS 1.2
 //! and 1.3 only, with ring's suites (every one forward-secret: ECDHE key exchange, AEAD
 //! ciphers), optional client-certificate verification (mutual TLS) — and telling a TLS client
 //! from a plaintext one by the first byte it sends, so one port serves both unless TLS is

@@ -1,4 +1,4 @@
-//! The in-process engine bench (issue #4): messages published on shard 0 and routed to
+//! The in-process engine bench: messages published on shard 0 and routed to
 //! subscribers on every shard, through the server's own frame path, routing, mesh and
 //! delivery, with no sockets ([`shardbus_engine::inproc`]). Counts routed deliveries (MSG frames
 //! encoded into subscribers' outboxes) per second, at 1 and 2 shards, 3 runs each, and prints

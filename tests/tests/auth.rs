@@ -1,4 +1,4 @@
-//! Authentication and topic permissions (issue #6, first part) against the real server:
+//! Authentication and topic permissions against the real server:
 //! static tokens naming roles, anonymous access off, PERMISSION_DENIED for publishes,
 //! subscriptions (plain and queue) and requests outside a role, and a wildcard subscriber that
 //! never receives a denied subject.

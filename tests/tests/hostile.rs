@@ -1,4 +1,4 @@
-//! The hostile-input suite (issue #6): each attack gets its coded answer, costs a bystander
+//! The hostile-input suite: each attack gets its coded answer, costs a bystander
 //! nothing, and — the attack run twice, the first to warm the allocator — the server's memory
 //! comes back near where it was. One test, so nothing else runs in this process while it
 //! reads its resident memory. Other hostile inputs have their own files: rate floods

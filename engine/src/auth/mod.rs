@@ -1,4 +1,4 @@
-//! Authentication and authorization (issue #6, first part): who a connection is, from HELLO's
+//! Authentication and authorization: who a connection is, from HELLO's
 //! credentials, and what it may do. Static tokens, stored in the configuration only as SHA-256
 //! digests and compared in constant time, each naming a role; roles (built-in `admin`, `user`,
 //! `guest`, and custom ones) carry `Permissions`. Anonymous access is a configured role too —

@@ -1,7 +1,7 @@
 //! `HyperIo`: hyper's I/O traits over a futures-io stream (a glommio socket, later a TLS
 //! stream). hyper reads into its own cursor, which safe code can only fill by copying, so reads
 //! land in a small buffer of the adapter first. Read errors are passed on, not turned into end
-//! of stream (DEPENDENCIES.md: glommio's own example does that).
+//! of stream (glommio's own example does that; ARCHITECTURE.md, "The dependencies as measured").
 
 use std::io;
 use std::pin::Pin;

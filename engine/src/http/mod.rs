@@ -1,4 +1,4 @@
-//! The HTTP edge (issue #5): one listener per shard on `http_listen` (SO_REUSEPORT, as the
+//! The HTTP edge: one listener per shard on `http_listen` (SO_REUSEPORT, as the
 //! binary protocol's), served by hyper's HTTP/1 server over glommio sockets. Health, readiness,
 //! Prometheus metrics, JSON status and the push API (`routes.rs`). Limits: the request head
 //! (`http.max_header_bytes`, 431), the time to send it (`http.header_timeout_ms`, against

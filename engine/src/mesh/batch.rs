@@ -1,6 +1,6 @@
 //! `Batch`: what one shard sends another in one channel item. Records hold spans into one byte
 //! buffer, so a poll cycle's worth of forwarded messages costs two allocations however many
-//! messages it carries (DEPENDENCIES.md: one `Arc` per item tops out near 4 M/s between two
+//! messages it carries (ARCHITECTURE.md, "The dependencies as measured": one `Arc` per item tops out near 4 M/s between two
 //! cores, batches of plain buffers move 150 M+/s). A payload is copied into the batch once per
 //! destination shard and shared there by every subscriber.
 

@@ -1,8 +1,8 @@
-//! The cross-shard mesh (DESIGN.md, "Cross-shard mesh"): one bounded single-producer
+//! The cross-shard mesh (ARCHITECTURE.md, "The mesh"): one bounded single-producer
 //! single-consumer channel per ordered pair of shards, built from glommio `shared_channel`
-//! pairs (not `MeshBuilder`, whose shared `Rc` is dropped on several threads:
-//! DEPENDENCIES.md). Each channel is FIFO, so everything one shard sends another, interest
-//! changes and messages alike, is applied in the order it was sent.
+//! pairs (not `MeshBuilder`, whose shared `Rc` is dropped on several threads: ARCHITECTURE.md,
+//! "The dependencies as measured"). Each channel is FIFO, so everything one shard sends
+//! another, interest changes and messages alike, is applied in the order it was sent.
 
 pub(crate) mod batch;
 pub(crate) mod link;

@@ -1,4 +1,4 @@
-//! The cross-shard interest table (DESIGN.md, "Routing"). Each shard counts its own
+//! The cross-shard interest table (ARCHITECTURE.md, "The interest table and routing"). Each shard counts its own
 //! subscriptions per (pattern, queue group) in [`LocalInterest`] and tells the other shards
 //! only when a plain count flips between 0 and 1, so subscribe churn on a busy pattern costs
 //! nothing across shards. Queue-group members are the exception: every member joining or

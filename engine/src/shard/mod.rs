@@ -1,5 +1,5 @@
 //! A shard: one pinned glommio executor that owns its connections, its subscriptions, its
-//! in-flight requests and its counters (DESIGN.md, "Shards"). All of its state lives in this
+//! in-flight requests and its counters (ARCHITECTURE.md, "Shards"). All of its state lives in this
 //! struct behind `RefCell`s that are never borrowed across an `.await`; nothing here is shared
 //! with another thread except through the mesh and the read-only counters.
 

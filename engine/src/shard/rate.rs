@@ -1,4 +1,4 @@
-//! Rate limits (issue #6): token buckets, all shard-local and lock-free — per connection
+//! Rate limits: token buckets, all shard-local and lock-free — per connection
 //! (messages and payload bytes per second), per identity and per topic pattern on this shard,
 //! one for the whole shard, and one on accepting connections (reconnect storms). A publish or
 //! request over a limit answers `RATE_LIMITED` with the time until it would fit, or closes the

@@ -1,4 +1,4 @@
-//! The WebSocket edge (issue #5): `GET /ws` on the HTTP listener upgrades to a WebSocket
+//! The WebSocket edge: `GET /ws` on the HTTP listener upgrades to a WebSocket
 //! (async-tungstenite over the upgraded connection) whose messages are a client connection's
 //! frames: binary messages carry protocol frames without their length prefix, text messages
 //! the JSON mapping of the same ops (`json.rs`, PROTOCOL.md §9). A connection answers in the

@@ -1,4 +1,4 @@
-//! The queue decision (issue #3): the hazard-pointer MPMC queue (`haphazard`, a Michael-Scott
+//! The queue decision: the hazard-pointer MPMC queue (`haphazard`, a Michael-Scott
 //! queue on its raw API) against `crossbeam-queue` (`ArrayQueue`, `SegQueue`), on the two
 //! paths where a shared queue could serve:
 //!
