@@ -23,8 +23,8 @@ use wire::Target;
 #[derive(Debug, Parser)]
 #[command(name = "shardbus-bench", version)]
 struct Args {
-    /// What to measure: shardbus://host:port, nats://host:port, or null (no server: the
-    /// tool's own ceiling).
+    /// What to measure: shardbus://host:port, ws://host:port (shardbus over the WebSocket
+    /// edge), nats://host:port, or null (no server: the tool's own ceiling).
     #[arg(
         long,
         short,
@@ -54,6 +54,18 @@ struct Args {
     /// Print JSON lines instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Credentials for shardbus targets: a static token.
+    #[arg(long, global = true, env = "SHARDBUS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A user (needs --password).
+    #[arg(long, global = true, env = "SHARDBUS_USER", requires = "password")]
+    user: Option<String>,
+    /// The user's password.
+    #[arg(long, global = true, env = "SHARDBUS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A JWT.
+    #[arg(long, global = true, env = "SHARDBUS_JWT", hide_env_values = true)]
+    jwt: Option<String>,
     /// The scenario.
     #[command(subcommand)]
     scenario: Scenario,
@@ -133,6 +145,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<Report, BenchError> {
+    let mut credentials: Vec<(&str, &str)> = Vec::new();
+    let given = [
+        ("token", args.token.as_deref()),
+        ("user", args.user.as_deref()),
+        ("pass", args.password.as_deref()),
+        ("jwt", args.jwt.as_deref()),
+    ];
+    for (key, value) in given {
+        if let Some(value) = value {
+            credentials.push((key, value));
+        }
+    }
+    wire::set_credentials(&credentials).map_err(|e| BenchError::Setup(e.to_string()))?;
     // core_affinity reports the calling thread's mask: read it before anything is pinned.
     let cores: Vec<usize> = if args.pin {
         core_affinity::get_core_ids()

@@ -102,8 +102,14 @@ impl Report {
     /// A report from what was measured, its latency histogram and, for `conns`, the broker's
     /// memory per connection.
     pub fn new(m: Measured, latency: &Histogram<u64>, rss_per_connection: Option<f64>) -> Report {
-        let send_secs = m.send_secs.max(1e-9);
         let total_secs = m.total_secs.max(1e-9);
+        // A send phase too short for the clock to measure (a small -n fits in the socket
+        // buffers at once) would make sent/s absurd (2,000 in "1 ns"): rate it over the run.
+        let send_secs = if m.send_secs < 1e-3 {
+            total_secs
+        } else {
+            m.send_secs
+        };
         Report {
             scenario: m.scenario.to_owned(),
             target: m.target,

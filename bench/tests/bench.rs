@@ -110,3 +110,28 @@ fn the_null_target_measures_the_tool_alone() {
     assert_eq!(report["sent"], 100_000);
     assert!(report["sent_per_sec"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn a_locked_down_server_is_measured_with_a_token_and_rates_stay_sane() {
+    let server = TestServer::with(|config| {
+        config.auth.anonymous = false;
+        config.auth.tokens = vec![shardbus_engine::auth::TokenConfig {
+            name: "bench".into(),
+            sha256: shardbus_tests::sha256_hex("bench-secret"),
+            role: "user".into(),
+            permissions: None,
+        }];
+    });
+    let target = format!("shardbus://{}", server.addr);
+    let refused = Command::new(BENCH)
+        .args(["--json", "--target", &target, "-n", "10", "pub"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let report = run(&target, &["--token", "bench-secret", "-n", "2000", "pubsub"]);
+    assert_eq!(report["received"], 2000);
+    // 2,000 messages leave in one write: sent/s is rated over the run, not over "no time".
+    let sent_per_sec = report["sent_per_sec"].as_f64().unwrap();
+    let received_per_sec = report["received_per_sec"].as_f64().unwrap();
+    assert!(sent_per_sec <= 10.0 * received_per_sec, "{report}");
+}

@@ -55,12 +55,24 @@ fn main() -> ExitCode {
         .iter()
         .map(|c| c.map_or_else(|| "-".to_owned(), |c| c.to_string()))
         .collect();
+    let tls = match (config.tls.cert.is_some(), config.tls.required) {
+        (false, _) => "off",
+        (true, false) => "on (plaintext too)",
+        (true, true) => "required",
+    };
     tracing::info!(
         listen = %server.local_addr(),
+        tls,
         shards = cores.len(),
         cores = %cores.join(","),
         spin_before_park_us = config.runtime.spin_before_park_us,
         "shardbus listening (binary protocol)"
+    );
+    tracing::info!(
+        http = %server.http_addr(),
+        tls,
+        websocket = "/ws",
+        "HTTP edge listening (health, metrics, status, push API, WebSocket)"
     );
     let shared = std::sync::Arc::clone(server.shared());
     std::thread::spawn(move || {

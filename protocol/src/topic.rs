@@ -113,15 +113,23 @@ fn explain_bad_subject(topic: &[u8]) -> Result<(), ProtocolError> {
                 "wildcards are not allowed when publishing",
             ));
         } else {
-            return Err(ProtocolError::InvalidTopic(
-                "characters must be printable ASCII",
-            ));
+            return Err(ProtocolError::InvalidTopic(bad_byte(b)));
         }
     }
     if token_len == 0 {
         return Err(ProtocolError::InvalidTopic("empty token"));
     }
     Ok(())
+}
+
+/// What is wrong with a byte that is no token byte, dot or wildcard.
+#[cold]
+fn bad_byte(b: u8) -> &'static str {
+    if b == b' ' {
+        "spaces are not allowed in topics"
+    } else {
+        "characters must be printable ASCII (letters, digits and punctuation, no spaces)"
+    }
 }
 
 /// Checks a subscription pattern: tokens, `*` tokens, and an optional final `>` token.
@@ -148,9 +156,7 @@ pub fn validate_pattern(pattern: &[u8], max_len: usize) -> Result<(), ProtocolEr
                         ));
                     }
                     if !is_token_byte(b) {
-                        return Err(ProtocolError::InvalidTopic(
-                            "characters must be printable ASCII",
-                        ));
+                        return Err(ProtocolError::InvalidTopic(bad_byte(b)));
                     }
                 }
             }

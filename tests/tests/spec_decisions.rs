@@ -100,3 +100,60 @@ fn pipelining_100k_subscriptions_while_reading_is_slowed_not_cut() {
     assert_eq!(server.total(Metric::SlowConsumers), 0);
     drop(raw);
 }
+
+#[test]
+fn the_details_a_client_relies_on_hold() {
+    let server = TestServer::start();
+    let mut responder = Raw::hello_on(server.addr, 1, HelloOptions(0));
+    responder.subscribe(1, "svc", "");
+    let mut requester = Raw::hello_on(server.addr, 0, HelloOptions(0));
+    // A plain delivery first: seq 1.
+    let mut block = shardbus_protocol::HeadersBuilder::new();
+    block.insert("trace", "t1").unwrap();
+    requester.send_with(Fields::Pub, b"svc", block.headers(), b"0123456789");
+    let msg = responder.next_event().unwrap();
+    assert!(
+        matches!(
+            msg.fields,
+            Fields::Msg {
+                seq: 1,
+                reply: 0,
+                ..
+            }
+        ),
+        "{:?}",
+        msg.fields
+    );
+    // Headers stripped for a client that did not ask for them, and the flag with them.
+    assert!(msg.headers.is_empty());
+    assert!(!msg.flags.contains(shardbus_protocol::Flags::HEADERS));
+    // The request delivery counts in seq; its RESP carries the REQ's op_id.
+    let op_id = requester.send(
+        Fields::Req {
+            request_id: 3,
+            timeout_ms: 30_000,
+        },
+        b"svc",
+        b"?",
+    );
+    let Fields::Msg { seq, reply, .. } = responder.next_event().unwrap().fields else {
+        panic!("no request")
+    };
+    assert_eq!(seq, 2);
+    responder.send(Fields::Resp { id: reply }, b"", b"first");
+    let answer = requester.next_event().unwrap();
+    assert_eq!(
+        (answer.fields, answer.op_id),
+        (Fields::Resp { id: 3 }, op_id)
+    );
+    // A second answer on the same token is dropped and counted.
+    responder.send(Fields::Resp { id: reply }, b"", b"second");
+    responder.flush();
+    shardbus_tests::wait_until("the second answer to be counted", || {
+        server.total(Metric::LateResponses) == 1
+    });
+    // PONG carries the PING's op_id (Raw::flush waits for exactly that).
+    requester.flush();
+    // bytes_in counts payloads: 10 + 1.
+    assert_eq!(server.total(Metric::BytesIn), 11);
+}

@@ -107,6 +107,25 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// The HELLO headers block every shardbus connection of this run sends (credentials), set
+/// once by `main` before any load thread starts.
+static CREDENTIALS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Sets the credentials every shardbus connection presents: `token`, `user` + `pass`, `jwt`.
+pub fn set_credentials(pairs: &[(&str, &str)]) -> Result<(), shardbus_protocol::ProtocolError> {
+    let mut block = shardbus_protocol::HeadersBuilder::new();
+    for (key, value) in pairs {
+        block.insert(key, value)?;
+    }
+    let _ = CREDENTIALS.set(block.as_bytes().to_vec());
+    Ok(())
+}
+
+/// The credentials' headers block (empty when none were given).
+fn credentials() -> &'static [u8] {
+    CREDENTIALS.get().map_or(&[], Vec::as_slice)
+}
+
 /// Opens a connection to `target`.
 ///
 /// # Errors

@@ -47,15 +47,17 @@ impl ShardbusWire {
             next_request: 0,
             next_ping: 0,
         };
-        wire.frame(
-            Fields::Hello {
+        let hello = Head {
+            fields: Fields::Hello {
                 version: PROTOCOL_VERSION,
                 options: HelloOptions(0),
             },
-            b"",
-            b"",
-            0,
-        )?;
+            flags: Flags::empty(),
+            op_id: 0,
+            topic: b"",
+            headers: super::credentials(),
+        };
+        encode_head(&hello, 0, &mut wire.out).map_err(io::Error::other)?;
         wire.flush()?;
         loop {
             let mut welcome = None;
