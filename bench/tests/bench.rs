@@ -128,7 +128,10 @@ fn a_locked_down_server_is_measured_with_a_token_and_rates_stay_sane() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    let report = run(&target, &["--token", "bench-secret", "-n", "2000", "pubsub"]);
+    let report = run(
+        &target,
+        &["--token", "bench-secret", "-n", "2000", "pubsub"],
+    );
     assert_eq!(report["received"], 2000);
     // 2,000 messages leave in one write: sent/s is rated over the run, not over "no time".
     let sent_per_sec = report["sent_per_sec"].as_f64().unwrap();

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use shardbus_engine::Server;
 use shardbus_engine::config::{self, Cli};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use shardbus_engine::server::Reloader;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         };
     }
     shardbus_engine::logging::init(config.log_format);
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot install signal handlers");
@@ -75,8 +76,15 @@ fn main() -> ExitCode {
         "HTTP edge listening (health, metrics, status, push API, WebSocket)"
     );
     let shared = std::sync::Arc::clone(server.shared());
+    let reloader = std::sync::Arc::new(Reloader::new(cli, config, std::sync::Arc::clone(&shared)));
+    shared.set_reloader(std::sync::Arc::clone(&reloader));
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                // Logs what changed, or why the new configuration was refused.
+                let _ = reloader.reload();
+                continue;
+            }
             tracing::info!(signal, "shutting down: draining clients");
             shared.request_shutdown();
         }

@@ -91,6 +91,8 @@ metrics! {
     /// HELLOs with a password refused because the shard or the peer's address had its most
     /// password checks in flight.
     PasswordChecksRefused = "password_checks_refused", counter;
+    /// Configuration reloads this shard applied.
+    ReloadsApplied = "reloads_applied", counter;
     /// Times the shard's watch task ran (its heartbeat, every `runtime.watch_interval_us`).
     WatchTicks = "watch_ticks", counter;
 }

@@ -51,7 +51,7 @@ impl Default for JwtConfig {
 /// Checks JWTs against the configured keys.
 pub(crate) struct JwtVerifier {
     keys: Vec<(Algorithm, DecodingKey)>,
-    config: JwtConfig,
+    pub(super) config: JwtConfig,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -120,6 +120,7 @@ impl JwtVerifier {
             .ok()?
             .claims;
         let role = claims.get(&self.config.role_claim)?.as_str()?;
+        let from_claims = claims.get("permissions").is_some();
         let permissions = match claims.get("permissions") {
             Some(value) => Arc::new(serde_json::from_value::<Permissions>(value.clone()).ok()?),
             None => Arc::clone(roles.get(role)?),
@@ -133,6 +134,7 @@ impl JwtVerifier {
             role: role.into(),
             permissions,
             expires: claims.get("exp").and_then(serde_json::Value::as_u64),
+            credential: super::Credential::Jwt { from_claims },
         })
     }
 }

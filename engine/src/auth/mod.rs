@@ -7,6 +7,7 @@
 pub mod jwt;
 pub mod password;
 pub mod permissions;
+mod recheck;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,6 +123,24 @@ pub struct Identity {
     pub permissions: Arc<Permissions>,
     /// When its credentials expire (a JWT's `exp`, Unix seconds).
     pub expires: Option<u64>,
+    /// What it proved itself with, so a configuration reload can tell whether it still would.
+    pub credential: Credential,
+}
+
+/// The credential an identity was granted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// None: the anonymous role (or an open HTTP API's role).
+    Anonymous,
+    /// A static token, by its SHA-256 digest.
+    Token([u8; 32]),
+    /// A user's password, by its stored hash.
+    User(Arc<str>),
+    /// A JWT; `from_claims` when its permissions came from the token itself, not a role.
+    Jwt {
+        /// Permissions from the `permissions` claim.
+        from_claims: bool,
+    },
 }
 
 /// Checks HELLO credentials against the configuration.
@@ -179,6 +198,7 @@ impl Authenticator {
                     role: Arc::from(role),
                     permissions: Arc::clone(permissions),
                     expires: None,
+                    credential: Credential::Anonymous,
                 })
                 .ok_or_else(|| AuthConfigError::UnknownRole {
                     what,
@@ -215,7 +235,8 @@ impl Authenticator {
                     name: token.name.clone(),
                 })?;
             let what = format!("token {:?}", token.name);
-            let found = identity(&token.name, &token.role, what)?;
+            let mut found = identity(&token.name, &token.role, what)?;
+            found.credential = Credential::Token(digest);
             tokens.push((digest, own(found, &token.permissions)));
         }
         let mut users = BTreeMap::new();
@@ -226,7 +247,9 @@ impl Authenticator {
                 });
             }
             let what = format!("user {:?}", user.name);
-            let found = own(identity(&user.name, &user.role, what)?, &user.permissions);
+            let mut found = identity(&user.name, &user.role, what)?;
+            found.credential = Credential::User(Arc::from(user.password_hash.as_str()));
+            let found = own(found, &user.permissions);
             users.insert(user.name.clone(), (user.password_hash.clone(), found));
         }
         Ok(Authenticator {

@@ -70,6 +70,13 @@ impl Collector for Shards {
                 ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
             }
         }
+        let refused = encoder.encode_descriptor(
+            "reload_failures",
+            "Configuration reloads refused (the running configuration stayed)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.0.reload_failures()).encode(refused)?;
         let mut family = encoder.encode_descriptor(
             "request_duration",
             "From a request's arrival to its response going out, answered requests only",

@@ -80,8 +80,7 @@ fn identify(shard: &Shard, request: &Request<Incoming>) -> Result<Arc<Identity>,
         .and_then(bearer_token);
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
     shard
-        .settings
-        .auth
+        .auth()
         .authenticate_http(bearer.or(key).map(str::trim))
 }
 
@@ -115,7 +114,8 @@ async fn guarded(
             };
             answer.unwrap_or_else(Refusal::into_response)
         }
-        (&Method::GET | &Method::DELETE, _) if !monitoring => {
+        (&Method::POST, "/api/v1/reload") if monitoring => reload(&shard).await,
+        (&Method::GET | &Method::DELETE | &Method::POST, _) if !monitoring => {
             shard.metrics.error(ErrorCode::PERMISSION_DENIED);
             Refusal::new(
                 ErrorCode::PERMISSION_DENIED,
@@ -156,6 +156,28 @@ async fn guarded(
     }
 }
 
+/// `POST /api/v1/reload`: reads the configuration again, as SIGHUP does, off the shard's
+/// thread (it reads a file); answers what changed, or the refusal naming the key.
+async fn reload(shard: &Shard) -> Response<Body> {
+    let Some(reloader) = shard.shared.reloader() else {
+        return reply::error(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::UNKNOWN_OP,
+            "this server was not started from a configuration it can read again",
+        );
+    };
+    match glommio::executor()
+        .spawn_blocking(move || reloader.reload())
+        .await
+    {
+        Ok(changed) => reply::json(
+            StatusCode::OK,
+            &serde_json::json!({ "reloaded": true, "changed": changed }),
+        ),
+        Err(error) => reply::error(StatusCode::BAD_REQUEST, ErrorCode::BAD_PAYLOAD, &error),
+    }
+}
+
 /// `DELETE /api/v1/connections/{id}` kicks a connection.
 const KICK_PREFIX: &str = "/api/v1/connections/";
 
@@ -174,6 +196,7 @@ fn is_known(path: &str) -> bool {
                 | "/js/shardbus.js"
                 | "/demo"
                 | "/api/v1/publish"
+                | "/api/v1/reload"
                 | "/api/v1/request"
         )
 }

@@ -5,6 +5,7 @@
 mod error;
 mod listener;
 mod process;
+mod reloader;
 mod shared;
 
 use std::net::SocketAddr;
@@ -17,7 +18,8 @@ use glommio::ExecutorJoinHandle;
 pub use error::StartError;
 pub(crate) use process::{core_of, prepare_process, shard_executor};
 use process::{raise_open_files_limit, refuse_taken_port};
-pub use shared::{ShardHealth, Shared};
+pub use reloader::Reloader;
+pub use shared::{Reload, ShardHealth, Shared};
 
 use crate::config::Config;
 use crate::http::HttpSettings;

@@ -27,6 +27,14 @@ pub struct Shared {
     stopped: Vec<AtomicBool>,
     /// A heartbeat older than this makes the shard, and so the server, unhealthy.
     stall_timeout: Duration,
+    /// The latest reloaded configuration. A lock, taken only when a reload is published and
+    /// when each shard's watch task sees a new generation: never on a message's path.
+    reload: std::sync::Mutex<Option<Arc<Reload>>>,
+    reload_generation: AtomicU64,
+    reload_failures: AtomicU64,
+    /// What `POST /api/v1/reload` runs: set by the binary, which knows the configuration's
+    /// layers; unset in-process (the tests' servers).
+    reloader: std::sync::OnceLock<Arc<super::Reloader>>,
     shards: usize,
     started: Instant,
     server_id: String,
@@ -54,6 +62,10 @@ impl Shared {
             heartbeats: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             stopped: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             stall_timeout,
+            reload: std::sync::Mutex::new(None),
+            reload_generation: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            reloader: std::sync::OnceLock::new(),
             shards,
             started,
             server_id,
@@ -96,6 +108,51 @@ impl Shared {
         self.ready_shards.load(Ordering::Acquire) == self.shards as u64
             && !self.shutting_down()
             && self.failed_shard().is_none()
+    }
+
+    /// Hands a reloaded configuration to every shard (each applies it at its next watch tick).
+    pub fn publish_reload(&self, reload: Reload) {
+        if let Ok(mut slot) = self.reload.lock() {
+            *slot = Some(Arc::new(reload));
+            self.reload_generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Counts a reload attempt that failed (a refused configuration).
+    pub(crate) fn count_reload(&self, applied: bool) {
+        if !applied {
+            self.reload_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reloads refused since start.
+    pub fn reload_failures(&self) -> u64 {
+        self.reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// Installs what `POST /api/v1/reload` runs.
+    pub fn set_reloader(&self, reloader: Arc<super::Reloader>) {
+        let _ = self.reloader.set(reloader);
+    }
+
+    /// The installed reloader, if any.
+    pub(crate) fn reloader(&self) -> Option<Arc<super::Reloader>> {
+        self.reloader.get().cloned()
+    }
+
+    /// How many reloads were published.
+    pub fn reload_generation(&self) -> u64 {
+        self.reload_generation.load(Ordering::Acquire)
+    }
+
+    /// The latest reload when one was published since `seen`, which it advances.
+    pub(crate) fn reload_after(&self, seen: &mut u64) -> Option<Arc<Reload>> {
+        let now = self.reload_generation();
+        if now == *seen {
+            return None;
+        }
+        *seen = now;
+        self.reload.lock().ok().and_then(|slot| slot.clone())
     }
 
     /// Records that shard `shard` is alive and running its timers.
@@ -224,5 +281,26 @@ impl ShardHealth {
             ShardHealth::Serving { age_ms } | ShardHealth::Stalled { age_ms } => Some(age_ms),
             ShardHealth::Starting | ShardHealth::Stopped => None,
         }
+    }
+}
+
+/// What a configuration reload changes while connections stay open.
+#[derive(Debug)]
+pub struct Reload {
+    /// Tokens, users, JWT rules, roles and anonymous access.
+    pub(crate) auth: Arc<crate::auth::Authenticator>,
+}
+
+impl Reload {
+    /// The live-changeable parts of `config`.
+    ///
+    /// # Errors
+    /// The `[auth]` section cannot be used (an unknown role, a malformed digest or key).
+    pub fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Reload, crate::auth::AuthConfigError> {
+        Ok(Reload {
+            auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
+        })
     }
 }

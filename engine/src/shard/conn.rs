@@ -315,6 +315,11 @@ impl Conn {
         })
     }
 
+    /// The identity, once HELLO was accepted.
+    pub(crate) fn identity(&self) -> Option<Arc<Identity>> {
+        self.identity.borrow().clone()
+    }
+
     /// The identity's name, shared; `None` before HELLO and in-process.
     pub(crate) fn identity_key(&self) -> Option<Arc<str>> {
         self.identity.borrow().as_ref().map(|i| Arc::clone(&i.name))

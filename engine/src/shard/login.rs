@@ -85,7 +85,7 @@ pub(crate) async fn verify_password_in_hello(shard: &Shard, conn: &Conn, bytes: 
         user.to_owned(),
         frame.headers.get("pass").unwrap_or("").to_owned(),
     );
-    let auth = std::sync::Arc::clone(&shard.settings.auth);
+    let auth = shard.auth();
     let outcome = glommio::executor()
         .spawn_blocking(move || auth.verify_user(&user, &pass))
         .await;

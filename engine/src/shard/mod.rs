@@ -14,6 +14,7 @@ mod ops;
 pub(crate) mod outbox;
 pub(crate) mod rate;
 pub(crate) mod read_buffer;
+mod reload;
 mod replies;
 mod requests;
 mod run;
@@ -144,6 +145,8 @@ pub(crate) struct Shard {
     /// Whose requests the in-process edges' connections (HTTP push) make, for the
     /// per-identity cap: they carry no identity of their own.
     in_process_identity: Arc<str>,
+    /// Who may connect: the configuration's, replaced by a reload (`reload.rs`).
+    auth: RefCell<Arc<crate::auth::Authenticator>>,
     /// Input bytes held by this shard's connections still in their HELLO phase.
     preauth_bytes: Cell<usize>,
     /// Password checks in flight (`login.rs`).
@@ -156,6 +159,7 @@ impl Shard {
     pub(crate) fn new(id: ShardId, settings: Settings, shared: Arc<Shared>) -> Shard {
         let metrics = shared.metrics_of(id);
         let rate = rate::RateLimits::new(&settings.rate_limits);
+        let auth = Arc::clone(&settings.auth);
         let requests = Requests::new(
             settings.max_inflight_requests_per_identity,
             settings.max_inflight_requests_per_shard as usize,
@@ -187,6 +191,7 @@ impl Shard {
             next_barrier: Cell::new(0),
             draining: Cell::new(false),
             in_process_identity: Arc::from(""),
+            auth: RefCell::new(auth),
             preauth_bytes: Cell::new(0),
             password_checks: login::PasswordChecks::default(),
             stopping: notify::Notify::default(),

@@ -482,19 +482,18 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         return Next::Close;
     }
     let verified = conn.preauth.borrow_mut().take();
-    let identity =
-        match verified.unwrap_or_else(|| shard.settings.auth.authenticate(&frame.headers)) {
-            Ok(identity) => identity,
-            Err(code) => {
-                let why = if code == ErrorCode::AUTH_REQUIRED {
-                    "this server needs credentials in HELLO (token, or user and pass)"
-                } else {
-                    "the credentials were not accepted"
-                };
-                conn.fail(code, frame.op_id, 0, why);
-                return Next::Close;
-            }
-        };
+    let identity = match verified.unwrap_or_else(|| shard.auth().authenticate(&frame.headers)) {
+        Ok(identity) => identity,
+        Err(code) => {
+            let why = if code == ErrorCode::AUTH_REQUIRED {
+                "this server needs credentials in HELLO (token, or user and pass)"
+            } else {
+                "the credentials were not accepted"
+            };
+            conn.fail(code, frame.op_id, 0, why);
+            return Next::Close;
+        }
+    };
     if let Some(expires) = identity.expires {
         close_at_expiry(conn, expires);
     }

@@ -32,6 +32,14 @@ impl<V> SidMap<V> {
         }
     }
 
+    /// Every value, in no particular order.
+    pub(crate) fn values(&self) -> Vec<&V> {
+        match self {
+            SidMap::Few(list) => list.iter().map(|(_, v)| v).collect(),
+            SidMap::Many(map) => map.values().collect(),
+        }
+    }
+
     pub(crate) fn contains_key(&self, sid: u64) -> bool {
         self.get(sid).is_some()
     }

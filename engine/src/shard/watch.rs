@@ -1,7 +1,8 @@
 //! The shard's watch task: every `runtime.watch_interval_us` it records the shard's heartbeat
 //! (so `/healthz` and the process see a shard that stopped running its timers) and looks at
 //! the server's shutdown flag, which the signal thread sets. When the flag is up it notifies
-//! `Shard::stopping` once.
+//! `Shard::stopping` once. It also applies a configuration reload when one was published
+//! (`Shared::publish_reload`).
 //!
 //! This is the only periodic poll, and it lives in a task of its own on purpose: glommio's
 //! accept (and connect, peek) pushes a waker clone on every poll while pending, and a task's
@@ -17,8 +18,12 @@ use crate::metrics::Metric;
 
 /// Runs until the server asks to shut down, then wakes everything waiting on `stopping`.
 pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
+    let mut generation = shard.shared.reload_generation();
     loop {
         shard.shared.beat(shard.id);
+        if let Some(reload) = shard.shared.reload_after(&mut generation) {
+            shard.apply_reload(&reload);
+        }
         shard.metrics.add(Metric::WatchTicks, 1);
         if shard.shared.shutting_down() {
             shard.stopping.notify();
