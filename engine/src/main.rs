@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    shardbus_engine::logging::init(config.log_format);
+    shardbus_engine::logging::init(config.log_format, &config.log_level);
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(error) => {

@@ -34,9 +34,10 @@ fn digest(token: &str) -> String {
         .collect()
 }
 
-/// A configuration file with these tokens (name, secret, role) and no anonymous access.
+/// A configuration file with these tokens (name, secret, role), no anonymous access, and
+/// `extra` (top-level keys and sections) first.
 fn write_config(path: &Path, tokens: &[(&str, &str, &str)], extra: &str) {
-    let mut text = format!("[auth]\nanonymous = false\n{extra}\n");
+    let mut text = format!("{extra}\n[auth]\nanonymous = false\n");
     for (name, secret, role) in tokens {
         text.push_str(&format!(
             "[[auth.tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nrole = \"{role}\"\n",
@@ -182,6 +183,41 @@ fn a_reload_adds_and_removes_tokens_live_and_refuses_a_bad_file() {
         log.lock().unwrap()
     );
     welcomed_eventually(&addr, "b-secret");
+
+    // Rate limits and the log level change live too: b is now held to one message a second.
+    write_config(
+        &path,
+        &[("a", "a-secret", "user"), ("b", "b-secret", "user"), admin],
+        "log_level = \"debug\"\n[rate_limits]\nconn_msgs_per_sec = 1",
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !log.lock().unwrap().contains("\"rate_limits\":true") {
+        assert!(Instant::now() < deadline, "{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut limited = welcomed_eventually(&addr, "b-secret");
+    let mut limited_buf = Vec::new();
+    let mut answer = None;
+    for _ in 0..5 {
+        send(
+            &mut limited,
+            &Frame::new(Fields::Pub)
+                .with_topic("feed")
+                .with_payload(b"x"),
+        );
+    }
+    send(&mut limited, &Frame::new(Fields::Ping).with_op_id(9));
+    while let Some(fields) = next(&mut limited, &mut limited_buf) {
+        if let Fields::Err { code, .. } = fields {
+            answer = Some(code);
+            break;
+        }
+        if fields == Fields::Pong {
+            break;
+        }
+    }
+    assert_eq!(answer, Some(ErrorCode::RATE_LIMITED));
 
     // POST /api/v1/reload removes token a: its subscriber is closed with a terminal code.
     write_config(&path, &[("b", "b-secret", "user"), admin], "");

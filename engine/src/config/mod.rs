@@ -36,6 +36,9 @@ pub struct Config {
     pub shards: usize,
     /// Log output: `human` or `json`.
     pub log_format: LogFormat,
+    /// What is logged: a filter directive (`info`, `debug`, `shardbus_engine=debug,info`);
+    /// `RUST_LOG` wins when set at start. A reload applies it.
+    pub log_level: String,
     /// Per-shard runtime settings.
     pub runtime: RuntimeConfig,
     /// Limits enforced on every connection.
@@ -226,6 +229,7 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             shards: 0,
             log_format: LogFormat::Human,
+            log_level: "info".to_owned(),
             runtime: RuntimeConfig::default(),
             limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -312,11 +316,16 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 26] = [
+        let checks: [(&str, bool, &str); 27] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
                 "at most 1024 (0 = one per core)",
+            ),
+            (
+                "log_level",
+                crate::logging::is_valid_level(&self.log_level),
+                "a tracing filter directive, such as info or shardbus_engine=debug,info",
             ),
             (
                 "runtime.io_memory",

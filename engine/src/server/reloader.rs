@@ -2,8 +2,8 @@
 //! layers are read again exactly as at start (file, `SHARDBUS_*`, flags), the result must
 //! validate — a configuration that does not is refused with the key it names and the running
 //! one stays — and what can change live is handed to the shards (`Shared::publish_reload`):
-//! tokens, users, JWT rules, roles and permissions, anonymous access. Anything else that
-//! differs is reported as needing a restart.
+//! tokens, users, JWT rules, roles and permissions, anonymous access, rate limits, the log
+//! level. Anything else that differs is reported as needing a restart.
 
 use std::sync::{Arc, Mutex};
 
@@ -55,11 +55,17 @@ impl Reloader {
             .lock()
             .map_err(|_| "reload state poisoned".to_owned())?;
         let changed = changes(&current, &next);
+        if next.log_level != current.log_level {
+            crate::logging::set_level(&next.log_level)?;
+        }
         self.shared.publish_reload(reload);
         *current = next;
         Ok(changed)
     }
 }
+
+/// The top-level sections a reload applies live.
+const LIVE: [&str; 3] = ["auth", "rate_limits", "log_level"];
 
 /// What differs between `old` and `new`: names added and removed for tokens and users, the
 /// roles and auth settings that changed, and the top-level sections that need a restart.
@@ -99,7 +105,9 @@ fn changes(old: &Config, new: &Config) -> Value {
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(key, value)| key.as_str() != "auth" && old_value.get(key.as_str()) != Some(value))
+        .filter(|(key, value)| {
+            !LIVE.contains(&key.as_str()) && old_value.get(key.as_str()) != Some(*value)
+        })
         .map(|(key, _)| key)
         .collect();
     json!({
@@ -109,6 +117,8 @@ fn changes(old: &Config, new: &Config) -> Value {
         "anonymous": new.auth.anonymous != old.auth.anonymous
             || new.auth.anonymous_role != old.auth.anonymous_role,
         "jwt": new.auth.jwt != old.auth.jwt,
+        "rate_limits": new.rate_limits != old.rate_limits,
+        "log_level": new.log_level != old.log_level,
         "needs_restart": needs_restart,
     })
 }

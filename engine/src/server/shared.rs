@@ -289,6 +289,8 @@ impl ShardHealth {
 pub struct Reload {
     /// Tokens, users, JWT rules, roles and anonymous access.
     pub(crate) auth: Arc<crate::auth::Authenticator>,
+    /// The rate limits (their buckets start full again).
+    pub(crate) rate_limits: crate::config::RateLimitsConfig,
 }
 
 impl Reload {
@@ -301,6 +303,7 @@ impl Reload {
     ) -> Result<Reload, crate::auth::AuthConfigError> {
         Ok(Reload {
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
+            rate_limits: config.rate_limits.clone(),
         })
     }
 }

@@ -131,7 +131,10 @@ pub(crate) struct Shard {
     backlog: RefCell<Vec<Rc<Conn>>>,
     requests_changed: notify::Notify,
     /// This shard's rate limits and their buckets.
-    pub(crate) rate: rate::RateLimits,
+    pub(crate) rate: RefCell<rate::RateLimits>,
+    /// Whether any message limit is set: what every publish asks first, kept beside `rate` so
+    /// the answer costs one load (a reload sets both).
+    rate_any: Cell<bool>,
     /// Listings this shard is gathering from the others (`listing.rs`).
     listings: RefCell<FastMap<u64, listing::Gathering>>,
     listings_changed: notify::Notify,
@@ -182,7 +185,8 @@ impl Shard {
             finished: RefCell::new(Vec::new()),
             backlog: RefCell::new(Vec::new()),
             requests_changed: notify::Notify::default(),
-            rate,
+            rate_any: Cell::new(rate.any()),
+            rate: RefCell::new(rate),
             listings: RefCell::new(FastMap::default()),
             listings_changed: notify::Notify::default(),
             next_listing: Cell::new(0),

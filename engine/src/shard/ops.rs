@@ -78,11 +78,11 @@ impl Shard {
     /// Charges the rate limits for one message; answers `RATE_LIMITED` when over one.
     #[inline]
     fn within_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
-        !self.rate.any() || self.charge_rate(conn, frame, ref_id)
+        !self.rate_any.get() || self.charge_rate(conn, frame, ref_id)
     }
 
     fn charge_rate(&self, conn: &Conn, frame: &Frame<'_>, ref_id: u64) -> bool {
-        let charged = self.rate.charge(
+        let charged = self.rate.borrow().charge(
             conn.rate.borrow_mut().as_deref_mut(),
             &conn.identity_name(),
             frame.topic_str(),

@@ -1,5 +1,6 @@
 //! Applying a reloaded configuration on one shard (its watch task notices the new generation):
-//! the new authenticator serves the next HELLO and HTTP request, and every open connection is
+//! the new rate limits take effect (their buckets start full), the new authenticator serves the
+//! next HELLO and HTTP request, and every open connection is
 //! re-checked at once — one whose credential is no longer accepted is closed with a terminal
 //! code, the others take their role's current permissions and lose the subscriptions those
 //! no longer allow (each answered `PERMISSION_DENIED` with its sid).
@@ -18,6 +19,9 @@ impl Shard {
     /// Swaps in `reload` and re-checks every connection against it.
     pub(crate) fn apply_reload(&self, reload: &Reload) {
         let before = self.auth.replace(Arc::clone(&reload.auth));
+        let rate = super::rate::RateLimits::new(&reload.rate_limits);
+        self.rate_any.set(rate.any());
+        *self.rate.borrow_mut() = rate;
         let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in conns {
             let Some(identity) = conn.identity() else {
@@ -26,6 +30,7 @@ impl Shard {
             match reload.auth.recheck(&before, &identity) {
                 Ok(renewed) => {
                     conn.set_identity(renewed);
+                    *conn.rate.borrow_mut() = self.rate.borrow().conn_buckets().map(Box::new);
                     self.end_forbidden_subscriptions(&conn);
                 }
                 Err(code) => conn.fail(

@@ -67,7 +67,7 @@ pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener) {
     loop {
         match listener.accept().await {
-            Ok(stream) if shard.rate.accept() => {
+            Ok(stream) if shard.rate.borrow().accept() => {
                 glommio::spawn_local(session::serve(Rc::clone(shard), stream)).detach();
             }
             Ok(stream) => {

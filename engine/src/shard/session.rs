@@ -498,7 +498,7 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         close_at_expiry(conn, expires);
     }
     conn.set_identity(identity);
-    *conn.rate.borrow_mut() = shard.rate.conn_buckets().map(Box::new);
+    *conn.rate.borrow_mut() = shard.rate.borrow().conn_buckets().map(Box::new);
     conn.options
         .set(HelloOptions(options.0 & HelloOptions::ALL.0));
     if let Some(name) = frame.headers.get("name") {
