@@ -48,36 +48,6 @@ fn a_taken_http_port_names_its_own_flag() {
     assert!(stderr.contains("with --http-listen)"), "{stderr}");
 }
 
-/// HELLO on a new connection to `addr`, and its WELCOME read.
-fn hello(addr: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut out = Vec::new();
-    let hello = Frame::new(Fields::Hello {
-        version: PROTOCOL_VERSION,
-        options: HelloOptions(0),
-    });
-    encode(&hello, &mut out).unwrap();
-    stream.write_all(&out).unwrap();
-    let mut buf = Vec::new();
-    loop {
-        if let Some((frame, _)) = next_frame(&buf, &Limits::default()).unwrap() {
-            assert!(
-                matches!(frame.fields, Fields::Welcome(_)),
-                "{:?}",
-                frame.fields
-            );
-            return stream;
-        }
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed before WELCOME");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[test]
 fn a_restart_right_after_a_drain_listens_on_the_same_port_at_once() {
     let envs = [
@@ -86,7 +56,7 @@ fn a_restart_right_after_a_drain_listens_on_the_same_port_at_once() {
     ];
     let (mut child, mut stderr, addr) = start(&["--shards", "2"], &envs);
     // Clients that stay until the server closes them: its side of each ends in TIME_WAIT.
-    let mut clients: Vec<TcpStream> = (0..8).map(|_| hello(&addr)).collect();
+    let mut clients: Vec<TcpStream> = (0..8).map(|_| device(&addr, "restart")).collect();
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     for client in &mut clients {
