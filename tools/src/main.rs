@@ -175,7 +175,7 @@ fn receive(
         if let Some((code, text)) = client.take_last_error() {
             eprintln!("server error {}: {text}", code.name());
         }
-        if connected && !client.is_connected() {
+        if connected && !client.is_connected() && client.terminal_error().is_none() {
             eprintln!("connection lost; reconnecting");
         } else if client.reconnects() > reconnects && client.is_connected() {
             reconnects = client.reconnects();
