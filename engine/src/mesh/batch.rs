@@ -58,6 +58,9 @@ pub(crate) enum Record {
     Barrier { conn: u64, ping: u64 },
     /// The answer to a `Barrier`.
     BarrierAck { conn: u64, ping: u64 },
+    /// The request with reply `token` ended without an answer (its requester went away):
+    /// forget whom it was delivered to.
+    ReplyEnded { token: u64 },
     /// Send back this shard's part of `listing` as a `ListPart` with the same `id`.
     List { id: u64, listing: Listing },
     /// One shard's part of listing `id`: a JSON array.

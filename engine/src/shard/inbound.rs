@@ -54,6 +54,7 @@ impl Shard {
                     }
                 }
                 Record::BarrierAck { conn, ping } => self.barrier_acked(*conn, *ping),
+                Record::ReplyEnded { token } => self.replies.borrow_mut().forget(*token),
                 Record::List { id, listing } => self.answer_listing(from, *id, *listing),
                 Record::ListPart { id, part } => self.listing_part_arrived(*id, batch.get(*part)),
             }

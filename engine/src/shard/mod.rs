@@ -232,10 +232,21 @@ impl Shard {
             return;
         }
         self.replies.borrow_mut().end_conn(conn.id);
-        let abandoned = self.requests.borrow_mut().end_conn(conn.id) as u64;
-        if abandoned > 0 {
-            self.metrics.sub(Metric::RequestsPending, abandoned);
-            self.metrics.add(Metric::RequestsAbandoned, abandoned);
+        let abandoned = self.requests.borrow_mut().end_conn(conn.id);
+        if !abandoned.is_empty() {
+            self.metrics
+                .sub(Metric::RequestsPending, abandoned.len() as u64);
+            self.metrics
+                .add(Metric::RequestsAbandoned, abandoned.len() as u64);
+        }
+        // The responders' shards forget the tokens, so an unanswered request costs nothing
+        // once its requester has gone.
+        for (key, responder_shard) in abandoned {
+            let reply = requests::token(self.id, key);
+            match self.link(responder_shard) {
+                Some(link) => link.with_batch(|b| b.push(Record::ReplyEnded { token: reply })),
+                None => self.replies.borrow_mut().forget(reply),
+            }
         }
         let subs = conn.subs.borrow_mut().take_all();
         for sub in subs {

@@ -238,9 +238,14 @@ impl Shard {
         let inserted = {
             let mut requests = self.requests.borrow_mut();
             let earliest = requests.next_deadline();
+            let responder_shard = match responder {
+                Responder::Remote(shard) => shard,
+                Responder::Local(_) | Responder::None => self.id,
+            };
             let inserted = requests.insert(
                 conn.id,
                 &identity,
+                responder_shard,
                 request_id,
                 frame.op_id,
                 started,

@@ -73,6 +73,13 @@ impl Replies {
         }
     }
 
+    /// Forgets `token` (its request ended without an answer).
+    pub(crate) fn forget(&mut self, token: u64) {
+        if let Some(entry) = self.delivered.remove(&token) {
+            self.unindex(token, entry);
+        }
+    }
+
     /// Forgets every token delivered to `conn` (it went away).
     pub(crate) fn end_conn(&mut self, conn: u64) {
         let tokens: Vec<u64> = self

@@ -29,6 +29,8 @@ pub(crate) struct Pending {
     pub(crate) conn: u64,
     /// The requester's identity, whose in-flight count this request holds.
     identity: Arc<str>,
+    /// The shard that delivered it to its responder, which holds the reply token's binding.
+    responder_shard: ShardId,
     pub(crate) request_id: u64,
     pub(crate) op_id: u32,
     /// When the request arrived, for the latency histogram.
@@ -102,10 +104,12 @@ impl Requests {
     }
 
     /// Records a request of `conn` (of `identity`); returns its key, or which cap is full.
+    #[allow(clippy::too_many_arguments)] // one request's facts, each from the REQ or its route
     pub(crate) fn insert(
         &mut self,
         conn: u64,
         identity: &Arc<str>,
+        responder_shard: ShardId,
         request_id: u64,
         op_id: u32,
         started: Instant,
@@ -132,6 +136,7 @@ impl Requests {
             Pending {
                 conn,
                 identity: Arc::clone(identity),
+                responder_shard,
                 request_id,
                 op_id,
                 started,
@@ -150,18 +155,18 @@ impl Requests {
         Some(pending)
     }
 
-    /// Ends every request of connection `conn` (it went away); returns how many there were.
-    /// Their responses, when they come, find nothing and are counted late.
-    pub(crate) fn end_conn(&mut self, conn: u64) -> usize {
+    /// Ends every request of connection `conn` (it went away); returns each one's key and the
+    /// shard that holds its reply token's binding. Their responses, when they come, find
+    /// nothing and are counted late.
+    pub(crate) fn end_conn(&mut self, conn: u64) -> Vec<(u64, ShardId)> {
         let keys: Vec<u64> = self
             .by_conn
             .range((conn, 0)..=(conn, u64::MAX))
             .map(|&(_, key)| key)
             .collect();
-        for &key in &keys {
-            self.take(key);
-        }
-        keys.len()
+        keys.into_iter()
+            .filter_map(|key| self.take(key).map(|p| (key, p.responder_shard)))
+            .collect()
     }
 
     /// Drops what indexes `key` besides `pending` and `deadlines`.
@@ -212,12 +217,12 @@ mod tests {
         let now = Instant::now();
         let who: Arc<str> = Arc::from("a");
         let keys: Vec<u64> = (0..1000)
-            .map(|i| requests.insert(1, &who, i, 0, now, now).unwrap())
+            .map(|i| requests.insert(1, &who, 0, i, 0, now, now).unwrap())
             .collect();
         let unique: BTreeSet<u64> = keys.iter().copied().collect();
         assert_eq!(unique.len(), keys.len());
         assert!(keys.windows(2).all(|w| w[1] != w[0] + 1), "sequential keys");
-        let other = requests.insert(1, &who, 0, 0, now, now).unwrap();
+        let other = requests.insert(1, &who, 0, 0, 0, now, now).unwrap();
         assert_ne!(other, keys[0], "each shard keys its tokens differently");
         assert_eq!(parse_token(token(3, keys[7])), Some((3, keys[7])));
     }
@@ -228,15 +233,18 @@ mod tests {
         let now = Instant::now();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         for i in 0..3 {
-            requests.insert(7, &a, i, 0, now, now).unwrap();
+            requests.insert(7, &a, 0, i, 0, now, now).unwrap();
         }
-        assert_eq!(requests.insert(8, &a, 9, 0, now, now), Err(Full::Identity));
-        requests.insert(8, &b, 1, 0, now, now).unwrap();
-        requests.insert(8, &b, 2, 0, now, now).unwrap();
-        assert_eq!(requests.insert(9, &b, 3, 0, now, now), Err(Full::Shard));
-        assert_eq!(requests.end_conn(7), 3);
+        assert_eq!(
+            requests.insert(8, &a, 0, 9, 0, now, now),
+            Err(Full::Identity)
+        );
+        requests.insert(8, &b, 0, 1, 0, now, now).unwrap();
+        requests.insert(8, &b, 0, 2, 0, now, now).unwrap();
+        assert_eq!(requests.insert(9, &b, 0, 3, 0, now, now), Err(Full::Shard));
+        assert_eq!(requests.end_conn(7).len(), 3);
         assert_eq!(requests.len(), 2);
-        assert!(requests.insert(9, &a, 4, 0, now, now).is_ok());
+        assert!(requests.insert(9, &a, 0, 4, 0, now, now).is_ok());
         assert_eq!(requests.expire(now).len(), 3);
         assert!(requests.by_conn.is_empty() && requests.by_identity.is_empty());
     }
