@@ -178,17 +178,12 @@ impl Shared {
             .iter()
             .zip(&self.stopped)
             .map(|(beat, stopped)| {
-                let beat = beat.load(Ordering::Acquire);
-                let age_ms = now.saturating_sub(beat.saturating_sub(1));
-                if stopped.load(Ordering::Acquire) {
-                    ShardHealth::Stopped
-                } else if beat == 0 {
-                    ShardHealth::Starting
-                } else if age_ms > stall_ms {
-                    ShardHealth::Stalled { age_ms }
-                } else {
-                    ShardHealth::Serving { age_ms }
-                }
+                ShardHealth::judge(
+                    beat.load(Ordering::Acquire),
+                    stopped.load(Ordering::Acquire),
+                    now,
+                    stall_ms,
+                )
             })
             .collect()
     }
@@ -260,6 +255,21 @@ pub enum ShardHealth {
 }
 
 impl ShardHealth {
+    /// A shard's state from its heartbeat (`beat`: milliseconds since start plus one, 0 for
+    /// none yet) and whether its thread ended, at `now_ms`.
+    fn judge(beat: u64, stopped: bool, now_ms: u64, stall_ms: u64) -> ShardHealth {
+        let age_ms = now_ms.saturating_sub(beat.saturating_sub(1));
+        if stopped {
+            ShardHealth::Stopped
+        } else if beat == 0 {
+            ShardHealth::Starting
+        } else if age_ms > stall_ms {
+            ShardHealth::Stalled { age_ms }
+        } else {
+            ShardHealth::Serving { age_ms }
+        }
+    }
+
     /// The word `/healthz` shows.
     pub fn name(self) -> &'static str {
         match self {
@@ -305,5 +315,41 @@ impl Reload {
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
             rate_limits: config.rate_limits.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_is_stalled_past_the_timeout_and_stopped_when_its_thread_ended() {
+        assert_eq!(
+            ShardHealth::judge(0, false, 5_000, 1_000),
+            ShardHealth::Starting
+        );
+        assert_eq!(
+            ShardHealth::judge(4_001, false, 5_000, 1_000),
+            ShardHealth::Serving { age_ms: 1_000 }
+        );
+        let stalled = ShardHealth::judge(3_001, false, 5_000, 1_000);
+        assert_eq!(stalled, ShardHealth::Stalled { age_ms: 2_000 });
+        assert!(stalled.is_failed());
+        assert!(ShardHealth::judge(4_900, true, 5_000, 1_000).is_failed());
+    }
+
+    #[test]
+    fn a_stopped_shard_makes_the_server_unready_unless_it_is_shutting_down() {
+        let shared = Shared::new(2, 10, Duration::from_secs(10));
+        shared.shard_ready();
+        shared.shard_ready();
+        shared.beat(0);
+        shared.beat(1);
+        assert!(shared.is_ready() && shared.failed_shard().is_none());
+        shared.shard_stopped(1);
+        assert_eq!(shared.failed_shard(), Some((1, ShardHealth::Stopped)));
+        assert!(!shared.is_ready());
+        shared.request_shutdown();
+        assert_eq!(shared.failed_shard(), None);
     }
 }
