@@ -95,6 +95,8 @@ metrics! {
     ReloadsApplied = "reloads_applied", counter;
     /// Times the shard's watch task ran (its heartbeat, every `runtime.watch_interval_us`).
     WatchTicks = "watch_ticks", counter;
+    /// Times the shard's keepalive task ran (every `limits.ping_interval_ms`).
+    KeepaliveTicks = "keepalive_ticks", counter;
 }
 
 /// One shard's counters, written by that shard only.

@@ -1,9 +1,12 @@
 //! Long-lived tasks past glommio's waker limit: a task's reference count is an `i16`, and a
 //! pending accept keeps one waker clone per poll, so an accept re-polled by anything else in
 //! its task stops for good after 32,767 polls (an idle broker stopped accepting 11 minutes
-//! after start). Here the shards' watch task runs every 50 µs until it has ticked far past
-//! that on every shard; then the server must still accept on both shards, route, and fire
-//! request deadlines.
+//! after start). Here every long-lived task is woken far more often than that — the watch
+//! task (every 50 µs), the keepalive task (every 1 ms), the request timer and both mesh
+//! receivers (40,000 cross-shard requests), an HTTP keep-alive connection (40,000 requests:
+//! hyper's per-request header timers once held a waker clone each until their deadline and
+//! overflowed it) and a WebSocket (40,000 messages) — and the server must still accept on both
+//! shards, route, answer and fire request deadlines.
 // Tests: a failed expectation must fail loudly.
 #![allow(
     clippy::unwrap_used,
@@ -64,4 +67,112 @@ fn every_shard_still_accepts_and_times_requests_out_after_100k_watch_ticks() {
     let health = http_request(server.http, "GET", "/healthz", None);
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["shards"][1]["state"], "serving");
+}
+
+/// Waits, within a generous bound, until `metric` has passed `target` on both shards.
+fn wait_for_ticks(server: &TestServer, metric: Metric, target: u64) {
+    // A 1 ms timer ticks ~1,000 times a second on an idle shard; far slower on a loaded one.
+    let deadline = Instant::now() + 8 * PATIENCE;
+    while (0..2).any(|shard| server.shard_metric(shard, metric) < target) {
+        assert!(
+            Instant::now() < deadline,
+            "{metric:?}: {} and {}",
+            server.shard_metric(0, metric),
+            server.shard_metric(1, metric)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_keepalive_task_runs_past_the_waker_limit_and_new_connections_are_served() {
+    // A 1 ms keepalive and nobody connected: only the task's own timer wakes it.
+    let server = TestServer::with(|config| config.limits.ping_interval_ms = 1);
+    wait_for_ticks(&server, Metric::KeepaliveTicks, 40_000);
+    for shard in 0..2 {
+        // WELCOME comes before any PING: the shard accepts and runs the session.
+        let raw =
+            shardbus_tests::Raw::hello_on(server.addr, shard, shardbus_protocol::HelloOptions(0));
+        assert_eq!(raw.shard(), shard);
+    }
+}
+
+#[test]
+fn request_timers_mesh_receivers_and_edge_connections_take_40k_wakeups_each() {
+    let server = TestServer::start();
+    const ROUNDS: u32 = 40_000;
+    // Requests across shards: each wakes the origin's request timer (a new earliest deadline),
+    // both mesh receivers (the request there, the response back), and the responder's session.
+    let responder = server.client_on(1);
+    let sub = responder.subscribe("echo").unwrap();
+    responder.flush().unwrap();
+    let answering = std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let request = sub.recv_timeout(PATIENCE).unwrap();
+            responder.respond(&request, request.payload()).unwrap();
+        }
+    });
+    let requester = server.client_on(0);
+    let requesting = std::thread::spawn(move || {
+        for i in 0..ROUNDS {
+            let answer = requester
+                .request("echo", &i.to_le_bytes(), PATIENCE)
+                .unwrap();
+            assert_eq!(answer.payload(), i.to_le_bytes());
+        }
+    });
+    // At the same time, one HTTP keep-alive connection and one WebSocket, each woken for
+    // every message (hyper makes a header-timeout sleep per request on the connection).
+    let http_addr = server.http;
+    let browsing = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let mut http = std::net::TcpStream::connect(http_addr).unwrap();
+        http.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut reader = std::io::BufReader::new(http.try_clone().unwrap());
+        for _ in 0..ROUNDS {
+            http.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+        }
+    });
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
+    ws.send(tungstenite::Message::Text(r#"{"op":"hello"}"#.into()))
+        .unwrap();
+    ws.read().unwrap();
+    for i in 0..ROUNDS {
+        let ping = format!(r#"{{"op":"ping","id":{}}}"#, i + 1);
+        ws.send(tungstenite::Message::Text(ping.into())).unwrap();
+        loop {
+            if let tungstenite::Message::Text(text) = ws.read().unwrap()
+                && text.contains("pong")
+            {
+                break;
+            }
+        }
+    }
+    requesting.join().unwrap();
+    browsing.join().unwrap();
+    answering.join().unwrap();
+    // Every shard still accepts and routes, and the edges still answer.
+    for shard in 0..2 {
+        let client = server.client_on(shard);
+        let answer = client.request("nobody", b"", PATIENCE).unwrap_err();
+        assert_eq!(answer.code(), Some(ErrorCode::NO_RESPONDERS));
+    }
+    assert_eq!(
+        http_request(server.http, "GET", "/healthz", None).status,
+        200
+    );
 }

@@ -1,14 +1,17 @@
 //! `ShardTimer`: hyper's timer (header-read deadlines against slowloris) on a shard. hyper wants
 //! sleeps that are `Send + Sync`, which glommio's timers are not, so a sleep here is only its
 //! deadline: polled (always on its own shard's thread) it registers its waker in the shard's
-//! timer table, and one task per shard wakes the due ones.
+//! timer table, and one task per shard wakes the due ones. A sleep dropped before its deadline
+//! takes its entry out again: every entry holds a clone of its connection task's waker, and a
+//! glommio task's reference count is an `i16` — 32,768 requests on one kept-alive connection
+//! within the header timeout (hyper makes a sleep per request) overflowed it.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -53,15 +56,15 @@ impl hyper::rt::Timer for ShardTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(Sleep {
             deadline,
-            registered: AtomicBool::new(false),
+            id: AtomicU64::new(0),
         })
     }
 }
 
-/// One deadline.
+/// One deadline; `id` is its table entry's, 0 until registered.
 struct Sleep {
     deadline: Instant,
-    registered: AtomicBool,
+    id: AtomicU64,
 }
 
 impl hyper::rt::Sleep for Sleep {}
@@ -74,11 +77,12 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         // One registration per sleep: hyper polls it from one connection task, whose waker
-        // does not change. A sleep dropped early leaves a harmless wake-up behind.
-        if !self.registered.swap(true, Ordering::Relaxed) {
+        // does not change.
+        if self.id.load(Ordering::Relaxed) == 0 {
             TABLE.with(|slot| {
                 if let Some(table) = slot.borrow().as_ref() {
-                    table.add(self.deadline, cx.waker().clone());
+                    let id = table.add(self.deadline, cx.waker().clone());
+                    self.id.store(id, Ordering::Relaxed);
                 }
             });
         }
@@ -86,16 +90,36 @@ impl Future for Sleep {
     }
 }
 
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == 0 {
+            return;
+        }
+        // On another thread there is no table: the entry then ends at its deadline.
+        TABLE.with(|slot| {
+            if let Some(table) = slot.borrow().as_ref()
+                && let Ok(mut due) = table.due.try_borrow_mut()
+            {
+                due.remove(&(self.deadline, id));
+            }
+        });
+    }
+}
+
 impl Table {
-    fn add(&self, deadline: Instant, waker: Waker) {
+    /// Registers `waker` for `deadline`; returns the entry's id (never 0).
+    fn add(&self, deadline: Instant, waker: Waker) -> u64 {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let mut due = self.due.borrow_mut();
         let earliest = due.keys().next().is_none_or(|(first, _)| deadline < *first);
         due.insert((deadline, id), waker);
+        drop(due);
         if earliest {
             self.earlier.notify();
         }
+        id
     }
 
     /// Wakes every sleep that is due; returns the next deadline.

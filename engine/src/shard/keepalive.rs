@@ -22,6 +22,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
     let interval = Duration::from_millis(u64::from(shard.settings.ping_interval_ms));
     loop {
         glommio::timer::sleep(interval).await;
+        shard.metrics.add(Metric::KeepaliveTicks, 1);
         let conns: Vec<Rc<Conn>> = shard.conns.borrow().values().cloned().collect();
         for conn in conns {
             tick(&shard, &conn);
