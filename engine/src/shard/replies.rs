@@ -88,9 +88,7 @@ impl Replies {
             .map(|&(_, token)| token)
             .collect();
         for token in tokens {
-            if let Some(entry) = self.delivered.remove(&token) {
-                self.unindex(token, entry);
-            }
+            self.forget(token);
         }
     }
 
