@@ -14,6 +14,7 @@ pub mod logging;
 pub mod memlock;
 pub(crate) mod mesh;
 pub mod metrics;
+pub mod rooms;
 pub mod routing;
 pub mod server;
 pub(crate) mod shard;

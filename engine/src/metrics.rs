@@ -97,6 +97,24 @@ metrics! {
     WatchTicks = "watch_ticks", counter;
     /// Times the shard's keepalive task ran (every `limits.ping_interval_ms`).
     KeepaliveTicks = "keepalive_ticks", counter;
+    /// Rooms this shard is home to that have members.
+    Rooms = "rooms", gauge;
+    /// Members of the rooms this shard is home to.
+    RoomMembers = "room_members", gauge;
+    /// Joins accepted by this shard as a room's home.
+    RoomJoins = "room_joins", counter;
+    /// Members gone from this shard's rooms (LEAVE, unsubscribe, or their connection closed).
+    RoomLeaves = "room_leaves", counter;
+    /// Joins that asked to recover and got every missed publication.
+    RoomRecoveries = "room_recoveries", counter;
+    /// Joins that asked to recover and could not (other epoch, or past the window).
+    RoomRecoveriesMissed = "room_recoveries_missed", counter;
+    /// Publications stamped into a room's history.
+    HistoryAppends = "history_appends", counter;
+    /// Bytes of room history held.
+    HistoryBytes = "history_bytes", gauge;
+    /// Rooms whose history was dropped for `history.max_bytes`.
+    HistoryRoomsEvicted = "history_rooms_evicted", counter;
 }
 
 /// One shard's counters, written by that shard only.
@@ -120,6 +138,13 @@ impl Default for ShardMetrics {
 }
 
 impl ShardMetrics {
+    /// Sets a gauge to `n`. Only the owning shard calls this.
+    pub fn set(&self, metric: Metric, n: u64) {
+        if let Some(cell) = self.values.get(metric as usize) {
+            cell.store(n, Ordering::Relaxed);
+        }
+    }
+
     /// Adds `n`. Only the owning shard calls this.
     #[inline]
     pub fn add(&self, metric: Metric, n: u64) {

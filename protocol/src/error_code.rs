@@ -108,6 +108,20 @@ codes! {
     UNKNOWN_CONNECTION = 30, KeepOpen, false;
     /// The topic or pattern has more tokens than the server's `max_topic_tokens`.
     TOO_MANY_TOKENS = 31, KeepOpen, false;
+    /// A room op named a topic that no configured room pattern matches.
+    NOT_A_ROOM = 32, KeepOpen, false;
+    /// The room has its configured maximum of members.
+    ROOM_FULL = 33, KeepOpen, true;
+    /// The connection is a member of as many rooms as it may be.
+    TOO_MANY_ROOMS = 34, KeepOpen, true;
+    /// The connection is not a member of the room (LEAVE, or PUB to a members-only room).
+    NOT_A_MEMBER = 35, KeepOpen, false;
+    /// The connection is already a member of the room.
+    ALREADY_A_MEMBER = 36, KeepOpen, false;
+    /// The room's options do not keep what was asked for (presence, history).
+    NOT_AVAILABLE = 37, KeepOpen, false;
+    /// A presence page or history limit above the server's maximum.
+    LIMIT_TOO_LARGE = 38, KeepOpen, false;
 }
 
 impl ErrorCode {

@@ -62,3 +62,36 @@ impl HelloOptions {
         HelloOptions(self.0 | other.0)
     }
 }
+
+/// The `flags` field of the room ops' fixed fields (PROTOCOL.md §3.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RoomFlags(pub u32);
+
+impl RoomFlags {
+    /// JOIN (client): recover from `epoch`/`offset`. HISTORY (client): only publications after
+    /// `epoch`/`offset`.
+    pub const FROM_POSITION: RoomFlags = RoomFlags(0x0001);
+    /// HISTORY (client): newest first.
+    pub const REVERSE: RoomFlags = RoomFlags(0x0002);
+    /// PRESENCE (client): counts only, no member list.
+    pub const STATS_ONLY: RoomFlags = RoomFlags(0x0004);
+    /// JOIN (server): every publication after the asked position followed, then the live stream.
+    pub const RECOVERED: RoomFlags = RoomFlags(0x0100);
+    /// JOIN, HISTORY (server): the room keeps history, so `epoch` and `offset` mean something.
+    pub const POSITIONED: RoomFlags = RoomFlags(0x0200);
+    /// MEMBER (server): the member joined.
+    pub const JOINED: RoomFlags = RoomFlags(0x1000);
+    /// MEMBER (server): the member left.
+    pub const LEFT: RoomFlags = RoomFlags(0x2000);
+
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: RoomFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// These flags with `other`'s bits set too.
+    #[must_use]
+    pub const fn with(self, other: RoomFlags) -> RoomFlags {
+        RoomFlags(self.0 | other.0)
+    }
+}

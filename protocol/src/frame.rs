@@ -5,9 +5,9 @@ use bytes::BufMut;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error_code::ErrorCode;
-use crate::flags::{Flags, HelloOptions};
+use crate::flags::{Flags, HelloOptions, RoomFlags};
 use crate::header::{
-    RawDrain, RawErr, RawHello, RawMsg, RawReq, RawResp, RawSub, RawUnsub, RawWelcome,
+    RawDrain, RawErr, RawHello, RawMsg, RawReq, RawResp, RawRoom, RawSub, RawUnsub, RawWelcome,
 };
 use crate::headers::Headers;
 use crate::op::Op;
@@ -31,6 +31,21 @@ pub struct Welcome {
     pub ping_interval_ms: u32,
     /// The server's id for this connection.
     pub client_id: u64,
+}
+
+/// The fixed fields the room ops share (PROTOCOL.md §3.11); each op reads them its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomFields {
+    /// The subscription deliveries go to (JOIN, HISTORY, MEMBER).
+    pub sid: u64,
+    /// A history's epoch.
+    pub epoch: u64,
+    /// An offset in a room's history (JOIN, HISTORY) or a presence cursor (PRESENCE).
+    pub offset: u64,
+    /// Publications that follow, members in a page, or a limit asked for.
+    pub count: u32,
+    /// Op-specific bits.
+    pub flags: RoomFlags,
 }
 
 /// The op of a frame together with its fixed fields (PROTOCOL.md §3).
@@ -100,6 +115,17 @@ pub enum Fields {
         /// Reply token or request id, by direction.
         id: u64,
     },
+    /// JOIN: become a member of the room named by the topic (client), or the join's answer
+    /// (server).
+    Join(RoomFields),
+    /// LEAVE: stop being a member of the room named by the topic.
+    Leave(RoomFields),
+    /// PRESENCE: asks for a page of a room's members (client), or carries it (server).
+    Presence(RoomFields),
+    /// MEMBER: a member joined or left a room (server only).
+    Member(RoomFields),
+    /// HISTORY: asks for a room's publications (client), or ends those sent (server).
+    History(RoomFields),
     /// STATUS: asks the server for its counters (client → server, empty), or carries them
     /// (server → client, a container map answering the request's `op_id`).
     Status,
@@ -141,6 +167,11 @@ impl Fields {
             Fields::Msg { .. } => Op::Msg,
             Fields::Req { .. } => Op::Req,
             Fields::Resp { .. } => Op::Resp,
+            Fields::Join(_) => Op::Join,
+            Fields::Leave(_) => Op::Leave,
+            Fields::Presence(_) => Op::Presence,
+            Fields::Member(_) => Op::Member,
+            Fields::History(_) => Op::History,
             Fields::Status => Op::Status,
         }
     }
@@ -158,6 +189,7 @@ impl Fields {
             Op::Msg => size_of::<RawMsg>(),
             Op::Req => size_of::<RawReq>(),
             Op::Resp => size_of::<RawResp>(),
+            Op::Join | Op::Leave | Op::Presence | Op::Member | Op::History => size_of::<RawRoom>(),
         }
     }
 
@@ -172,6 +204,8 @@ impl Fields {
             Op::Sub => (TopicRule::Pattern, false, true),
             Op::Resp => (TopicRule::Absent, true, true),
             Op::Status => (TopicRule::Absent, false, true),
+            Op::Join | Op::Presence | Op::Member => (TopicRule::Subject, false, true),
+            Op::Leave | Op::History => (TopicRule::Subject, false, false),
         };
         SectionRules {
             topic,
@@ -248,6 +282,11 @@ impl Fields {
             Op::Resp => Fields::Resp {
                 id: RawResp::ref_from_bytes(bytes).ok()?.id.get(),
             },
+            Op::Join => Fields::Join(RoomFields::read(bytes)?),
+            Op::Leave => Fields::Leave(RoomFields::read(bytes)?),
+            Op::Presence => Fields::Presence(RoomFields::read(bytes)?),
+            Op::Member => Fields::Member(RoomFields::read(bytes)?),
+            Op::History => Fields::History(RoomFields::read(bytes)?),
         })
     }
 
@@ -323,6 +362,34 @@ impl Fields {
                 .as_bytes(),
             ),
             Fields::Resp { id } => out.put_slice(RawResp { id: id.into() }.as_bytes()),
+            Fields::Join(room)
+            | Fields::Leave(room)
+            | Fields::Presence(room)
+            | Fields::Member(room)
+            | Fields::History(room) => out.put_slice(room.raw().as_bytes()),
+        }
+    }
+}
+
+impl RoomFields {
+    fn read(bytes: &[u8]) -> Option<RoomFields> {
+        let raw = RawRoom::ref_from_bytes(bytes).ok()?;
+        Some(RoomFields {
+            sid: raw.sid.get(),
+            epoch: raw.epoch.get(),
+            offset: raw.offset.get(),
+            count: raw.count.get(),
+            flags: RoomFlags(raw.flags.get()),
+        })
+    }
+
+    fn raw(&self) -> RawRoom {
+        RawRoom {
+            sid: self.sid.into(),
+            epoch: self.epoch.into(),
+            offset: self.offset.into(),
+            count: self.count.into(),
+            flags: self.flags.0.into(),
         }
     }
 }

@@ -135,3 +135,20 @@ pub struct RawResp {
     /// Responder → server: the reply token from MSG. Server → requester: the request id.
     pub id: U64,
 }
+
+/// The fixed fields every room op shares: JOIN, LEAVE, PRESENCE, MEMBER and HISTORY
+/// (PROTOCOL.md §3.11). What each field means depends on the op and its direction.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RawRoom {
+    /// The subscription the room's deliveries (and recovered or retained publications) go to.
+    pub sid: U64,
+    /// A room history's epoch: it changes whenever that history is lost.
+    pub epoch: U64,
+    /// An offset in the room's history, or a presence cursor.
+    pub offset: U64,
+    /// A count: publications that follow, members listed, a limit asked for.
+    pub count: U32,
+    /// Op-specific bits (`RoomFlags`).
+    pub flags: U32,
+}

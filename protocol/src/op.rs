@@ -32,13 +32,23 @@ pub enum Op {
     Req = 0x14,
     /// Responder → server (carries the reply token), server → requester (carries the request id).
     Resp = 0x15,
+    /// Client → server: join a room; server → client: the join's answer (position, recovery).
+    Join = 0x30,
+    /// Client → server: leave a room.
+    Leave = 0x31,
+    /// Client → server: asks who is in a room; server → client: a page of members and counts.
+    Presence = 0x32,
+    /// Server → client: a member joined or left a room the connection is in.
+    Member = 0x33,
+    /// Client → server: asks for a room's history; server → client: ends the publications sent.
+    History = 0x40,
     /// Client → server: asks for the server's counters; server → client: carries them.
     Status = 0x50,
 }
 
 impl Op {
     /// Every op of v1, in wire order.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 19] = [
         Op::Hello,
         Op::Welcome,
         Op::Ping,
@@ -52,13 +62,21 @@ impl Op {
         Op::Msg,
         Op::Req,
         Op::Resp,
+        Op::Join,
+        Op::Leave,
+        Op::Presence,
+        Op::Member,
+        Op::History,
         Op::Status,
     ];
 
-    /// Whether only a server sends it (WELCOME, OK, ERR, DRAIN, MSG): a server answers one
+    /// Whether only a server sends it (WELCOME, OK, ERR, DRAIN, MSG, MEMBER): a server answers one
     /// from a client `UNKNOWN_OP`, whatever its body, and keeps the connection.
     pub fn is_server_to_client(self) -> bool {
-        matches!(self, Op::Welcome | Op::Ok | Op::Err | Op::Drain | Op::Msg)
+        matches!(
+            self,
+            Op::Welcome | Op::Ok | Op::Err | Op::Drain | Op::Msg | Op::Member
+        )
     }
 
     /// Reads an op byte.
@@ -82,6 +100,11 @@ impl Op {
             0x13 => Op::Msg,
             0x14 => Op::Req,
             0x15 => Op::Resp,
+            0x30 => Op::Join,
+            0x31 => Op::Leave,
+            0x32 => Op::Presence,
+            0x33 => Op::Member,
+            0x40 => Op::History,
             0x50 => Op::Status,
             other if reserved_range(other).is_some() => {
                 return Err(ProtocolError::ReservedOp(other));
@@ -106,6 +129,11 @@ impl Op {
             Op::Msg => "MSG",
             Op::Req => "REQ",
             Op::Resp => "RESP",
+            Op::Join => "JOIN",
+            Op::Leave => "LEAVE",
+            Op::Presence => "PRESENCE",
+            Op::Member => "MEMBER",
+            Op::History => "HISTORY",
             Op::Status => "STATUS",
         }
     }
@@ -119,8 +147,8 @@ pub fn reserved_range(byte: u8) -> Option<&'static str> {
         0x08..=0x0F => Some("connection control"),
         0x16..=0x1F => Some("pub/sub extensions"),
         0x20..=0x2F => Some("service discovery: register, heartbeat, deregister, discover"),
-        0x30..=0x3F => Some("rooms: join, leave, presence"),
-        0x40..=0x4F => Some("history queries"),
+        0x34..=0x3F => Some("rooms"),
+        0x41..=0x4F => Some("history queries"),
         0x51..=0x5F => Some("commands: kick, server info"),
         _ => None,
     }

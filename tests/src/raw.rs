@@ -145,11 +145,28 @@ impl Raw {
         headers: Headers<'_>,
         payload: &[u8],
     ) -> u32 {
+        self.send_flagged(fields, Flags::empty(), topic, headers, payload)
+    }
+
+    /// Sends a frame with flags (CONTAINER, say) and headers; returns its op id.
+    pub fn send_flagged(
+        &mut self,
+        fields: Fields,
+        flags: Flags,
+        topic: &[u8],
+        headers: Headers<'_>,
+        payload: &[u8],
+    ) -> u32 {
         let op_id = self.next_op_id;
         self.next_op_id += 1;
+        let flags = if headers.is_empty() {
+            flags
+        } else {
+            flags.with(Flags::HEADERS)
+        };
         let frame = Frame {
             fields,
-            flags: Flags::empty(),
+            flags,
             op_id,
             topic,
             headers,

@@ -45,6 +45,27 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Room history storage.
+    pub history: HistoryConfig,
+    /// Room options by topic pattern (`[[rooms]]`); a subject takes the first that matches.
+    pub rooms: Vec<crate::rooms::RoomConfig>,
+}
+
+/// Where room history is kept (PROTOCOL.md §3.11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Bytes all rooms' history may hold in memory, server-wide (split over the shards); past
+    /// it the oldest rooms' history is dropped (`history_rooms_evicted`).
+    pub max_bytes: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> HistoryConfig {
+        HistoryConfig {
+            max_bytes: 256 << 20,
+        }
+    }
 }
 
 /// Log output format.
@@ -115,6 +136,14 @@ pub struct LimitsConfig {
     pub max_unauthenticated_bytes: usize,
     /// The longest the server stays silent towards a client, milliseconds; 0 disables keepalive.
     pub ping_interval_ms: u32,
+    /// Rooms one connection may be a member of.
+    pub max_rooms_per_connection: u32,
+    /// Largest client info a JOIN may carry, bytes.
+    pub max_member_info: u32,
+    /// Most members one PRESENCE page may ask for.
+    pub max_presence_page: u32,
+    /// Most publications one HISTORY may ask for.
+    pub max_history_page: u32,
 }
 
 /// TLS on the binary protocol's listener and the HTTP edge's (HTTPS, WSS). With a certificate
@@ -233,6 +262,8 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
+            history: HistoryConfig::default(),
+            rooms: Vec::new(),
         }
     }
 }
@@ -266,6 +297,10 @@ impl Default for LimitsConfig {
             hello_timeout_ms: 5_000,
             max_unauthenticated_bytes: 32 << 20,
             ping_interval_ms: 30_000,
+            max_rooms_per_connection: 64,
+            max_member_info: 1024,
+            max_presence_page: 1_000,
+            max_history_page: 1_000,
         }
     }
 }
@@ -316,7 +351,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 27] = [
+        let checks: [(&str, bool, &str); 31] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -406,6 +441,26 @@ impl Config {
                 "at least one HELLO (max_headers_len + 48 bytes) per shard",
             ),
             (
+                "limits.max_rooms_per_connection",
+                l.max_rooms_per_connection >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_presence_page",
+                l.max_presence_page >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_history_page",
+                l.max_history_page >= 1,
+                "at least 1",
+            ),
+            (
+                "history.max_bytes",
+                self.history.max_bytes as u64 / shards >= 64 << 10,
+                "at least 65536 bytes per shard",
+            ),
+            (
                 "http.header_timeout_ms",
                 self.http.header_timeout_ms >= 1,
                 "at least 1",
@@ -452,13 +507,26 @@ impl Config {
                 "must differ from listen (port 0 excepted: each picks a free port)",
             ),
         ];
-        match checks.into_iter().find(|(_, ok, _)| !ok) {
-            Some((key, _, rule)) => Err(ConfigError::Invalid {
+        if let Some((key, _, rule)) = checks.into_iter().find(|(_, ok, _)| !ok) {
+            return Err(ConfigError::Invalid {
                 key: key.to_owned(),
                 reason: rule.to_owned(),
-            }),
-            None => Ok(()),
+            });
         }
+        self.validate_rooms()
+    }
+
+    fn validate_rooms(&self) -> Result<(), ConfigError> {
+        let max_topic_len = usize::from(self.limits.max_topic_len);
+        for (i, room) in self.rooms.iter().enumerate() {
+            if let Some((key, rule)) = room.problem(max_topic_len) {
+                return Err(ConfigError::Invalid {
+                    key: format!("rooms[{i}].{key}"),
+                    reason: rule.to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The configuration as TOML, as `--print-config` shows it.

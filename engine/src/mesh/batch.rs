@@ -4,6 +4,7 @@
 //! cores, batches of plain buffers move 150 M+/s). A payload is copied into the batch once per
 //! destination shard and shared there by every subscriber.
 
+use crate::rooms::asks::{Answer, Ask, MemberEvent};
 use crate::routing::InterestChange;
 use crate::shard::listing::Listing;
 
@@ -65,6 +66,24 @@ pub(crate) enum Record {
     List { id: u64, listing: Listing },
     /// One shard's part of listing `id`: a JSON array.
     ListPart { id: u64, part: Span },
+    /// To a room's home: a member's shard asks (join, leave, presence, history).
+    RoomAsk(Box<Ask>),
+    /// From a room's home: the answer to an ask.
+    RoomAnswer(Box<Answer>),
+    /// From a room's home: a member joined or left.
+    RoomMember(Box<MemberEvent>),
+    /// To a room's home: a publication to a room that keeps publications, to be stamped and
+    /// fanned out from there.
+    RoomPublish { msg: MessageSpans },
+    /// From a room's home: a kept publication for subscription `sid` of connection `conn`
+    /// (recovered, retained or asked for by HISTORY); `seq` 0 counts it as the subscription's
+    /// next delivery, else it is the MSG's `seq`.
+    RoomReplay {
+        conn: u64,
+        sid: u64,
+        seq: u32,
+        msg: MessageSpans,
+    },
 }
 
 /// Records and the bytes they point into.

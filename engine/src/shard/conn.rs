@@ -86,6 +86,22 @@ impl LocalSub {
     pub(crate) fn end(&self) {
         self.0.active.set(false);
     }
+
+    /// Holds deliveries back (a room member's subscription until its home answers the join,
+    /// so nothing reaches it before the publications it recovers).
+    pub(crate) fn hold(&self) {
+        self.0.active.set(false);
+    }
+
+    /// Lets deliveries through again after `hold`.
+    pub(crate) fn resume(&self) {
+        self.0.active.set(true);
+    }
+
+    /// Whether deliveries reach it.
+    pub(crate) fn is_active(&self) -> bool {
+        self.0.active.get()
+    }
 }
 
 /// A frame to queue: the head's parts and the payload.

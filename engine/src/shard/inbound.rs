@@ -7,6 +7,7 @@ use shardbus_protocol::ErrorCode;
 
 use super::Shard;
 use super::requests::parse_token;
+use super::rooms::Kept;
 use crate::mesh::batch::{Batch, MessageSpans, Record};
 use crate::metrics::Metric;
 use crate::routing::ShardId;
@@ -57,6 +58,29 @@ impl Shard {
                 Record::ReplyEnded { token } => self.replies.borrow_mut().forget(*token),
                 Record::List { id, listing } => self.answer_listing(from, *id, *listing),
                 Record::ListPart { id, part } => self.listing_part_arrived(*id, batch.get(*part)),
+                Record::RoomAsk(ask) => self.home_ask(ask),
+                Record::RoomAnswer(answer) => self.room_answered(answer),
+                Record::RoomMember(event) => self.member_event_arrived(event),
+                Record::RoomPublish { msg } => self.stamp(
+                    batch.get(msg.subject),
+                    batch.get(msg.headers),
+                    batch.get(msg.payload),
+                    msg.flags,
+                ),
+                Record::RoomReplay {
+                    conn,
+                    sid,
+                    seq,
+                    msg,
+                } => {
+                    let kept = Kept {
+                        subject: batch.get(msg.subject),
+                        headers: batch.get(msg.headers),
+                        payload: batch.get(msg.payload),
+                        flags: msg.flags,
+                    };
+                    self.replay_arrived(*conn, *sid, *seq, kept);
+                }
             }
         }
     }

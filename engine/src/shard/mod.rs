@@ -17,6 +17,7 @@ pub(crate) mod read_buffer;
 mod reload;
 mod replies;
 mod requests;
+mod rooms;
 mod run;
 pub(crate) mod session;
 mod sid_map;
@@ -75,6 +76,13 @@ pub(crate) struct Settings {
     /// Who may connect, and with what permissions.
     pub(crate) auth: Arc<crate::auth::Authenticator>,
     pub(crate) rate_limits: crate::config::RateLimitsConfig,
+    pub(crate) rooms: Vec<crate::rooms::RoomConfig>,
+    pub(crate) max_rooms_per_connection: u32,
+    pub(crate) max_member_info: u32,
+    pub(crate) max_presence_page: u32,
+    pub(crate) max_history_page: u32,
+    /// This shard's part of `history.max_bytes`.
+    pub(crate) history_bytes: usize,
 }
 
 impl Settings {
@@ -104,6 +112,12 @@ impl Settings {
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
             rate_limits: config.rate_limits.clone(),
+            rooms: config.rooms.clone(),
+            max_rooms_per_connection: l.max_rooms_per_connection,
+            max_member_info: l.max_member_info,
+            max_presence_page: l.max_presence_page,
+            max_history_page: l.max_history_page,
+            history_bytes: config.history.max_bytes / shards.max(1),
         })
     }
 }
@@ -156,6 +170,10 @@ pub(crate) struct Shard {
     password_checks: login::PasswordChecks,
     /// Notified once, when the server starts shutting down (`watch.rs`).
     stopping: notify::Notify,
+    /// Rooms: options, this shard's memberships, the rooms it is home to (`rooms.rs`).
+    rooms: rooms::ShardRooms,
+    /// Whether any room is configured: what every publish asks first.
+    rooms_any: bool,
 }
 
 impl Shard {
@@ -167,6 +185,7 @@ impl Shard {
             settings.max_inflight_requests_per_identity,
             settings.max_inflight_requests_per_shard as usize,
         );
+        let rooms = rooms::ShardRooms::new(&settings.rooms, settings.history_bytes);
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();
@@ -199,6 +218,8 @@ impl Shard {
             preauth_bytes: Cell::new(0),
             password_checks: login::PasswordChecks::default(),
             stopping: notify::Notify::default(),
+            rooms_any: rooms.any(),
+            rooms,
         }
     }
 
@@ -247,6 +268,9 @@ impl Shard {
                 Some(link) => link.with_batch(|b| b.push(Record::ReplyEnded { token: reply })),
                 None => self.replies.borrow_mut().forget(reply),
             }
+        }
+        if self.rooms_any {
+            self.conn_gone(conn.id);
         }
         let subs = conn.subs.borrow_mut().take_all();
         for sub in subs {
@@ -372,6 +396,9 @@ impl Shard {
         };
         conn.interest_dirty.set(true);
         self.forget(&sub);
+        if self.rooms_any {
+            self.subscription_ended(conn.id, &sub);
+        }
         true
     }
 

@@ -33,6 +33,10 @@ impl Shard {
                 .pings_unanswered
                 .set(conn.pings_unanswered.get().saturating_sub(1)),
             Fields::Status => self.send_status(conn, frame.op_id),
+            Fields::Join(fields) => self.join(conn, frame, fields),
+            Fields::Leave(_) => self.leave(conn, frame),
+            Fields::Presence(fields) => self.presence(conn, frame, fields),
+            Fields::History(fields) => self.history(conn, frame, fields),
             Fields::Hello { .. } => conn.error(
                 ErrorCode::HELLO_REQUIRED,
                 frame.op_id,
@@ -43,7 +47,8 @@ impl Shard {
             | Fields::Ok
             | Fields::Err { .. }
             | Fields::Drain { .. }
-            | Fields::Msg { .. } => conn.error(
+            | Fields::Msg { .. }
+            | Fields::Member(_) => conn.error(
                 ErrorCode::UNKNOWN_OP,
                 frame.op_id,
                 0,
@@ -52,7 +57,7 @@ impl Shard {
         }
     }
 
-    fn count_in(&self, conn: &Conn, frame: &Frame<'_>) {
+    pub(super) fn count_in(&self, conn: &Conn, frame: &Frame<'_>) {
         conn.traffic.count_in(frame.payload.len());
         self.metrics.add(Metric::MsgsIn, 1);
         self.metrics
@@ -104,14 +109,40 @@ impl Shard {
         {
             return;
         }
+        if self.rooms_any && self.publish_to_room(conn, frame) {
+            return;
+        }
         self.count_in(conn, frame);
         let headers = frame.headers.as_bytes();
+        self.fan_out(
+            frame.topic,
+            headers,
+            frame.payload,
+            frame.flags.0,
+            conn.id,
+            conn.echo(),
+        );
+        conn.ack(frame.op_id);
+    }
+
+    /// Delivers a publication to every subscriber on every shard: the local ones now, the
+    /// others through one forward per shard. `publisher`'s own subscriptions get it only with
+    /// `echo`.
+    #[inline]
+    pub(crate) fn fan_out(
+        &self,
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+        publisher: u64,
+        echo: bool,
+    ) {
         let mut route = self.route.borrow_mut();
         self.router
             .borrow_mut()
-            .route_publish(frame.topic, conn.id, conn.echo(), &mut route);
-        let flags = frame.flags.0;
-        self.deliver_local(&route.local, frame.topic, headers, frame.payload, flags, 0);
+            .route_publish(subject, publisher, echo, &mut route);
+        self.deliver_local(&route.local, subject, headers, payload, flags, 0);
         let mut rest = route.remote.as_slice();
         while let Some(&(shard, _)) = rest.first() {
             let run = rest.iter().take_while(|(s, _)| *s == shard).count();
@@ -125,13 +156,12 @@ impl Shard {
                 .iter()
                 .filter_map(|(_, group)| group.map(|g| route.group_name(g).as_bytes()));
             link.with_batch(|batch| {
-                let msg = batch.put_message(frame.topic, headers, frame.payload, flags);
+                let msg = batch.put_message(subject, headers, payload, flags);
                 let groups = batch.put_words(groups);
                 batch.push(Record::Deliver { msg, plain, groups });
             });
             self.metrics.add(Metric::ForwardsOut, 1);
         }
-        conn.ack(frame.op_id);
     }
 
     fn subscribe(&self, conn: &Rc<Conn>, frame: &Frame<'_>, sid: u64) {

@@ -2,7 +2,7 @@
 //! (so `/healthz` and the process see a shard that stopped running its timers) and looks at
 //! the server's shutdown flag, which the signal thread sets. When the flag is up it notifies
 //! `Shard::stopping` once. It also applies a configuration reload when one was published
-//! (`Shared::publish_reload`).
+//! (`Shared::publish_reload`), and drops room history past its TTL once a second.
 //!
 //! This is the only periodic poll, and it lives in a task of its own on purpose: glommio's
 //! accept (and connect, peek) pushes a waker clone on every poll while pending, and a task's
@@ -24,6 +24,7 @@ pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
         if let Some(reload) = shard.shared.reload_after(&mut generation) {
             shard.apply_reload(&reload);
         }
+        shard.expire_history(std::time::Instant::now());
         shard.metrics.add(Metric::WatchTicks, 1);
         if shard.shared.shutting_down() {
             shard.stopping.notify();

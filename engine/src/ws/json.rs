@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use shardbus_protocol::{
-    ErrorCode, Fields, Frame, HeadersBuilder, HelloOptions, Limits, PROTOCOL_VERSION, decode,
-    encode,
+    ErrorCode, Fields, Frame, HeadersBuilder, HelloOptions, Limits, PROTOCOL_VERSION, RoomFields,
+    RoomFlags, decode, encode,
 };
 
 use crate::http::payload::{self, PayloadIn};
@@ -69,6 +69,37 @@ struct JsonIn<'a> {
     pass: Option<String>,
     #[serde(default)]
     jwt: Option<String>,
+    /// Rooms: a history's epoch (decimal string), an offset in it.
+    #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default)]
+    offset: Option<u64>,
+    /// Rooms: the member info a join carries.
+    #[serde(default, borrow)]
+    info: Option<&'a RawValue>,
+    /// Rooms: a presence page's cursor (decimal string) and size, a history's count and order.
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    reverse: Option<bool>,
+}
+
+/// The position a room op's `epoch` and `offset` name, as room fields.
+fn position_fields(msg: &JsonIn<'_>, op: &str) -> Result<RoomFields, Refusal> {
+    let Some(epoch) = msg.epoch.as_deref() else {
+        return Ok(RoomFields::default());
+    };
+    let epoch = epoch
+        .parse()
+        .map_err(|_| missing("epoch as a decimal string", op))?;
+    Ok(RoomFields {
+        epoch,
+        offset: msg.offset.ok_or_else(|| missing("offset with epoch", op))?,
+        flags: RoomFlags::FROM_POSITION,
+        ..RoomFields::default()
+    })
 }
 
 fn missing(field: &str, op: &str) -> Refusal {
@@ -135,7 +166,7 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
         }
     }
     let payload_in = PayloadIn {
-        data: msg.data,
+        data: if op == "join" { msg.info } else { msg.data },
         text: msg.text.as_deref(),
         data_base64: msg.data_base64.as_deref(),
     };
@@ -183,6 +214,40 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
         "ping" => Fields::Ping,
         "pong" => Fields::Pong,
         "status" => Fields::Status,
+        "join" => Fields::Join(RoomFields {
+            sid: msg.sid.ok_or_else(|| missing("sid", op))?,
+            ..position_fields(&msg, op)?
+        }),
+        "leave" => Fields::Leave(RoomFields::default()),
+        "presence" | "presence_stats" => Fields::Presence(RoomFields {
+            offset: match msg.cursor.as_deref() {
+                Some(cursor) => cursor
+                    .parse()
+                    .map_err(|_| missing("cursor as a decimal string", op))?,
+                None => 0,
+            },
+            count: msg.limit.unwrap_or(0),
+            flags: if op == "presence_stats" {
+                RoomFlags::STATS_ONLY
+            } else {
+                RoomFlags::default()
+            },
+            ..RoomFields::default()
+        }),
+        "history" => {
+            let position = position_fields(&msg, op)?;
+            let reverse = if msg.reverse == Some(true) {
+                RoomFlags::REVERSE
+            } else {
+                RoomFlags::default()
+            };
+            Fields::History(RoomFields {
+                sid: msg.sid.unwrap_or(0),
+                count: msg.limit.unwrap_or(0),
+                flags: position.flags.with(reverse),
+                ..position
+            })
+        }
         other => {
             return Err(Refusal::new(
                 ErrorCode::UNKNOWN_OP,
@@ -197,6 +262,8 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
         Fields::Sub { .. } => (true, false, true),
         Fields::Resp { .. } => (false, true, true),
         Fields::Hello { .. } => (false, true, false),
+        Fields::Join(_) => (true, false, true),
+        Fields::Leave(_) | Fields::Presence(_) | Fields::History(_) => (true, false, false),
         _ => (false, false, false),
     };
     let mut frame = Frame::new(fields).with_op_id(msg.id);
@@ -226,6 +293,41 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// A room frame's fields as JSON (PROTOCOL.md §9.1): only those its op gives meaning to.
+fn room_fields(out: &mut String, frame: &Frame<'_>, room: RoomFields) {
+    field(out, "topic", &quoted(frame.topic_str()));
+    let flag = |bit| room.flags.contains(bit);
+    match frame.fields {
+        Fields::Join(_) | Fields::History(_) => {
+            field(out, "sid", &room.sid.to_string());
+            if flag(RoomFlags::POSITIONED) {
+                field(out, "epoch", &quoted(&room.epoch.to_string()));
+                field(out, "offset", &room.offset.to_string());
+            }
+            field(out, "count", &room.count.to_string());
+            if let Fields::Join(_) = frame.fields {
+                field(out, "recovered", &flag(RoomFlags::RECOVERED).to_string());
+            }
+        }
+        Fields::Presence(_) => {
+            if room.offset != 0 {
+                field(out, "cursor", &quoted(&room.offset.to_string()));
+            }
+            field(out, "count", &room.count.to_string());
+        }
+        Fields::Member(_) => {
+            field(out, "sid", &room.sid.to_string());
+            let event = if flag(RoomFlags::JOINED) {
+                "join"
+            } else {
+                "leave"
+            };
+            field(out, "event", &quoted(event));
+        }
+        _ => {}
+    }
+}
+
 /// The JSON message for one whole frame (with its length prefix) the shard sent; `None` for a
 /// frame that cannot be decoded (never produced by the shard).
 pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
@@ -241,6 +343,10 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         Fields::Pong => "pong",
         Fields::Drain { .. } => "drain",
         Fields::Status => "status",
+        Fields::Join(_) => "join",
+        Fields::Presence(_) => "presence",
+        Fields::Member(_) => "member",
+        Fields::History(_) => "history",
         _ => return None,
     };
     out.push_str(&quoted(op));
@@ -293,12 +399,34 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
             }
         }
         Fields::Drain { grace_ms } => field(&mut out, "grace_ms", &grace_ms.to_string()),
+        Fields::Join(room)
+        | Fields::Presence(room)
+        | Fields::Member(room)
+        | Fields::History(room) => {
+            room_fields(&mut out, &frame, room);
+        }
         _ => {}
     }
-    if !frame.headers.is_empty() {
+    // A room publication's position is the message's own `epoch` and `offset`, not headers.
+    let position =
+        |key: &str| key.eq_ignore_ascii_case("sb-epoch") || key.eq_ignore_ascii_case("sb-offset");
+    if let Fields::Msg { .. } = frame.fields {
+        if let Some(epoch) = frame.headers.get("sb-epoch") {
+            field(&mut out, "epoch", &quoted(epoch));
+        }
+        if let Some(offset) = frame
+            .headers
+            .get("sb-offset")
+            .and_then(|o| o.parse::<u64>().ok())
+        {
+            field(&mut out, "offset", &offset.to_string());
+        }
+    }
+    if frame.headers.iter().any(|(k, _)| !position(k)) {
         let map: serde_json::Map<String, serde_json::Value> = frame
             .headers
             .iter()
+            .filter(|(k, _)| !position(k))
             .map(|(k, v)| (k.to_owned(), v.into()))
             .collect();
         field(
@@ -307,10 +435,11 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
             &serde_json::Value::Object(map).to_string(),
         );
     }
-    let carries_payload = matches!(
-        frame.fields,
-        Fields::Msg { .. } | Fields::Resp { .. } | Fields::Status
-    );
+    let carries_payload = match frame.fields {
+        Fields::Msg { .. } | Fields::Resp { .. } | Fields::Status => true,
+        Fields::Join(_) | Fields::Presence(_) | Fields::Member(_) => !frame.payload.is_empty(),
+        _ => false,
+    };
     if carries_payload {
         let max = limits.max_payload as usize;
         match payload::to_json(frame.flags, frame.payload, max) {

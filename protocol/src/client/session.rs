@@ -106,6 +106,16 @@ pub enum Event {
     },
     /// The server pinged us; a PONG is already in the outbox.
     Ping,
+    /// A room frame from the server (JOIN's answer, PRESENCE, MEMBER, HISTORY's end): the
+    /// frame's topic names the room, its payload is the op's container (PROTOCOL.md §3.11).
+    Room {
+        /// Which room op.
+        op: crate::Op,
+        /// The op id of our op it answers (0 for MEMBER).
+        op_id: u32,
+        /// Its fixed fields.
+        fields: crate::RoomFields,
+    },
     /// The server's counters, answering the STATUS sent with `op_id`; the payload is a
     /// container map.
     Status {
@@ -576,11 +586,20 @@ impl ClientSession {
                 Event::Drain { grace_ms }
             }
             Fields::Status => Event::Status { op_id: frame.op_id },
+            Fields::Join(fields)
+            | Fields::Presence(fields)
+            | Fields::Member(fields)
+            | Fields::History(fields) => Event::Room {
+                op: frame.op(),
+                op_id: frame.op_id,
+                fields,
+            },
             Fields::Hello { .. }
             | Fields::Pub
             | Fields::Sub { .. }
             | Fields::Unsub { .. }
-            | Fields::Req { .. } => Event::Ignored,
+            | Fields::Req { .. }
+            | Fields::Leave(_) => Event::Ignored,
         })
     }
 

@@ -11,7 +11,8 @@
 pub mod peer;
 
 use shardbus_protocol::{
-    ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, Welcome,
+    ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, RoomFields, RoomFlags,
+    Welcome,
 };
 
 /// A headers block with two entries, leaked so frames can borrow it for the whole test.
@@ -85,6 +86,37 @@ pub fn sample_frames() -> Vec<Frame<'static>> {
         .with_topic("svc.time")
         .with_payload(b"now?"),
         Frame::new(Fields::Resp { id: 5 }).with_payload(b"12:00"),
+        Frame::new(Fields::Join(RoomFields {
+            sid: 7,
+            epoch: 0x1234_5678_9abc,
+            offset: 41,
+            count: 0,
+            flags: RoomFlags::FROM_POSITION,
+        }))
+        .with_topic("chat.lobby")
+        .with_flags(Flags::CONTAINER)
+        .with_payload(b"\x14\x00\x00\x00\x00\x00\x00\x00\x00"),
+        Frame::new(Fields::Leave(RoomFields::default())).with_topic("chat.lobby"),
+        Frame::new(Fields::Presence(RoomFields {
+            count: 100,
+            ..RoomFields::default()
+        }))
+        .with_topic("chat.lobby"),
+        Frame::new(Fields::Member(RoomFields {
+            sid: 7,
+            flags: RoomFlags::JOINED,
+            ..RoomFields::default()
+        }))
+        .with_topic("chat.lobby")
+        .with_flags(Flags::CONTAINER)
+        .with_payload(b"\x14\x00\x00\x00\x00\x00\x00\x00\x00"),
+        Frame::new(Fields::History(RoomFields {
+            sid: 9,
+            count: 10,
+            flags: RoomFlags::REVERSE,
+            ..RoomFields::default()
+        }))
+        .with_topic("chat.lobby"),
         Frame::new(Fields::Status),
         Frame::new(Fields::Status)
             .with_flags(Flags::CONTAINER)

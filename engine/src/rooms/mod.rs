@@ -1,0 +1,16 @@
+//! Rooms: topics with options (`[[rooms]]`), members and presence, MEMBER events, history with
+//! positions and recovery, retained values. The data structures and decisions live here; the
+//! shard's side (ops, the mesh records between a member's shard and the room's home) in
+//! `shard/rooms.rs`.
+//!
+//! **One owner per room.** A room's *home shard* (`home_shard`, a hash of its subject) owns
+//! its member list, its order and its history. Joins, leaves and publications to rooms that
+//! keep publications go there; it stamps each publication with `(epoch, offset)` and fans it out
+//! through the ordinary routing, so members see publications and membership events in one order.
+
+pub(crate) mod asks;
+pub(crate) mod history;
+pub(crate) mod members;
+pub(crate) mod options;
+
+pub use options::{PublishPolicy, RoomConfig};
