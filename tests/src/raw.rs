@@ -271,6 +271,24 @@ impl Raw {
         }
     }
 
+    /// PING, then read up to its PONG past anything else (ERRs included); returns the ERR
+    /// codes seen on the way.
+    pub fn flush_past_errors(&mut self) -> Vec<ErrorCode> {
+        let op_id = self.send(Fields::Ping, b"", b"");
+        let mut codes = Vec::new();
+        loop {
+            let frame = self.next_frame().expect("PONG");
+            match frame.fields {
+                Fields::Pong if frame.op_id == op_id => return codes,
+                Fields::Ping => {
+                    self.send(Fields::Pong, b"", b"");
+                }
+                Fields::Err { code, .. } => codes.push(code),
+                _ => {}
+            }
+        }
+    }
+
     /// Subscribes and flushes; returns nothing (errors show up in later reads).
     pub fn subscribe(&mut self, sid: u64, pattern: &str, queue: &str) {
         self.send(Fields::Sub { sid }, pattern.as_bytes(), queue.as_bytes());

@@ -89,7 +89,10 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
     let epoch = joined["epoch"].as_str().unwrap().to_owned();
 
     let mut bob = connect(&server, "bob");
-    send(&mut bob, json!({"op": "join", "id": 2, "topic": "chat.lobby", "sid": 5}));
+    send(
+        &mut bob,
+        json!({"op": "join", "id": 2, "topic": "chat.lobby", "sid": 5}),
+    );
     assert_eq!(next(&mut bob)["data"]["clients"], 2);
     let event = next(&mut ann);
     assert_eq!(event["op"], "member", "{event}");
@@ -97,7 +100,10 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
     assert_eq!(event["sid"], 1);
     assert_eq!(event["data"]["name"], "bob");
 
-    send(&mut bob, json!({"op": "presence", "id": 3, "topic": "chat.lobby"}));
+    send(
+        &mut bob,
+        json!({"op": "presence", "id": 3, "topic": "chat.lobby"}),
+    );
     let presence = next(&mut bob);
     assert_eq!(presence["op"], "presence", "{presence}");
     assert_eq!(presence["count"], 2);
@@ -108,7 +114,10 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 2);
-    assert!(names.contains(&"ann") && names.contains(&"bob"), "{names:?}");
+    assert!(
+        names.contains(&"ann") && names.contains(&"bob"),
+        "{names:?}"
+    );
     let ann_info = presence["data"]["members"]
         .as_array()
         .unwrap()
@@ -116,24 +125,42 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
         .find(|m| m["name"] == "ann")
         .unwrap();
     assert_eq!(ann_info["info"], json!({"colour": "red"}));
-    send(&mut bob, json!({"op": "presence_stats", "id": 4, "topic": "chat.lobby"}));
+    send(
+        &mut bob,
+        json!({"op": "presence_stats", "id": 4, "topic": "chat.lobby"}),
+    );
     let stats = next(&mut bob);
     assert_eq!(stats["data"], json!({"clients": 2, "users": 1}));
 
-    send(&mut ann, json!({"op": "pub", "topic": "chat.lobby", "data": {"text": "hi"}}));
+    send(
+        &mut ann,
+        json!({"op": "pub", "topic": "chat.lobby", "data": {"text": "hi"}}),
+    );
     for ws in [&mut ann, &mut bob] {
         let msg = next_op(ws, "msg");
         assert_eq!(msg["data"], json!({"text": "hi"}));
-        assert_eq!((msg["epoch"].as_str(), &msg["offset"]), (Some(&*epoch), &json!(1)));
+        assert_eq!(
+            (msg["epoch"].as_str(), &msg["offset"]),
+            (Some(&*epoch), &json!(1))
+        );
         assert!(msg.get("headers").is_none(), "{msg}");
     }
 
     // Bob goes; Ann hears it; two messages are published while he is away.
     drop(bob);
     let event = next_op(&mut ann, "member");
-    assert_eq!((event["event"].as_str(), event["data"]["name"].as_str()), (Some("leave"), Some("bob")));
-    send(&mut ann, json!({"op": "pub", "topic": "chat.lobby", "text": "two"}));
-    send(&mut ann, json!({"op": "pub", "topic": "chat.lobby", "text": "three"}));
+    assert_eq!(
+        (event["event"].as_str(), event["data"]["name"].as_str()),
+        (Some("leave"), Some("bob"))
+    );
+    send(
+        &mut ann,
+        json!({"op": "pub", "topic": "chat.lobby", "text": "two"}),
+    );
+    send(
+        &mut ann,
+        json!({"op": "pub", "topic": "chat.lobby", "text": "three"}),
+    );
     assert_eq!(next_op(&mut ann, "msg")["offset"], 2);
     assert_eq!(next_op(&mut ann, "msg")["offset"], 3);
 
@@ -145,7 +172,9 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
     let joined = next(&mut bob);
     assert_eq!(joined["recovered"], true, "{joined}");
     assert_eq!(joined["count"], 2);
-    let texts: Vec<Json> = (0..2).map(|_| next_op(&mut bob, "msg")["text"].clone()).collect();
+    let texts: Vec<Json> = (0..2)
+        .map(|_| next_op(&mut bob, "msg")["text"].clone())
+        .collect();
     assert_eq!(texts, vec![json!("two"), json!("three")]);
 
     send(
@@ -154,13 +183,22 @@ fn json_clients_join_see_each_other_and_recover_what_they_missed() {
     );
     let first = next_op(&mut bob, "msg");
     let second = next_op(&mut bob, "msg");
-    assert_eq!((first["sid"].clone(), first["offset"].clone()), (json!(77), json!(3)));
+    assert_eq!(
+        (first["sid"].clone(), first["offset"].clone()),
+        (json!(77), json!(3))
+    );
     assert_eq!(second["offset"], 2);
     let end = next_op(&mut bob, "history");
-    assert_eq!((end["id"].clone(), end["count"].clone()), (json!(10), json!(2)));
+    assert_eq!(
+        (end["id"].clone(), end["count"].clone()),
+        (json!(10), json!(2))
+    );
     assert_eq!(end["epoch"].as_str(), Some(&*epoch));
 
-    send(&mut bob, json!({"op": "leave", "id": 11, "topic": "chat.nowhere"}));
+    send(
+        &mut bob,
+        json!({"op": "leave", "id": 11, "topic": "chat.nowhere"}),
+    );
     let err = next_op(&mut bob, "err");
     assert_eq!(err["name"], "NOT_A_MEMBER");
 }
