@@ -12,6 +12,7 @@ mod metrics;
 pub(crate) mod payload;
 mod push;
 pub(crate) mod reply;
+mod rooms;
 mod routes;
 mod status;
 mod timer;

@@ -3,7 +3,7 @@
 //! frame path, so it is checked, counted, routed and answered exactly as a client's would be,
 //! and the answer (OK, ERR, RESP) comes back through the connection's outbox.
 //!
-//! Body: `{"topic": "...", "data": <any JSON> | "text": "..." | "data_base64": "...",
+//! Body: `{"topic": "..." | "room": "...", "data": <any JSON> | "text": "..." | "data_base64": "...",
 //! "headers": {"k": "v"}, "timeout_ms": 5000}`. `data` is published as a container (binary
 //! clients get typed values, JSON clients the same JSON back), `text` as its UTF-8 bytes,
 //! `data_base64` as the decoded bytes.
@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use crate::auth::Identity;
 use crate::shard::Shard;
-use crate::shard::conn::Conn;
 use crate::shard::inproc;
 use crate::shard::read_buffer::ReadBuffer;
 
@@ -36,7 +35,11 @@ const DEFAULT_TIMEOUT_MS: u32 = 5_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PushBody {
-    topic: String,
+    #[serde(default)]
+    topic: Option<String>,
+    /// A room instead of a topic: published the same, answered with its recipients.
+    #[serde(default)]
+    room: Option<String>,
     #[serde(default)]
     data: Option<Box<RawValue>>,
     #[serde(default)]
@@ -50,6 +53,15 @@ pub(crate) struct PushBody {
 }
 
 impl PushBody {
+    /// The subject: `topic` or `room`, exactly one of them.
+    fn subject(&self) -> Result<&str, Refusal> {
+        match (&self.topic, &self.room) {
+            (Some(topic), None) => Ok(topic),
+            (None, Some(room)) => Ok(room),
+            _ => Err(bad(ErrorCode::BAD_FRAME, "give one of topic and room")),
+        }
+    }
+
     fn payload(&self) -> PayloadIn<'_> {
         PayloadIn {
             data: self.data.as_deref(),
@@ -81,7 +93,7 @@ fn frame_bytes(
     }
     let frame = Frame::new(fields)
         .with_op_id(1)
-        .with_topic(&body.topic)
+        .with_topic(body.subject()?)
         .with_headers(headers.headers())
         .with_flags(flags)
         .with_payload(&payload);
@@ -90,7 +102,8 @@ fn frame_bytes(
     Ok(out)
 }
 
-/// `POST /api/v1/publish`: 200 `{"ok": true}` once routed, or the coded error.
+/// `POST /api/v1/publish`: 200 `{"ok": true}` once routed (with `room`, and the room's
+/// members as `recipients`), or the coded error.
 pub(crate) async fn publish(
     shard: &Rc<Shard>,
     settings: &HttpSettings,
@@ -98,16 +111,28 @@ pub(crate) async fn publish(
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
     let frame = frame_bytes(body, Fields::Pub, settings)?;
-    let answer = exchange(shard, identity, &frame, |fields| {
+    if let Some(room) = &body.room
+        && !shard.is_room(room.as_bytes())
+    {
+        return Err(bad(
+            ErrorCode::NOT_A_ROOM,
+            "no [[rooms]] pattern matches the room",
+        ));
+    }
+    let answer = exchange(shard, Arc::clone(&identity), &frame, |fields| {
         matches!(fields, Fields::Ok | Fields::Err { .. })
     })
     .await;
-    match answer {
-        Answer::Frame(Fields::Ok, ..) => Ok(reply::json(
+    match (answer, &body.room) {
+        (Answer::Frame(Fields::Ok, ..), None) => Ok(reply::json(
             StatusCode::OK,
             &serde_json::json!({ "ok": true }),
         )),
-        other => Err(other.into_refusal()),
+        (Answer::Frame(Fields::Ok, ..), Some(room)) => {
+            let recipients = super::rooms::recipients(shard, identity, room).await;
+            Ok(super::rooms::published(recipients))
+        }
+        (other, _) => Err(other.into_refusal()),
     }
 }
 
@@ -140,15 +165,15 @@ pub(crate) async fn request(
     }
 }
 
-/// The frame that ended an exchange: fields, flags, headers block, payload.
-enum Answer {
+/// A frame an exchange brought back: fields, flags, headers block, payload.
+pub(super) enum Answer {
     Frame(Fields, Flags, Vec<u8>, Vec<u8>),
     /// The connection closed without the awaited frame.
     Closed,
 }
 
 impl Answer {
-    fn into_refusal(self) -> Refusal {
+    pub(super) fn into_refusal(self) -> Refusal {
         match self {
             Answer::Frame(
                 Fields::Err {
@@ -176,31 +201,44 @@ async fn exchange(
     frame: &[u8],
     ends: impl Fn(&Fields) -> bool,
 ) -> Answer {
-    let attached = inproc::Attached::new(shard, HelloOptions::VERBOSE);
+    let mut frames = exchange_all(shard, identity, frame, HelloOptions::VERBOSE, ends).await;
+    frames.pop().unwrap_or(Answer::Closed)
+}
+
+/// As `exchange`, with the frames (`keep` decides which) that came before the last; the last is
+/// the one `ends` accepted, or `Answer::Closed`.
+pub(super) async fn exchange_all(
+    shard: &Rc<Shard>,
+    identity: Arc<Identity>,
+    frame: &[u8],
+    options: HelloOptions,
+    ends: impl Fn(&Fields) -> bool,
+) -> Vec<Answer> {
+    let attached = inproc::Attached::new(shard, options);
     attached.conn.set_identity(identity);
     // A frame that closes the connection still leaves its ERR in the outbox.
     inproc::feed(shard, &attached.conn, &mut ReadBuffer::new(0), frame);
-    first_matching(&attached.conn, shard, &ends).await
-}
-
-/// Reads the connection's outbox until a frame `ends` accepts.
-async fn first_matching(conn: &Conn, shard: &Shard, ends: &impl Fn(&Fields) -> bool) -> Answer {
+    let conn = &attached.conn;
+    let mut frames = Vec::new();
     while let Some(batch) = conn.outbox.next_batch().await {
         let mut rest = batch.as_slice();
         while let Ok(Some((frame, len))) = next_frame(rest, &shard.settings.limits) {
+            let owned = Answer::Frame(
+                frame.fields,
+                frame.flags,
+                frame.headers.as_bytes().to_vec(),
+                frame.payload.to_vec(),
+            );
+            frames.push(owned);
             if ends(&frame.fields) {
-                return Answer::Frame(
-                    frame.fields,
-                    frame.flags,
-                    frame.headers.as_bytes().to_vec(),
-                    frame.payload.to_vec(),
-                );
+                return frames;
             }
             rest = rest.get(len..).unwrap_or_default();
         }
         conn.outbox.written(batch);
     }
-    Answer::Closed
+    frames.push(Answer::Closed);
+    frames
 }
 
 /// A response as JSON: its payload field (`payload.rs`) and its headers.

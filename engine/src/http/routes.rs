@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
 use super::reply::{self, Body, Refusal};
-use super::{HttpSettings, assets, listings, metrics, push, status};
+use super::{HttpSettings, assets, listings, metrics, push, rooms, status};
 use crate::auth::Identity;
 use crate::shard::Shard;
 
@@ -115,6 +115,22 @@ async fn guarded(
             answer.unwrap_or_else(Refusal::into_response)
         }
         (&Method::POST, "/api/v1/reload") if monitoring => reload(&shard).await,
+        (&Method::GET, path) if rooms::presence_room(path).is_some() => {
+            let room = rooms::presence_room(path).unwrap_or_default();
+            let query = request.uri().query();
+            match rooms::presence(&shard, identity, room, query).await {
+                Ok(page) => reply::json(StatusCode::OK, &page),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
+        (&Method::GET, path) if path.starts_with(rooms::HISTORY_PREFIX) => {
+            let topic = path.get(rooms::HISTORY_PREFIX.len()..).unwrap_or_default();
+            let query = request.uri().query();
+            match rooms::history(&shard, &settings, identity, topic, query).await {
+                Ok(page) => reply::json(StatusCode::OK, &page),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
         (&Method::GET | &Method::DELETE | &Method::POST, _) if !monitoring => {
             shard.metrics.error(ErrorCode::PERMISSION_DENIED);
             Refusal::new(
@@ -141,6 +157,10 @@ async fn guarded(
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
+        (&Method::GET, "/api/v1/rooms") => match rooms::list(&shard, request.uri().query()).await {
+            Ok(page) => reply::json(StatusCode::OK, &page),
+            Err(refusal) => refusal.into_response(),
+        },
         (&Method::DELETE, path) if path.starts_with(KICK_PREFIX) => {
             let id = path.get(KICK_PREFIX.len()..).unwrap_or_default();
             match listings::kick(&shard, id).await {
@@ -183,6 +203,8 @@ const KICK_PREFIX: &str = "/api/v1/connections/";
 
 fn is_known(path: &str) -> bool {
     path.starts_with(KICK_PREFIX)
+        || path.starts_with(rooms::HISTORY_PREFIX)
+        || rooms::presence_room(path).is_some()
         || matches!(
             path,
             "/healthz"
@@ -192,6 +214,7 @@ fn is_known(path: &str) -> bool {
                 | "/api/v1/shards"
                 | "/api/v1/connections"
                 | "/api/v1/topics"
+                | "/api/v1/rooms"
                 | "/ws"
                 | "/js/shardbus.js"
                 | "/demo"

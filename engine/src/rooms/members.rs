@@ -183,6 +183,15 @@ impl Rooms {
     }
 }
 
+impl Rooms {
+    /// Every room with its counts, in no particular order.
+    pub(crate) fn list(&self) -> impl Iterator<Item = (&[u8], Counts)> + '_ {
+        self.rooms
+            .iter()
+            .map(|(name, state)| (&**name, counts(state)))
+    }
+}
+
 fn counts(state: &Room) -> Counts {
     Counts {
         clients: state.members.len() as u64,

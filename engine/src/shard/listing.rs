@@ -24,6 +24,8 @@ pub(crate) enum Listing {
     Topics,
     /// Close connection `id` with `KICKED`, if this shard has it: `[id]`, else `[]`.
     Kick(u64),
+    /// The rooms this shard is home to, with their members and users.
+    Rooms,
 }
 
 /// A listing being gathered: the parts so far and how many shards have not answered.
@@ -86,6 +88,7 @@ impl Shard {
                     })
                 })
                 .collect(),
+            Listing::Rooms => self.rooms_listing(),
         };
         serde_json::to_vec(&items).unwrap_or_default()
     }

@@ -146,6 +146,28 @@ fn positioned(position: Position, headers: &[u8], out: &mut Vec<u8>) {
 
 // The member's side: this shard's connections' room ops.
 impl Shard {
+    /// Whether `subject` is a room.
+    pub(crate) fn is_room(&self, subject: &[u8]) -> bool {
+        self.rooms.options(subject).is_some()
+    }
+
+    /// The rooms this shard is home to, as `GET /api/v1/rooms` lists them.
+    pub(crate) fn rooms_listing(&self) -> Vec<serde_json::Value> {
+        self.rooms
+            .homes
+            .borrow()
+            .list()
+            .map(|(room, counts)| {
+                serde_json::json!({
+                    "room": String::from_utf8_lossy(room),
+                    "home_shard": self.id,
+                    "clients": counts.clients,
+                    "users": counts.users,
+                })
+            })
+            .collect()
+    }
+
     fn home_of(&self, room: &[u8]) -> ShardId {
         home_shard(room, self.settings.shards)
     }

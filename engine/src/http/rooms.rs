@@ -1,0 +1,246 @@
+//! Rooms over HTTP: `GET /api/v1/rooms` (every home shard's rooms, merged and paged),
+//! `GET /api/v1/rooms/{room}/presence`, `GET /api/v1/history/{topic}`, and the recipient count
+//! of `POST /api/v1/publish` with `room`. Presence and history are PRESENCE and HISTORY frames
+//! of an in-process client with the caller's identity (`push.rs`), so the permissions, limits
+//! and codes are the binary protocol's.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use shardbus_protocol::container::{self, ContainerLimits};
+use shardbus_protocol::{
+    ErrorCode, Fields, Flags, Frame, Headers, HelloOptions, RoomFields, RoomFlags, encode,
+};
+
+use super::HttpSettings;
+use super::payload;
+use super::push::{Answer, exchange_all};
+use super::reply::{self, Body, Refusal};
+use crate::auth::Identity;
+use crate::shard::Shard;
+use crate::shard::listing::Listing;
+
+/// Rooms a page of `GET /api/v1/rooms` holds when the query names no `limit`.
+const DEFAULT_PAGE: usize = 100;
+/// The most a page may hold.
+const MAX_PAGE: usize = 1_000;
+
+/// `/api/v1/rooms/{room}/presence`.
+pub(crate) const PRESENCE_PREFIX: &str = "/api/v1/rooms/";
+const PRESENCE_SUFFIX: &str = "/presence";
+/// `/api/v1/history/{topic}`.
+pub(crate) const HISTORY_PREFIX: &str = "/api/v1/history/";
+
+/// The room a `/api/v1/rooms/{room}/presence` path names.
+pub(crate) fn presence_room(path: &str) -> Option<&str> {
+    path.strip_prefix(PRESENCE_PREFIX)?
+        .strip_suffix(PRESENCE_SUFFIX)
+        .filter(|room| !room.is_empty())
+}
+
+/// `key=value` pairs of a query string.
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Refusal> {
+    value
+        .parse()
+        .map_err(|_| Refusal::new(ErrorCode::BAD_FRAME, format!("{key} must be a number")))
+}
+
+/// `GET /api/v1/rooms?offset=&limit=`: rooms with members, by name, with their counts.
+pub(crate) async fn list(shard: &Shard, query: Option<&str>) -> Result<serde_json::Value, Refusal> {
+    let (mut offset, mut limit) = (0usize, DEFAULT_PAGE);
+    for (key, value) in query_pairs(query) {
+        match key {
+            "offset" => offset = number(key, value)?,
+            "limit" => limit = number::<usize>(key, value)?.clamp(1, MAX_PAGE),
+            _ => {}
+        }
+    }
+    let gathered = shard.gather(Listing::Rooms).await;
+    let mut rooms = gathered.items;
+    rooms.sort_by(|a, b| a["room"].as_str().cmp(&b["room"].as_str()));
+    let total = rooms.len();
+    let page: Vec<_> = rooms.into_iter().skip(offset).take(limit).collect();
+    Ok(serde_json::json!({
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "complete": gathered.complete,
+        "rooms": page,
+    }))
+}
+
+fn frame_for(fields: Fields, topic: &str) -> Result<Vec<u8>, Refusal> {
+    let frame = Frame::new(fields).with_op_id(1).with_topic(topic);
+    let mut out = Vec::new();
+    encode(&frame, &mut out).map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+    Ok(out)
+}
+
+/// A container payload as JSON (`null` when empty or unreadable).
+fn container_json(payload: &[u8]) -> serde_json::Value {
+    let limits = ContainerLimits {
+        max_size: payload.len(),
+        ..ContainerLimits::default()
+    };
+    container::decode(payload, &limits)
+        .ok()
+        .and_then(|v| v.to_owned_value().to_json().ok())
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `GET /api/v1/rooms/{room}/presence?cursor=&limit=&stats=true`.
+pub(crate) async fn presence(
+    shard: &Rc<Shard>,
+    identity: Arc<Identity>,
+    room: &str,
+    query: Option<&str>,
+) -> Result<serde_json::Value, Refusal> {
+    let mut fields = RoomFields::default();
+    for (key, value) in query_pairs(query) {
+        match key {
+            "cursor" => fields.offset = number(key, value)?,
+            "limit" => fields.count = number(key, value)?,
+            "stats" if value == "true" => fields.flags = RoomFlags::STATS_ONLY,
+            _ => {}
+        }
+    }
+    let frame = frame_for(Fields::Presence(fields), room)?;
+    let options = HelloOptions(0);
+    let mut answers = exchange_all(shard, identity, &frame, options, |f| {
+        matches!(f, Fields::Presence(_) | Fields::Err { .. })
+    })
+    .await;
+    match answers.pop() {
+        Some(Answer::Frame(Fields::Presence(page), _, _, payload)) => {
+            let mut body = container_json(&payload);
+            if let Some(map) = body.as_object_mut() {
+                map.insert("room".into(), room.into());
+                if page.offset != 0 {
+                    map.insert("cursor".into(), page.offset.to_string().into());
+                }
+            }
+            Ok(body)
+        }
+        Some(other) => Err(other.into_refusal()),
+        None => Err(Answer::Closed.into_refusal()),
+    }
+}
+
+/// `GET /api/v1/history/{topic}?limit=&since=&epoch=&reverse=true`: the publications as JSON,
+/// each with its offset, payload and headers.
+pub(crate) async fn history(
+    shard: &Rc<Shard>,
+    settings: &HttpSettings,
+    identity: Arc<Identity>,
+    topic: &str,
+    query: Option<&str>,
+) -> Result<serde_json::Value, Refusal> {
+    let mut fields = RoomFields::default();
+    for (key, value) in query_pairs(query) {
+        match key {
+            "limit" => fields.count = number(key, value)?,
+            "since" => {
+                fields.offset = number(key, value)?;
+                fields.flags = fields.flags.with(RoomFlags::FROM_POSITION);
+            }
+            "epoch" => fields.epoch = number(key, value)?,
+            "reverse" if value == "true" => fields.flags = fields.flags.with(RoomFlags::REVERSE),
+            _ => {}
+        }
+    }
+    let frame = frame_for(Fields::History(fields), topic)?;
+    let answers = exchange_all(shard, identity, &frame, HelloOptions::HEADERS, |f| {
+        matches!(f, Fields::History(_) | Fields::Err { .. })
+    })
+    .await;
+    let mut publications = Vec::new();
+    for answer in answers {
+        match answer {
+            Answer::Frame(Fields::Msg { .. }, flags, headers, payload) => {
+                publications.push(publication(flags, &headers, &payload, settings)?);
+            }
+            Answer::Frame(Fields::History(end), ..) => {
+                return Ok(serde_json::json!({
+                    "topic": topic,
+                    "epoch": end.epoch.to_string(),
+                    "offset": end.offset,
+                    "publications": publications,
+                }));
+            }
+            other => return Err(other.into_refusal()),
+        }
+    }
+    Err(Answer::Closed.into_refusal())
+}
+
+/// One kept publication as JSON: `offset`, its payload field, its other headers.
+fn publication(
+    flags: Flags,
+    headers: &[u8],
+    payload: &[u8],
+    settings: &HttpSettings,
+) -> Result<serde_json::Value, Refusal> {
+    let (field, value) = payload::to_json(flags, payload, settings.max_body)?;
+    let mut out = serde_json::Map::new();
+    let mut others = serde_json::Map::new();
+    for (key, value) in Headers::parse(headers).unwrap_or_default() {
+        match key {
+            "sb-offset" => {
+                out.insert("offset".into(), value.parse::<u64>().unwrap_or(0).into());
+            }
+            "sb-epoch" => {}
+            _ => {
+                others.insert(key.into(), value.into());
+            }
+        }
+    }
+    let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+    out.insert(field.into(), value);
+    if !others.is_empty() {
+        out.insert("headers".into(), others.into());
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+/// How many members `room` has, for `POST /api/v1/publish` with `room`: asked of the room's
+/// home right after the publication, on the same channel, so it counts the members the
+/// publication reached. `None` for a room that keeps no presence.
+pub(crate) async fn recipients(
+    shard: &Rc<Shard>,
+    identity: Arc<Identity>,
+    room: &str,
+) -> Option<u64> {
+    let fields = RoomFields {
+        flags: RoomFlags::STATS_ONLY,
+        ..RoomFields::default()
+    };
+    let frame = frame_for(Fields::Presence(fields), room).ok()?;
+    let mut answers = exchange_all(shard, identity, &frame, HelloOptions(0), |f| {
+        matches!(f, Fields::Presence(_) | Fields::Err { .. })
+    })
+    .await;
+    match answers.pop()? {
+        Answer::Frame(Fields::Presence(_), _, _, payload) => {
+            container_json(&payload).get("clients")?.as_u64()
+        }
+        _ => None,
+    }
+}
+
+/// The answer to a room publish: `{"ok": true, "recipients": N}`.
+pub(crate) fn published(recipients: Option<u64>) -> hyper::Response<Body> {
+    reply::json(
+        StatusCode::OK,
+        &serde_json::json!({ "ok": true, "recipients": recipients }),
+    )
+}
