@@ -7,6 +7,13 @@
 //   bus.sub("sensors.*.temp", (msg) => console.log(msg.topic, msg.data));
 //   bus.pub("sensors.kitchen.temp", { celsius: 21.5 });
 //   const answer = await bus.req("time.now", { text: "?" }, { timeoutMs: 2000 });
+//   const room = await bus.join("chat.lobby", (msg) => show(msg), {
+//     info: { avatar: "cat.png" }, onJoin: (m) => hello(m.name), onLeave: (m) => bye(m.name) });
+//   const { members } = await room.presence();
+//
+// Rooms (PROTOCOL.md §3.11): the client remembers each room's last (epoch, offset) and, after a
+// reconnect, joins again from there, so a member misses nothing the room kept; `onRejoin`
+// hears `{ recovered }` each time (false: reload your state, e.g. from `room.history()`).
 //
 // Options: `name`, `token` (credentials), `echo` (receive your own publishes),
 // `minBackoffMs`, `maxBackoffMs`.
@@ -27,6 +34,8 @@ function message(bus, frame) {
     topic: frame.topic,
     sid: frame.sid,
     seq: frame.seq,
+    epoch: frame.epoch,
+    offset: frame.offset,
     headers: frame.headers || {},
     data: frame.data,
     text: frame.text,
@@ -59,6 +68,9 @@ export class Shardbus {
     this.subs = new Map(); // sid -> { pattern, queue, callback }
     this.requests = new Map(); // request_id -> { resolve, reject, timer }
     this.flushes = new Map(); // ping id -> resolve
+    this.rooms = new Map(); // sid -> room state (see join)
+    this.ops = new Map(); // op id -> { resolve, reject } for join, presence, history
+    this.histories = new Map(); // label sid -> publications gathered
     this.nextId = 1;
     this.queue = []; // messages sent while disconnected
     this.closed = false;
@@ -86,6 +98,7 @@ export class Shardbus {
           this.attempt = 0;
           this.welcome = frame;
           for (const [sid, sub] of this.subs) this._sendNow(this._subFrame(sid, sub));
+          for (const [sid, room] of this.rooms) this._sendNow(this._joinFrame(sid, room, this._rejoined(room)));
           for (const queued of this.queue.splice(0)) this._sendNow(queued);
           this.onstate("connected");
           resolve(this);
@@ -100,6 +113,9 @@ export class Shardbus {
           pending.reject(new Error("connection lost"));
         }
         this.requests.clear();
+        for (const [, pending] of this.ops) pending.reject(new Error("connection lost"));
+        this.ops.clear();
+        this.histories.clear();
         this.welcome = null;
         if (!welcomed) reject(new Error("could not connect"));
         if (!this.closed) this._reconnect();
@@ -117,8 +133,49 @@ export class Shardbus {
   _dispatch(frame) {
     switch (frame.op) {
       case "msg": {
+        const gathered = this.histories.get(frame.sid);
+        if (gathered) {
+          gathered.push(message(this, frame));
+          break;
+        }
+        const room = this.rooms.get(frame.sid);
+        if (room) {
+          if (frame.offset !== undefined) {
+            room.epoch = frame.epoch;
+            room.offset = frame.offset;
+          }
+          room.onMessage(message(this, frame));
+          break;
+        }
         const sub = this.subs.get(frame.sid);
         if (sub) sub.callback(message(this, frame));
+        break;
+      }
+      case "join":
+      case "presence":
+      case "history": {
+        if (frame.op === "join") {
+          const room = this.rooms.get(frame.sid);
+          if (room && frame.epoch !== undefined) {
+            room.epoch = frame.epoch;
+            room.offset = frame.offset - frame.count;
+          }
+        }
+        if (frame.op === "history") {
+          frame.publications = this.histories.get(frame.sid) || [];
+          this.histories.delete(frame.sid);
+        }
+        const pending = this.ops.get(frame.id);
+        if (pending) {
+          this.ops.delete(frame.id);
+          pending.resolve(frame);
+        }
+        break;
+      }
+      case "member": {
+        const room = this.rooms.get(frame.sid);
+        const callback = room && (frame.event === "join" ? room.onJoin : room.onLeave);
+        if (callback) callback(frame.data);
         break;
       }
       case "resp": {
@@ -132,7 +189,11 @@ export class Shardbus {
       }
       case "err": {
         const pending = frame.ref && this.requests.get(Number(frame.ref));
-        if (pending) {
+        const op = this.ops.get(frame.id);
+        if (op) {
+          this.ops.delete(frame.id);
+          op.reject(new ShardbusError(frame));
+        } else if (pending) {
           this.requests.delete(Number(frame.ref));
           clearTimeout(pending.timer);
           pending.reject(new ShardbusError(frame));
@@ -186,6 +247,104 @@ export class Shardbus {
     const frame = { op: "sub", topic: sub.pattern, sid };
     if (sub.queue) frame.queue = sub.queue;
     return frame;
+  }
+
+  _joinFrame(sid, room, id) {
+    const frame = { op: "join", id, topic: room.topic, sid };
+    if (room.info !== undefined) frame.info = room.info;
+    if (room.epoch !== undefined) {
+      frame.epoch = room.epoch;
+      frame.offset = room.offset;
+    }
+    return frame;
+  }
+
+  /** The op id of a rejoin after a reconnect; its answer goes to the room's `onRejoin`. */
+  _rejoined(room) {
+    const id = this.nextId++;
+    this.ops.set(id, { resolve: (answer) => room.onRejoin(answer), reject: (err) => this.onerror(err) });
+    return id;
+  }
+
+  /** Sends `frame` with a fresh op id; resolves with the answer frame, rejects with its ERR. */
+  _ask(frame) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.ops.set(id, { resolve, reject });
+      this._send({ ...frame, id });
+    });
+  }
+
+  /**
+   * Joins room `topic`: `onMessage` gets its publications (with `epoch` and `offset` where the
+   * room keeps history). Options: `info` (shown to others), `onJoin(member)`, `onLeave(member)`,
+   * `onRejoin({ recovered })` after each reconnect. Resolves with the room: `sid`, `epoch`,
+   * `offset`, `recovered`, `clients`, `users`, and `presence()`, `stats()`, `history()`,
+   * `leave()`; rejects with the ERR (NOT_A_ROOM, ROOM_FULL, ...).
+   */
+  async join(topic, onMessage, { info, onJoin, onLeave, onRejoin, from } = {}) {
+    const sid = this.nextId++;
+    const room = { topic, onMessage, info, onJoin, onLeave, onRejoin: onRejoin || (() => {}) };
+    if (from) {
+      room.epoch = from.epoch;
+      room.offset = from.offset;
+    }
+    this.rooms.set(sid, room);
+    let answer;
+    try {
+      answer = await this._ask(this._joinFrame(sid, room));
+    } catch (err) {
+      this.rooms.delete(sid);
+      throw err;
+    }
+    const counts = answer.data || {};
+    return {
+      sid,
+      epoch: answer.epoch,
+      offset: answer.offset,
+      recovered: answer.recovered,
+      clients: counts.clients,
+      users: counts.users,
+      position: () => ({ epoch: room.epoch, offset: room.offset }),
+      presence: (options) => this.presence(topic, options),
+      stats: () => this.presenceStats(topic),
+      history: (options) => this.history(topic, options),
+      leave: () => {
+        this.rooms.delete(sid);
+        this._send({ op: "leave", topic });
+      },
+    };
+  }
+
+  /** A page of `topic`'s members: resolves with `{ clients, users, members, cursor }`. */
+  async presence(topic, { limit, cursor } = {}) {
+    const frame = { op: "presence", topic };
+    if (limit) frame.limit = limit;
+    if (cursor) frame.cursor = cursor;
+    const answer = await this._ask(frame);
+    return { ...(answer.data || {}), cursor: answer.cursor };
+  }
+
+  /** How many clients and distinct users `topic` has. */
+  async presenceStats(topic) {
+    const answer = await this._ask({ op: "presence_stats", topic });
+    return answer.data || {};
+  }
+
+  /** What room `topic` kept: resolves with `{ epoch, offset, publications }` (messages). Options:
+   *  `limit`, `since: { epoch, offset }`, `reverse`. */
+  async history(topic, { limit, since, reverse } = {}) {
+    const sid = this.nextId++;
+    this.histories.set(sid, []);
+    const frame = { op: "history", topic, sid };
+    if (limit) frame.limit = limit;
+    if (reverse) frame.reverse = true;
+    if (since) {
+      frame.epoch = since.epoch;
+      frame.offset = since.offset;
+    }
+    const answer = await this._ask(frame);
+    return { epoch: answer.epoch, offset: answer.offset, publications: answer.publications };
   }
 
   /** Publishes `payload` (JSON, `{text}` or `{base64}`) to `topic`. */

@@ -63,6 +63,11 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
             assets::DEMO_HTML.as_bytes().to_vec(),
             "text/html; charset=utf-8",
         ),
+        "/demo/chat" => reply::with_type(
+            StatusCode::OK,
+            assets::CHAT_HTML.as_bytes().to_vec(),
+            "text/html; charset=utf-8",
+        ),
         "/healthz" => healthz(&shard.shared),
         "/readyz" => readyz(&shard.shared),
         _ => return None,
@@ -218,6 +223,7 @@ fn is_known(path: &str) -> bool {
                 | "/ws"
                 | "/js/shardbus.js"
                 | "/demo"
+                | "/demo/chat"
                 | "/api/v1/publish"
                 | "/api/v1/reload"
                 | "/api/v1/request"
