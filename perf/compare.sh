@@ -11,7 +11,8 @@
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
 # both brokers on loopback with the same core count, runs every scenario against each in
 # alternation (A B A B ...), and prints per scenario the median, the spread (min–max) and the
-# shardbus/NATS ratio of the medians. The table is also appended to perf/RESULTS.md with the
+# shardbus/NATS ratio of the medians, then runs perf/room_compare.sh (rooms against Socket.IO).
+# The table is also appended to perf/RESULTS.md with the
 # command, nproc, CPU model and date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -168,4 +169,9 @@ at = text.find("\n## ")
 text = text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
 open("perf/RESULTS.md", "w").write(text)
 PY
+fi
+
+# Rooms: shardbus against Socket.IO 4 (its own script: another peer, another load tool).
+if [ -z "${ONLY:-}" ]; then
+  perf/room_compare.sh "$rounds"
 fi

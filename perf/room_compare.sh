@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Rooms side by side: shardbus against Socket.IO 4, same machine, same load tool, same run.
+#
+#   perf/room_compare.sh [rounds]     (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md)
+#
+# Installs the Node packages (perf/socketio/package.json: socket.io, socket.io-client, ws) when
+# missing, builds the release broker, starts shardbus (its shards on every core, rooms `bench.>`
+# and `hist.>` with 1,000 publications of history) and a Socket.IO 4 server (websocket
+# transport only), and runs perf/socketio/room_bench.js against each in alternation: the same
+# Node load tool drives both (socket.io-client for Socket.IO, the WebSocket JSON mapping for
+# shardbus). Prints per scenario the median and spread of each and the ratios of the medians,
+# and appends the table to perf/RESULTS.md with the command, nproc, CPU model and date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+cores=$(nproc)
+if [ ! -d perf/socketio/node_modules ]; then
+  (cd perf/socketio && npm install --no-audit --no-fund --silent)
+fi
+cargo build --release -q --bin shardbus
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+config=$(mktemp --suffix .toml)
+cat >"$config" <<'EOF'
+[[rooms]]
+pattern = "bench.>"
+[[rooms]]
+pattern = "hist.>"
+history_size = 1000
+recover = true
+EOF
+sb_port=$(free_port)
+sb_http=$(free_port)
+sio_port=$(free_port)
+target/release/shardbus --config "$config" --listen "127.0.0.1:$sb_port" --http-listen "127.0.0.1:$sb_http" \
+  --shards "$cores" --spin-before-park-us 0 2>/tmp/room-compare-shardbus.log &
+sb_pid=$!
+(cd perf/socketio && exec node server.js "$sio_port") >/tmp/room-compare-socketio.log 2>&1 &
+sio_pid=$!
+cleanup() {
+  kill "$sb_pid" "$sio_pid" 2>/dev/null || true
+  wait "$sb_pid" "$sio_pid" 2>/dev/null || true
+  rm -f "$config"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$sb_http") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$sio_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+bench() { (cd perf/socketio && node room_bench.js "$@"); }
+sb=(--target shardbus --url "ws://127.0.0.1:$sb_http/ws" --server-pid "$sb_pid")
+sio=(--target socketio --url "http://127.0.0.1:$sio_port" --server-pid "$sio_pid")
+
+# name | load arguments (both brokers)
+scenarios=(
+  "1,000 members, saturated|--members 1000 --msgs 300 --window 64 --procs 2"
+  "100 members, paced 500 msgs/s|--members 100 --msgs 2000 --rate 500 --procs 2"
+)
+results=$(mktemp)
+for ((round = 1; round <= rounds; round++)); do
+  for entry in "${scenarios[@]}"; do
+    name=${entry%%|*}
+    read -r -a load <<<"${entry#*|}"
+    echo "round $round: $name" >&2
+    printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room bench.room "${load[@]}")" >>"$results"
+    printf '%s\tsocketio\t%s\n' "$name" "$(bench "${sio[@]}" --room bench.room "${load[@]}")" >>"$results"
+  done
+  name="1,000 members, saturated, history room"
+  printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room hist.room --members 1000 --msgs 300 --window 64 --procs 2)" >>"$results"
+  name="recover 1,000 missed publications"
+  printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room "hist.recover$round" --recover 1000)" >>"$results"
+done
+
+table=$(python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, broker, report = line.rstrip("\n").split("\t", 2)
+    rows.setdefault(name, {}).setdefault(broker, []).append(json.loads(report))
+
+def med(reports, key):
+    values = [r[key] for r in reports if r.get(key) is not None]
+    return statistics.median(values), min(values), max(values)
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2f}"
+
+print("| scenario | measure | shardbus (median, min–max) | Socket.IO (median, min–max) | shardbus / Socket.IO |")
+print("|---|---|---|---|---|")
+for name, brokers in rows.items():
+    sb = brokers.get("shardbus", [])
+    sio = brokers.get("socketio", [])
+    if name.startswith("recover"):
+        m = med(sb, "elapsed_ms")
+        ok = all(r["recovered"] and r["count"] == r["missed"] for r in sb)
+        print(f"| {name} | one JOIN: answer and all publications, ms | {fmt(m[0])} ({fmt(m[1])}–{fmt(m[2])}), recovered in every round: {ok} | — | — |")
+        continue
+    for key, label in [("deliveries_per_s", "deliveries/s"), ("p50_us", "p50 µs"), ("p99_us", "p99 µs"), ("p999_us", "p99.9 µs"), ("server_cpu_us_per_delivery", "server CPU µs / delivery")]:
+        a = med(sb, key)
+        if sio:
+            b = med(sio, key)
+            ratio = f"{a[0] / b[0]:.2f}×" if b[0] else "—"
+            right = f"{fmt(b[0])} ({fmt(b[1])}–{fmt(b[2])})"
+        else:
+            ratio, right = "—", "—"
+        print(f"| {name} | {label} | {fmt(a[0])} ({fmt(a[1])}–{fmt(a[2])}) | {right} | {ratio} |")
+PY
+)
+echo "$table"
+if [ "${RESULTS:-1}" != 0 ]; then
+  section=$(mktemp)
+  {
+    echo "## $(date -u +%Y-%m-%d) — rooms: shardbus vs Socket.IO 4, side by side (perf/room_compare.sh)"
+    echo
+    echo "- Command: \`perf/room_compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores, spin 0); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') on Node $(node --version), one process, websocket transport only. Load: perf/socketio/room_bench.js in 2 processes on the same cores, 64-byte payloads."
+    echo
+    echo "$table"
+    echo
+  } >"$section"
+  # RESULTS.md is newest first: the new section goes before the first dated one.
+  python3 - "$section" <<'PY'
+import sys
+section = open(sys.argv[1]).read()
+text = open("perf/RESULTS.md").read()
+at = text.find("\n## ")
+text = text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
+open("perf/RESULTS.md", "w").write(text)
+PY
+  rm -f "$section"
+fi
+rm -f "$results"
