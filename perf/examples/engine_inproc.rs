@@ -5,7 +5,8 @@
 //! each run and the median.
 //!
 //! `cargo run --release -p shardbus-perf --example engine_inproc -- [subscribers per shard] [payload bytes]`
-//! (defaults 4 and 16).
+//! (defaults 4 and 16; a third argument fixes the reads per run and a fourth the one shard count
+//! to run, for callgrind).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a measurement harness, not a server path
 
@@ -20,12 +21,16 @@ fn main() {
     let payload: usize = args
         .next()
         .map_or(16, |a| a.parse().expect("payload bytes"));
+    // A third argument fixes the reads per run (for instruction counts under callgrind).
+    let reads_override: Option<u64> = args.next().map(|a| a.parse().expect("reads"));
+    // A fourth runs one shard count only.
+    let only_shards: Option<usize> = args.next().map(|a| a.parse().expect("shards"));
     println!(
         "engine_inproc: {subscribers_per_shard} subscribers per shard, {payload} B payload, \
          256 PUB frames per read"
     );
     println!("shards  run  published   delivered      seconds  deliveries/s");
-    for shards in [1, 2] {
+    for shards in [1, 2].into_iter().filter(|s| only_shards.is_none_or(|o| o == *s)) {
         let config = Config {
             shards,
             ..Config::default()
@@ -37,7 +42,7 @@ fn main() {
             frames_per_read: 256,
             warmup_reads: 2_000,
             // About 30 M deliveries per run whatever the fan-out.
-            reads: 120_000 / (subscribers_per_shard * shards) as u64,
+            reads: reads_override.unwrap_or(120_000 / (subscribers_per_shard * shards) as u64),
         };
         let mut rates = Vec::with_capacity(RUNS);
         for run in 1..=RUNS {

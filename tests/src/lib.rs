@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod pki;
+pub mod proxy;
 pub mod raw;
 
 use std::net::SocketAddr;

@@ -41,10 +41,8 @@ fn chromium() -> String {
 fn open(url: &str) -> Browser {
     static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let profile = std::env::temp_dir().join(format!(
-        "shardbus-chromium-{}-{n}",
-        std::process::id()
-    ));
+    let profile =
+        std::env::temp_dir().join(format!("shardbus-chromium-{}-{n}", std::process::id()));
     let child = Command::new(chromium())
         .args([
             "--headless",
@@ -111,17 +109,14 @@ impl Reports {
     fn wait(&mut self, name: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let topic = format!("demo.report.{name}");
         loop {
-            if let Some(i) = self
-                .seen
-                .iter()
-                .position(|(t, v)| *t == topic && wanted(v))
-            {
+            if let Some(i) = self.seen.iter().position(|(t, v)| *t == topic && wanted(v)) {
                 return self.seen.remove(i).1;
             }
             // Starting a browser on 2 busy cores can take a while.
-            let message = self.sub.recv_timeout(PATIENCE * 2).unwrap_or_else(|e| {
-                panic!("no report from {name} ({e:?}); seen: {:?}", self.seen)
-            });
+            let message = self
+                .sub
+                .recv_timeout(PATIENCE * 2)
+                .unwrap_or_else(|e| panic!("no report from {name} ({e:?}); seen: {:?}", self.seen));
             let value = message.value(&ContainerLimits::default()).unwrap();
             self.seen.push((message.topic().to_owned(), value));
         }

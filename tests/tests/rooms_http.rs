@@ -68,10 +68,18 @@ fn a_push_to_a_room_reaches_its_members_and_counts_them() {
     assert_eq!(listed["rooms"][0]["room"], "chat.lobby");
     assert_eq!(listed["rooms"][0]["clients"], 3);
 
-    let presence = http_request(server.http, "GET", "/api/v1/rooms/chat.lobby/presence", None);
+    let presence = http_request(
+        server.http,
+        "GET",
+        "/api/v1/rooms/chat.lobby/presence",
+        None,
+    );
     assert_eq!(presence.status, 200, "{}", presence.text());
     let presence = presence.json();
-    assert_eq!((presence["clients"].clone(), presence["users"].clone()), (json!(3), json!(1)));
+    assert_eq!(
+        (presence["clients"].clone(), presence["users"].clone()),
+        (json!(3), json!(1))
+    );
     assert_eq!(presence["members"].as_array().unwrap().len(), 3);
     let page = http_request(
         server.http,
@@ -106,7 +114,12 @@ fn history_over_http_lists_publications_with_their_offsets() {
     let server = server();
     for i in 0..5 {
         let body = json!({"topic": "chat.log", "data": {"n": i}, "headers": {"trace": "x"}});
-        let pushed = http_request(server.http, "POST", "/api/v1/publish", Some(&body.to_string()));
+        let pushed = http_request(
+            server.http,
+            "POST",
+            "/api/v1/publish",
+            Some(&body.to_string()),
+        );
         assert_eq!(pushed.status, 200);
     }
     let history = http_request(server.http, "GET", "/api/v1/history/chat.log?limit=3", None);
@@ -114,7 +127,10 @@ fn history_over_http_lists_publications_with_their_offsets() {
     let history = history.json();
     assert_eq!(history["offset"], 5);
     let publications = history["publications"].as_array().unwrap();
-    let offsets: Vec<u64> = publications.iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    let offsets: Vec<u64> = publications
+        .iter()
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect();
     assert_eq!(offsets, vec![3, 4, 5]);
     assert_eq!(publications[0]["data"], json!({"n": 2}));
     assert_eq!(publications[0]["headers"], json!({"trace": "x"}));
@@ -139,11 +155,35 @@ fn history_over_http_lists_publications_with_their_offsets() {
 fn room_refusals_have_their_codes_and_statuses() {
     let server = server();
     let cases = [
-        ("GET", "/api/v1/rooms/orders.new/presence", None, 404, "NOT_A_ROOM"),
-        ("GET", "/api/v1/rooms/quiet.x/presence", None, 409, "NOT_AVAILABLE"),
+        (
+            "GET",
+            "/api/v1/rooms/orders.new/presence",
+            None,
+            404,
+            "NOT_A_ROOM",
+        ),
+        (
+            "GET",
+            "/api/v1/rooms/quiet.x/presence",
+            None,
+            409,
+            "NOT_AVAILABLE",
+        ),
         ("GET", "/api/v1/history/quiet.x", None, 409, "NOT_AVAILABLE"),
-        ("GET", "/api/v1/history/chat.x?limit=100000", None, 400, "LIMIT_TOO_LARGE"),
-        ("GET", "/api/v1/history/chat.x?limit=lots", None, 400, "BAD_FRAME"),
+        (
+            "GET",
+            "/api/v1/history/chat.x?limit=100000",
+            None,
+            400,
+            "LIMIT_TOO_LARGE",
+        ),
+        (
+            "GET",
+            "/api/v1/history/chat.x?limit=lots",
+            None,
+            400,
+            "BAD_FRAME",
+        ),
         (
             "POST",
             "/api/v1/publish",

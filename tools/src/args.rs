@@ -119,6 +119,40 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Join a room and print its messages (with their offsets) and who joins and leaves,
+    /// until interrupted.
+    Join {
+        /// The room (a subject a `[[rooms]]` pattern matches).
+        room: String,
+        /// Recover from `EPOCH:OFFSET` (the last message seen).
+        #[arg(long)]
+        from: Option<String>,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List who is in a room.
+    Presence {
+        /// The room.
+        room: String,
+        /// Only the counts of clients and users.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Print what a room kept, oldest first.
+    History {
+        /// The room.
+        room: String,
+        /// At most this many (0: all the room keeps, up to the server's page limit).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Only those after `EPOCH:OFFSET`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Newest first.
+        #[arg(long)]
+        reverse: bool,
+    },
     /// Print the server's counters, per shard and in total.
     Status,
 }

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use shardbus_protocol::client::{Client, ClientError, ClientOptions, ClientTls, Subscription};
+use shardbus_protocol::client::{
+    Client, ClientError, ClientOptions, ClientTls, HistoryQuery, JoinOptions, Room, Subscription,
+};
 use shardbus_protocol::{Flags, HeadersBuilder};
 
 use args::{Args, Command};
@@ -134,6 +136,54 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
             })?;
             client.flush()?;
         }
+        Command::Join { room, from, count } => {
+            let from = from.as_deref().map(position).transpose()?;
+            let joined = client.join_with(room, JoinOptions { info: None, from })?;
+            eprintln!("{}", output::joined(room, joined.joined(), args.json));
+            join_loop(client, &joined, *count, args.json)?;
+        }
+        Command::Presence { room, stats } => {
+            let mut cursor = 0;
+            loop {
+                let page = client.presence(room, cursor, 0)?;
+                if cursor == 0 {
+                    eprintln!("{room}: {} clients, {} users", page.clients, page.users);
+                }
+                if *stats {
+                    break;
+                }
+                for member in &page.members {
+                    println!("{}", output::member(member, args.json));
+                }
+                match page.cursor {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+        }
+        Command::History {
+            room,
+            limit,
+            since,
+            reverse,
+        } => {
+            let after = since.as_deref().map(position).transpose()?;
+            let query = HistoryQuery {
+                limit: *limit,
+                after,
+                reverse: *reverse,
+            };
+            let history = client.history(room, query)?;
+            for message in &history.publications {
+                println!("{}", output::message(message, args.json));
+            }
+            eprintln!(
+                "{room}: {} publication(s); epoch {}, last offset {}",
+                history.publications.len(),
+                history.epoch,
+                history.offset
+            );
+        }
         Command::Status => {
             let status = client.status()?;
             print!("{}", output::status(&status, args.json));
@@ -143,6 +193,47 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
         }
     }
     client.close();
+    Ok(())
+}
+
+/// An `EPOCH:OFFSET` argument.
+fn position(text: &str) -> Result<(u64, u64), ClientError> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(epoch, offset)| Some((epoch.parse().ok()?, offset.parse().ok()?)));
+    parsed.ok_or(ClientError::Protocol(
+        shardbus_protocol::ProtocolError::BadSection {
+            op: "JOIN",
+            problem: "a position is EPOCH:OFFSET, two decimal numbers",
+        },
+    ))
+}
+
+/// Prints a room's messages and its members' arrivals and departures until `count` messages
+/// arrived (or forever).
+fn join_loop(
+    client: &Client,
+    room: &Room,
+    count: Option<u64>,
+    json: bool,
+) -> Result<(), ClientError> {
+    let mut received = 0;
+    while count.is_none_or(|n| received < n) {
+        while let Ok(event) = room.next_event(Duration::ZERO) {
+            println!("{}", output::member_event(&event, json));
+        }
+        match room.recv_timeout(POLL) {
+            Ok(message) => {
+                println!("{}", output::message(&message, json));
+                received += 1;
+            }
+            Err(ClientError::Timeout) => {}
+            Err(error) => return Err(error),
+        }
+        if let Some((code, text)) = client.take_last_error() {
+            eprintln!("server error {}: {text}", code.name());
+        }
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use shardbus_protocol::Flags;
-use shardbus_protocol::client::Message;
+use shardbus_protocol::client::{Joined, MemberEvent, Message};
 use shardbus_protocol::container::{ContainerLimits, Value};
 
 /// A JSON string literal.
@@ -77,6 +77,13 @@ pub fn message(message: &Message, json: bool) -> String {
             headers_json(message),
             payload_json(message)
         )
+    } else if let Some((epoch, offset)) = position(message) {
+        format!(
+            "[#{}] {} @{epoch}:{offset}: {}",
+            message.seq(),
+            message.topic(),
+            payload_text(message)
+        )
     } else {
         format!(
             "[#{}] {}: {}",
@@ -85,6 +92,84 @@ pub fn message(message: &Message, json: bool) -> String {
             payload_text(message)
         )
     }
+}
+
+/// A room publication's position, from its `sb-` headers.
+fn position(message: &Message) -> Option<(&str, &str)> {
+    let headers = message.headers();
+    Some((headers.get("sb-epoch")?, headers.get("sb-offset")?))
+}
+
+/// A value as JSON text.
+fn value_json(value: &Value) -> String {
+    value
+        .to_json()
+        .map(|j| String::from_utf8_lossy(&j).into_owned())
+        .unwrap_or_else(|_| "null".to_owned())
+}
+
+/// What JOIN answered.
+pub fn joined(room: &str, joined: &Joined, json: bool) -> String {
+    if json {
+        return format!(
+            "{{\"joined\":{},\"epoch\":\"{}\",\"offset\":{},\"count\":{},\"recovered\":{},\"clients\":{},\"users\":{}}}",
+            json_string(room),
+            joined.epoch,
+            joined.offset,
+            joined.count,
+            joined.recovered,
+            joined.clients,
+            joined.users
+        );
+    }
+    let mut line = format!(
+        "joined {room}: {} clients, {} users",
+        joined.clients, joined.users
+    );
+    if joined.positioned {
+        line.push_str(&format!(
+            "; position {}:{}, {} kept publication(s) follow{}",
+            joined.epoch,
+            joined.offset,
+            joined.count,
+            if joined.recovered {
+                ", nothing missed"
+            } else {
+                ""
+            }
+        ));
+    }
+    line
+}
+
+/// A member of a room (presence).
+pub fn member(member: &Value, json: bool) -> String {
+    if json {
+        return value_json(member);
+    }
+    let text = |key: &str| match member.get(key) {
+        Some(Value::Str(s)) => s.clone(),
+        Some(Value::U64(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}",
+        text("client"),
+        text("user"),
+        json_string(&text("name"))
+    )
+}
+
+/// Another member joined or left.
+pub fn member_event(event: &MemberEvent, json: bool) -> String {
+    let kind = if event.joined { "joined" } else { "left" };
+    if json {
+        return format!(
+            "{{\"event\":\"{kind}\",\"member\":{}}}",
+            value_json(&event.member)
+        );
+    }
+    format!("{kind}: {}", member(&event.member, false))
 }
 
 /// A response to a request.

@@ -11,16 +11,20 @@ use std::time::{Duration, Instant};
 
 use crate::container::{ContainerLimits, Value, compress};
 use crate::error_code::ErrorCode;
-use crate::flags::Flags;
-use crate::frame::Welcome;
+use crate::flags::{Flags, RoomFlags};
+use crate::frame::{Fields, RoomFields, Welcome};
 use crate::headers::Headers;
 
 use super::error::ClientError;
 use super::message::Message;
 use super::options::ClientOptions;
+use super::room::{History, HistoryQuery, JoinOptions, Joined, Presence, Room};
 use super::session::{ClientSession, LOCAL_TIMEOUT_GRACE, Phase};
 use super::subscription::Subscription;
 use super::transport::{Inner, Shared, SubSlot};
+
+/// Publications a HISTORY with no limit may bring: the server's default page maximum.
+const HISTORY_DEFAULT_PAGE: usize = 1_000;
 
 /// A connection to a shardbus server. Cheap to clone; closed when the last clone (and every
 /// [`Subscription`]) is dropped, or by [`Client::close`].
@@ -236,6 +240,7 @@ impl Client {
         shared.session.unsubscribe(sid, after)?;
         if after.is_none_or(|n| n == 0) {
             shared.subs.remove(&sid);
+            shared.member_events.remove(&sid);
         }
         self.inner.outbox_ready.notify_one();
         Ok(())
@@ -355,6 +360,194 @@ impl Client {
                 return Ok(view.to_owned_value());
             }
             shared = self.wait_answer(shared, deadline)?;
+        }
+    }
+
+    /// Joins room `room` (PROTOCOL.md §3.11) and waits for the server's answer.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// use shardbus_protocol::client::Client;
+    ///
+    /// let client = Client::connect("127.0.0.1:7400")?;
+    /// let room = client.join("chat.lobby")?;
+    /// println!("{} here", room.joined().clients);
+    /// let said = room.recv_timeout(Duration::from_secs(5))?;
+    /// # Ok::<(), shardbus_protocol::client::ClientError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with `NOT_A_ROOM`, `ROOM_FULL`, `TOO_MANY_ROOMS`,
+    /// `PERMISSION_DENIED` ...; [`ClientError::Timeout`], [`ClientError::Closed`].
+    pub fn join(&self, room: &str) -> Result<Room, ClientError> {
+        self.join_with(room, JoinOptions::default())
+    }
+
+    /// Joins with member info, or recovering from a position.
+    ///
+    /// # Errors
+    /// As [`Client::join`], and [`ClientError::Container`] for info that does not encode.
+    pub fn join_with(&self, room: &str, options: JoinOptions) -> Result<Room, ClientError> {
+        let info = match &options.info {
+            Some(value) => value.to_binary()?,
+            None => Vec::new(),
+        };
+        let deadline = Instant::now() + self.inner.options.handshake_timeout;
+        let (tx, rx) = mpsc::sync_channel(self.inner.options.subscription_capacity);
+        let (events_tx, events) = mpsc::sync_channel(self.inner.options.subscription_capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut shared = self.wait_connected(deadline)?;
+        let (sid, op_id) = shared.session.join(room, &info, options.from)?;
+        shared.awaited.insert(op_id);
+        shared.subs.insert(
+            sid,
+            SubSlot {
+                tx,
+                dropped: Arc::clone(&dropped),
+            },
+        );
+        shared.member_events.insert(sid, events_tx);
+        self.inner.outbox_ready.notify_one();
+        let (answer, payload) = self.room_answer(shared, op_id, deadline)?;
+        let Fields::Join(fields) = answer else {
+            return Err(ClientError::Disconnected);
+        };
+        let counts = crate::container::view::decode(&payload, &ContainerLimits::default())
+            .map(|v| v.to_owned_value())
+            .unwrap_or(Value::Null);
+        let count = |key: &str| match counts.get(key) {
+            Some(Value::U64(n)) => *n,
+            _ => 0,
+        };
+        Ok(Room {
+            name: room.to_owned(),
+            joined: Joined {
+                positioned: fields.flags.contains(RoomFlags::POSITIONED),
+                epoch: fields.epoch,
+                offset: fields.offset,
+                count: fields.count,
+                recovered: fields.flags.contains(RoomFlags::RECOVERED),
+                clients: count("clients"),
+                users: count("users"),
+            },
+            messages: Subscription::new(self.clone(), sid, rx, dropped),
+            events,
+        })
+    }
+
+    /// A page of room `room`'s members: up to `limit` (0: the server's default) after `cursor`
+    /// (0: the first page).
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] (`NOT_A_ROOM`, `NOT_AVAILABLE`, `LIMIT_TOO_LARGE`, ...),
+    /// [`ClientError::Timeout`], [`ClientError::Closed`].
+    pub fn presence(&self, room: &str, cursor: u64, limit: u32) -> Result<Presence, ClientError> {
+        let fields = Fields::Presence(RoomFields {
+            offset: cursor,
+            count: limit,
+            ..RoomFields::default()
+        });
+        let deadline = Instant::now() + self.inner.options.handshake_timeout;
+        let mut shared = self.wait_connected(deadline)?;
+        let op_id = shared.session.room_query(fields, room)?;
+        shared.awaited.insert(op_id);
+        self.inner.outbox_ready.notify_one();
+        let (answer, payload) = self.room_answer(shared, op_id, deadline)?;
+        let next = match answer {
+            Fields::Presence(page) => page.offset,
+            _ => 0,
+        };
+        let value =
+            crate::container::view::decode(&payload, &ContainerLimits::default())?.to_owned_value();
+        let number = |key: &str| match value.get(key) {
+            Some(Value::U64(n)) => *n,
+            _ => 0,
+        };
+        let members = match value.get("members") {
+            Some(Value::List(members)) => members.clone(),
+            _ => Vec::new(),
+        };
+        Ok(Presence {
+            clients: number("clients"),
+            users: number("users"),
+            members,
+            cursor: (next != 0).then_some(next),
+        })
+    }
+
+    /// What room `room` kept, as `query` asks.
+    ///
+    /// # Errors
+    /// As [`Client::presence`].
+    pub fn history(&self, room: &str, query: HistoryQuery) -> Result<History, ClientError> {
+        let deadline = Instant::now() + self.inner.options.handshake_timeout;
+        let mut shared = self.wait_connected(deadline)?;
+        let label = shared.session.label();
+        let (epoch, offset) = query.after.unwrap_or_default();
+        let mut flags = RoomFlags::default();
+        if query.after.is_some() {
+            flags = flags.with(RoomFlags::FROM_POSITION);
+        }
+        if query.reverse {
+            flags = flags.with(RoomFlags::REVERSE);
+        }
+        let fields = Fields::History(RoomFields {
+            sid: label,
+            epoch,
+            offset,
+            count: query.limit,
+            flags,
+        });
+        // The answer's messages arrive on the label before the HISTORY that ends them; the
+        // channel holds a whole answer.
+        let capacity = match query.limit {
+            0 => HISTORY_DEFAULT_PAGE,
+            n => n as usize,
+        };
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        shared.subs.insert(label, SubSlot { tx, dropped });
+        let op_id = shared.session.room_query(fields, room)?;
+        shared.awaited.insert(op_id);
+        self.inner.outbox_ready.notify_one();
+        let answer = self.room_answer(shared, op_id, deadline);
+        {
+            let mut shared = self.inner.lock();
+            shared.subs.remove(&label);
+            shared.session.end_label(label);
+        }
+        let (answer, _) = answer?;
+        let Fields::History(end) = answer else {
+            return Err(ClientError::Disconnected);
+        };
+        Ok(History {
+            epoch: end.epoch,
+            offset: end.offset,
+            publications: rx.try_iter().collect(),
+        })
+    }
+
+    /// Waits for the answer (or the ERR) to room op `op_id`.
+    fn room_answer<'a>(
+        &'a self,
+        mut shared: MutexGuard<'a, Shared>,
+        op_id: u32,
+        deadline: Instant,
+    ) -> Result<(Fields, Vec<u8>), ClientError> {
+        loop {
+            if let Some(answer) = shared.room_answers.remove(&op_id) {
+                shared.awaited.remove(&op_id);
+                return answer;
+            }
+            match self.wait_answer(shared, deadline) {
+                Ok(next) => shared = next,
+                Err(e) => {
+                    let mut shared = self.inner.lock();
+                    shared.awaited.remove(&op_id);
+                    shared.room_answers.remove(&op_id);
+                    return Err(e);
+                }
+            }
         }
     }
 

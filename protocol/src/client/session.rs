@@ -13,8 +13,8 @@ use crate::PROTOCOL_VERSION;
 use crate::encode::{Head, encode_head};
 use crate::error::ProtocolError;
 use crate::error_code::ErrorCode;
-use crate::flags::{Flags, HelloOptions};
-use crate::frame::{Fields, Frame, Welcome};
+use crate::flags::{Flags, HelloOptions, RoomFlags};
+use crate::frame::{Fields, Frame, RoomFields, Welcome};
 use crate::headers::{Headers, HeadersBuilder};
 use crate::limits::Limits;
 use crate::topic::{validate_pattern, validate_queue_group, validate_subject};
@@ -138,6 +138,18 @@ struct Subscription {
     queue: Option<String>,
     /// Deliveries left before an auto-unsubscribe completes.
     remaining: Option<u64>,
+    /// A room membership (JOIN instead of SUB), with what a rejoin needs.
+    room: Option<Membership>,
+}
+
+/// What a room membership keeps so that a reconnect joins again from where it was.
+#[derive(Debug, Clone, Default)]
+struct Membership {
+    /// Member info (a container), sent with every JOIN.
+    info: Vec<u8>,
+    /// The last position seen: epoch and offset of the last publication received, or of the
+    /// room when it was joined.
+    position: Option<(u64, u64)>,
 }
 
 /// Extra time a client waits beyond a request's timeout before giving up on its own, so the
@@ -190,6 +202,8 @@ pub struct ClientSession {
     pending: HashMap<u64, Instant>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     pings: std::collections::VecDeque<Instant>,
+    /// Sids labelling HISTORY answers still coming.
+    labels: std::collections::HashSet<u64>,
 }
 
 impl ClientSession {
@@ -207,6 +221,7 @@ impl ClientSession {
             pending: HashMap::new(),
             deadlines: BinaryHeap::new(),
             pings: std::collections::VecDeque::new(),
+            labels: std::collections::HashSet::new(),
         }
     }
 
@@ -281,6 +296,7 @@ impl ClientSession {
         self.outbox.clear();
         self.pings.clear();
         self.deadlines.clear();
+        self.labels.clear();
         self.pending.drain().map(|(id, _)| id).collect()
     }
 
@@ -352,6 +368,7 @@ impl ClientSession {
             pattern: pattern.to_owned(),
             queue: queue.map(str::to_owned),
             remaining: None,
+            room: None,
         };
         if self.phase != Phase::Disconnected {
             self.write_sub(sid, &sub)?;
@@ -361,6 +378,34 @@ impl ClientSession {
     }
 
     fn write_sub(&mut self, sid: u64, sub: &Subscription) -> Result<(), ClientError> {
+        if let Some(room) = &sub.room {
+            let (epoch, offset) = room.position.unwrap_or_default();
+            let fields = RoomFields {
+                sid,
+                epoch,
+                offset,
+                count: 0,
+                flags: if room.position.is_some() {
+                    RoomFlags::FROM_POSITION
+                } else {
+                    RoomFlags::default()
+                },
+            };
+            let flags = if room.info.is_empty() {
+                Flags::empty()
+            } else {
+                Flags::CONTAINER
+            };
+            let info = room.info.clone();
+            self.push(
+                Fields::Join(fields),
+                flags,
+                sub.pattern.as_bytes(),
+                &[],
+                &info,
+            )?;
+            return Ok(());
+        }
         let queue = sub.queue.as_deref().unwrap_or("").as_bytes();
         self.push(
             Fields::Sub { sid },
@@ -492,6 +537,112 @@ impl ClientSession {
         self.push(Fields::Status, Flags::empty(), b"", &[], &[])
     }
 
+    /// Joins room `room` (PROTOCOL.md §3.11) with member `info` (a container, or empty),
+    /// recovering after `from` (epoch, offset) when given. Returns the membership's sid and the
+    /// JOIN's op id. After a reconnect the session joins again by itself, from the last
+    /// position it saw.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] for a room name that is not a subject.
+    pub fn join(
+        &mut self,
+        room: &str,
+        info: &[u8],
+        from: Option<(u64, u64)>,
+    ) -> Result<(u64, u32), ClientError> {
+        validate_subject(room.as_bytes(), usize::from(self.limits.max_topic_len))?;
+        self.check_payload(info.len())?;
+        let sid = self.next_id;
+        self.next_id += 1;
+        let sub = Subscription {
+            pattern: room.to_owned(),
+            queue: None,
+            remaining: None,
+            room: Some(Membership {
+                info: info.to_vec(),
+                position: from,
+            }),
+        };
+        let op_id = self.next_op_id;
+        if self.phase != Phase::Disconnected {
+            self.write_sub(sid, &sub)?;
+        }
+        self.subs.insert(sid, sub);
+        Ok((sid, op_id))
+    }
+
+    /// Leaves the room of membership `sid`. Returns LEAVE's op id (0 when not connected: the
+    /// membership is simply not restored).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] if the frame cannot be encoded.
+    pub fn leave(&mut self, sid: u64) -> Result<u32, ClientError> {
+        let Some(sub) = self.subs.remove(&sid) else {
+            return Ok(0);
+        };
+        if self.phase == Phase::Disconnected {
+            return Ok(0);
+        }
+        self.push(
+            Fields::Leave(RoomFields::default()),
+            Flags::empty(),
+            sub.pattern.as_bytes(),
+            &[],
+            &[],
+        )
+    }
+
+    /// The last position membership `sid` saw (epoch, offset), if its room keeps history.
+    pub fn room_position(&self, sid: u64) -> Option<(u64, u64)> {
+        self.subs.get(&sid)?.room.as_ref()?.position
+    }
+
+    /// Queues a room op with no payload (PRESENCE, HISTORY). Returns its op id.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] for a room name that is not a subject.
+    pub fn room_query(&mut self, fields: Fields, room: &str) -> Result<u32, ClientError> {
+        validate_subject(room.as_bytes(), usize::from(self.limits.max_topic_len))?;
+        self.push(fields, Flags::empty(), room.as_bytes(), &[], &[])
+    }
+
+    /// A fresh id for labelling a HISTORY answer's messages (from the sid counter, so it never
+    /// names a subscription); its messages are events until the HISTORY that ends them.
+    pub fn label(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.labels.insert(id);
+        id
+    }
+
+    /// Forgets a label whose HISTORY will not come (the op was refused).
+    pub fn end_label(&mut self, label: u64) {
+        self.labels.remove(&label);
+    }
+
+    /// Notes a room publication's position (its `sb-epoch` and `sb-offset` headers).
+    fn note_position(&mut self, sid: u64, headers: &Headers<'_>) {
+        let Some(room) = self.subs.get_mut(&sid).and_then(|s| s.room.as_mut()) else {
+            return;
+        };
+        let epoch = headers.get("sb-epoch").and_then(|e| e.parse().ok());
+        let offset = headers.get("sb-offset").and_then(|o| o.parse().ok());
+        if let (Some(epoch), Some(offset)) = (epoch, offset) {
+            room.position = Some((epoch, offset));
+        }
+    }
+
+    /// A JOIN answer: the room's position, less the publications that follow it.
+    fn note_joined(&mut self, fields: RoomFields) {
+        let Some(room) = self.subs.get_mut(&fields.sid).and_then(|s| s.room.as_mut()) else {
+            return;
+        };
+        if fields.flags.contains(RoomFlags::POSITIONED) {
+            let offset = fields.offset.saturating_sub(u64::from(fields.count));
+            room.position = Some((fields.epoch, offset));
+        }
+    }
+
     /// PINGs sent on this connection and not yet answered.
     pub fn pings_outstanding(&self) -> usize {
         self.pings.len()
@@ -560,7 +711,12 @@ impl ClientSession {
                 };
                 Event::Welcome(welcome)
             }
-            Fields::Msg { sid, seq, reply } => self.on_message(sid, seq, reply),
+            Fields::Msg { sid, seq, reply } => {
+                if !frame.headers.is_empty() {
+                    self.note_position(sid, &frame.headers);
+                }
+                self.on_message(sid, seq, reply)
+            }
             Fields::Resp { id } => match self.pending.remove(&id) {
                 Some(_) => Event::Response { request_id: id },
                 None => Event::Ignored,
@@ -586,10 +742,23 @@ impl ClientSession {
                 Event::Drain { grace_ms }
             }
             Fields::Status => Event::Status { op_id: frame.op_id },
-            Fields::Join(fields)
-            | Fields::Presence(fields)
-            | Fields::Member(fields)
-            | Fields::History(fields) => Event::Room {
+            Fields::Join(fields) => {
+                self.note_joined(fields);
+                Event::Room {
+                    op: frame.op(),
+                    op_id: frame.op_id,
+                    fields,
+                }
+            }
+            Fields::History(fields) => {
+                self.labels.remove(&fields.sid);
+                Event::Room {
+                    op: frame.op(),
+                    op_id: frame.op_id,
+                    fields,
+                }
+            }
+            Fields::Presence(fields) | Fields::Member(fields) => Event::Room {
                 op: frame.op(),
                 op_id: frame.op_id,
                 fields,
@@ -605,6 +774,14 @@ impl ClientSession {
 
     fn on_message(&mut self, sid: u64, seq: u64, reply: u64) -> Event {
         let Some(sub) = self.subs.get_mut(&sid) else {
+            if self.labels.contains(&sid) {
+                return Event::Message {
+                    sid,
+                    seq,
+                    reply,
+                    last: false,
+                };
+            }
             return Event::Ignored;
         };
         let mut last = false;
@@ -649,6 +826,10 @@ impl ClientSession {
             ErrorCode::INVALID_TOPIC,
             ErrorCode::INVALID_QUEUE_GROUP,
             ErrorCode::DUPLICATE_SUBSCRIPTION,
+            ErrorCode::NOT_A_ROOM,
+            ErrorCode::ALREADY_A_MEMBER,
+            ErrorCode::ROOM_FULL,
+            ErrorCode::TOO_MANY_ROOMS,
         ];
         if ref_id != 0 && sub_codes.contains(&code) && self.subs.remove(&ref_id).is_some() {
             return Ok(Event::SubscriptionFailed { sid: ref_id, code });

@@ -58,6 +58,12 @@ pub(super) struct Shared {
     pub(super) pongs: u64,
     /// STATUS answers not yet collected, by op id.
     pub(super) statuses: HashMap<u32, Vec<u8>>,
+    /// Room answers (JOIN, PRESENCE, HISTORY) and ERRs for the ops in `awaited`, by op id.
+    pub(super) room_answers: HashMap<u32, Result<(crate::Fields, Vec<u8>), ClientError>>,
+    /// Op ids a caller waits on: only their answers are kept.
+    pub(super) awaited: std::collections::HashSet<u32>,
+    /// Where each membership's MEMBER events go, by sid.
+    pub(super) member_events: HashMap<u64, std::sync::mpsc::SyncSender<super::room::MemberEvent>>,
     pub(super) last_rtt: Option<Duration>,
     pub(super) last_error: Option<(ErrorCode, String)>,
     /// The terminal closing ERR the server sent, if any: no reconnect follows it.
@@ -178,6 +184,9 @@ impl Inner {
                 requests: HashMap::new(),
                 pongs: 0,
                 statuses: HashMap::new(),
+                room_answers: HashMap::new(),
+                awaited: std::collections::HashSet::new(),
+                member_events: HashMap::new(),
                 last_rtt: None,
                 last_error: None,
                 terminal: None,
@@ -429,7 +438,13 @@ impl Inner {
             }
             Event::SubscriptionFailed { sid, code } => {
                 shared.subs.remove(&sid);
+                shared.member_events.remove(&sid);
                 shared.last_error = Some((code, error_text(frame)));
+                if shared.awaited.contains(&frame.op_id) {
+                    let refused = Err(server_error(frame, code));
+                    shared.room_answers.insert(frame.op_id, refused);
+                    self.changed.notify_all();
+                }
             }
             Event::Error { code, .. } => {
                 if code.closes_connection() && !code.is_temporary() {
@@ -438,6 +453,11 @@ impl Inner {
                     shared.terminal = Some((code, error_text(frame)));
                 }
                 shared.last_error = Some((code, error_text(frame)));
+                if shared.awaited.contains(&frame.op_id) {
+                    let refused = Err(server_error(frame, code));
+                    shared.room_answers.insert(frame.op_id, refused);
+                    self.changed.notify_all();
+                }
             }
             Event::Drain { .. } => {
                 // The server is going away: leave now (and reconnect, to wherever the address
@@ -453,9 +473,27 @@ impl Inner {
                 shared.statuses.insert(op_id, frame.payload.to_vec());
                 self.changed.notify_all();
             }
-            // The blocking client has no room API yet (ARCHITECTURE.md, "Not built yet"); a
-            // room frame it did not ask for changes nothing.
-            Event::Room { .. } | Event::Ok { .. } | Event::Ping | Event::Ignored => {}
+            Event::Room {
+                op: crate::Op::Member,
+                fields,
+                ..
+            } => {
+                if let Some(tx) = shared.member_events.get(&fields.sid) {
+                    let event = super::room::MemberEvent {
+                        joined: fields.flags.contains(crate::RoomFlags::JOINED),
+                        member: member_value(frame.payload),
+                    };
+                    let _ = tx.try_send(event);
+                }
+            }
+            Event::Room { op_id, .. } => {
+                if shared.awaited.contains(&op_id) {
+                    let answer = Ok((frame.fields, frame.payload.to_vec()));
+                    shared.room_answers.insert(op_id, answer);
+                    self.changed.notify_all();
+                }
+            }
+            Event::Ok { .. } | Event::Ping | Event::Ignored => {}
         }
         Ok(())
     }
@@ -594,4 +632,11 @@ fn server_error(frame: &Frame<'_>, code: ErrorCode) -> ClientError {
         message: error_text(frame),
         retry_after_ms,
     }
+}
+
+/// A MEMBER payload as a value (`Null` if it does not decode).
+fn member_value(payload: &[u8]) -> crate::container::Value {
+    crate::container::view::decode(payload, &crate::container::ContainerLimits::default())
+        .map(|v| v.to_owned_value())
+        .unwrap_or(crate::container::Value::Null)
 }
