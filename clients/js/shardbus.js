@@ -76,6 +76,7 @@ export class Shardbus {
     this.closed = false;
     this.attempt = 0;
     this.onerror = (err) => console.warn("shardbus:", err.message);
+    this.onpush = () => {}; // a backend's push to this connection's user (msg with sid 0)
     this.onstate = () => {};
   }
 
@@ -133,6 +134,10 @@ export class Shardbus {
   _dispatch(frame) {
     switch (frame.op) {
       case "msg": {
+        if (frame.sid === 0) {
+          this.onpush(message(this, frame));
+          break;
+        }
         const gathered = this.histories.get(frame.sid);
         if (gathered) {
           gathered.push(message(this, frame));

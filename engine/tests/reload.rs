@@ -247,3 +247,110 @@ fn a_reload_adds_and_removes_tokens_live_and_refuses_a_bad_file() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends JOIN `sid` for `room` and returns the answer's fields (JOIN or ERR).
+fn join(stream: &mut TcpStream, buf: &mut Vec<u8>, room: &str, sid: u64) -> Option<Fields> {
+    let fields = Fields::Join(shardbus_protocol::RoomFields {
+        sid,
+        ..Default::default()
+    });
+    send(stream, &Frame::new(fields).with_topic(room).with_op_id(9));
+    next(stream, buf)
+}
+
+/// The server's total of counter `name`, from STATUS.
+fn total(stream: &mut TcpStream, buf: &mut Vec<u8>, name: &str) -> u64 {
+    send(stream, &Frame::new(Fields::Status).with_op_id(77));
+    loop {
+        let mut chunk = [0u8; 65536];
+        if let Ok(Some((frame, len))) = next_frame(buf, &Limits::default()) {
+            let done = matches!(frame.fields, Fields::Status).then(|| {
+                let limits = shardbus_protocol::container::ContainerLimits::default();
+                let value = shardbus_protocol::container::decode(frame.payload, &limits)
+                    .unwrap()
+                    .to_owned_value();
+                match value.get("totals").and_then(|t| t.get(name)) {
+                    Some(shardbus_protocol::container::Value::U64(n)) => *n,
+                    other => panic!("{name}: {other:?}"),
+                }
+            });
+            buf.drain(..len);
+            if let Some(n) = done {
+                return n;
+            }
+            continue;
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn room_options_reload_live_and_members_of_a_removed_room_still_leave() {
+    let dir = std::env::temp_dir().join(format!("shardbus-reload-rooms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shardbus.toml");
+    let tokens = [("a", "a-secret", "user")];
+    write_config(&path, &tokens, "");
+    let (child, _stderr, addr) = start(
+        &["--shards", "2", "--config", path.to_str().unwrap()],
+        &[("SHARDBUS_RUNTIME__IO_MEMORY", "65536")],
+    );
+    let server = Server(child);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.0.id()).unwrap());
+    let (mut member, mut buf, _) = hello(&addr, "a-secret");
+    assert!(matches!(
+        join(&mut member, &mut buf, "chat.x", 1),
+        Some(Fields::Err {
+            code: ErrorCode::NOT_A_ROOM,
+            ..
+        })
+    ));
+
+    // SIGHUP makes chat.> rooms; every shard takes them at its next watch tick.
+    write_config(
+        &path,
+        &tokens,
+        "[[rooms]]\npattern = \"chat.>\"\nhistory_size = 5",
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut sid = 1;
+    loop {
+        sid += 1;
+        match join(&mut member, &mut buf, "chat.x", sid) {
+            Some(Fields::Join(_)) => break,
+            other => assert!(Instant::now() < deadline, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut probe, mut probe_buf, _) = hello(&addr, "a-secret");
+    assert_eq!(total(&mut probe, &mut probe_buf, "room_members"), 1);
+
+    // The pattern goes again: the member stays one until it goes, then nothing is left.
+    write_config(&path, &tokens, "");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // PRESENCE, not JOIN: a probe that joined before the reload reached its shard would be
+        // a member itself.
+        let presence = Fields::Presence(shardbus_protocol::RoomFields::default());
+        send(&mut probe, &Frame::new(presence).with_topic("chat.y"));
+        match next(&mut probe, &mut probe_buf) {
+            Some(Fields::Err {
+                code: ErrorCode::NOT_A_ROOM,
+                ..
+            }) => break,
+            other => assert!(Instant::now() < deadline, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(member);
+    let deadline = Instant::now() + PATIENCE;
+    while total(&mut probe, &mut probe_buf, "room_members") != 0 {
+        assert!(Instant::now() < deadline, "the member never left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(total(&mut probe, &mut probe_buf, "rooms"), 0);
+}

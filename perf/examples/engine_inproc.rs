@@ -30,7 +30,10 @@ fn main() {
          256 PUB frames per read"
     );
     println!("shards  run  published   delivered      seconds  deliveries/s");
-    for shards in [1, 2].into_iter().filter(|s| only_shards.is_none_or(|o| o == *s)) {
+    for shards in [1, 2]
+        .into_iter()
+        .filter(|s| only_shards.is_none_or(|o| o == *s))
+    {
         let config = Config {
             shards,
             ..Config::default()

@@ -40,6 +40,10 @@ pub(crate) struct PushBody {
     /// A room instead of a topic: published the same, answered with its recipients.
     #[serde(default)]
     room: Option<String>,
+    /// A user: pushed to every connection of that identity (MSG sid 0, on `topic` or
+    /// `$user.<name>`), answered with their number. Admin identities only.
+    #[serde(default)]
+    user: Option<String>,
     #[serde(default)]
     data: Option<Box<RawValue>>,
     #[serde(default)]
@@ -53,7 +57,7 @@ pub(crate) struct PushBody {
 }
 
 impl PushBody {
-    /// The subject: `topic` or `room`, exactly one of them.
+    /// The subject: `topic` or `room`, exactly one of them (a user push reads `topic` itself).
     fn subject(&self) -> Result<&str, Refusal> {
         match (&self.topic, &self.room) {
             (Some(topic), None) => Ok(topic),
@@ -110,6 +114,9 @@ pub(crate) async fn publish(
     identity: Arc<Identity>,
     body: &PushBody,
 ) -> Result<Answered, Refusal> {
+    if let Some(user) = &body.user {
+        return push_to_user(shard, settings, &identity, body, user).await;
+    }
     let frame = frame_bytes(body, Fields::Pub, settings)?;
     if let Some(room) = &body.room
         && !shard.is_room(room.as_bytes())
@@ -134,6 +141,55 @@ pub(crate) async fn publish(
         }
         (other, _) => Err(other.into_refusal()),
     }
+}
+
+/// A push to every connection of `user`, on every shard: `{"ok": true, "recipients": N}`.
+async fn push_to_user(
+    shard: &Rc<Shard>,
+    settings: &HttpSettings,
+    identity: &Identity,
+    body: &PushBody,
+    user: &str,
+) -> Result<Answered, Refusal> {
+    if !identity.permissions.admin {
+        shard.metrics.error(ErrorCode::PERMISSION_DENIED);
+        return Err(bad(
+            ErrorCode::PERMISSION_DENIED,
+            "pushing to a user needs an admin identity",
+        ));
+    }
+    if body.room.is_some() {
+        return Err(bad(ErrorCode::BAD_FRAME, "give a user or a room, not both"));
+    }
+    let subject = body
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("$user.{user}"));
+    let limits = &shard.settings.limits;
+    shardbus_protocol::topic::validate_subject(
+        subject.as_bytes(),
+        usize::from(limits.max_topic_len),
+    )
+    .map_err(|e| bad(e.code(), &e.to_string()))?;
+    let (payload, flags) = body.payload().to_bytes(settings.max_body)?;
+    let mut headers = HeadersBuilder::new();
+    for (key, value) in &body.headers {
+        headers
+            .insert(key, value)
+            .map_err(|e| bad(e.code(), &e.to_string()))?;
+    }
+    let push = crate::shard::users::Push {
+        user,
+        subject: subject.as_bytes(),
+        headers: headers.as_bytes(),
+        payload: &payload,
+        flags: flags.0,
+    };
+    let recipients = shard.push_everywhere(push).await;
+    Ok(reply::json(
+        StatusCode::OK,
+        &serde_json::json!({ "ok": true, "recipients": recipients }),
+    ))
 }
 
 /// `POST /api/v1/request`: 200 with the response, or the coded error (404 NO_RESPONDERS,

@@ -75,6 +75,13 @@ pub(crate) enum Record {
     /// To a room's home: a publication to a room that keeps publications, to be stamped and
     /// fanned out from there.
     RoomPublish { msg: MessageSpans },
+    /// Deliver a push to this shard's connections of `user` (MSG sid 0) and answer how many
+    /// with a `ListPart` for gathering `id`.
+    UserPush {
+        id: u64,
+        user: Span,
+        msg: MessageSpans,
+    },
     /// From a room's home: a kept publication for subscription `sid` of connection `conn`
     /// (recovered, retained or asked for by HISTORY); `seq` 0 counts it as the subscription's
     /// next delivery, else it is the MSG's `seq`.

@@ -241,14 +241,21 @@ impl HistoryBackend for MemoryHistory {
         ring.last += 1;
         // A full ring gives its oldest entry's buffer to the newest, so a busy room allocates
         // nothing per publication once its ring has filled.
+        // A ring over its size (a reload made it smaller) drops its oldest first.
+        let mut freed = 0;
+        while ring.entries.len() > (keep.size as usize).max(1) {
+            if let Some(old) = ring.entries.pop_front() {
+                freed += old.cost();
+            }
+        }
         let oldest = if ring.entries.len() >= keep.size as usize {
             ring.entries.pop_front()
         } else {
             None
         };
-        let (mut bytes, freed) = oldest.map_or((Vec::new(), 0), |old| {
+        let (mut bytes, freed) = oldest.map_or((Vec::new(), freed), |old| {
             let cost = old.cost();
-            (old.bytes, cost)
+            (old.bytes, freed + cost)
         });
         bytes.clear();
         bytes.extend_from_slice(headers);

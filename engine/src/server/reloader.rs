@@ -65,7 +65,7 @@ impl Reloader {
 }
 
 /// The top-level sections a reload applies live.
-const LIVE: [&str; 3] = ["auth", "rate_limits", "log_level"];
+const LIVE: [&str; 4] = ["auth", "rate_limits", "log_level", "rooms"];
 
 /// What differs between `old` and `new`: names added and removed for tokens and users, the
 /// roles and auth settings that changed, and the top-level sections that need a restart.
@@ -119,6 +119,7 @@ fn changes(old: &Config, new: &Config) -> Value {
         "jwt": new.auth.jwt != old.auth.jwt,
         "rate_limits": new.rate_limits != old.rate_limits,
         "log_level": new.log_level != old.log_level,
+        "rooms": new.rooms != old.rooms,
         "needs_restart": needs_restart,
     })
 }

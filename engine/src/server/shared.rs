@@ -301,6 +301,8 @@ pub struct Reload {
     pub(crate) auth: Arc<crate::auth::Authenticator>,
     /// The rate limits (their buckets start full again).
     pub(crate) rate_limits: crate::config::RateLimitsConfig,
+    /// The room options by pattern.
+    pub(crate) rooms: Vec<crate::rooms::RoomConfig>,
 }
 
 impl Reload {
@@ -313,6 +315,7 @@ impl Reload {
     ) -> Result<Reload, crate::auth::AuthConfigError> {
         Ok(Reload {
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
+            rooms: config.rooms.clone(),
             rate_limits: config.rate_limits.clone(),
         })
     }

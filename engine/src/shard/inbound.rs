@@ -61,6 +61,15 @@ impl Shard {
                 Record::RoomAsk(ask) => self.home_ask(ask),
                 Record::RoomAnswer(answer) => self.room_answered(answer),
                 Record::RoomMember(event) => self.member_event_arrived(event),
+                Record::UserPush { id, user, msg } => {
+                    let sections = (
+                        batch.get(msg.subject),
+                        batch.get(msg.headers),
+                        batch.get(msg.payload),
+                        *msg,
+                    );
+                    self.user_push_arrived(from, *id, batch.get(*user), sections);
+                }
                 Record::RoomPublish { msg } => self.stamp(
                     batch.get(msg.subject),
                     batch.get(msg.headers),

@@ -95,16 +95,28 @@ impl Shard {
 
     /// Every shard's part of `listing`: this shard's, and the others' over the mesh.
     pub(crate) async fn gather(&self, listing: Listing) -> Gathered {
+        let local = self.listing_part(listing);
+        self.gather_parts(local, |batch, id| batch.push(Record::List { id, listing }))
+            .await
+    }
+
+    /// This shard's `local` part and every other shard's answer (a `ListPart`) to what `ask`
+    /// puts in its batch for gathering `id`.
+    pub(crate) async fn gather_parts(
+        &self,
+        local: Vec<u8>,
+        ask: impl Fn(&mut crate::mesh::batch::Batch, u64),
+    ) -> Gathered {
         let id = self.next_listing.get() + 1;
         self.next_listing.set(id);
         let peers = self.peers().count();
         let gathering = Gathering {
-            parts: vec![self.listing_part(listing)],
+            parts: vec![local],
             missing: peers,
         };
         self.listings.borrow_mut().insert(id, gathering);
         for link in self.peers() {
-            link.with_batch(|batch| batch.push(Record::List { id, listing }));
+            link.with_batch(|batch| ask(batch, id));
         }
         let deadline = Instant::now() + LISTING_WAIT;
         loop {

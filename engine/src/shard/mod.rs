@@ -23,6 +23,7 @@ pub(crate) mod session;
 mod sid_map;
 mod status;
 pub(crate) mod stream;
+pub(crate) mod users;
 mod watch;
 
 use crate::fast_map::FastMap;
@@ -172,8 +173,10 @@ pub(crate) struct Shard {
     stopping: notify::Notify,
     /// Rooms: options, this shard's memberships, the rooms it is home to (`rooms.rs`).
     rooms: rooms::ShardRooms,
-    /// Whether any room is configured: what every publish asks first.
-    rooms_any: bool,
+    /// Whether any room is configured: what every publish asks first (a reload sets it).
+    rooms_any: Cell<bool>,
+    /// This shard's connections by user, for pushes to users (`users.rs`).
+    users: RefCell<users::Users>,
 }
 
 impl Shard {
@@ -218,8 +221,9 @@ impl Shard {
             preauth_bytes: Cell::new(0),
             password_checks: login::PasswordChecks::default(),
             stopping: notify::Notify::default(),
-            rooms_any: rooms.any(),
+            rooms_any: Cell::new(rooms.any()),
             rooms,
+            users: RefCell::new(users::Users::default()),
         }
     }
 
@@ -243,6 +247,7 @@ impl Shard {
     }
 
     pub(crate) fn register(&self, conn: Rc<Conn>) {
+        self.user_online(&conn);
         self.conns.borrow_mut().insert(conn.id, conn);
     }
 
@@ -252,6 +257,7 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_none() {
             return;
         }
+        self.user_offline(conn);
         self.replies.borrow_mut().end_conn(conn.id);
         let abandoned = self.requests.borrow_mut().end_conn(conn.id);
         if !abandoned.is_empty() {
@@ -269,7 +275,7 @@ impl Shard {
                 None => self.replies.borrow_mut().forget(reply),
             }
         }
-        if self.rooms_any {
+        if self.rooms_any.get() {
             self.conn_gone(conn.id);
         }
         let subs = conn.subs.borrow_mut().take_all();
@@ -396,7 +402,7 @@ impl Shard {
         };
         conn.interest_dirty.set(true);
         self.forget(&sub);
-        if self.rooms_any {
+        if self.rooms_any.get() {
             self.subscription_ended(conn.id, &sub);
         }
         true

@@ -109,7 +109,7 @@ impl Shard {
         {
             return;
         }
-        if self.rooms_any && self.publish_to_room(conn, frame) {
+        if self.rooms_any.get() && self.publish_to_room(conn, frame) {
             return;
         }
         self.count_in(conn, frame);

@@ -3,7 +3,8 @@
 //! next HELLO and HTTP request, and every open connection is
 //! re-checked at once — one whose credential is no longer accepted is closed with a terminal
 //! code, the others take their role's current permissions and lose the subscriptions those
-//! no longer allow (each answered `PERMISSION_DENIED` with its sid).
+//! no longer allow (each answered `PERMISSION_DENIED` with its sid). Room options apply to the
+//! next op on each room; members stay members.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ impl Shard {
         let rate = super::rate::RateLimits::new(&reload.rate_limits);
         self.rate_any.set(rate.any());
         *self.rate.borrow_mut() = rate;
+        self.reload_rooms(&reload.rooms);
         let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in conns {
             let Some(identity) = conn.identity() else {

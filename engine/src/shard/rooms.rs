@@ -84,6 +84,12 @@ impl ShardRooms {
         self.index.borrow().any()
     }
 
+    /// Whether this shard still holds room state (memberships, or rooms it is home to): when
+    /// a reload removes every pattern, the connections that are members must still leave.
+    fn holds_state(&self) -> bool {
+        !self.memberships.borrow().is_empty() || self.homes.borrow().size().0 > 0
+    }
+
     fn options(&self, subject: &[u8]) -> Option<Rc<RoomConfig>> {
         self.index.borrow_mut().find(subject)
     }
@@ -589,7 +595,7 @@ impl Shard {
             .last_expiry
             .get()
             .is_none_or(|last| now.saturating_duration_since(last) >= Duration::from_secs(1));
-        if !due || !self.rooms_any {
+        if !due || !self.rooms_any.get() {
             return;
         }
         self.rooms.last_expiry.set(Some(now));
@@ -597,9 +603,20 @@ impl Shard {
         self.note_history_usage();
     }
 
+    /// Takes the room options of a reload: the next op on each room follows them.
+    pub(super) fn reload_rooms(&self, rooms: &[RoomConfig]) {
+        *self.rooms.index.borrow_mut() = RoomIndex::new(rooms);
+        self.rooms_any
+            .set(self.rooms.any() || self.rooms.holds_state());
+    }
+
     /// Handles what a member's shard asked of a room this shard is home to.
     pub(super) fn home_ask(&self, ask: &Ask) {
         let Some(options) = self.rooms.options(&ask.room) else {
+            // No longer a room (a reload removed its pattern): its members still leave.
+            if let AskKind::Leave = ask.kind {
+                self.home_leave(&ask.room, &RoomConfig::default(), ask.conn);
+            }
             return;
         };
         match &ask.kind {
@@ -942,11 +959,18 @@ impl Shard {
         } = kept;
         let Some(conn) = self.conn(conn) else { return };
         if seq == 0 {
-            // Straight to the subscription: a replay never ends it (no auto-unsubscribe count
-            // runs out inside the home's read of its history).
+            // Through the one delivery path (`Conn::deliver` stays inlined into it: a second
+            // caller made LLVM call it out of line on every publish, +8% instructions).
             let sub = conn.subs.borrow().get(sid).cloned();
             if let Some(sub) = sub.filter(LocalSub::is_active) {
-                conn.deliver(&sub.0, subject, headers, payload, flags, 0);
+                self.deliver_local(
+                    std::slice::from_ref(&sub),
+                    subject,
+                    headers,
+                    payload,
+                    flags,
+                    0,
+                );
             }
             return;
         }

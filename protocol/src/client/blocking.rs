@@ -363,6 +363,24 @@ impl Client {
         }
     }
 
+    /// Pushes a backend made to this connection's user (`POST /api/v1/publish` with `user`):
+    /// MSGs with sid 0, whatever their subject. Only one receiver at a time gets them.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub fn pushes(&self) -> Result<Subscription, ClientError> {
+        let (tx, rx) = mpsc::sync_channel(self.inner.options.subscription_capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut shared = self.inner.open()?;
+        let slot = SubSlot {
+            tx,
+            dropped: Arc::clone(&dropped),
+        };
+        shared.subs.insert(0, slot);
+        drop(shared);
+        Ok(Subscription::new(self.clone(), 0, rx, dropped))
+    }
+
     /// Joins room `room` (PROTOCOL.md §3.11) and waits for the server's answer.
     ///
     /// ```no_run

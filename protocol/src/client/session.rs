@@ -774,7 +774,8 @@ impl ClientSession {
 
     fn on_message(&mut self, sid: u64, seq: u64, reply: u64) -> Event {
         let Some(sub) = self.subs.get_mut(&sid) else {
-            if self.labels.contains(&sid) {
+            // Sid 0: a server push to this connection's user; labels: a HISTORY answer.
+            if sid == 0 || self.labels.contains(&sid) {
                 return Event::Message {
                     sid,
                     seq,

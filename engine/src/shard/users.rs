@@ -1,0 +1,143 @@
+//! Users: the connections of each authenticated identity on this shard, so a backend can push
+//! to a user (`POST /api/v1/publish` with `user`): every shard delivers to its own connections
+//! of that user (MSG with sid 0: a server push, not a subscription's) and says how many it
+//! reached. Anonymous connections are nobody's.
+
+use std::sync::Arc;
+
+use shardbus_protocol::Fields;
+
+use super::Shard;
+use super::conn::{Conn, Outgoing};
+use crate::auth::Credential;
+use crate::fast_map::FastMap;
+use crate::mesh::batch::{MessageSpans, Record};
+
+/// Connection ids by identity name.
+#[derive(Debug, Default)]
+pub(crate) struct Users {
+    by_name: FastMap<Arc<str>, Vec<u64>>,
+}
+
+impl Users {
+    fn add(&mut self, name: &Arc<str>, conn: u64) {
+        self.by_name.entry(Arc::clone(name)).or_default().push(conn);
+    }
+
+    fn remove(&mut self, name: &str, conn: u64) {
+        if let Some(conns) = self.by_name.get_mut(name) {
+            conns.retain(|&c| c != conn);
+            if conns.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
+    }
+
+    fn conns(&self, name: &str) -> Vec<u64> {
+        self.by_name.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The identity name `conn` is reachable as, when it has one (not anonymous).
+fn user_of(conn: &Conn) -> Option<Arc<str>> {
+    let identity = conn.identity()?;
+    (identity.credential != Credential::Anonymous).then(|| Arc::clone(&identity.name))
+}
+
+/// A user push on its way: the user, and the message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Push<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) subject: &'a [u8],
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) flags: u8,
+}
+
+impl Shard {
+    /// Notes a connection that passed HELLO under its user.
+    pub(super) fn user_online(&self, conn: &Conn) {
+        if let Some(user) = user_of(conn) {
+            self.users.borrow_mut().add(&user, conn.id);
+        }
+    }
+
+    /// Forgets a closed connection's user entry.
+    pub(super) fn user_offline(&self, conn: &Conn) {
+        if let Some(user) = user_of(conn) {
+            self.users.borrow_mut().remove(&user, conn.id);
+        }
+    }
+
+    /// Delivers `push` to this shard's connections of its user; returns how many.
+    pub(crate) fn push_to_user(&self, push: Push<'_>) -> usize {
+        let conns = self.users.borrow().conns(push.user);
+        let mut reached = 0;
+        for conn in conns.iter().filter_map(|&id| self.conn(id)) {
+            let headers = if conn.accepts_headers() {
+                push.headers
+            } else {
+                &[]
+            };
+            let sent = conn.send(&Outgoing {
+                fields: Fields::Msg {
+                    sid: 0,
+                    seq: 0,
+                    reply: 0,
+                },
+                flags: push.flags,
+                op_id: 0,
+                topic: push.subject,
+                headers,
+                payload: push.payload,
+            });
+            if sent {
+                conn.count_out(push.payload.len());
+                reached += 1;
+            }
+        }
+        reached
+    }
+
+    /// Delivers `push` on every shard; returns the connections reached (`None` when a shard
+    /// did not answer in time).
+    pub(crate) async fn push_everywhere(&self, push: Push<'_>) -> Option<u64> {
+        let local = self.push_to_user(push);
+        let part = serde_json::to_vec(&[local]).unwrap_or_default();
+        let gathered = self
+            .gather_parts(part, |batch, id| {
+                let user = batch.put(push.user.as_bytes());
+                let msg = batch.put_message(push.subject, push.headers, push.payload, push.flags);
+                batch.push(Record::UserPush { id, user, msg });
+            })
+            .await;
+        let reached = gathered.items.iter().filter_map(|n| n.as_u64()).sum();
+        gathered.complete.then_some(reached)
+    }
+
+    /// Another shard's user push: delivered here, and answered with how many it reached.
+    pub(super) fn user_push_arrived(
+        &self,
+        from: crate::routing::ShardId,
+        id: u64,
+        user: &[u8],
+        msg: (&[u8], &[u8], &[u8], MessageSpans),
+    ) {
+        let (subject, headers, payload, spans) = msg;
+        let push = Push {
+            user: std::str::from_utf8(user).unwrap_or(""),
+            subject,
+            headers,
+            payload,
+            flags: spans.flags,
+        };
+        let reached = self.push_to_user(push);
+        let part = serde_json::to_vec(&[reached]).unwrap_or_default();
+        if let Some(link) = self.link(from) {
+            link.with_batch(|batch| {
+                let part = batch.put(&part);
+                batch.push(Record::ListPart { id, part });
+            });
+        }
+    }
+}
