@@ -77,6 +77,9 @@ export class Shardbus {
     this.attempt = 0;
     this.onerror = (err) => console.warn("shardbus:", err.message);
     this.onpush = () => {}; // a backend's push to this connection's user (msg with sid 0)
+    // A backend joined this connection to a room (POST /api/v1/rooms/{room}/members): set the
+    // room's `onMessage`, `onJoin`, `onLeave` and `onRemoved` in here.
+    this.onserverjoin = () => {};
     this.onstate = () => {};
   }
 
@@ -99,7 +102,11 @@ export class Shardbus {
           this.attempt = 0;
           this.welcome = frame;
           for (const [sid, sub] of this.subs) this._sendNow(this._subFrame(sid, sub));
-          for (const [sid, room] of this.rooms) this._sendNow(this._joinFrame(sid, room, this._rejoined(room)));
+          for (const [sid, room] of this.rooms) {
+            // A backend's joins belonged to the old connection; the backend joins the new one.
+            if (room.server) this.rooms.delete(sid);
+            else this._sendNow(this._joinFrame(sid, room, this._rejoined(room)));
+          }
           for (const queued of this.queue.splice(0)) this._sendNow(queued);
           this.onstate("connected");
           resolve(this);
@@ -159,6 +166,11 @@ export class Shardbus {
       case "join":
       case "presence":
       case "history": {
+        if (frame.op === "join" && frame.id === 0 && !this.rooms.has(frame.sid)) {
+          const room = { topic: frame.topic, server: true, onMessage: () => {}, onRejoin: () => {} };
+          this.rooms.set(frame.sid, room);
+          this.onserverjoin(room, frame);
+        }
         if (frame.op === "join") {
           const room = this.rooms.get(frame.sid);
           if (room && frame.epoch !== undefined) {
@@ -175,6 +187,13 @@ export class Shardbus {
           this.ops.delete(frame.id);
           pending.resolve(frame);
         }
+        break;
+      }
+      case "leave": {
+        // A backend took this connection out of the room.
+        const room = this.rooms.get(frame.sid);
+        this.rooms.delete(frame.sid);
+        if (room && room.onRemoved) room.onRemoved();
         break;
       }
       case "member": {

@@ -39,6 +39,82 @@ pub(crate) fn presence_room(path: &str) -> Option<&str> {
         .filter(|room| !room.is_empty())
 }
 
+/// The room (and user) a `/api/v1/rooms/{room}/members[/{user}]` path names.
+pub(crate) fn members_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix(PRESENCE_PREFIX)?;
+    let (room, tail) = rest.split_once("/members")?;
+    if room.is_empty() {
+        return None;
+    }
+    match tail {
+        "" => Some((room, None)),
+        user => user
+            .strip_prefix('/')
+            .filter(|u| !u.is_empty() && !u.contains('/'))
+            .map(|u| (room, Some(u))),
+    }
+}
+
+/// The body of `POST /api/v1/rooms/{room}/members`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MembersBody {
+    user: String,
+    #[serde(default)]
+    info: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// `POST /api/v1/rooms/{room}/members` (join every connection of `user`) and
+/// `DELETE /api/v1/rooms/{room}/members/{user}` (take them out): `{"ok": true, "changed": N}`.
+pub(crate) async fn change_members(
+    shard: &Rc<Shard>,
+    settings: &HttpSettings,
+    room: &str,
+    user: &str,
+    info: Option<&serde_json::value::RawValue>,
+    join: bool,
+) -> Result<serde_json::Value, Refusal> {
+    if !shard.is_room(room.as_bytes()) {
+        return Err(Refusal::new(
+            ErrorCode::NOT_A_ROOM,
+            "no [[rooms]] pattern matches the room",
+        ));
+    }
+    let info = match info {
+        Some(info) => {
+            let payload = payload::PayloadIn {
+                data: Some(info),
+                ..payload::PayloadIn::default()
+            };
+            let max = (shard.settings.max_member_info as usize).min(settings.max_body);
+            let (bytes, _) = payload.to_bytes(max)?;
+            if bytes.len() > shard.settings.max_member_info as usize {
+                return Err(Refusal::new(
+                    ErrorCode::PAYLOAD_TOO_LARGE,
+                    "member info over max_member_info",
+                ));
+            }
+            bytes
+        }
+        None => Vec::new(),
+    };
+    let change = crate::shard::room_admin::MemberChange {
+        user,
+        room: room.as_bytes(),
+        info: &info,
+        join,
+    };
+    let changed = shard.change_members_everywhere(change).await;
+    Ok(serde_json::json!({ "ok": true, "changed": changed }))
+}
+
+impl MembersBody {
+    /// The user, and the member info as JSON.
+    pub(crate) fn parts(&self) -> (&str, Option<&serde_json::value::RawValue>) {
+        (&self.user, self.info.as_deref())
+    }
+}
+
 /// `key=value` pairs of a query string.
 fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
     query

@@ -162,6 +162,33 @@ async fn guarded(
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
+        (&Method::POST, path) if matches!(rooms::members_path(path), Some((_, None))) => {
+            let room = rooms::members_path(path)
+                .map_or("", |(room, _)| room)
+                .to_owned();
+            let body = match push_body::<rooms::MembersBody>(&shard, request, &settings).await {
+                Ok(body) => body,
+                Err(refused) => return refused,
+            };
+            let (user, info) = body.parts();
+            match rooms::change_members(&shard, &settings, &room, user, info, true).await {
+                Ok(changed) => reply::json(StatusCode::OK, &changed),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
+        (&Method::DELETE, path) if matches!(rooms::members_path(path), Some((_, Some(_)))) => {
+            let Some((room, Some(user))) = rooms::members_path(path) else {
+                return reply::error(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::UNKNOWN_OP,
+                    "no such endpoint",
+                );
+            };
+            match rooms::change_members(&shard, &settings, room, user, None, false).await {
+                Ok(changed) => reply::json(StatusCode::OK, &changed),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
         (&Method::GET, "/api/v1/rooms") => match rooms::list(&shard, request.uri().query()).await {
             Ok(page) => reply::json(StatusCode::OK, &page),
             Err(refusal) => refusal.into_response(),
@@ -210,6 +237,7 @@ fn is_known(path: &str) -> bool {
     path.starts_with(KICK_PREFIX)
         || path.starts_with(rooms::HISTORY_PREFIX)
         || rooms::presence_room(path).is_some()
+        || rooms::members_path(path).is_some()
         || matches!(
             path,
             "/healthz"
@@ -272,11 +300,11 @@ fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
 /// `http.body_timeout_ms`. A declared length over the limit is refused before any of the body
 /// is read; a body that stalls gets 408. Both close the connection (the rest of the body is
 /// never read, so the connection cannot carry another request).
-async fn push_body(
+async fn push_body<T: serde::de::DeserializeOwned>(
     shard: &Shard,
     request: Request<Incoming>,
     settings: &HttpSettings,
-) -> Result<push::PushBody, Response<Body>> {
+) -> Result<T, Response<Body>> {
     use hyper::body::Body as _;
     let declared = request.body().size_hint().lower();
     if declared > settings.max_body as u64 {

@@ -82,6 +82,15 @@ pub(crate) enum Record {
         user: Span,
         msg: MessageSpans,
     },
+    /// Join (`join`) this shard's connections of `user` to `room`, or take them out, and answer
+    /// how many with a `ListPart` for gathering `id`.
+    MembersChange {
+        id: u64,
+        user: Span,
+        room: Span,
+        info: Span,
+        join: bool,
+    },
     /// From a room's home: a kept publication for subscription `sid` of connection `conn`
     /// (recovered, retained or asked for by HISTORY); `seq` 0 counts it as the subscription's
     /// next delivery, else it is the MSG's `seq`.

@@ -70,6 +70,21 @@ impl Shard {
                     );
                     self.user_push_arrived(from, *id, batch.get(*user), sections);
                 }
+                Record::MembersChange {
+                    id,
+                    user,
+                    room,
+                    info,
+                    join,
+                } => {
+                    let change = super::room_admin::MemberChange {
+                        user: std::str::from_utf8(batch.get(*user)).unwrap_or(""),
+                        room: batch.get(*room),
+                        info: batch.get(*info),
+                        join: *join,
+                    };
+                    self.members_change_arrived(from, *id, change);
+                }
                 Record::RoomPublish { msg } => self.stamp(
                     batch.get(msg.subject),
                     batch.get(msg.headers),

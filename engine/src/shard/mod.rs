@@ -17,6 +17,7 @@ pub(crate) mod read_buffer;
 mod reload;
 mod replies;
 mod requests;
+pub(crate) mod room_admin;
 mod rooms;
 mod run;
 pub(crate) mod session;

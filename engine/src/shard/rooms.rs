@@ -65,6 +65,8 @@ pub(crate) struct ShardRooms {
     /// publication's position first: reused for every stamped publication.
     headers: RefCell<(Vec<u8>, Vec<u8>)>,
     last_expiry: std::cell::Cell<Option<Instant>>,
+    /// Server-side memberships given so far (their sids count up from `SERVER_SIDS`).
+    next_server_sid: std::cell::Cell<u64>,
 }
 
 impl ShardRooms {
@@ -77,6 +79,7 @@ impl ShardRooms {
             history: RefCell::new(Box::new(MemoryHistory::new(history_bytes))),
             headers: RefCell::new((Vec::new(), Vec::new())),
             last_expiry: std::cell::Cell::new(None),
+            next_server_sid: std::cell::Cell::new(0),
         }
     }
 
@@ -155,6 +158,37 @@ impl Shard {
     /// Whether `subject` is a room.
     pub(crate) fn is_room(&self, subject: &[u8]) -> bool {
         self.rooms.options(subject).is_some()
+    }
+
+    /// Whether connection `conn` is a member of `room`.
+    pub(super) fn is_member(&self, conn: u64, room: &[u8]) -> bool {
+        self.rooms.membership(conn, room).is_some()
+    }
+
+    /// How many rooms connection `conn` is a member of.
+    pub(super) fn memberships_of(&self, conn: u64) -> usize {
+        self.rooms
+            .memberships
+            .borrow()
+            .get(&conn)
+            .map_or(0, Vec::len)
+    }
+
+    /// The next sid of the server's own (server-side memberships).
+    pub(super) fn next_server_sid(&self) -> u64 {
+        let n = self.rooms.next_server_sid.get();
+        self.rooms.next_server_sid.set(n + 1);
+        super::room_admin::SERVER_SIDS + n
+    }
+
+    /// Ends `conn`'s membership of `room` (its subscription too) and tells the home; returns
+    /// the membership's sid, or `None` if it was not a member.
+    pub(super) fn leave_room(&self, conn: &Conn, room: &[u8]) -> Option<u64> {
+        let membership = self.take_membership(conn.id, room)?;
+        let sid = membership.sub.0.sid;
+        self.end_subscription(conn, sid);
+        self.tell_home_left(conn.id, &membership.room);
+        Some(sid)
     }
 
     /// The rooms this shard is home to, as `GET /api/v1/rooms` lists them.
@@ -262,31 +296,6 @@ impl Shard {
             conn.error(code, frame.op_id, sid, message);
             return;
         }
-        // The subscription exists at once (so the home's fan-out reaches this shard from the
-        // join on) but delivers nothing until the home's answer.
-        let sub = LocalSub::new(conn, sid, frame.topic, None);
-        sub.hold();
-        let change = self
-            .router
-            .borrow_mut()
-            .subscribe(frame.topic, None, sub.clone());
-        self.broadcast(change);
-        conn.subs.borrow_mut().insert(sid, sub.clone());
-        conn.interest_dirty.set(true);
-        self.metrics.add(Metric::Subscriptions, 1);
-        let room: Rc<[u8]> = frame.topic.into();
-        self.rooms
-            .local
-            .borrow_mut()
-            .entry(Rc::clone(&room))
-            .or_default()
-            .push(sub.clone());
-        self.rooms
-            .memberships
-            .borrow_mut()
-            .entry(conn.id)
-            .or_default()
-            .push(Membership { room, sub });
         let from = fields
             .flags
             .contains(RoomFlags::FROM_POSITION)
@@ -294,15 +303,51 @@ impl Shard {
                 epoch: fields.epoch,
                 offset: fields.offset,
             });
+        self.open_membership(conn, frame.topic, sid, frame.payload, from, frame.op_id);
+    }
+
+    /// Makes `conn` a member of `room` with subscription `sid` and asks the room's home to
+    /// add it. The subscription exists at once (so the home's fan-out reaches this shard from
+    /// the join on) but delivers nothing until the home's answer (JOIN `op_id`).
+    pub(super) fn open_membership(
+        &self,
+        conn: &Rc<Conn>,
+        room: &[u8],
+        sid: u64,
+        info: &[u8],
+        from: Option<Position>,
+        op_id: u32,
+    ) {
+        let sub = LocalSub::new(conn, sid, room, None);
+        sub.hold();
+        let change = self.router.borrow_mut().subscribe(room, None, sub.clone());
+        self.broadcast(change);
+        conn.subs.borrow_mut().insert(sid, sub.clone());
+        conn.interest_dirty.set(true);
+        self.metrics.add(Metric::Subscriptions, 1);
+        let name: Rc<[u8]> = room.into();
+        self.rooms
+            .local
+            .borrow_mut()
+            .entry(Rc::clone(&name))
+            .or_default()
+            .push(sub.clone());
+        self.rooms
+            .memberships
+            .borrow_mut()
+            .entry(conn.id)
+            .or_default()
+            .push(Membership { room: name, sub });
+        let identity = conn.identity();
         self.ask_home(Ask {
-            room: frame.topic.into(),
+            room: room.into(),
             conn: conn.id,
-            op_id: frame.op_id,
+            op_id,
             kind: AskKind::Join {
                 sid,
                 user: identity.as_ref().map_or("", |i| &*i.name).into(),
                 name: conn.name.borrow().as_str().into(),
-                info: frame.payload.into(),
+                info: info.into(),
                 from,
             },
         });
@@ -337,7 +382,7 @@ impl Shard {
     }
 
     pub(super) fn leave(&self, conn: &Conn, frame: &Frame<'_>) {
-        let Some(membership) = self.take_membership(conn.id, frame.topic) else {
+        if self.leave_room(conn, frame.topic).is_none() {
             conn.error(
                 ErrorCode::NOT_A_MEMBER,
                 frame.op_id,
@@ -345,9 +390,7 @@ impl Shard {
                 "not a member of the room",
             );
             return;
-        };
-        self.end_subscription(conn, membership.sub.0.sid);
-        self.tell_home_left(conn.id, &membership.room);
+        }
         conn.ack(frame.op_id);
     }
 

@@ -33,7 +33,7 @@ impl Users {
         }
     }
 
-    fn conns(&self, name: &str) -> Vec<u64> {
+    pub(super) fn conns(&self, name: &str) -> Vec<u64> {
         self.by_name.get(name).cloned().unwrap_or_default()
     }
 }

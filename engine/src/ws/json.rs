@@ -315,6 +315,7 @@ fn room_fields(out: &mut String, frame: &Frame<'_>, room: RoomFields) {
             }
             field(out, "count", &room.count.to_string());
         }
+        Fields::Leave(_) => field(out, "sid", &room.sid.to_string()),
         Fields::Member(_) => {
             field(out, "sid", &room.sid.to_string());
             let event = if flag(RoomFlags::JOINED) {
@@ -347,6 +348,7 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         Fields::Presence(_) => "presence",
         Fields::Member(_) => "member",
         Fields::History(_) => "history",
+        Fields::Leave(_) => "leave",
         _ => return None,
     };
     out.push_str(&quoted(op));
@@ -400,6 +402,7 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         }
         Fields::Drain { grace_ms } => field(&mut out, "grace_ms", &grace_ms.to_string()),
         Fields::Join(room)
+        | Fields::Leave(room)
         | Fields::Presence(room)
         | Fields::Member(room)
         | Fields::History(room) => {
