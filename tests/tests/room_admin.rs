@@ -237,3 +237,54 @@ fn a_backend_joins_and_removes_every_connection_of_a_user() {
         (404, "NOT_A_ROOM".to_owned())
     );
 }
+
+#[test]
+fn the_rust_client_takes_a_backends_join_as_a_room() {
+    let server = TestServer::with(|config| {
+        config.auth.http_open = false;
+        config.auth.tokens = vec![
+            token("backend", "backend-secret", "admin"),
+            token("alice", "alice-secret", "user"),
+        ];
+        config.rooms = vec![RoomConfig {
+            pattern: "team.>".into(),
+            ..RoomConfig::default()
+        }];
+    });
+    let options = shardbus_protocol::client::ClientOptions::new().token("alice-secret");
+    let alice = shardbus_protocol::client::Client::connect_with(server.addr, options).unwrap();
+    // Asking once starts keeping them.
+    assert!(alice.server_room(std::time::Duration::ZERO).is_err());
+    let joined = call(
+        server.http,
+        "POST",
+        "/api/v1/rooms/team.blue/members",
+        "backend-secret",
+        Some(json!({"user": "alice"})),
+    );
+    assert_eq!(joined.json()["changed"], 1);
+    let room = alice.server_room(PATIENCE).unwrap();
+    assert_eq!((room.name(), room.joined().clients), ("team.blue", 1));
+    assert!(room.sid() >= 1 << 52);
+    let body = json!({"room": "team.blue", "text": "hello"});
+    call(
+        server.http,
+        "POST",
+        "/api/v1/publish",
+        "backend-secret",
+        Some(body),
+    );
+    assert_eq!(room.recv_timeout(PATIENCE).unwrap().payload(), b"hello");
+    call(
+        server.http,
+        "DELETE",
+        "/api/v1/rooms/team.blue/members/alice",
+        "backend-secret",
+        None,
+    );
+    // Taken out: the room's messages end.
+    assert!(matches!(
+        room.recv_timeout(PATIENCE),
+        Err(shardbus_protocol::client::ClientError::Closed)
+    ));
+}

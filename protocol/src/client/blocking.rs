@@ -381,6 +381,51 @@ impl Client {
         Ok(Subscription::new(self.clone(), 0, rx, dropped))
     }
 
+    /// Waits up to `timeout` for the next room a backend joined this connection to
+    /// (`POST /api/v1/rooms/{room}/members`). Server-side joins that arrive before the first
+    /// call are not kept; a backend's join ends with the connection.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`], [`ClientError::Closed`].
+    pub fn server_room(&self, timeout: Duration) -> Result<Room, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut shared = self.inner.open()?;
+        loop {
+            let waiting = shared
+                .server_rooms
+                .get_or_insert_with(std::collections::VecDeque::new);
+            if let Some(join) = waiting.pop_front() {
+                let fields = join.fields;
+                return Ok(Room {
+                    name: join.name,
+                    joined: Joined {
+                        positioned: fields.flags.contains(RoomFlags::POSITIONED),
+                        epoch: fields.epoch,
+                        offset: fields.offset,
+                        count: fields.count,
+                        recovered: false,
+                        clients: join.counts.0,
+                        users: join.counts.1,
+                    },
+                    messages: Subscription::new(
+                        self.clone(),
+                        fields.sid,
+                        join.messages,
+                        join.dropped,
+                    ),
+                    events: join.events,
+                });
+            }
+            shared = self
+                .inner
+                .wait_until(shared, deadline)
+                .ok_or(ClientError::Timeout)?;
+            if shared.closed {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+
     /// Joins room `room` (PROTOCOL.md §3.11) and waits for the server's answer.
     ///
     /// ```no_run

@@ -1,6 +1,8 @@
 //! Rooms in the blocking client (PROTOCOL.md §3.11): [`Room`] (a membership: its publications
 //! and its MEMBER events), and what JOIN, PRESENCE and HISTORY answer.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -100,6 +102,18 @@ impl Room {
     pub fn leave(self) -> Result<(), ClientError> {
         self.messages.unsubscribe()
     }
+}
+
+/// A backend's join of this connection, as the reader found it, until the application takes
+/// it as a [`Room`].
+pub(crate) struct ServerJoin {
+    pub(crate) name: String,
+    pub(crate) fields: crate::RoomFields,
+    /// The JOIN's counts: clients, users.
+    pub(crate) counts: (u64, u64),
+    pub(crate) messages: Receiver<Message>,
+    pub(crate) events: Receiver<MemberEvent>,
+    pub(crate) dropped: Arc<AtomicU64>,
 }
 
 /// A page of a room's members.

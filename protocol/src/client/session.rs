@@ -150,6 +150,8 @@ struct Membership {
     /// The last position seen: epoch and offset of the last publication received, or of the
     /// room when it was joined.
     position: Option<(u64, u64)>,
+    /// Joined by the server (a backend's server-side join): not restored after a reconnect.
+    server: bool,
 }
 
 /// Extra time a client waits beyond a request's timeout before giving up on its own, so the
@@ -278,6 +280,9 @@ impl ClientSession {
             options: self.options.options,
         };
         self.push(fields, Flags::empty(), b"", hello.as_bytes(), &[])?;
+        // A backend's joins belonged to the old connection; it joins the new one itself.
+        self.subs
+            .retain(|_, sub| !sub.room.as_ref().is_some_and(|room| room.server));
         let mut sids: Vec<u64> = self.subs.keys().copied().collect();
         sids.sort_unstable();
         for sid in sids {
@@ -561,6 +566,7 @@ impl ClientSession {
             room: Some(Membership {
                 info: info.to_vec(),
                 position: from,
+                server: false,
             }),
         };
         let op_id = self.next_op_id;
@@ -632,8 +638,23 @@ impl ClientSession {
         }
     }
 
-    /// A JOIN answer: the room's position, less the publications that follow it.
-    fn note_joined(&mut self, fields: RoomFields) {
+    /// A JOIN answer: the room's position, less the publications that follow it. A JOIN with
+    /// op id 0 for a sid this session does not know is a backend's server-side join: the
+    /// membership is taken on (its messages are events from now on).
+    fn note_joined(&mut self, frame: &Frame<'_>, fields: RoomFields) {
+        if frame.op_id == 0 && !self.subs.contains_key(&fields.sid) {
+            let membership = Membership {
+                server: true,
+                ..Membership::default()
+            };
+            let sub = Subscription {
+                pattern: frame.topic_str().to_owned(),
+                queue: None,
+                remaining: None,
+                room: Some(membership),
+            };
+            self.subs.insert(fields.sid, sub);
+        }
         let Some(room) = self.subs.get_mut(&fields.sid).and_then(|s| s.room.as_mut()) else {
             return;
         };
@@ -743,7 +764,7 @@ impl ClientSession {
             }
             Fields::Status => Event::Status { op_id: frame.op_id },
             Fields::Join(fields) => {
-                self.note_joined(fields);
+                self.note_joined(frame, fields);
                 Event::Room {
                     op: frame.op(),
                     op_id: frame.op_id,
@@ -767,8 +788,16 @@ impl ClientSession {
             | Fields::Pub
             | Fields::Sub { .. }
             | Fields::Unsub { .. }
-            | Fields::Req { .. }
-            | Fields::Leave(_) => Event::Ignored,
+            | Fields::Req { .. } => Event::Ignored,
+            Fields::Leave(fields) => {
+                // A backend took this connection out of a room.
+                self.subs.remove(&fields.sid);
+                Event::Room {
+                    op: frame.op(),
+                    op_id: frame.op_id,
+                    fields,
+                }
+            }
         })
     }
 

@@ -62,6 +62,9 @@ pub(super) struct Shared {
     pub(super) room_answers: HashMap<u32, Result<(crate::Fields, Vec<u8>), ClientError>>,
     /// Op ids a caller waits on: only their answers are kept.
     pub(super) awaited: std::collections::HashSet<u32>,
+    /// Rooms a backend joined this connection to, not yet taken by the application (`None`
+    /// until it asks for them: `Client::server_room`).
+    pub(super) server_rooms: Option<std::collections::VecDeque<super::room::ServerJoin>>,
     /// Where each membership's MEMBER events go, by sid.
     pub(super) member_events: HashMap<u64, std::sync::mpsc::SyncSender<super::room::MemberEvent>>,
     pub(super) last_rtt: Option<Duration>,
@@ -187,6 +190,7 @@ impl Inner {
                 room_answers: HashMap::new(),
                 awaited: std::collections::HashSet::new(),
                 member_events: HashMap::new(),
+                server_rooms: None,
                 last_rtt: None,
                 last_error: None,
                 terminal: None,
@@ -486,6 +490,22 @@ impl Inner {
                     let _ = tx.try_send(event);
                 }
             }
+            Event::Room {
+                op: crate::Op::Leave,
+                fields,
+                ..
+            } => {
+                // Dropping the slot ends the room's channels: its receiver sees Closed.
+                shared.subs.remove(&fields.sid);
+                shared.member_events.remove(&fields.sid);
+            }
+            Event::Room {
+                op: crate::Op::Join,
+                op_id: 0,
+                fields,
+            } if !shared.subs.contains_key(&fields.sid) => {
+                self.server_joined(shared, frame, fields);
+            }
             Event::Room { op_id, .. } => {
                 if shared.awaited.contains(&op_id) {
                     let answer = Ok((frame.fields, frame.payload.to_vec()));
@@ -496,6 +516,40 @@ impl Inner {
             Event::Ok { .. } | Event::Ping | Event::Ignored => {}
         }
         Ok(())
+    }
+
+    /// A backend joined this connection to a room: the application takes a `Room` for it
+    /// (when it asked for them with `Client::server_room`).
+    fn server_joined(&self, shared: &mut Shared, frame: &Frame<'_>, fields: crate::RoomFields) {
+        let Some(waiting) = shared.server_rooms.as_mut() else {
+            return;
+        };
+        let capacity = self.options.subscription_capacity;
+        let (messages, rx) = std::sync::mpsc::sync_channel(capacity);
+        let (events_tx, events) = std::sync::mpsc::sync_channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counts = member_value(frame.payload);
+        let count = |key: &str| match counts.get(key) {
+            Some(crate::container::Value::U64(n)) => *n,
+            _ => 0,
+        };
+        waiting.push_back(super::room::ServerJoin {
+            name: frame.topic_str().to_owned(),
+            fields,
+            counts: (count("clients"), count("users")),
+            messages: rx,
+            events,
+            dropped: Arc::clone(&dropped),
+        });
+        shared.subs.insert(
+            fields.sid,
+            SubSlot {
+                tx: messages,
+                dropped,
+            },
+        );
+        shared.member_events.insert(fields.sid, events_tx);
+        self.changed.notify_all();
     }
 
     /// Re-dials with jittered backoff. Returns the new stream, or `None` when the client closed
