@@ -120,15 +120,7 @@ if [ "${RESULTS:-1}" != 0 ]; then
     echo "$table"
     echo
   } >"$section"
-  # RESULTS.md is newest first: the new section goes before the first dated one.
-  python3 - "$section" <<'PY'
-import sys
-section = open(sys.argv[1]).read()
-text = open("perf/RESULTS.md").read()
-at = text.find("\n## ")
-text = text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
-open("perf/RESULTS.md", "w").write(text)
-PY
+  python3 perf/scripts/insert_section.py "$section"
   rm -f "$section"
 fi
 rm -f "$results"

@@ -65,6 +65,24 @@ pub fn http_request(
     exchange(addr, raw.as_bytes())
 }
 
+/// Sends `method path` as the identity whose token is `bearer`, with an optional JSON body.
+pub fn http_request_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<&serde_json::Value>,
+) -> HttpResponse {
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    let raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(addr, raw.as_bytes())
+}
+
 /// Sends `raw` bytes and parses what comes back before the server closes.
 pub fn exchange(addr: SocketAddr, raw: &[u8]) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).unwrap();

@@ -24,7 +24,7 @@ use shardbus_engine::metrics::Metric;
 use shardbus_protocol::ErrorCode;
 use shardbus_protocol::client::{Client, ClientOptions};
 
-pub use http::{HttpResponse, http_request};
+pub use http::{HttpResponse, http_request, http_request_as};
 pub use raw::Raw;
 
 /// The bound on every wait: far above anything a healthy run needs, even on 2 noisy cores.
@@ -46,6 +46,16 @@ pub fn sha256_hex(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A `[[auth.tokens]]` entry: `name` with role `role`, known by `secret`.
+pub fn token_config(name: &str, secret: &str, role: &str) -> shardbus_engine::auth::TokenConfig {
+    shardbus_engine::auth::TokenConfig {
+        name: name.into(),
+        sha256: sha256_hex(secret),
+        role: role.into(),
+        permissions: None,
+    }
 }
 
 /// The configuration tests start from.

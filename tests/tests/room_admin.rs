@@ -10,22 +10,12 @@
 )]
 
 use serde_json::json;
-use shardbus_engine::auth::TokenConfig;
 use shardbus_engine::rooms::RoomConfig;
 use shardbus_protocol::Fields;
 use shardbus_tests::raw::Raw;
-use shardbus_tests::{PATIENCE, TestServer, sha256_hex, wait_until};
+use shardbus_tests::{PATIENCE, TestServer, http_request_as, token_config as token, wait_until};
 use tungstenite::Message;
 use tungstenite::stream::MaybeTlsStream;
-
-fn token(name: &str, secret: &str, role: &str) -> TokenConfig {
-    TokenConfig {
-        name: name.into(),
-        sha256: sha256_hex(secret),
-        role: role.into(),
-        permissions: None,
-    }
-}
 
 fn call(
     http: std::net::SocketAddr,
@@ -34,12 +24,17 @@ fn call(
     secret: &str,
     body: Option<serde_json::Value>,
 ) -> shardbus_tests::HttpResponse {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    shardbus_tests::http::exchange(http, raw.as_bytes())
+    http_request_as(http, method, path, secret, body.as_ref())
+}
+
+/// The next frame that is not a MEMBER event (others joining or leaving).
+fn past_members(raw: &mut Raw) -> shardbus_tests::raw::Owned {
+    loop {
+        let frame = raw.next_event().unwrap();
+        if !matches!(frame.fields, Fields::Member(_)) {
+            return frame;
+        }
+    }
 }
 
 fn alice_on(server: &TestServer, shard: u16) -> Raw {
@@ -162,13 +157,7 @@ fn a_backend_joins_and_removes_every_connection_of_a_user() {
     .json();
     assert_eq!(pushed["recipients"], 3);
     for (raw, sid) in tcp.iter_mut().zip(&sids) {
-        // Past the MEMBER events of the others joining.
-        let frame = loop {
-            let frame = raw.next_event().unwrap();
-            if !matches!(frame.fields, Fields::Member(_)) {
-                break frame;
-            }
-        };
+        let frame = past_members(raw);
         assert!(
             matches!(frame.fields, Fields::Msg { sid: s, .. } if s == *sid),
             "{frame:?}"
@@ -203,13 +192,7 @@ fn a_backend_joins_and_removes_every_connection_of_a_user() {
     );
     assert_eq!(removed.json(), json!({"ok": true, "changed": 3}));
     for (raw, sid) in tcp.iter_mut().zip(&sids) {
-        // Past the MEMBER events of the others leaving.
-        let frame = loop {
-            let frame = raw.next_event().unwrap();
-            if !matches!(frame.fields, Fields::Member(_)) {
-                break frame;
-            }
-        };
+        let frame = past_members(raw);
         assert!(
             matches!(frame.fields, Fields::Leave(f) if f.sid == *sid),
             "{frame:?}"

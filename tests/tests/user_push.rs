@@ -11,32 +11,17 @@
 use std::net::TcpStream;
 
 use serde_json::json;
-use shardbus_engine::auth::TokenConfig;
 use shardbus_protocol::client::ClientOptions;
-use shardbus_tests::{PATIENCE, TestServer, sha256_hex, wait_until};
+use shardbus_tests::{PATIENCE, TestServer, http_request_as, token_config as token, wait_until};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-
-fn token(name: &str, secret: &str, role: &str) -> TokenConfig {
-    TokenConfig {
-        name: name.into(),
-        sha256: sha256_hex(secret),
-        role: role.into(),
-        permissions: None,
-    }
-}
 
 fn bearer(
     http: std::net::SocketAddr,
     secret: &str,
     body: &serde_json::Value,
 ) -> shardbus_tests::HttpResponse {
-    let body = body.to_string();
-    let raw = format!(
-        "POST /api/v1/publish HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    shardbus_tests::http::exchange(http, raw.as_bytes())
+    http_request_as(http, "POST", "/api/v1/publish", secret, Some(body))
 }
 
 #[test]

@@ -66,6 +66,17 @@ impl PushBody {
         }
     }
 
+    /// The `headers` as a headers block.
+    fn headers_block(&self) -> Result<HeadersBuilder, Refusal> {
+        let mut block = HeadersBuilder::new();
+        for (key, value) in &self.headers {
+            block
+                .insert(key, value)
+                .map_err(|e| bad(e.code(), &e.to_string()))?;
+        }
+        Ok(block)
+    }
+
     fn payload(&self) -> PayloadIn<'_> {
         PayloadIn {
             data: self.data.as_deref(),
@@ -89,12 +100,7 @@ fn frame_bytes(
     settings: &HttpSettings,
 ) -> Result<Vec<u8>, Refusal> {
     let (payload, flags) = body.payload().to_bytes(settings.max_body)?;
-    let mut headers = HeadersBuilder::new();
-    for (key, value) in &body.headers {
-        headers
-            .insert(key, value)
-            .map_err(|e| bad(e.code(), &e.to_string()))?;
-    }
+    let headers = body.headers_block()?;
     let frame = Frame::new(fields)
         .with_op_id(1)
         .with_topic(body.subject()?)
@@ -172,12 +178,7 @@ async fn push_to_user(
     )
     .map_err(|e| bad(e.code(), &e.to_string()))?;
     let (payload, flags) = body.payload().to_bytes(settings.max_body)?;
-    let mut headers = HeadersBuilder::new();
-    for (key, value) in &body.headers {
-        headers
-            .insert(key, value)
-            .map_err(|e| bad(e.code(), &e.to_string()))?;
-    }
+    let headers = body.headers_block()?;
     let push = crate::shard::users::Push {
         user,
         subject: subject.as_bytes(),

@@ -465,6 +465,33 @@ impl Conn {
         .detach();
     }
 
+    /// Queues a MSG that is no subscription's delivery (a HISTORY answer's, a push to the
+    /// user: `sid` is the label or 0) and counts it; returns whether it was queued. Kept apart
+    /// from `deliver`, the publish path, so that stays inlined where it is called.
+    pub(crate) fn push_message(
+        &self,
+        sid: u64,
+        seq: u64,
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) -> bool {
+        let headers = if self.accepts_headers() { headers } else { &[] };
+        let sent = self.send(&Outgoing {
+            fields: Fields::Msg { sid, seq, reply: 0 },
+            flags,
+            op_id: 0,
+            topic: subject,
+            headers,
+            payload,
+        });
+        if sent {
+            self.count_out(payload.len());
+        }
+        sent
+    }
+
     /// Queues a MSG for subscription `sub` of this connection; counts it; returns `false` when
     /// the subscription reached its auto-unsubscribe count with this delivery (the caller ends
     /// it). An ended subscription gets nothing.

@@ -107,6 +107,17 @@ impl ShardRooms {
     }
 }
 
+/// The position a JOIN or HISTORY names, when it sets `FROM_POSITION`.
+fn asked_position(fields: RoomFields) -> Option<Position> {
+    fields
+        .flags
+        .contains(RoomFlags::FROM_POSITION)
+        .then_some(Position {
+            epoch: fields.epoch,
+            offset: fields.offset,
+        })
+}
+
 fn retention(options: &RoomConfig) -> Retention {
     Retention {
         size: options.kept(),
@@ -296,13 +307,7 @@ impl Shard {
             conn.error(code, frame.op_id, sid, message);
             return;
         }
-        let from = fields
-            .flags
-            .contains(RoomFlags::FROM_POSITION)
-            .then_some(Position {
-                epoch: fields.epoch,
-                offset: fields.offset,
-            });
+        let from = asked_position(fields);
         self.open_membership(conn, frame.topic, sid, frame.payload, from, frame.op_id);
     }
 
@@ -510,13 +515,7 @@ impl Shard {
             0 => options.kept().min(self.settings.max_history_page),
             n => n,
         };
-        let after = fields
-            .flags
-            .contains(RoomFlags::FROM_POSITION)
-            .then_some(Position {
-                epoch: fields.epoch,
-                offset: fields.offset,
-            });
+        let after = asked_position(fields);
         self.ask_home(Ask {
             room: frame.topic.into(),
             conn: conn.id,
@@ -1017,22 +1016,7 @@ impl Shard {
             }
             return;
         }
-        let headers = if conn.accepts_headers() { headers } else { &[] };
-        let sent = conn.send(&Outgoing {
-            fields: Fields::Msg {
-                sid,
-                seq: u64::from(seq),
-                reply: 0,
-            },
-            flags,
-            op_id: 0,
-            topic: subject,
-            headers,
-            payload,
-        });
-        if sent {
-            conn.count_out(payload.len());
-        }
+        conn.push_message(sid, u64::from(seq), subject, headers, payload, flags);
     }
 
     /// A member joined or left a room some of this shard's connections are in.

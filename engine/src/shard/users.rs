@@ -5,10 +5,8 @@
 
 use std::sync::Arc;
 
-use shardbus_protocol::Fields;
-
 use super::Shard;
-use super::conn::{Conn, Outgoing};
+use super::conn::Conn;
 use crate::auth::Credential;
 use crate::fast_map::FastMap;
 use crate::mesh::batch::{MessageSpans, Record};
@@ -74,25 +72,8 @@ impl Shard {
         let conns = self.users.borrow().conns(push.user);
         let mut reached = 0;
         for conn in conns.iter().filter_map(|&id| self.conn(id)) {
-            let headers = if conn.accepts_headers() {
-                push.headers
-            } else {
-                &[]
-            };
-            let sent = conn.send(&Outgoing {
-                fields: Fields::Msg {
-                    sid: 0,
-                    seq: 0,
-                    reply: 0,
-                },
-                flags: push.flags,
-                op_id: 0,
-                topic: push.subject,
-                headers,
-                payload: push.payload,
-            });
-            if sent {
-                conn.count_out(push.payload.len());
+            let (subject, headers, payload) = (push.subject, push.headers, push.payload);
+            if conn.push_message(0, 0, subject, headers, payload, push.flags) {
                 reached += 1;
             }
         }
