@@ -25,6 +25,41 @@ pub(crate) struct MessageSpans {
     pub(crate) flags: u8,
 }
 
+/// Whom a replayed publication is for: connection `conn`'s subscription `sid`; `seq` 0 counts
+/// it as the subscription's next delivery, else it is the MSG's `seq` (a HISTORY answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayTo {
+    pub(crate) conn: u64,
+    pub(crate) sid: u64,
+    pub(crate) seq: u32,
+}
+
+impl ReplayTo {
+    const LEN: usize = 20;
+
+    pub(crate) fn to_bytes(self) -> [u8; ReplayTo::LEN] {
+        let mut out = [0u8; ReplayTo::LEN];
+        let (conn, rest) = out.split_at_mut(8);
+        let (sid, seq) = rest.split_at_mut(8);
+        conn.copy_from_slice(&self.conn.to_le_bytes());
+        sid.copy_from_slice(&self.sid.to_le_bytes());
+        seq.copy_from_slice(&self.seq.to_le_bytes());
+        out
+    }
+
+    /// Reads what `to_bytes` wrote (`None` for a span that is not one).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<ReplayTo> {
+        let (conn, rest) = bytes.split_first_chunk::<8>()?;
+        let (sid, rest) = rest.split_first_chunk::<8>()?;
+        let seq = rest.first_chunk::<4>()?;
+        Some(ReplayTo {
+            conn: u64::from_le_bytes(*conn),
+            sid: u64::from_le_bytes(*sid),
+            seq: u32::from_le_bytes(*seq),
+        })
+    }
+}
+
 /// One instruction for the receiving shard.
 #[derive(Debug)]
 pub(crate) enum Record {
@@ -91,15 +126,10 @@ pub(crate) enum Record {
         info: Span,
         join: bool,
     },
-    /// From a room's home: a kept publication for subscription `sid` of connection `conn`
-    /// (recovered, retained or asked for by HISTORY); `seq` 0 counts it as the subscription's
-    /// next delivery, else it is the MSG's `seq`.
-    RoomReplay {
-        conn: u64,
-        sid: u64,
-        seq: u32,
-        msg: MessageSpans,
-    },
+    /// From a room's home: a kept publication for a subscription of a connection (recovered,
+    /// retained or asked for by HISTORY). `to` holds [`ReplayTo`] in the batch's bytes, so this
+    /// record is no larger than a delivery's: every record of a batch pays for the largest.
+    RoomReplay { to: Span, msg: MessageSpans },
 }
 
 /// Records and the bytes they point into.
@@ -185,5 +215,27 @@ impl Batch {
 
     pub(crate) fn records(&self) -> &[Record] {
         &self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_records_are_no_larger_than_a_request() {
+        // A batch is a Vec of records: the largest variant sets every record's size.
+        assert!(size_of::<Record>() <= 48, "{}", size_of::<Record>());
+    }
+
+    #[test]
+    fn replay_targets_round_trip() {
+        let to = ReplayTo {
+            conn: (1 << 48) | 7,
+            sid: 1 << 52,
+            seq: 9,
+        };
+        assert_eq!(ReplayTo::from_bytes(&to.to_bytes()), Some(to));
+        assert_eq!(ReplayTo::from_bytes(&[0; 19]), None);
     }
 }

@@ -68,6 +68,16 @@ struct Room {
     shards: Vec<u32>,
 }
 
+impl Counts {
+    /// As JOIN's answer and PRESENCE carry them: `clients`, `users`.
+    pub(crate) fn value(self) -> Value {
+        Value::Map(vec![
+            ("clients".to_owned(), Value::U64(self.clients)),
+            ("users".to_owned(), Value::U64(self.users)),
+        ])
+    }
+}
+
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {

@@ -12,5 +12,12 @@ pub(crate) mod asks;
 pub(crate) mod history;
 pub(crate) mod members;
 pub(crate) mod options;
+pub(crate) mod positions;
 
 pub use options::{PublishPolicy, RoomConfig};
+
+/// A room answer's container (maps of numbers and short strings, which always encode; an empty
+/// payload is the safe fallback).
+pub(crate) fn encode(value: &shardbus_protocol::container::Value) -> Vec<u8> {
+    value.to_binary().unwrap_or_default()
+}

@@ -80,6 +80,15 @@ impl RoomConfig {
         }
     }
 
+    /// How much of the room's history to keep.
+    pub(crate) fn retention(&self) -> super::history::Retention {
+        super::history::Retention {
+            size: self.kept(),
+            ttl: (self.history_ttl_ms > 0)
+                .then(|| std::time::Duration::from_millis(self.history_ttl_ms)),
+        }
+    }
+
     /// Whether the room's publications are stamped with positions by its home shard (it keeps
     /// some of them), and so all go through that shard in one order.
     pub fn ordered(&self) -> bool {

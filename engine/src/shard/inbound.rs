@@ -8,7 +8,7 @@ use shardbus_protocol::ErrorCode;
 use super::Shard;
 use super::requests::parse_token;
 use super::rooms::Kept;
-use crate::mesh::batch::{Batch, MessageSpans, Record};
+use crate::mesh::batch::{Batch, MessageSpans, Record, ReplayTo};
 use crate::metrics::Metric;
 use crate::routing::ShardId;
 
@@ -91,19 +91,17 @@ impl Shard {
                     batch.get(msg.payload),
                     msg.flags,
                 ),
-                Record::RoomReplay {
-                    conn,
-                    sid,
-                    seq,
-                    msg,
-                } => {
+                Record::RoomReplay { to, msg } => {
+                    let Some(to) = ReplayTo::from_bytes(batch.get(*to)) else {
+                        continue;
+                    };
                     let kept = Kept {
                         subject: batch.get(msg.subject),
                         headers: batch.get(msg.headers),
                         payload: batch.get(msg.payload),
                         flags: msg.flags,
                     };
-                    self.replay_arrived(*conn, *sid, *seq, kept);
+                    self.replay_arrived(to.conn, to.sid, to.seq, kept);
                 }
             }
         }

@@ -18,6 +18,9 @@ mod reload;
 mod replies;
 mod requests;
 pub(crate) mod room_admin;
+mod room_answers;
+mod room_home;
+mod room_queries;
 mod rooms;
 mod run;
 pub(crate) mod session;
@@ -172,8 +175,9 @@ pub(crate) struct Shard {
     password_checks: login::PasswordChecks,
     /// Notified once, when the server starts shutting down (`watch.rs`).
     stopping: notify::Notify,
-    /// Rooms: options, this shard's memberships, the rooms it is home to (`rooms.rs`).
-    rooms: rooms::ShardRooms,
+    /// Rooms: options, this shard's memberships, the rooms it is home to (`rooms.rs`); boxed,
+    /// so the shard's fields on the publish path stay together.
+    rooms: Box<rooms::ShardRooms>,
     /// Whether any room is configured: what every publish asks first (a reload sets it).
     rooms_any: Cell<bool>,
     /// This shard's connections by user, for pushes to users (`users.rs`).
@@ -189,7 +193,10 @@ impl Shard {
             settings.max_inflight_requests_per_identity,
             settings.max_inflight_requests_per_shard as usize,
         );
-        let rooms = rooms::ShardRooms::new(&settings.rooms, settings.history_bytes);
+        let rooms = Box::new(rooms::ShardRooms::new(
+            &settings.rooms,
+            settings.history_bytes,
+        ));
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();

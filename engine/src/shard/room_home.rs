@@ -1,0 +1,360 @@
+//! A shard as the home of its rooms (ARCHITECTURE.md, *Rooms*): it stamps publications with
+//! their position and keeps them, adds and removes members, answers presence and history, and
+//! replays kept publications; what it sends goes back to the member's shard (or is applied in
+//! place when that is this shard).
+
+use std::time::{Duration, Instant};
+
+use shardbus_protocol::container::Value;
+use shardbus_protocol::{ErrorCode, Fields, RoomFields, RoomFlags};
+
+use super::Shard;
+use super::rooms::Kept;
+use crate::mesh::batch::{Record, ReplayTo};
+use crate::metrics::Metric;
+use crate::rooms::asks::{Answer, Ask, AskKind, MemberEvent, Reply};
+use crate::rooms::encode;
+use crate::rooms::history::{Position, Query};
+use crate::rooms::members::{Member, Refusal};
+use crate::rooms::options::{RoomConfig, RoomIndex};
+use crate::rooms::positions::{positioned, strip_positions};
+use crate::routing::ShardId;
+
+impl Shard {
+    /// Stamps a publication to a room this shard is home to with its position, keeps it, and
+    /// fans it out to the room's subscribers everywhere.
+    pub(super) fn stamp(&self, room: &[u8], headers: &[u8], payload: &[u8], flags: u8) {
+        let Some(options) = self.rooms.options(room) else {
+            return;
+        };
+        let (mut stripped, mut stamped) = std::mem::take(&mut *self.rooms.headers.borrow_mut());
+        strip_positions(headers, &mut stripped);
+        let position = self.rooms.history.borrow_mut().append(
+            room,
+            options.retention(),
+            Instant::now(),
+            &stripped,
+            payload,
+            flags,
+        );
+        self.metrics.add(Metric::HistoryAppends, 1);
+        self.note_history_usage();
+        positioned(position, &stripped, &mut stamped);
+        self.fan_out(room, &stamped, payload, flags, 0, true);
+        *self.rooms.headers.borrow_mut() = (stripped, stamped);
+    }
+
+    fn note_history_usage(&self) {
+        let (bytes, evicted) = self.rooms.history.borrow().usage();
+        self.metrics.set(Metric::HistoryBytes, bytes as u64);
+        self.metrics.set(Metric::HistoryRoomsEvicted, evicted);
+    }
+
+    /// Drops expired history, at most once a second (from the watch task).
+    pub(crate) fn expire_history(&self, now: Instant) {
+        let due = self
+            .rooms
+            .last_expiry
+            .get()
+            .is_none_or(|last| now.saturating_duration_since(last) >= Duration::from_secs(1));
+        if !due || !self.rooms_any.get() {
+            return;
+        }
+        self.rooms.last_expiry.set(Some(now));
+        self.rooms.history.borrow_mut().expire(now);
+        self.note_history_usage();
+    }
+
+    /// Takes the room options of a reload: the next op on each room follows them.
+    pub(super) fn reload_rooms(&self, rooms: &[RoomConfig]) {
+        *self.rooms.index.borrow_mut() = RoomIndex::new(rooms);
+        self.rooms_any
+            .set(self.rooms.any() || self.rooms.holds_state());
+    }
+
+    /// Handles what a member's shard asked of a room this shard is home to.
+    pub(super) fn home_ask(&self, ask: &Ask) {
+        let Some(options) = self.rooms.options(&ask.room) else {
+            // No longer a room (a reload removed its pattern): its members still leave.
+            if let AskKind::Leave = ask.kind {
+                self.home_leave(&ask.room, &RoomConfig::default(), ask.conn);
+            }
+            return;
+        };
+        match &ask.kind {
+            AskKind::Join {
+                sid,
+                user,
+                name,
+                info,
+                from,
+            } => {
+                let member = Member {
+                    conn: ask.conn,
+                    sid: *sid,
+                    user: user.clone(),
+                    name: name.clone(),
+                    info: info.clone(),
+                };
+                self.home_join(&ask.room, &options, member, ask.op_id, *from);
+            }
+            AskKind::Leave => self.home_leave(&ask.room, &options, ask.conn),
+            AskKind::Presence {
+                cursor,
+                limit,
+                stats_only,
+            } => {
+                let homes = self.rooms.homes.borrow();
+                let counts = homes.counts(&ask.room);
+                let (page, next) = homes.page(&ask.room, *cursor, *limit as usize);
+                let mut map = vec![
+                    ("clients".to_owned(), Value::U64(counts.clients)),
+                    ("users".to_owned(), Value::U64(counts.users)),
+                ];
+                if !*stats_only {
+                    let listed = page.iter().map(|m| m.value()).collect();
+                    map.push(("members".to_owned(), Value::List(listed)));
+                }
+                let fields = RoomFields {
+                    offset: next,
+                    count: if *stats_only { 0 } else { page.len() as u32 },
+                    ..RoomFields::default()
+                };
+                drop(homes);
+                self.answer(
+                    ask.conn,
+                    ask.op_id,
+                    &ask.room,
+                    Reply::Frame {
+                        fields: Fields::Presence(fields),
+                        payload: encode(&Value::Map(map)),
+                    },
+                );
+            }
+            AskKind::History {
+                sid,
+                after,
+                limit,
+                reverse,
+            } => {
+                let query = Query {
+                    after: *after,
+                    limit: *limit as usize,
+                    reverse: *reverse,
+                };
+                let (top, sent) = self.replay(&ask.room, &options, ask.conn, *sid, query, true);
+                let fields = RoomFields {
+                    sid: *sid,
+                    epoch: top.epoch,
+                    offset: top.offset,
+                    count: sent,
+                    flags: RoomFlags::POSITIONED,
+                };
+                self.answer(
+                    ask.conn,
+                    ask.op_id,
+                    &ask.room,
+                    Reply::Frame {
+                        fields: Fields::History(fields),
+                        payload: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn home_join(
+        &self,
+        room: &[u8],
+        options: &RoomConfig,
+        member: Member,
+        op_id: u32,
+        from: Option<Position>,
+    ) {
+        let (conn, sid) = (member.conn, member.sid);
+        let described = options.join_leave.then(|| encode(&member.value()));
+        let joined = self
+            .rooms
+            .homes
+            .borrow_mut()
+            .join(room, member, options.max_members);
+        let counts = match joined {
+            Ok(counts) => counts,
+            Err(refusal) => {
+                let (code, message) = match refusal {
+                    Refusal::Full => (ErrorCode::ROOM_FULL, "the room has max_members members"),
+                    Refusal::AlreadyMember => {
+                        (ErrorCode::ALREADY_A_MEMBER, "already a member of the room")
+                    }
+                };
+                self.answer(conn, op_id, room, Reply::Refused { code, sid, message });
+                return;
+            }
+        };
+        self.metrics.add(Metric::RoomJoins, 1);
+        self.note_membership();
+        let mut fields = RoomFields {
+            sid,
+            ..RoomFields::default()
+        };
+        // The answer goes before the publications it announces: the member's shard opens the
+        // subscription on it.
+        let mut replay = None;
+        if options.ordered() {
+            let keep = options.retention();
+            let mut history = self.rooms.history.borrow_mut();
+            let top = history.top(room, keep, Instant::now());
+            fields.epoch = top.epoch;
+            fields.offset = top.offset;
+            fields.flags = RoomFlags::POSITIONED;
+            replay = match from {
+                Some(after) if options.recover => Some(Query {
+                    after: Some(after),
+                    limit: options.kept() as usize,
+                    reverse: false,
+                }),
+                _ if options.retain => Some(Query {
+                    after: None,
+                    limit: 1,
+                    reverse: false,
+                }),
+                _ => None,
+            };
+            if let Some(query) = replay {
+                let mut count = 0;
+                let outcome = history.read(room, keep, Instant::now(), query, &mut |_| count += 1);
+                fields.count = count;
+                if from.is_some() && options.recover {
+                    if outcome.continuous {
+                        fields.flags = fields.flags.with(RoomFlags::RECOVERED);
+                        self.metrics.add(Metric::RoomRecoveries, 1);
+                    } else {
+                        self.metrics.add(Metric::RoomRecoveriesMissed, 1);
+                    }
+                }
+            }
+        } else if from.is_some() {
+            self.metrics.add(Metric::RoomRecoveriesMissed, 1);
+        }
+        self.answer(
+            conn,
+            op_id,
+            room,
+            Reply::Frame {
+                fields: Fields::Join(fields),
+                payload: encode(&counts.value()),
+            },
+        );
+        if let Some(query) = replay {
+            self.replay(room, options, conn, sid, query, false);
+        }
+        if let Some(payload) = described {
+            self.member_event(room, conn, RoomFlags::JOINED, payload);
+        }
+    }
+
+    fn home_leave(&self, room: &[u8], options: &RoomConfig, conn: u64) {
+        let left = self.rooms.homes.borrow_mut().leave(room, conn);
+        let Some((member, _)) = left else {
+            return;
+        };
+        self.metrics.add(Metric::RoomLeaves, 1);
+        self.note_membership();
+        if options.join_leave {
+            self.member_event(room, conn, RoomFlags::LEFT, encode(&member.value()));
+        }
+    }
+
+    fn note_membership(&self) {
+        let (rooms, members) = self.rooms.homes.borrow().size();
+        self.metrics.set(Metric::Rooms, rooms as u64);
+        self.metrics.set(Metric::RoomMembers, members as u64);
+    }
+
+    /// Sends the publications `query` picks to subscription `sid` of `conn`; `labelled`: as a
+    /// HISTORY answer (seq from 1), else as deliveries to the subscription. Returns the room's
+    /// position and how many were sent.
+    fn replay(
+        &self,
+        room: &[u8],
+        options: &RoomConfig,
+        conn: u64,
+        sid: u64,
+        query: Query,
+        labelled: bool,
+    ) -> (Position, u32) {
+        let link = self.link((conn >> 48) as ShardId);
+        let keep = options.retention();
+        let mut history = self.rooms.history.borrow_mut();
+        let top = history.top(room, keep, Instant::now());
+        let mut sent = 0u32;
+        let mut headers = Vec::new();
+        history.read(room, keep, Instant::now(), query, &mut |stored| {
+            sent += 1;
+            let seq = if labelled { sent } else { 0 };
+            let position = Position {
+                epoch: top.epoch,
+                offset: stored.offset,
+            };
+            positioned(position, stored.headers(), &mut headers);
+            let (payload, flags) = (stored.payload(), stored.flags);
+            match link {
+                Some(link) => {
+                    link.with_batch(|b| {
+                        let to = b.put(&ReplayTo { conn, sid, seq }.to_bytes());
+                        let msg = b.put_message(room, &headers, payload, flags);
+                        b.push(Record::RoomReplay { to, msg });
+                    });
+                    self.metrics.add(Metric::ForwardsOut, 1);
+                }
+                None => {
+                    let kept = Kept {
+                        subject: room,
+                        headers: &headers,
+                        payload,
+                        flags,
+                    };
+                    self.replay_arrived(conn, sid, seq, kept);
+                }
+            }
+        });
+        (top, sent)
+    }
+
+    /// Sends `answer` to the connection's shard, or applies it when that is this shard.
+    fn answer(&self, conn: u64, op_id: u32, room: &[u8], reply: Reply) {
+        let answer = Answer {
+            conn,
+            op_id,
+            room: room.into(),
+            reply,
+        };
+        match self.link((conn >> 48) as ShardId) {
+            Some(link) => {
+                link.with_batch(|b| b.push(Record::RoomAnswer(Box::new(answer))));
+                self.metrics.add(Metric::ForwardsOut, 1);
+            }
+            None => self.room_answered(&answer),
+        }
+    }
+
+    /// Tells every shard with members in `room` (this one too) that a member joined or left.
+    fn member_event(&self, room: &[u8], except: u64, flags: RoomFlags, payload: Vec<u8>) {
+        let shards: Vec<ShardId> = self.rooms.homes.borrow().shards(room).collect();
+        for shard in shards {
+            let event = MemberEvent {
+                room: room.into(),
+                except,
+                flags,
+                payload: payload.clone(),
+            };
+            match self.link(shard) {
+                Some(link) => {
+                    link.with_batch(|b| b.push(Record::RoomMember(Box::new(event))));
+                    self.metrics.add(Metric::ForwardsOut, 1);
+                }
+                None => self.member_event_arrived(&event),
+            }
+        }
+    }
+}
