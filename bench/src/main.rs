@@ -17,6 +17,7 @@ use report::Report;
 use scenario::conns::Conns;
 use scenario::flow::{Flow, Sharing};
 use scenario::reqrep::ReqRep;
+use scenario::room::{RoomLoad, RoomTarget};
 use wire::Target;
 
 /// Load scenarios for shardbus and nats-server.
@@ -110,6 +111,24 @@ enum Scenario {
         /// broker meanwhile); "holding" is printed on stderr when it starts.
         #[arg(long, default_value_t = 0)]
         hold_secs: u64,
+    },
+    /// N members of one room over WebSocket and one publisher, with at most `window` messages
+    /// in flight: `--target ws://host:http_port` (shardbus, the room must match a `[[rooms]]`
+    /// pattern) or `socketio://host:port` (perf/socketio/server.js). `-n` is messages, `-s`
+    /// their size (at least 20).
+    Room {
+        /// Members.
+        #[arg(long, short, default_value_t = 1_000)]
+        members: usize,
+        /// Messages in flight.
+        #[arg(long, short, default_value_t = 64)]
+        window: u64,
+        /// Threads reading the members' sockets.
+        #[arg(long, default_value_t = 1)]
+        readers: usize,
+        /// The room.
+        #[arg(long, default_value = "bench.room")]
+        room: String,
     },
     /// C synchronous requesters to R responders.
     Reqrep {
@@ -212,6 +231,32 @@ fn run(args: &Args) -> Result<Report, BenchError> {
                 hold: Duration::from_secs(hold_secs),
             }
             .run(),
+            Scenario::Room {
+                members,
+                window,
+                readers,
+                ref room,
+            } => {
+                let target = match args.target {
+                    Target::ShardbusWs(addr) => RoomTarget::Shardbus(addr),
+                    Target::SocketIo(addr) => RoomTarget::SocketIo(addr),
+                    other => {
+                        return Err(BenchError::Setup(format!(
+                            "room runs over ws://host:port or socketio://host:port, not {other}"
+                        )));
+                    }
+                };
+                RoomLoad {
+                    target,
+                    room: room.clone(),
+                    members,
+                    msgs,
+                    size: args.size,
+                    window: window.max(1),
+                    readers,
+                }
+                .run()
+            }
         }
     };
     if args.warmup {

@@ -57,6 +57,43 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
 }
 
 #[test]
+fn the_room_scenario_fans_every_message_out_to_every_member() {
+    let server = TestServer::with(|config| {
+        config.rooms = vec![shardbus_engine::rooms::RoomConfig {
+            pattern: "bench.>".into(),
+            ..Default::default()
+        }];
+    });
+    let target = format!("ws://{}", server.http);
+    let report = run(
+        &target,
+        &[
+            "-n",
+            "200",
+            "-s",
+            "32",
+            "room",
+            "-m",
+            "50",
+            "--readers",
+            "2",
+        ],
+    );
+    assert_eq!(report["sent"], 200, "{report}");
+    assert_eq!(report["received"], 200 * 50, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+    assert_eq!(report["latency"]["samples"], 200 * 50, "{report}");
+    // A room the server does not have is refused, not measured as silence.
+    let out = Command::new(BENCH)
+        .args(["--target", &target, "-n", "10", "-s", "32"])
+        .args(["room", "-m", "2", "--room", "plain.topic"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT_A_ROOM"));
+}
+
+#[test]
 fn the_websocket_target_carries_the_same_scenarios() {
     let server = TestServer::start();
     let target = format!("ws://{}", server.http);

@@ -3,6 +3,7 @@
 pub mod conns;
 pub mod flow;
 pub mod reqrep;
+pub mod room;
 
 use std::thread::JoinHandle;
 

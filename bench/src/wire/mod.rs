@@ -67,6 +67,8 @@ pub enum Target {
     ShardbusWs(SocketAddr),
     /// A NATS server (text protocol).
     Nats(SocketAddr),
+    /// A Socket.IO 4 server running `perf/socketio/server.js` (the `room` scenario only).
+    SocketIo(SocketAddr),
     /// No server: publishes are encoded (as shardbus frames) and dropped.
     Null,
 }
@@ -85,12 +87,14 @@ impl std::str::FromStr for Target {
             Ok(Target::ShardbusWs(addr(rest.trim_end_matches("/ws"))?))
         } else if let Some(rest) = text.strip_prefix("nats://") {
             Ok(Target::Nats(addr(rest)?))
+        } else if let Some(rest) = text.strip_prefix("socketio://") {
+            Ok(Target::SocketIo(addr(rest)?))
         } else if text == "null" {
             Ok(Target::Null)
         } else {
             Err(format!(
                 "{text}: expected shardbus://host:port, ws://host:port (shardbus's HTTP port), \
-                 nats://host:port or null"
+                 nats://host:port, socketio://host:port (room only) or null"
             ))
         }
     }
@@ -102,6 +106,7 @@ impl std::fmt::Display for Target {
             Target::Shardbus(addr) => write!(f, "shardbus://{addr}"),
             Target::ShardbusWs(addr) => write!(f, "ws://{addr}/ws"),
             Target::Nats(addr) => write!(f, "nats://{addr}"),
+            Target::SocketIo(addr) => write!(f, "socketio://{addr}"),
             Target::Null => f.write_str("null"),
         }
     }
@@ -137,6 +142,11 @@ pub fn connect(target: Target) -> io::Result<Box<dyn Wire>> {
             websocket::WsFrames::connect(addr)?,
         ))?),
         Target::Nats(addr) => Box::new(nats::NatsWire::connect(addr)?),
+        Target::SocketIo(_) => {
+            return Err(io::Error::other(
+                "a socketio:// target runs the room scenario only",
+            ));
+        }
         Target::Null => Box::new(null::NullWire::default()),
     })
 }
