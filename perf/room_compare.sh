@@ -140,7 +140,7 @@ if [ "${RESULTS:-1}" != 0 ]; then
     echo "## $(date -u +%Y-%m-%d) — rooms: shardbus vs Socket.IO 4, side by side (perf/room_compare.sh)"
     echo
     echo "- Command: \`perf/room_compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores, spin 0); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') on Node $(node --version), one process, websocket transport only. Load: perf/socketio/room_bench.js in 2 processes on the same cores, 64-byte payloads."
+    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores, spin 0); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') on Node $(node --version), one process, websocket transport only. Load on the same cores: \`shardbus-bench room\` (Rust, one reader thread) and perf/socketio/room_bench.js (Node, 2 processes), 64-byte payloads."
     echo
     echo "$table"
     echo

@@ -119,6 +119,43 @@ fn an_unknown_key_is_named_with_its_path() {
 }
 
 #[test]
+fn room_options_are_checked_by_their_key_path() {
+    let path = file(
+        "rooms_unknown",
+        "[[rooms]]\npattern = \"chat.>\"\n[[rooms]]\npattern = \"a.>\"\nhistroy_size = 5\n",
+    );
+    let (key, message) = key_error(load(&cli(&["--config", path.to_str().unwrap()]), no_env()));
+    assert_eq!(key, "rooms[1].histroy_size");
+    assert!(
+        message.contains("unknown field `histroy_size`"),
+        "{message}"
+    );
+    for (text, bad_key) in [
+        ("[[rooms]]\npattern = \"a..b\"\n", "rooms[0].pattern"),
+        (
+            "[[rooms]]\npattern = \"a.>\"\nrecover = true\n",
+            "rooms[0].recover",
+        ),
+        (
+            "[[rooms]]\npattern = \"a.>\"\nhistory_size = 2000000\n",
+            "rooms[0].history_size",
+        ),
+    ] {
+        let path = file("rooms_invalid", text);
+        match load(&cli(&["--config", path.to_str().unwrap()]), no_env()) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, bad_key, "{text}"),
+            other => panic!("{text}: expected Invalid, got {other:?}"),
+        }
+    }
+    let path = file(
+        "rooms_publish",
+        "[[rooms]]\npattern = \"a.>\"\npublish = \"everyone\"\n",
+    );
+    let (key, _) = key_error(load(&cli(&["--config", path.to_str().unwrap()]), no_env()));
+    assert_eq!(key, "rooms[0].publish");
+}
+
+#[test]
 fn a_wrongly_typed_value_is_named_with_its_path() {
     let vars = env(&[("SHARDBUS_LIMITS__MAX_PAYLOAD", "lots")]);
     let (key, message) = key_error(load(&Cli::default(), vars));

@@ -1,5 +1,5 @@
 //! Rooms against hostile input, on the real server: join floods, presence floods, absurd
-//! positions, publications to endless distinct rooms. Each is refused or bounded by a configured
+//! positions, publications to endless distinct rooms, a member too slow for its room. Each is refused or bounded by a configured
 //! limit, counted, and leaves nothing behind when its connection goes.
 #![allow(
     clippy::unwrap_used,
@@ -38,22 +38,27 @@ fn join_fields(sid: u64) -> Fields {
 fn a_join_flood_is_capped_per_connection_and_leaves_nothing_behind() {
     let server = server(1 << 20);
     let mut flooders = Vec::new();
+    let mut joined = 0;
     for shard in [0, 1] {
         let mut raw = Raw::hello_on(server.addr, shard, HelloOptions(0));
         for i in 0..5_000u64 {
             raw.send(join_fields(i + 1), format!("r.room{i}").as_bytes(), b"");
         }
+        // Refused past 64 rooms, or past 16 joins waiting for their homes at once.
         let codes = raw.flush_past_errors();
-        assert_eq!(codes.len(), 5_000 - 64);
-        assert!(codes.iter().all(|&c| c == ErrorCode::TOO_MANY_ROOMS));
+        let accepted = 5_000 - codes.len();
+        assert!((16..=64).contains(&accepted), "{accepted} joins accepted");
+        assert!(
+            codes
+                .iter()
+                .all(|&c| { c == ErrorCode::TOO_MANY_ROOMS || c == ErrorCode::TOO_MANY_REQUESTS })
+        );
+        joined += accepted as u64;
         flooders.push(raw);
     }
-    wait_until("64 memberships per flooder", || {
-        server.total(Metric::RoomMembers) == 128
+    wait_until("every accepted join a member", || {
+        server.total(Metric::RoomMembers) == joined
     });
-    assert!(server.errors(ErrorCode::TOO_MANY_ROOMS) >= 2 * (5_000 - 64));
-    // Both flooders are in the same 64 rooms.
-    assert_eq!(server.total(Metric::Rooms), 64);
     drop(flooders);
     wait_until("every room to go", || {
         server.total(Metric::Rooms) == 0 && server.total(Metric::RoomMembers) == 0
@@ -62,7 +67,7 @@ fn a_join_flood_is_capped_per_connection_and_leaves_nothing_behind() {
 }
 
 #[test]
-fn a_presence_flood_by_a_reader_that_does_not_read_is_cut_alone() {
+fn a_presence_flood_by_a_reader_that_does_not_read_costs_the_others_nothing() {
     let server = TestServer::with(|config| {
         config.limits.max_pending = 2 << 20;
         config.rooms = vec![RoomConfig {
@@ -80,8 +85,12 @@ fn a_presence_flood_by_a_reader_that_does_not_read_is_cut_alone() {
         raw.flush();
     }
     wait_until("50 members", || server.total(Metric::RoomMembers) == 50);
-    // Asks for full pages and never reads them: paused, then cut as a slow consumer; the
-    // members keep working.
+    // Asks for full pages and never reads them: at most `max_room_ops_in_flight` reach the
+    // home at a time (the rest are refused on its own shard), and the server stops reading it
+    // once its own
+    // answers back up (its writes then block), or cuts it as a slow consumer when the answers
+    // already asked for pass `max_pending`, whichever comes first on the day; the members and
+    // everyone else keep being served.
     let flooder = Raw::hello(server.addr, HelloOptions(0));
     let ask = Fields::Presence(RoomFields::default());
     let mut sent = 0;
@@ -96,19 +105,21 @@ fn a_presence_flood_by_a_reader_that_does_not_read_is_cut_alone() {
     )
     .unwrap();
     let burst = frame.repeat(100);
-    while sent < 200_000 {
+    let mut blocked = false;
+    // Until one of the two happens (the bound only keeps a broken server from running the
+    // test forever: 10 M asks would be 40 GB of answers).
+    while sent < 10_000_000 && server.total(Metric::SlowConsumers) == 0 {
         use std::io::Write;
         if flooder.stream().write_all(&burst).is_err() {
+            blocked = true;
             break;
         }
         sent += 100;
-        if server.total(Metric::SlowConsumers) > 0 {
-            break;
-        }
     }
-    wait_until("the flooder cut", || {
-        server.total(Metric::SlowConsumers) >= 1
-    });
+    assert!(
+        blocked || server.total(Metric::SlowConsumers) >= 1,
+        "{sent} asks taken in full"
+    );
     let mut probe = Raw::hello(server.addr, HelloOptions(0));
     probe.send(ask, b"r.busy", b"");
     let answer = probe.next_event().unwrap();
@@ -180,4 +191,58 @@ fn history_of_endless_distinct_rooms_stays_under_the_byte_cap() {
         assert!(bytes <= 64 << 10, "shard {shard}: {bytes} bytes of history");
     }
     assert!(server.total(Metric::HistoryRoomsEvicted) > 19_000);
+}
+
+#[test]
+fn a_member_too_slow_for_a_busy_room_is_cut_and_the_others_hear_it_leave() {
+    let server = TestServer::with(|config| {
+        config.limits.max_payload = 1024;
+        config.limits.max_pending = 4 << 20;
+        config.rooms = vec![RoomConfig {
+            pattern: "busy.>".into(),
+            join_leave: true,
+            ..RoomConfig::default()
+        }];
+    });
+    // The watcher's client reads its socket on a thread of its own and drops what its
+    // application does not take: it never falls behind the flood.
+    let watcher = server.client_on(0);
+    let watching = watcher.join("busy.room").unwrap();
+    // Joins and never reads again.
+    let mut slow = Raw::hello_on(server.addr, 1, HelloOptions(0));
+    slow.send(join_fields(1), b"busy.room", b"");
+    assert!(matches!(slow.next_event().unwrap().fields, Fields::Join(_)));
+    let slow_id = slow.welcome.unwrap().client_id;
+    assert!(
+        watching
+            .next_event(shardbus_tests::PATIENCE)
+            .unwrap()
+            .joined
+    );
+
+    let flood = std::thread::spawn({
+        let addr = server.addr;
+        move || {
+            let mut publisher = Raw::hello(addr, HelloOptions(0));
+            let payload = [b'x'; 1000];
+            for _ in 0..60 {
+                for _ in 0..1000 {
+                    publisher.publish("busy.room", &payload);
+                }
+                publisher.flush();
+            }
+        }
+    });
+    flood.join().unwrap();
+    // The slow member is cut, and its departure reaches the watcher.
+    let left = watching.next_event(shardbus_tests::PATIENCE).unwrap();
+    assert!(!left.joined);
+    assert_eq!(
+        left.member.get("client"),
+        Some(&shardbus_protocol::container::Value::U64(slow_id))
+    );
+    assert!(server.total(Metric::SlowConsumers) >= 1);
+    assert!(server.errors(ErrorCode::SLOW_CONSUMER) >= 1);
+    drop(slow);
+    wait_until("one member left", || server.total(Metric::RoomMembers) == 1);
 }

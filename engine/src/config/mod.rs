@@ -138,6 +138,10 @@ pub struct LimitsConfig {
     pub ping_interval_ms: u32,
     /// Rooms one connection may be a member of.
     pub max_rooms_per_connection: u32,
+    /// Room ops (JOIN, PRESENCE, HISTORY) one connection may have waiting for their room's
+    /// home; over it, `TOO_MANY_REQUESTS`. Each asks the home for work (a page, a replay), so
+    /// a connection that never reads cannot queue it without bound.
+    pub max_room_ops_in_flight: u32,
     /// Largest client info a JOIN may carry, bytes.
     pub max_member_info: u32,
     /// Most members one PRESENCE page may ask for.
@@ -298,6 +302,7 @@ impl Default for LimitsConfig {
             max_unauthenticated_bytes: 32 << 20,
             ping_interval_ms: 30_000,
             max_rooms_per_connection: 64,
+            max_room_ops_in_flight: 16,
             max_member_info: 1024,
             max_presence_page: 1_000,
             max_history_page: 1_000,
@@ -351,7 +356,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 31] = [
+        let checks: [(&str, bool, &str); 32] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -443,6 +448,11 @@ impl Config {
             (
                 "limits.max_rooms_per_connection",
                 l.max_rooms_per_connection >= 1,
+                "at least 1",
+            ),
+            (
+                "limits.max_room_ops_in_flight",
+                l.max_room_ops_in_flight >= 1,
                 "at least 1",
             ),
             (

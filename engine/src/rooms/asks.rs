@@ -14,6 +14,8 @@ pub(crate) struct Ask {
     pub(crate) conn: u64,
     pub(crate) op_id: u32,
     pub(crate) kind: AskKind,
+    /// Counted in the connection's `room_ops` until answered.
+    pub(crate) counted: bool,
 }
 
 /// Which op.
@@ -51,6 +53,8 @@ pub(crate) struct Answer {
     pub(crate) op_id: u32,
     pub(crate) room: Box<[u8]>,
     pub(crate) reply: Reply,
+    /// It answers an op the connection's `room_ops` counts (not a server-side join).
+    pub(crate) counted: bool,
 }
 
 /// What to send the connection.

@@ -167,6 +167,8 @@ pub(crate) struct Conn {
     pub(crate) name: RefCell<String>,
     pub(crate) subs: RefCell<SidMap<LocalSub>>,
     pub(crate) inflight: Cell<u32>,
+    /// Room ops (JOIN, PRESENCE, HISTORY) sent to a room's home and not answered yet.
+    pub(crate) room_ops: Cell<u32>,
     pub(crate) pings_unanswered: Cell<u32>,
     /// Input arrived since the last keepalive tick: the client is alive even when its PONGs
     /// sit behind its own flood of frames.
@@ -262,6 +264,7 @@ impl Conn {
             name: RefCell::new(String::new()),
             subs: RefCell::new(SidMap::default()),
             inflight: Cell::new(0),
+            room_ops: Cell::new(0),
             pings_unanswered: Cell::new(0),
             heard: Cell::new(false),
             interest_dirty: Cell::new(false),

@@ -60,7 +60,7 @@ impl Shard {
         while conn.subs.borrow().contains_key(sid) {
             sid = self.next_server_sid();
         }
-        self.open_membership(conn, room, sid, info, None, 0);
+        self.open_membership(conn, room, sid, info, None, None);
         true
     }
 

@@ -15,6 +15,9 @@ impl Shard {
         let Some(conn) = self.conn(answer.conn) else {
             return;
         };
+        if answer.counted {
+            conn.room_ops.set(conn.room_ops.get().saturating_sub(1));
+        }
         match &answer.reply {
             &Reply::Refused { code, sid, message } => {
                 if self

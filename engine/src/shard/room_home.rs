@@ -75,10 +75,22 @@ impl Shard {
     /// Handles what a member's shard asked of a room this shard is home to.
     pub(super) fn home_ask(&self, ask: &Ask) {
         let Some(options) = self.rooms.options(&ask.room) else {
-            // No longer a room (a reload removed its pattern): its members still leave.
-            if let AskKind::Leave = ask.kind {
-                self.home_leave(&ask.room, &RoomConfig::default(), ask.conn);
-            }
+            // No longer a room (a reload removed its pattern): its members still leave, and
+            // an op on its way is answered.
+            let sid = match ask.kind {
+                AskKind::Leave => {
+                    self.home_leave(&ask.room, &RoomConfig::default(), ask.conn);
+                    return;
+                }
+                AskKind::Join { sid, .. } | AskKind::History { sid, .. } => sid,
+                AskKind::Presence { .. } => 0,
+            };
+            let reply = Reply::Refused {
+                code: ErrorCode::NOT_A_ROOM,
+                sid,
+                message: "no [[rooms]] pattern matches the topic any more",
+            };
+            self.answer(ask.conn, ask.op_id, &ask.room, reply, ask.counted);
             return;
         };
         match &ask.kind {
@@ -96,7 +108,7 @@ impl Shard {
                     name: name.clone(),
                     info: info.clone(),
                 };
-                self.home_join(&ask.room, &options, member, ask.op_id, *from);
+                self.home_join(&ask.room, &options, member, ask.op_id, *from, ask.counted);
             }
             AskKind::Leave => self.home_leave(&ask.room, &options, ask.conn),
             AskKind::Presence {
@@ -129,6 +141,7 @@ impl Shard {
                         fields: Fields::Presence(fields),
                         payload: encode(&Value::Map(map)),
                     },
+                    ask.counted,
                 );
             }
             AskKind::History {
@@ -158,6 +171,7 @@ impl Shard {
                         fields: Fields::History(fields),
                         payload: Vec::new(),
                     },
+                    ask.counted,
                 );
             }
         }
@@ -170,6 +184,7 @@ impl Shard {
         member: Member,
         op_id: u32,
         from: Option<Position>,
+        counted: bool,
     ) {
         let (conn, sid) = (member.conn, member.sid);
         let described = options.join_leave.then(|| encode(&member.value()));
@@ -187,7 +202,8 @@ impl Shard {
                         (ErrorCode::ALREADY_A_MEMBER, "already a member of the room")
                     }
                 };
-                self.answer(conn, op_id, room, Reply::Refused { code, sid, message });
+                let refused = Reply::Refused { code, sid, message };
+                self.answer(conn, op_id, room, refused, counted);
                 return;
             }
         };
@@ -244,6 +260,7 @@ impl Shard {
                 fields: Fields::Join(fields),
                 payload: encode(&counts.value()),
             },
+            counted,
         );
         if let Some(query) = replay {
             self.replay(room, options, conn, sid, query, false);
@@ -322,12 +339,14 @@ impl Shard {
     }
 
     /// Sends `answer` to the connection's shard, or applies it when that is this shard.
-    fn answer(&self, conn: u64, op_id: u32, room: &[u8], reply: Reply) {
+    /// `counted`: it answers an op the connection's `room_ops` counts.
+    fn answer(&self, conn: u64, op_id: u32, room: &[u8], reply: Reply, counted: bool) {
         let answer = Answer {
             conn,
             op_id,
             room: room.into(),
             reply,
+            counted,
         };
         match self.link((conn >> 48) as ShardId) {
             Some(link) => {

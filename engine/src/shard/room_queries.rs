@@ -25,17 +25,22 @@ impl Shard {
             );
             return;
         }
-        if !self.may_see(conn, frame, 0) || !self.within_page(conn, frame, fields.count, true) {
+        if !self.may_see(conn, frame, 0)
+            || !self.within_page(conn, frame, fields.count, true)
+            || !self.room_op_allowed(conn, frame.op_id, 0)
+        {
             return;
         }
         let limit = match fields.count {
             0 => DEFAULT_PRESENCE_PAGE.min(self.settings.max_presence_page),
             n => n,
         };
+        conn.room_ops.set(conn.room_ops.get() + 1);
         self.ask_home(Ask {
             room: frame.topic.into(),
             conn: conn.id,
             op_id: frame.op_id,
+            counted: true,
             kind: AskKind::Presence {
                 cursor: fields.offset,
                 limit,
@@ -59,6 +64,7 @@ impl Shard {
         }
         if !self.may_see(conn, frame, fields.sid)
             || !self.within_page(conn, frame, fields.count, false)
+            || !self.room_op_allowed(conn, frame.op_id, fields.sid)
         {
             return;
         }
@@ -67,10 +73,12 @@ impl Shard {
             n => n,
         };
         let after = asked_position(fields);
+        conn.room_ops.set(conn.room_ops.get() + 1);
         self.ask_home(Ask {
             room: frame.topic.into(),
             conn: conn.id,
             op_id: frame.op_id,
+            counted: true,
             kind: AskKind::History {
                 sid: fields.sid,
                 after,
@@ -78,6 +86,21 @@ impl Shard {
                 reverse: fields.flags.contains(RoomFlags::REVERSE),
             },
         });
+    }
+
+    /// Answers `TOO_MANY_REQUESTS` when the connection has `max_room_ops_in_flight` room ops
+    /// waiting for their homes already.
+    pub(super) fn room_op_allowed(&self, conn: &Conn, op_id: u32, sid: u64) -> bool {
+        if conn.room_ops.get() < self.settings.max_room_ops_in_flight {
+            return true;
+        }
+        conn.error(
+            ErrorCode::TOO_MANY_REQUESTS,
+            op_id,
+            sid,
+            "max_room_ops_in_flight room ops are waiting for their answers",
+        );
+        false
     }
 
     /// Answers `LIMIT_TOO_LARGE` when a page asks for more than the server lists at once.

@@ -250,13 +250,25 @@ impl Shard {
             conn.error(code, frame.op_id, sid, message);
             return;
         }
+        if !self.room_op_allowed(conn, frame.op_id, sid) {
+            return;
+        }
         let from = asked_position(fields);
-        self.open_membership(conn, frame.topic, sid, frame.payload, from, frame.op_id);
+        self.open_membership(
+            conn,
+            frame.topic,
+            sid,
+            frame.payload,
+            from,
+            Some(frame.op_id),
+        );
     }
 
     /// Makes `conn` a member of `room` with subscription `sid` and asks the room's home to
     /// add it. The subscription exists at once (so the home's fan-out reaches this shard from
-    /// the join on) but delivers nothing until the home's answer (JOIN `op_id`).
+    /// the join on) but delivers nothing until the home's answer: JOIN `op_id` for the
+    /// client's own join (counted in its room ops in flight), op id 0 for a server-side one
+    /// (`None`).
     pub(super) fn open_membership(
         &self,
         conn: &Rc<Conn>,
@@ -264,7 +276,7 @@ impl Shard {
         sid: u64,
         info: &[u8],
         from: Option<Position>,
-        op_id: u32,
+        op_id: Option<u32>,
     ) {
         let sub = LocalSub::new(conn, sid, room, None);
         sub.hold();
@@ -287,10 +299,14 @@ impl Shard {
             .or_default()
             .push(Membership { room: name, sub });
         let identity = conn.identity();
+        if op_id.is_some() {
+            conn.room_ops.set(conn.room_ops.get() + 1);
+        }
         self.ask_home(Ask {
             room: room.into(),
             conn: conn.id,
-            op_id,
+            op_id: op_id.unwrap_or(0),
+            counted: op_id.is_some(),
             kind: AskKind::Join {
                 sid,
                 user: identity.as_ref().map_or("", |i| &*i.name).into(),
@@ -377,6 +393,7 @@ impl Shard {
             conn,
             op_id: 0,
             kind: AskKind::Leave,
+            counted: false,
         });
     }
 
