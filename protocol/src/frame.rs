@@ -152,6 +152,7 @@ pub(crate) struct SectionRules {
 
 impl Fields {
     /// The op these fields belong to.
+    #[inline]
     pub fn op(&self) -> Op {
         match self {
             Fields::Hello { .. } => Op::Hello,
@@ -177,6 +178,7 @@ impl Fields {
     }
 
     /// Bytes of fixed fields that follow the header for `op`.
+    #[inline]
     pub fn wire_len(op: Op) -> usize {
         match op {
             Op::Hello => size_of::<RawHello>(),
