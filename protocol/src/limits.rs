@@ -33,6 +33,16 @@ pub const DEFAULT_MAX_TOPIC_TOKENS: u16 = 64;
 pub const MAX_TOPIC_TOKENS_CEILING: u16 = 256;
 
 impl Limits {
+    /// No bound at all, for a reader that trusts what it reads (the tests' raw connection, the
+    /// load tool), never for a server's input.
+    pub const UNBOUNDED: Limits = Limits {
+        max_frame: u32::MAX,
+        max_payload: u32::MAX,
+        max_topic_len: u16::MAX,
+        max_topic_tokens: u16::MAX,
+        max_headers_len: u32::MAX,
+    };
+
     /// The largest frame these section limits allow: the header, the largest fixed fields, and
     /// every section at its maximum.
     pub const fn frame_for(max_payload: u32, max_topic_len: u16, max_headers_len: u32) -> u32 {

@@ -190,13 +190,7 @@ impl Raw {
 
     /// The next frame, or `None` when the server closed the connection.
     pub fn next_frame(&mut self) -> Option<Owned> {
-        let limits = Limits {
-            max_frame: u32::MAX,
-            max_payload: u32::MAX,
-            max_topic_len: u16::MAX,
-            max_topic_tokens: u16::MAX,
-            max_headers_len: u32::MAX,
-        };
+        let limits = Limits::UNBOUNDED;
         loop {
             if let Ok(Check::Complete { frame_len }) = check(&self.buf, &limits) {
                 let frame = decode(&self.buf[..frame_len], &limits).unwrap();

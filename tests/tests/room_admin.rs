@@ -37,6 +37,22 @@ fn past_members(raw: &mut Raw) -> shardbus_tests::raw::Owned {
     }
 }
 
+/// A server with a backend's token, Alice's, and rooms `team.>`.
+fn server(join_leave: bool) -> TestServer {
+    TestServer::with(|config| {
+        config.auth.http_open = false;
+        config.auth.tokens = vec![
+            token("backend", "backend-secret", "admin"),
+            token("alice", "alice-secret", "user"),
+        ];
+        config.rooms = vec![RoomConfig {
+            pattern: "team.>".into(),
+            join_leave,
+            ..RoomConfig::default()
+        }];
+    })
+}
+
 fn alice_on(server: &TestServer, shard: u16) -> Raw {
     for _ in 0..1000 {
         let (raw, fields) = Raw::hello_with(server.addr, &[("token", "alice-secret")]);
@@ -51,18 +67,7 @@ fn alice_on(server: &TestServer, shard: u16) -> Raw {
 
 #[test]
 fn a_backend_joins_and_removes_every_connection_of_a_user() {
-    let server = TestServer::with(|config| {
-        config.auth.http_open = false;
-        config.auth.tokens = vec![
-            token("backend", "backend-secret", "admin"),
-            token("alice", "alice-secret", "user"),
-        ];
-        config.rooms = vec![RoomConfig {
-            pattern: "team.>".into(),
-            join_leave: true,
-            ..RoomConfig::default()
-        }];
-    });
+    let server = server(true);
     let mut tcp = [alice_on(&server, 0), alice_on(&server, 1)];
     let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
     if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
@@ -223,17 +228,7 @@ fn a_backend_joins_and_removes_every_connection_of_a_user() {
 
 #[test]
 fn the_rust_client_takes_a_backends_join_as_a_room() {
-    let server = TestServer::with(|config| {
-        config.auth.http_open = false;
-        config.auth.tokens = vec![
-            token("backend", "backend-secret", "admin"),
-            token("alice", "alice-secret", "user"),
-        ];
-        config.rooms = vec![RoomConfig {
-            pattern: "team.>".into(),
-            ..RoomConfig::default()
-        }];
-    });
+    let server = server(false);
     let options = shardbus_protocol::client::ClientOptions::new().token("alice-secret");
     let alice = shardbus_protocol::client::Client::connect_with(server.addr, options).unwrap();
     // Asking once starts keeping them.

@@ -81,13 +81,7 @@ fn frame_message(frame: &Frame<'_>) -> io::Result<Message> {
 fn with_frame<T>(bytes: &[u8], each: impl FnOnce(&Frame<'_>) -> T) -> Option<T> {
     let mut whole = (bytes.len() as u32).to_le_bytes().to_vec();
     whole.extend_from_slice(bytes);
-    let limits = Limits {
-        max_frame: u32::MAX,
-        max_payload: u32::MAX,
-        max_topic_len: u16::MAX,
-        max_topic_tokens: u16::MAX,
-        max_headers_len: u32::MAX,
-    };
+    let limits = Limits::UNBOUNDED;
     decode(&whole, &limits).ok().map(|frame| each(&frame))
 }
 

@@ -21,12 +21,23 @@ use crate::rooms::positions::{positioned, strip_positions};
 use crate::routing::ShardId;
 
 impl Shard {
+    /// Stamps a publication another shard forwarded to a room this shard is home to.
+    pub(super) fn stamp(&self, room: &[u8], headers: &[u8], payload: &[u8], flags: u8) {
+        if let Some(options) = self.rooms.options(room) {
+            self.stamp_with(&options, room, headers, payload, flags);
+        }
+    }
+
     /// Stamps a publication to a room this shard is home to with its position, keeps it, and
     /// fans it out to the room's subscribers everywhere.
-    pub(super) fn stamp(&self, room: &[u8], headers: &[u8], payload: &[u8], flags: u8) {
-        let Some(options) = self.rooms.options(room) else {
-            return;
-        };
+    pub(super) fn stamp_with(
+        &self,
+        options: &RoomConfig,
+        room: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) {
         let (mut stripped, mut stamped) = std::mem::take(&mut *self.rooms.headers.borrow_mut());
         strip_positions(headers, &mut stripped);
         let position = self.rooms.history.borrow_mut().append(

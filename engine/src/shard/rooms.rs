@@ -92,6 +92,15 @@ impl ShardRooms {
         self.index.borrow_mut().find(subject)
     }
 
+    /// Whether connection `conn` is a member of `room` (asked on every publish to a
+    /// members-only room: no clone).
+    pub(super) fn is_member(&self, conn: u64, room: &[u8]) -> bool {
+        self.memberships
+            .borrow()
+            .get(&conn)
+            .is_some_and(|list| list.iter().any(|m| &*m.room == room))
+    }
+
     pub(super) fn membership(&self, conn: u64, room: &[u8]) -> Option<Membership> {
         self.memberships
             .borrow()
@@ -111,7 +120,7 @@ impl Shard {
 
     /// Whether connection `conn` is a member of `room`.
     pub(super) fn is_member(&self, conn: u64, room: &[u8]) -> bool {
-        self.rooms.membership(conn, room).is_some()
+        self.rooms.is_member(conn, room)
     }
 
     /// How many rooms connection `conn` is a member of.
@@ -223,13 +232,8 @@ impl Shard {
             );
             return;
         }
-        let joined = self
-            .rooms
-            .memberships
-            .borrow()
-            .get(&conn.id)
-            .map_or(0, Vec::len);
-        let refusal = if self.rooms.membership(conn.id, frame.topic).is_some() {
+        let joined = self.memberships_of(conn.id);
+        let refusal = if self.is_member(conn.id, frame.topic) {
             Some((ErrorCode::ALREADY_A_MEMBER, "already a member of the room"))
         } else if joined >= self.settings.max_rooms_per_connection as usize {
             Some((
@@ -432,9 +436,7 @@ impl Shard {
         let Some(options) = self.rooms.options(frame.topic) else {
             return false;
         };
-        if options.publish == PublishPolicy::Members
-            && self.rooms.membership(conn.id, frame.topic).is_none()
-        {
+        if options.publish == PublishPolicy::Members && !self.is_member(conn.id, frame.topic) {
             conn.error(
                 ErrorCode::NOT_A_MEMBER,
                 frame.op_id,
@@ -467,7 +469,7 @@ impl Shard {
                 });
                 self.metrics.add(Metric::ForwardsOut, 1);
             }
-            None => self.stamp(frame.topic, headers, frame.payload, flags),
+            None => self.stamp_with(&options, frame.topic, headers, frame.payload, flags),
         }
         conn.ack(frame.op_id);
         true

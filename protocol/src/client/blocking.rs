@@ -18,7 +18,9 @@ use crate::headers::Headers;
 use super::error::ClientError;
 use super::message::Message;
 use super::options::ClientOptions;
-use super::room::{History, HistoryQuery, JoinOptions, Joined, Presence, Room};
+use super::room::{
+    History, HistoryQuery, JoinOptions, Joined, Presence, Room, counts, payload_value,
+};
 use super::session::{ClientSession, LOCAL_TIMEOUT_GRACE, Phase};
 use super::subscription::Subscription;
 use super::transport::{Inner, Shared, SubSlot};
@@ -475,13 +477,7 @@ impl Client {
         let Fields::Join(fields) = answer else {
             return Err(ClientError::Disconnected);
         };
-        let counts = crate::container::view::decode(&payload, &ContainerLimits::default())
-            .map(|v| v.to_owned_value())
-            .unwrap_or(Value::Null);
-        let count = |key: &str| match counts.get(key) {
-            Some(Value::U64(n)) => *n,
-            _ => 0,
-        };
+        let (clients, users) = counts(&payload_value(&payload));
         Ok(Room {
             name: room.to_owned(),
             joined: Joined {
@@ -490,8 +486,8 @@ impl Client {
                 offset: fields.offset,
                 count: fields.count,
                 recovered: fields.flags.contains(RoomFlags::RECOVERED),
-                clients: count("clients"),
-                users: count("users"),
+                clients,
+                users,
             },
             messages: Subscription::new(self.clone(), sid, rx, dropped),
             events,
@@ -522,17 +518,14 @@ impl Client {
         };
         let value =
             crate::container::view::decode(&payload, &ContainerLimits::default())?.to_owned_value();
-        let number = |key: &str| match value.get(key) {
-            Some(Value::U64(n)) => *n,
-            _ => 0,
-        };
+        let (clients, users) = counts(&value);
         let members = match value.get("members") {
             Some(Value::List(members)) => members.clone(),
             _ => Vec::new(),
         };
         Ok(Presence {
-            clients: number("clients"),
-            users: number("users"),
+            clients,
+            users,
             members,
             cursor: (next != 0).then_some(next),
         })

@@ -104,6 +104,22 @@ impl Room {
     }
 }
 
+/// A room frame's container payload as a value (`Null` when it does not decode).
+pub(crate) fn payload_value(payload: &[u8]) -> Value {
+    crate::container::view::decode(payload, &crate::container::ContainerLimits::default())
+        .map(|v| v.to_owned_value())
+        .unwrap_or(Value::Null)
+}
+
+/// The `clients` and `users` counts of a JOIN or PRESENCE map (0 for one it lacks).
+pub(crate) fn counts(value: &Value) -> (u64, u64) {
+    let count = |key: &str| match value.get(key) {
+        Some(Value::U64(n)) => *n,
+        _ => 0,
+    };
+    (count("clients"), count("users"))
+}
+
 /// A backend's join of this connection, as the reader found it, until the application takes
 /// it as a [`Room`].
 pub(crate) struct ServerJoin {

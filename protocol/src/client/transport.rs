@@ -485,7 +485,7 @@ impl Inner {
                 if let Some(tx) = shared.member_events.get(&fields.sid) {
                     let event = super::room::MemberEvent {
                         joined: fields.flags.contains(crate::RoomFlags::JOINED),
-                        member: member_value(frame.payload),
+                        member: super::room::payload_value(frame.payload),
                     };
                     let _ = tx.try_send(event);
                 }
@@ -528,15 +528,10 @@ impl Inner {
         let (messages, rx) = std::sync::mpsc::sync_channel(capacity);
         let (events_tx, events) = std::sync::mpsc::sync_channel(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
-        let counts = member_value(frame.payload);
-        let count = |key: &str| match counts.get(key) {
-            Some(crate::container::Value::U64(n)) => *n,
-            _ => 0,
-        };
         waiting.push_back(super::room::ServerJoin {
             name: frame.topic_str().to_owned(),
             fields,
-            counts: (count("clients"), count("users")),
+            counts: super::room::counts(&super::room::payload_value(frame.payload)),
             messages: rx,
             events,
             dropped: Arc::clone(&dropped),
@@ -686,11 +681,4 @@ fn server_error(frame: &Frame<'_>, code: ErrorCode) -> ClientError {
         message: error_text(frame),
         retry_after_ms,
     }
-}
-
-/// A MEMBER payload as a value (`Null` if it does not decode).
-fn member_value(payload: &[u8]) -> crate::container::Value {
-    crate::container::view::decode(payload, &crate::container::ContainerLimits::default())
-        .map(|v| v.to_owned_value())
-        .unwrap_or(crate::container::Value::Null)
 }

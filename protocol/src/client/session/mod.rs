@@ -5,6 +5,10 @@
 //! It never touches a socket or reads the time, so the blocking client and an async driver
 //! (glommio, in the bench) share it unchanged.
 
+mod rooms;
+
+use rooms::Membership;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
@@ -13,8 +17,8 @@ use crate::PROTOCOL_VERSION;
 use crate::encode::{Head, encode_head};
 use crate::error::ProtocolError;
 use crate::error_code::ErrorCode;
-use crate::flags::{Flags, HelloOptions, RoomFlags};
-use crate::frame::{Fields, Frame, RoomFields, Welcome};
+use crate::flags::{Flags, HelloOptions};
+use crate::frame::{Fields, Frame, Welcome};
 use crate::headers::{Headers, HeadersBuilder};
 use crate::limits::Limits;
 use crate::topic::{validate_pattern, validate_queue_group, validate_subject};
@@ -140,18 +144,6 @@ struct Subscription {
     remaining: Option<u64>,
     /// A room membership (JOIN instead of SUB), with what a rejoin needs.
     room: Option<Membership>,
-}
-
-/// What a room membership keeps so that a reconnect joins again from where it was.
-#[derive(Debug, Clone, Default)]
-struct Membership {
-    /// Member info (a container), sent with every JOIN.
-    info: Vec<u8>,
-    /// The last position seen: epoch and offset of the last publication received, or of the
-    /// room when it was joined.
-    position: Option<(u64, u64)>,
-    /// Joined by the server (a backend's server-side join): not restored after a reconnect.
-    server: bool,
 }
 
 /// Extra time a client waits beyond a request's timeout before giving up on its own, so the
@@ -384,32 +376,7 @@ impl ClientSession {
 
     fn write_sub(&mut self, sid: u64, sub: &Subscription) -> Result<(), ClientError> {
         if let Some(room) = &sub.room {
-            let (epoch, offset) = room.position.unwrap_or_default();
-            let fields = RoomFields {
-                sid,
-                epoch,
-                offset,
-                count: 0,
-                flags: if room.position.is_some() {
-                    RoomFlags::FROM_POSITION
-                } else {
-                    RoomFlags::default()
-                },
-            };
-            let flags = if room.info.is_empty() {
-                Flags::empty()
-            } else {
-                Flags::CONTAINER
-            };
-            let info = room.info.clone();
-            self.push(
-                Fields::Join(fields),
-                flags,
-                sub.pattern.as_bytes(),
-                &[],
-                &info,
-            )?;
-            return Ok(());
+            return self.write_join(sid, &sub.pattern, room);
         }
         let queue = sub.queue.as_deref().unwrap_or("").as_bytes();
         self.push(
@@ -540,128 +507,6 @@ impl ClientSession {
     /// As for any frame queued ([`ClientError::Protocol`] only if encoding fails).
     pub fn status(&mut self) -> Result<u32, ClientError> {
         self.push(Fields::Status, Flags::empty(), b"", &[], &[])
-    }
-
-    /// Joins room `room` (PROTOCOL.md §3.11) with member `info` (a container, or empty),
-    /// recovering after `from` (epoch, offset) when given. Returns the membership's sid and the
-    /// JOIN's op id. After a reconnect the session joins again by itself, from the last
-    /// position it saw.
-    ///
-    /// # Errors
-    /// [`ClientError::Protocol`] for a room name that is not a subject.
-    pub fn join(
-        &mut self,
-        room: &str,
-        info: &[u8],
-        from: Option<(u64, u64)>,
-    ) -> Result<(u64, u32), ClientError> {
-        validate_subject(room.as_bytes(), usize::from(self.limits.max_topic_len))?;
-        self.check_payload(info.len())?;
-        let sid = self.next_id;
-        self.next_id += 1;
-        let sub = Subscription {
-            pattern: room.to_owned(),
-            queue: None,
-            remaining: None,
-            room: Some(Membership {
-                info: info.to_vec(),
-                position: from,
-                server: false,
-            }),
-        };
-        let op_id = self.next_op_id;
-        if self.phase != Phase::Disconnected {
-            self.write_sub(sid, &sub)?;
-        }
-        self.subs.insert(sid, sub);
-        Ok((sid, op_id))
-    }
-
-    /// Leaves the room of membership `sid`. Returns LEAVE's op id (0 when not connected: the
-    /// membership is simply not restored).
-    ///
-    /// # Errors
-    /// [`ClientError::Protocol`] if the frame cannot be encoded.
-    pub fn leave(&mut self, sid: u64) -> Result<u32, ClientError> {
-        let Some(sub) = self.subs.remove(&sid) else {
-            return Ok(0);
-        };
-        if self.phase == Phase::Disconnected {
-            return Ok(0);
-        }
-        self.push(
-            Fields::Leave(RoomFields::default()),
-            Flags::empty(),
-            sub.pattern.as_bytes(),
-            &[],
-            &[],
-        )
-    }
-
-    /// The last position membership `sid` saw (epoch, offset), if its room keeps history.
-    pub fn room_position(&self, sid: u64) -> Option<(u64, u64)> {
-        self.subs.get(&sid)?.room.as_ref()?.position
-    }
-
-    /// Queues a room op with no payload (PRESENCE, HISTORY). Returns its op id.
-    ///
-    /// # Errors
-    /// [`ClientError::Protocol`] for a room name that is not a subject.
-    pub fn room_query(&mut self, fields: Fields, room: &str) -> Result<u32, ClientError> {
-        validate_subject(room.as_bytes(), usize::from(self.limits.max_topic_len))?;
-        self.push(fields, Flags::empty(), room.as_bytes(), &[], &[])
-    }
-
-    /// A fresh id for labelling a HISTORY answer's messages (from the sid counter, so it never
-    /// names a subscription); its messages are events until the HISTORY that ends them.
-    pub fn label(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.labels.insert(id);
-        id
-    }
-
-    /// Forgets a label whose HISTORY will not come (the op was refused).
-    pub fn end_label(&mut self, label: u64) {
-        self.labels.remove(&label);
-    }
-
-    /// Notes a room publication's position (its `sb-epoch` and `sb-offset` headers).
-    fn note_position(&mut self, sid: u64, headers: &Headers<'_>) {
-        let Some(room) = self.subs.get_mut(&sid).and_then(|s| s.room.as_mut()) else {
-            return;
-        };
-        let epoch = headers.get("sb-epoch").and_then(|e| e.parse().ok());
-        let offset = headers.get("sb-offset").and_then(|o| o.parse().ok());
-        if let (Some(epoch), Some(offset)) = (epoch, offset) {
-            room.position = Some((epoch, offset));
-        }
-    }
-
-    /// A JOIN answer: the room's position, less the publications that follow it. A JOIN with
-    /// op id 0 for a sid this session does not know is a backend's server-side join: the
-    /// membership is taken on (its messages are events from now on).
-    fn note_joined(&mut self, frame: &Frame<'_>, fields: RoomFields) {
-        if frame.op_id == 0 && !self.subs.contains_key(&fields.sid) {
-            let membership = Membership {
-                server: true,
-                ..Membership::default()
-            };
-            let sub = Subscription {
-                pattern: frame.topic_str().to_owned(),
-                queue: None,
-                remaining: None,
-                room: Some(membership),
-            };
-            self.subs.insert(fields.sid, sub);
-        }
-        let Some(room) = self.subs.get_mut(&fields.sid).and_then(|s| s.room.as_mut()) else {
-            return;
-        };
-        if fields.flags.contains(RoomFlags::POSITIONED) {
-            let offset = fields.offset.saturating_sub(u64::from(fields.count));
-            room.position = Some((fields.epoch, offset));
-        }
     }
 
     /// PINGs sent on this connection and not yet answered.
