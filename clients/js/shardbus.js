@@ -15,6 +15,14 @@
 // reconnect, joins again from there, so a member misses nothing the room kept; `onRejoin`
 // hears `{ recovered }` each time (false: reload your state, e.g. from `room.history()`).
 //
+// Services (PROTOCOL.md §3.12): `register` makes this connection an instance of a service
+// whose endpoints get requests balanced over every instance; the client beats for it and
+// registers it again after a reconnect. `discover` lists instances.
+//
+//   const svc = await bus.register("echo", { version: "1.0.0", endpoints: ["echo.say"] },
+//     (req) => req.respond({ said: req.data }));
+//   svc.setHealth("draining"); await svc.deregister();
+//
 // Options: `name`, `token` (credentials), `echo` (receive your own publishes),
 // `minBackoffMs`, `maxBackoffMs`.
 
@@ -71,6 +79,7 @@ export class Shardbus {
     this.rooms = new Map(); // sid -> room state (see join)
     this.ops = new Map(); // op id -> { resolve, reject } for join, presence, history
     this.histories = new Map(); // label sid -> publications gathered
+    this.services = new Map(); // endpoint sid -> service state (see register)
     this.nextId = 1;
     this.queue = []; // messages sent while disconnected
     this.closed = false;
@@ -107,6 +116,7 @@ export class Shardbus {
             if (room.server) this.rooms.delete(sid);
             else this._sendNow(this._joinFrame(sid, room, this._rejoined(room)));
           }
+          for (const svc of new Set(this.services.values())) this._registerAgain(svc);
           for (const queued of this.queue.splice(0)) this._sendNow(queued);
           this.onstate("connected");
           resolve(this);
@@ -124,6 +134,11 @@ export class Shardbus {
         for (const [, pending] of this.ops) pending.reject(new Error("connection lost"));
         this.ops.clear();
         this.histories.clear();
+        for (const svc of this.services.values()) {
+          clearInterval(svc.timer);
+          svc.timer = null;
+          svc.instance = null;
+        }
         this.welcome = null;
         if (!welcomed) reject(new Error("could not connect"));
         if (!this.closed) this._reconnect();
@@ -159,8 +174,22 @@ export class Shardbus {
           room.onMessage(message(this, frame));
           break;
         }
+        const svc = this.services.get(frame.sid);
+        if (svc) {
+          svc.onRequest(message(this, frame));
+          break;
+        }
         const sub = this.subs.get(frame.sid);
         if (sub) sub.callback(message(this, frame));
+        break;
+      }
+      case "register":
+      case "discover": {
+        const pending = this.ops.get(frame.id);
+        if (pending) {
+          this.ops.delete(frame.id);
+          pending.resolve(frame);
+        }
         break;
       }
       case "join":
@@ -369,6 +398,93 @@ export class Shardbus {
     }
     const answer = await this._ask(frame);
     return { epoch: answer.epoch, offset: answer.offset, publications: answer.publications };
+  }
+
+  _registerFrame(svc) {
+    const endpoints = svc.endpoints.map((e) => ({ ...e }));
+    const frame = { op: "register", name: svc.name, version: svc.version, endpoints, heartbeat_ms: svc.heartbeatMs };
+    if (svc.description) frame.description = svc.description;
+    if (svc.metadata) frame.metadata = svc.metadata;
+    if (svc.weight) frame.weight = svc.weight;
+    return frame;
+  }
+
+  /** REGISTERs `svc` (again) and starts beating for the id the answer carries. */
+  async _registerAgain(svc) {
+    try {
+      const answer = await this._ask(this._registerFrame(svc));
+      svc.instance = answer.instance;
+      clearInterval(svc.timer);
+      svc.timer = setInterval(() => svc.beat(), svc.heartbeatMs);
+      return answer;
+    } catch (err) {
+      this.onerror(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Registers this connection as an instance of service `name`: `version` (SemVer),
+   * `endpoints` (subjects, or `{ subject, queue }`), and optionally `heartbeatMs` (5000),
+   * `description`, `metadata` (strings), `weight`. `onRequest(msg)` gets every request; answer
+   * with `msg.respond(payload)`. Resolves with the service: `instance`, `setHealth(health,
+   * load)` (`ok`, `degraded`, `draining`), `deregister()`; rejects with the ERR.
+   */
+  async register(name, { version, endpoints, heartbeatMs = 5000, description, metadata, weight }, onRequest) {
+    const svc = {
+      name,
+      version,
+      heartbeatMs,
+      description,
+      metadata,
+      weight,
+      onRequest,
+      instance: null,
+      health: "ok",
+      load: 0,
+      timer: null,
+      endpoints: endpoints.map((e) => {
+        const endpoint = typeof e === "string" ? { subject: e } : { ...e };
+        endpoint.sid = this.nextId++;
+        return endpoint;
+      }),
+    };
+    svc.beat = () => {
+      if (svc.instance && this._connected()) {
+        this._sendNow({ op: "heartbeat", instance: svc.instance, health: svc.health, load: svc.load });
+      }
+    };
+    svc.setHealth = (health, load = 0) => {
+      svc.health = health;
+      svc.load = load;
+      svc.beat();
+    };
+    svc.deregister = async () => {
+      clearInterval(svc.timer);
+      for (const endpoint of svc.endpoints) this.services.delete(endpoint.sid);
+      if (svc.instance && this._connected()) {
+        this._sendNow({ op: "deregister", instance: svc.instance });
+        await this.flush();
+      }
+      svc.instance = null;
+    };
+    for (const endpoint of svc.endpoints) this.services.set(endpoint.sid, svc);
+    try {
+      await this._registerAgain(svc);
+    } catch (err) {
+      for (const endpoint of svc.endpoints) this.services.delete(endpoint.sid);
+      throw err;
+    }
+    return svc;
+  }
+
+  /** The instances of the services `pattern` matches (`>`: all), whose version meets
+   *  `version` (a SemVer requirement such as `^1.2`). */
+  async discover(pattern = ">", { version } = {}) {
+    const frame = { op: "discover", topic: pattern };
+    if (version) frame.version = version;
+    const answer = await this._ask(frame);
+    return answer.data || [];
   }
 
   /** Publishes `payload` (JSON, `{text}` or `{base64}`) to `topic`. */

@@ -15,6 +15,7 @@ pub mod memlock;
 pub(crate) mod mesh;
 pub mod metrics;
 pub mod rooms;
+pub mod services;
 pub mod routing;
 pub mod server;
 pub(crate) mod shard;

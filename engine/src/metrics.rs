@@ -115,6 +115,24 @@ metrics! {
     HistoryBytes = "history_bytes", gauge;
     /// Rooms whose history was dropped for `history.max_bytes`.
     HistoryRoomsEvicted = "history_rooms_evicted", counter;
+    /// Service instances whose connection is on this shard.
+    ServiceInstances = "service_instances", gauge;
+    /// REGISTERs received.
+    ServiceRegistrations = "service_registrations", counter;
+    /// Service ops refused (REGISTER, HEARTBEAT, DEREGISTER), each with its code.
+    ServiceRefusals = "service_refusals", counter;
+    /// HEARTBEATs received.
+    ServiceHeartbeats = "service_heartbeats", counter;
+    /// Instances marked unhealthy for missing their heartbeats.
+    ServiceUnhealthy = "service_unhealthy", counter;
+    /// Instances gone: deregistered, their connection closed, or silent past `remove_after`.
+    ServiceRemovals = "service_removals", counter;
+    /// Requests balanced to a service instance.
+    ServiceRequests = "service_requests", counter;
+    /// Service requests sent again because their instance vanished before they reached it.
+    ServiceRetries = "service_retries", counter;
+    /// Times a circuit breaker took an instance out of rotation.
+    ServiceBreakerTrips = "service_breaker_trips", counter;
 }
 
 /// One shard's counters, written by that shard only.

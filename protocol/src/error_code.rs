@@ -122,6 +122,16 @@ codes! {
     NOT_AVAILABLE = 37, KeepOpen, false;
     /// A presence page or history limit above the server's maximum.
     LIMIT_TOO_LARGE = 38, KeepOpen, false;
+    /// A registration or heartbeat has a missing or senseless field; the message names it.
+    BAD_SERVICE = 39, KeepOpen, false;
+    /// The connection already registered an instance of this service.
+    ALREADY_REGISTERED = 40, KeepOpen, false;
+    /// HEARTBEAT or DEREGISTER named an instance this connection did not register.
+    UNKNOWN_INSTANCE = 41, KeepOpen, false;
+    /// The connection has registered as many instances as it may.
+    TOO_MANY_SERVICES = 42, KeepOpen, true;
+    /// An operation named a service that has no registered instance.
+    UNKNOWN_SERVICE = 43, KeepOpen, true;
 }
 
 impl ErrorCode {

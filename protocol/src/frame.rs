@@ -11,6 +11,7 @@ use crate::header::{
 };
 use crate::headers::Headers;
 use crate::op::Op;
+use crate::service::ServiceFields;
 
 /// What WELCOME tells a client about the server and its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,6 +116,16 @@ pub enum Fields {
         /// Reply token or request id, by direction.
         id: u64,
     },
+    /// REGISTER: register an instance of the service named by the topic, described by the
+    /// payload (client), or the instance id it got (server).
+    Register(ServiceFields),
+    /// HEARTBEAT: an instance is alive, with its health and load.
+    Heartbeat(ServiceFields),
+    /// DEREGISTER: an instance goes away.
+    Deregister(ServiceFields),
+    /// DISCOVER: asks for the instances of the services the topic's pattern matches (client),
+    /// or carries them (server).
+    Discover(ServiceFields),
     /// JOIN: become a member of the room named by the topic (client), or the join's answer
     /// (server).
     Join(RoomFields),
@@ -168,6 +179,10 @@ impl Fields {
             Fields::Msg { .. } => Op::Msg,
             Fields::Req { .. } => Op::Req,
             Fields::Resp { .. } => Op::Resp,
+            Fields::Register(_) => Op::Register,
+            Fields::Heartbeat(_) => Op::Heartbeat,
+            Fields::Deregister(_) => Op::Deregister,
+            Fields::Discover(_) => Op::Discover,
             Fields::Join(_) => Op::Join,
             Fields::Leave(_) => Op::Leave,
             Fields::Presence(_) => Op::Presence,
@@ -192,6 +207,9 @@ impl Fields {
             Op::Req => size_of::<RawReq>(),
             Op::Resp => size_of::<RawResp>(),
             Op::Join | Op::Leave | Op::Presence | Op::Member | Op::History => size_of::<RawRoom>(),
+            Op::Register | Op::Heartbeat | Op::Deregister | Op::Discover => {
+                size_of::<crate::header::RawService>()
+            }
         }
     }
 
@@ -208,6 +226,9 @@ impl Fields {
             Op::Status => (TopicRule::Absent, false, true),
             Op::Join | Op::Presence | Op::Member => (TopicRule::Subject, false, true),
             Op::Leave | Op::History => (TopicRule::Subject, false, false),
+            Op::Register => (TopicRule::Subject, false, true),
+            Op::Heartbeat | Op::Deregister => (TopicRule::Absent, false, false),
+            Op::Discover => (TopicRule::Pattern, false, true),
         };
         SectionRules {
             topic,
@@ -284,6 +305,10 @@ impl Fields {
             Op::Resp => Fields::Resp {
                 id: RawResp::ref_from_bytes(bytes).ok()?.id.get(),
             },
+            Op::Register => Fields::Register(ServiceFields::read(bytes)?),
+            Op::Heartbeat => Fields::Heartbeat(ServiceFields::read(bytes)?),
+            Op::Deregister => Fields::Deregister(ServiceFields::read(bytes)?),
+            Op::Discover => Fields::Discover(ServiceFields::read(bytes)?),
             Op::Join => Fields::Join(RoomFields::read(bytes)?),
             Op::Leave => Fields::Leave(RoomFields::read(bytes)?),
             Op::Presence => Fields::Presence(RoomFields::read(bytes)?),
@@ -369,6 +394,10 @@ impl Fields {
             | Fields::Presence(room)
             | Fields::Member(room)
             | Fields::History(room) => out.put_slice(room.raw().as_bytes()),
+            Fields::Register(service)
+            | Fields::Heartbeat(service)
+            | Fields::Deregister(service)
+            | Fields::Discover(service) => out.put_slice(service.raw().as_bytes()),
         }
     }
 }

@@ -152,3 +152,22 @@ pub struct RawRoom {
     /// Op-specific bits (`RoomFlags`).
     pub flags: U32,
 }
+
+/// The fixed fields the service ops share: REGISTER, HEARTBEAT, DEREGISTER and DISCOVER
+/// (PROTOCOL.md §3.12).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RawService {
+    /// The instance the op is about (0 in a REGISTER from a client).
+    pub instance: U64,
+    /// The heartbeat interval in milliseconds (REGISTER).
+    pub heartbeat_ms: U32,
+    /// A load figure the instance reports (HEARTBEAT).
+    pub load: U32,
+    /// Instances listed (DISCOVER from the server).
+    pub count: U32,
+    /// The health an instance reports (HEARTBEAT) or the server sees (DISCOVER's list).
+    pub health: U16,
+    /// Always 0 in v1.
+    pub reserved: U16,
+}

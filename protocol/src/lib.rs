@@ -16,6 +16,7 @@ pub mod header;
 pub mod headers;
 pub mod limits;
 pub mod op;
+pub mod service;
 pub mod topic;
 
 pub use decode::{Check, check, decode, next_frame};
@@ -27,6 +28,7 @@ pub use frame::{Fields, Frame, RoomFields, Welcome};
 pub use headers::{Headers, HeadersBuilder};
 pub use limits::{DEFAULT_MAX_TOPIC_TOKENS, Limits, MAX_TOPIC_TOKENS_CEILING};
 pub use op::Op;
+pub use service::{Health, ServiceFields};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -32,6 +32,14 @@ pub enum Op {
     Req = 0x14,
     /// Responder → server (carries the reply token), server → requester (carries the request id).
     Resp = 0x15,
+    /// Client → server: register a service instance; server → client: its instance id.
+    Register = 0x20,
+    /// Client → server: an instance is alive, with its health and load.
+    Heartbeat = 0x21,
+    /// Client → server: an instance goes away.
+    Deregister = 0x22,
+    /// Client → server: asks for a service's instances; server → client: the list.
+    Discover = 0x23,
     /// Client → server: join a room; server → client: the join's answer (position, recovery).
     Join = 0x30,
     /// Client → server: leave a room.
@@ -48,7 +56,7 @@ pub enum Op {
 
 impl Op {
     /// Every op of v1, in wire order.
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 23] = [
         Op::Hello,
         Op::Welcome,
         Op::Ping,
@@ -62,6 +70,10 @@ impl Op {
         Op::Msg,
         Op::Req,
         Op::Resp,
+        Op::Register,
+        Op::Heartbeat,
+        Op::Deregister,
+        Op::Discover,
         Op::Join,
         Op::Leave,
         Op::Presence,
@@ -100,6 +112,10 @@ impl Op {
             0x13 => Op::Msg,
             0x14 => Op::Req,
             0x15 => Op::Resp,
+            0x20 => Op::Register,
+            0x21 => Op::Heartbeat,
+            0x22 => Op::Deregister,
+            0x23 => Op::Discover,
             0x30 => Op::Join,
             0x31 => Op::Leave,
             0x32 => Op::Presence,
@@ -129,6 +145,10 @@ impl Op {
             Op::Msg => "MSG",
             Op::Req => "REQ",
             Op::Resp => "RESP",
+            Op::Register => "REGISTER",
+            Op::Heartbeat => "HEARTBEAT",
+            Op::Deregister => "DEREGISTER",
+            Op::Discover => "DISCOVER",
             Op::Join => "JOIN",
             Op::Leave => "LEAVE",
             Op::Presence => "PRESENCE",
@@ -146,7 +166,7 @@ pub fn reserved_range(byte: u8) -> Option<&'static str> {
     match byte {
         0x08..=0x0F => Some("connection control"),
         0x16..=0x1F => Some("pub/sub extensions"),
-        0x20..=0x2F => Some("service discovery: register, heartbeat, deregister, discover"),
+        0x24..=0x2F => Some("services"),
         0x34..=0x3F => Some("rooms"),
         0x41..=0x4F => Some("history queries"),
         0x51..=0x5F => Some("commands: kick, server info"),

@@ -49,6 +49,12 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Room options by topic pattern (`[[rooms]]`); a subject takes the first that matches.
     pub rooms: Vec<crate::rooms::RoomConfig>,
+    /// What a service registration may hold, and when silence makes an instance unhealthy
+    /// and then gone.
+    pub registry: crate::services::RegistryConfig,
+    /// Service options by name pattern (`[[services]]`: strategy, breaker); a service takes
+    /// the first that matches.
+    pub services: Vec<crate::services::ServiceConfig>,
 }
 
 /// Where room history is kept (PROTOCOL.md §3.11).
@@ -268,6 +274,8 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             history: HistoryConfig::default(),
             rooms: Vec::new(),
+            registry: crate::services::RegistryConfig::default(),
+            services: Vec::new(),
         }
     }
 }
@@ -523,7 +531,27 @@ impl Config {
                 reason: rule.to_owned(),
             });
         }
-        self.validate_rooms()
+        self.validate_rooms()?;
+        self.validate_services()
+    }
+
+    fn validate_services(&self) -> Result<(), ConfigError> {
+        if let Some((key, rule)) = self.registry.problem() {
+            return Err(ConfigError::Invalid {
+                key: format!("registry.{key}"),
+                reason: rule.to_owned(),
+            });
+        }
+        let max_topic_len = usize::from(self.limits.max_topic_len);
+        for (i, service) in self.services.iter().enumerate() {
+            if let Some((key, rule)) = service.problem(max_topic_len) {
+                return Err(ConfigError::Invalid {
+                    key: format!("services[{i}].{key}"),
+                    reason: rule.to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn validate_rooms(&self) -> Result<(), ConfigError> {

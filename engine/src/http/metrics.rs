@@ -1,6 +1,8 @@
 //! `/metrics`: every shard's counters in Prometheus' text format (prometheus-client), read at
 //! scrape time from the shared atomics. One series per shard (`shard` label; `sum()` gives the
-//! server); errors answered, per shard and code name; the request latency histogram.
+//! server); errors answered, per shard and code name; the request latency histogram; and per
+//! service, endpoint and instance the figures of the services report (already added up over
+//! the shards).
 
 use std::sync::Arc;
 
@@ -17,9 +19,10 @@ use crate::server::Shared;
 
 /// The exposition of every metric, or an empty string if encoding failed (it writes to a
 /// `String`, which cannot fail).
-pub(crate) fn exposition(shared: &Arc<Shared>) -> String {
+pub(crate) fn exposition(shared: &Arc<Shared>, services: &serde_json::Value) -> String {
     let mut registry = Registry::with_prefix("shardbus");
     registry.register_collector(Box::new(Shards(Arc::clone(shared))));
+    registry.register_collector(Box::new(Services(services.clone())));
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
     out
@@ -94,6 +97,104 @@ impl Collector for Shards {
                     &latency.buckets,
                     None,
                 )?;
+        }
+        Ok(())
+    }
+}
+
+/// The services report's figures, one series per service, endpoint and instance.
+#[derive(Debug)]
+struct Services(serde_json::Value);
+
+/// The report's counters and gauges: (series name, help, key in an endpoint's figures).
+const SERVICE_SERIES: [(&str, &str, &str, MetricType); 4] = [
+    (
+        "service_requests",
+        "Requests balanced to a service instance's endpoint",
+        "requests",
+        MetricType::Counter,
+    ),
+    (
+        "service_errors",
+        "Responses whose sb-status header said 400 or more",
+        "errors",
+        MetricType::Counter,
+    ),
+    (
+        "service_timeouts",
+        "Requests to the endpoint that timed out",
+        "timeouts",
+        MetricType::Counter,
+    ),
+    (
+        "service_latency_p99_microseconds",
+        "99th percentile from a request's arrival to its response",
+        "latency_us.p99",
+        MetricType::Gauge,
+    ),
+];
+
+impl Services {
+    /// Every (labels, endpoint figures) pair of the report.
+    fn endpoints(&self) -> Vec<([(&'static str, String); 3], &serde_json::Value)> {
+        let mut out = Vec::new();
+        let services = self.0["services"].as_array().into_iter().flatten();
+        for service in services {
+            let name = service["name"].as_str().unwrap_or("").to_owned();
+            for instance in service["instances"].as_array().into_iter().flatten() {
+                let id = instance["instance"].as_u64().unwrap_or(0).to_string();
+                for endpoint in instance["endpoints"].as_array().into_iter().flatten() {
+                    let subject = endpoint["subject"].as_str().unwrap_or("").to_owned();
+                    let labels = [
+                        ("service", name.clone()),
+                        ("endpoint", subject),
+                        ("instance", id.clone()),
+                    ];
+                    out.push((labels, endpoint));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Collector for Services {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let endpoints = self.endpoints();
+        for (name, help, key, kind) in SERVICE_SERIES {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (labels, figures) in &endpoints {
+                let value = key
+                    .split('.')
+                    .fold(*figures, |v, k| &v[k])
+                    .as_u64()
+                    .unwrap_or(0);
+                let encoder = family.encode_family(labels)?;
+                if matches!(kind, MetricType::Gauge) {
+                    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(encoder)?;
+                } else {
+                    ConstCounter::new(value).encode(encoder)?;
+                }
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "service_in_flight",
+            "Requests in flight to a service instance",
+            None,
+            MetricType::Gauge,
+        )?;
+        let services = self.0["services"].as_array().into_iter().flatten();
+        for service in services {
+            let name = service["name"].as_str().unwrap_or("").to_owned();
+            for instance in service["instances"].as_array().into_iter().flatten() {
+                let labels = [
+                    ("service", name.clone()),
+                    ("instance", instance["instance"].as_u64().unwrap_or(0).to_string()),
+                    ("health", instance["health"].as_str().unwrap_or("").to_owned()),
+                ];
+                let n = instance["in_flight"].as_i64().unwrap_or(0);
+                ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub(crate) mod payload;
 mod push;
 pub(crate) mod reply;
 mod rooms;
+mod services;
 mod routes;
 mod status;
 mod timer;

@@ -79,9 +79,10 @@ impl Refusal {
 pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::PAYLOAD_TOO_LARGE | ErrorCode::FRAME_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::NO_RESPONDERS | ErrorCode::UNKNOWN_CONNECTION | ErrorCode::NOT_A_ROOM => {
-            StatusCode::NOT_FOUND
-        }
+        ErrorCode::NO_RESPONDERS
+        | ErrorCode::UNKNOWN_CONNECTION
+        | ErrorCode::NOT_A_ROOM
+        | ErrorCode::UNKNOWN_SERVICE => StatusCode::NOT_FOUND,
         ErrorCode::NOT_AVAILABLE => StatusCode::CONFLICT,
         ErrorCode::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::TOO_MANY_REQUESTS | ErrorCode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,

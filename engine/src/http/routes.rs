@@ -12,7 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
 use super::reply::{self, Body, Refusal};
-use super::{HttpSettings, assets, listings, metrics, push, rooms, status};
+use super::{HttpSettings, assets, listings, metrics, push, rooms, services, status};
 use crate::auth::Identity;
 use crate::shard::Shard;
 
@@ -144,11 +144,24 @@ async fn guarded(
             )
             .into_response()
         }
-        (&Method::GET, "/metrics") => reply::with_type(
-            StatusCode::OK,
-            metrics::exposition(shared).into_bytes(),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
+        (&Method::GET, "/metrics") => {
+            let report = services::list(&shard).await;
+            reply::with_type(
+                StatusCode::OK,
+                metrics::exposition(shared, &report).into_bytes(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        }
+        (&Method::GET, "/api/v1/services") => {
+            reply::json(StatusCode::OK, &services::list(&shard).await)
+        }
+        (&Method::GET, path) if path.starts_with(services::SERVICE_PREFIX) => {
+            let name = path.get(services::SERVICE_PREFIX.len()..).unwrap_or_default();
+            match services::one(&shard, name).await {
+                Ok(service) => reply::json(StatusCode::OK, &service),
+                Err(refusal) => refusal.into_response(),
+            }
+        }
         (&Method::GET, "/api/v1/server") => {
             reply::json(StatusCode::OK, &status::server(shared, &settings))
         }
@@ -235,6 +248,7 @@ const KICK_PREFIX: &str = "/api/v1/connections/";
 
 fn is_known(path: &str) -> bool {
     path.starts_with(KICK_PREFIX)
+        || path.starts_with(services::SERVICE_PREFIX)
         || path.starts_with(rooms::HISTORY_PREFIX)
         || rooms::presence_room(path).is_some()
         || rooms::members_path(path).is_some()
@@ -248,6 +262,7 @@ fn is_known(path: &str) -> bool {
                 | "/api/v1/connections"
                 | "/api/v1/topics"
                 | "/api/v1/rooms"
+                | "/api/v1/services"
                 | "/ws"
                 | "/js/shardbus.js"
                 | "/demo"

@@ -6,6 +6,7 @@
 
 use crate::rooms::asks::{Answer, Ask, MemberEvent};
 use crate::routing::InterestChange;
+use crate::services::change::ServiceChange;
 use crate::shard::listing::Listing;
 
 /// A range of a batch's bytes.
@@ -130,6 +131,13 @@ pub(crate) enum Record {
     /// retained or asked for by HISTORY). `to` holds [`ReplayTo`] in the batch's bytes, so this
     /// record is no larger than a delivery's: every record of a batch pays for the largest.
     RoomReplay { to: Span, msg: MessageSpans },
+    /// From an instance's shard: the registry changed (`services/change.rs`).
+    Service(Box<ServiceChange>),
+    /// A request for a service instance's endpoint subscription; `to` holds its
+    /// `ServiceTo` (connection, sid, reply token, timeout) in the batch's bytes.
+    ServiceRequest { to: Span, msg: MessageSpans },
+    /// Back to a request's origin: its instance was gone, try another (pending request `key`).
+    ServiceBounce { key: u64, msg: MessageSpans },
 }
 
 /// Records and the bytes they point into.

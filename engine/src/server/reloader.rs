@@ -65,7 +65,7 @@ impl Reloader {
 }
 
 /// The top-level sections a reload applies live.
-const LIVE: [&str; 4] = ["auth", "rate_limits", "log_level", "rooms"];
+const LIVE: [&str; 5] = ["auth", "rate_limits", "log_level", "rooms", "services"];
 
 /// What differs between `old` and `new`: names added and removed for tokens and users, the
 /// roles and auth settings that changed, and the top-level sections that need a restart.
@@ -120,6 +120,7 @@ fn changes(old: &Config, new: &Config) -> Value {
         "rate_limits": new.rate_limits != old.rate_limits,
         "log_level": new.log_level != old.log_level,
         "rooms": new.rooms != old.rooms,
+        "services": new.services != old.services,
         "needs_restart": needs_restart,
     })
 }

@@ -303,6 +303,8 @@ pub struct Reload {
     pub(crate) rate_limits: crate::config::RateLimitsConfig,
     /// The room options by pattern.
     pub(crate) rooms: Vec<crate::rooms::RoomConfig>,
+    /// The service options by name pattern.
+    pub(crate) services: Vec<crate::services::ServiceConfig>,
 }
 
 impl Reload {
@@ -316,6 +318,7 @@ impl Reload {
         Ok(Reload {
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
             rooms: config.rooms.clone(),
+            services: config.services.clone(),
             rate_limits: config.rate_limits.clone(),
         })
     }

@@ -8,6 +8,7 @@ use shardbus_protocol::ErrorCode;
 use super::Shard;
 use super::requests::parse_token;
 use super::rooms::Kept;
+use super::service_requests::{ServiceTo, body_in};
 use crate::mesh::batch::{Batch, MessageSpans, Record, ReplayTo};
 use crate::metrics::Metric;
 use crate::routing::ShardId;
@@ -91,6 +92,14 @@ impl Shard {
                     batch.get(msg.payload),
                     msg.flags,
                 ),
+                Record::Service(change) => self.service_changed(change.as_ref().clone()),
+                Record::ServiceRequest { to, msg } => {
+                    let Some(to) = ServiceTo::from_bytes(batch.get(*to)) else {
+                        continue;
+                    };
+                    self.service_request_arrived(to, body_in(batch, msg));
+                }
+                Record::ServiceBounce { key, msg } => self.instance_vanished(*key, body_in(batch, msg)),
                 Record::RoomReplay { to, msg } => {
                     let Some(to) = ReplayTo::from_bytes(batch.get(*to)) else {
                         continue;

@@ -26,6 +26,8 @@ pub(crate) enum Listing {
     Kick(u64),
     /// The rooms this shard is home to, with their members and users.
     Rooms,
+    /// This shard's figures of every service instance (`service_listing.rs`).
+    ServiceStats,
 }
 
 /// A listing being gathered: the parts so far and how many shards have not answered.
@@ -89,6 +91,7 @@ impl Shard {
                 })
                 .collect(),
             Listing::Rooms => self.rooms_listing(),
+            Listing::ServiceStats => self.service_stats_part(),
         };
         serde_json::to_vec(&items).unwrap_or_default()
     }

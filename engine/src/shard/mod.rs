@@ -24,6 +24,9 @@ mod room_queries;
 mod rooms;
 mod run;
 pub(crate) mod session;
+pub(crate) mod service_listing;
+mod service_requests;
+mod services;
 mod sid_map;
 mod status;
 pub(crate) mod stream;
@@ -89,6 +92,8 @@ pub(crate) struct Settings {
     pub(crate) max_history_page: u32,
     /// This shard's part of `history.max_bytes`.
     pub(crate) history_bytes: usize,
+    pub(crate) registry: crate::services::RegistryConfig,
+    pub(crate) services: Vec<crate::services::ServiceConfig>,
 }
 
 impl Settings {
@@ -125,6 +130,8 @@ impl Settings {
             max_presence_page: l.max_presence_page,
             max_history_page: l.max_history_page,
             history_bytes: config.history.max_bytes / shards.max(1),
+            registry: config.registry.clone(),
+            services: config.services.clone(),
         })
     }
 }
@@ -184,6 +191,9 @@ pub(crate) struct Shard {
     rooms_any: Cell<bool>,
     /// This shard's connections by user, for pushes to users (`users.rs`).
     users: RefCell<users::Users>,
+    /// Service instances: the registry's replica, the instances this shard owns
+    /// (`services.rs`); boxed, like `rooms`.
+    services: Box<services::ShardServices>,
 }
 
 impl Shard {
@@ -199,6 +209,7 @@ impl Shard {
             &settings.rooms,
             settings.history_bytes,
         ));
+        let services = Box::new(services::ShardServices::new(&settings.services));
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();
@@ -234,6 +245,7 @@ impl Shard {
             rooms_any: Cell::new(rooms.any()),
             rooms,
             users: RefCell::new(users::Users::default()),
+            services,
         }
     }
 
@@ -278,9 +290,12 @@ impl Shard {
         }
         // The responders' shards forget the tokens, so an unanswered request costs nothing
         // once its requester has gone.
-        for (key, responder_shard) in abandoned {
+        for (key, pending) in abandoned {
+            if let Some(leg) = pending.service {
+                self.services.registry.borrow_mut().abandoned(leg.instance);
+            }
             let reply = requests::token(self.id, key);
-            match self.link(responder_shard) {
+            match self.link(pending.responder_shard) {
                 Some(link) => link.with_batch(|b| b.push(Record::ReplyEnded { token: reply })),
                 None => self.replies.borrow_mut().forget(reply),
             }
@@ -288,6 +303,7 @@ impl Shard {
         if self.rooms_any.get() {
             self.conn_gone(conn.id);
         }
+        self.services_conn_gone(conn.id);
         let subs = conn.subs.borrow_mut().take_all();
         for sub in subs {
             self.forget(&sub);

@@ -33,6 +33,10 @@ impl Shard {
                 .pings_unanswered
                 .set(conn.pings_unanswered.get().saturating_sub(1)),
             Fields::Status => self.send_status(conn, frame.op_id),
+            Fields::Register(fields) => self.register_service(conn, frame, fields),
+            Fields::Heartbeat(fields) => self.heartbeat(conn, frame.op_id, fields),
+            Fields::Deregister(fields) => self.deregister(conn, frame.op_id, fields),
+            Fields::Discover(_) => self.discover(conn, frame),
             Fields::Join(fields) => self.join(conn, frame, fields),
             Fields::Leave(_) => self.leave(conn, frame),
             Fields::Presence(fields) => self.presence(conn, frame, fields),
@@ -248,61 +252,27 @@ impl Shard {
             );
             return;
         }
+        if self.is_service_endpoint(frame.topic) {
+            self.request_service(conn, frame, request_id, timeout_ms);
+            return;
+        }
         let responder = self
             .router
             .borrow_mut()
             .route_request(frame.topic, conn.id, conn.echo());
         if responder == Responder::None {
-            self.metrics.add(Metric::RequestsNoResponders, 1);
-            conn.error(
-                ErrorCode::NO_RESPONDERS,
-                frame.op_id,
-                request_id,
-                "no subscriber for the subject",
-            );
+            self.no_responders(conn, frame, request_id, "no subscriber for the subject");
             return;
         }
-        let started = Instant::now();
-        let timeout_ms = timeout_ms.min(self.settings.max_request_timeout_ms);
-        let deadline = started + Duration::from_millis(u64::from(timeout_ms));
-        let identity = conn
-            .identity_key()
-            .unwrap_or_else(|| Arc::clone(&self.in_process_identity));
-        let inserted = {
-            let mut requests = self.requests.borrow_mut();
-            let earliest = requests.next_deadline();
-            let responder_shard = match responder {
-                Responder::Remote(shard) => shard,
-                Responder::Local(_) | Responder::None => self.id,
-            };
-            let inserted = requests.insert(
-                conn.id,
-                &identity,
-                responder_shard,
-                request_id,
-                frame.op_id,
-                started,
-                deadline,
-            );
-            if inserted.is_ok() && earliest.is_none_or(|earliest| deadline < earliest) {
-                self.requests_changed.notify();
-            }
-            inserted
+        let responder_shard = match responder {
+            Responder::Remote(shard) => shard,
+            Responder::Local(_) | Responder::None => self.id,
         };
-        let key = match inserted {
-            Ok(key) => key,
-            Err(full) => {
-                conn.error(
-                    ErrorCode::TOO_MANY_REQUESTS,
-                    frame.op_id,
-                    request_id,
-                    full.message(),
-                );
-                return;
-            }
+        let Some((key, deadline, timeout_ms)) =
+            self.insert_pending(conn, frame, request_id, timeout_ms, responder_shard)
+        else {
+            return;
         };
-        conn.inflight.set(conn.inflight.get() + 1);
-        self.metrics.add(Metric::RequestsPending, 1);
         let reply = token(self.id, key);
         let headers = frame.headers.as_bytes();
         let flags = frame.flags.0;
@@ -332,6 +302,85 @@ impl Shard {
                 }
             }
             Responder::None => {}
+        }
+    }
+
+    /// A request to a service endpoint: the instance its strategy picks, wherever it is.
+    fn request_service(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
+        let Some(target) = self.pick_instance(frame.topic, &frame.headers, 0) else {
+            let why = "no instance of the service may serve (unhealthy, draining or tripped)";
+            self.no_responders(conn, frame, request_id, why);
+            return;
+        };
+        let Some((key, _, _)) =
+            self.insert_pending(conn, frame, request_id, timeout_ms, target.shard)
+        else {
+            self.services.registry.borrow_mut().abandoned(target.id);
+            return;
+        };
+        let body = super::service_requests::RequestBody {
+            subject: frame.topic,
+            headers: frame.headers.as_bytes(),
+            payload: frame.payload,
+            flags: frame.flags.0,
+        };
+        self.send_to_instance(key, target, body);
+    }
+
+    #[cold]
+    fn no_responders(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, why: &str) {
+        self.metrics.add(Metric::RequestsNoResponders, 1);
+        conn.error(ErrorCode::NO_RESPONDERS, frame.op_id, request_id, why);
+    }
+
+    /// Records request `request_id` of `conn` as pending with its (capped) deadline; returns
+    /// its key, deadline and timeout, or `None` when a cap refused it (answered here).
+    fn insert_pending(
+        &self,
+        conn: &Conn,
+        frame: &Frame<'_>,
+        request_id: u64,
+        timeout_ms: u32,
+        responder_shard: crate::routing::ShardId,
+    ) -> Option<(u64, Instant, u32)> {
+        let started = Instant::now();
+        let timeout_ms = timeout_ms.min(self.settings.max_request_timeout_ms);
+        let deadline = started + Duration::from_millis(u64::from(timeout_ms));
+        let identity = conn
+            .identity_key()
+            .unwrap_or_else(|| Arc::clone(&self.in_process_identity));
+        let inserted = {
+            let mut requests = self.requests.borrow_mut();
+            let earliest = requests.next_deadline();
+            let inserted = requests.insert(
+                conn.id,
+                &identity,
+                responder_shard,
+                request_id,
+                frame.op_id,
+                started,
+                deadline,
+            );
+            if inserted.is_ok() && earliest.is_none_or(|earliest| deadline < earliest) {
+                self.requests_changed.notify();
+            }
+            inserted
+        };
+        match inserted {
+            Ok(key) => {
+                conn.inflight.set(conn.inflight.get() + 1);
+                self.metrics.add(Metric::RequestsPending, 1);
+                Some((key, deadline, timeout_ms))
+            }
+            Err(full) => {
+                conn.error(
+                    ErrorCode::TOO_MANY_REQUESTS,
+                    frame.op_id,
+                    request_id,
+                    full.message(),
+                );
+                None
+            }
         }
     }
 
@@ -398,6 +447,10 @@ impl Shard {
             return;
         };
         self.metrics.sub(Metric::RequestsPending, 1);
+        if let Some(leg) = pending.service {
+            let answer = (code == 0).then_some(headers);
+            self.service_request_ended(leg, pending.started, answer);
+        }
         let Some(conn) = self.conn(pending.conn) else {
             return;
         };
@@ -440,6 +493,9 @@ impl Shard {
         for pending in expired {
             self.metrics.sub(Metric::RequestsPending, 1);
             self.metrics.add(Metric::RequestsTimedOut, 1);
+            if let Some(leg) = pending.service {
+                self.service_request_timed_out(leg, now);
+            }
             if let Some(conn) = self.conn(pending.conn) {
                 conn.inflight.set(conn.inflight.get().saturating_sub(1));
                 conn.error(

@@ -4,7 +4,8 @@
 //! re-checked at once — one whose credential is no longer accepted is closed with a terminal
 //! code, the others take their role's current permissions and lose the subscriptions those
 //! no longer allow (each answered `PERMISSION_DENIED` with its sid). Room options apply to the
-//! next op on each room; members stay members.
+//! next op on each room; members stay members. Service options (strategy, breaker) apply to
+//! the next request.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ impl Shard {
         self.rate_any.set(rate.any());
         *self.rate.borrow_mut() = rate;
         self.reload_rooms(&reload.rooms);
+        self.services.registry.borrow_mut().set_options(&reload.services);
         let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in conns {
             let Some(identity) = conn.identity() else {

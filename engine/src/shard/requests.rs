@@ -30,12 +30,23 @@ pub(crate) struct Pending {
     /// The requester's identity, whose in-flight count this request holds.
     identity: Arc<str>,
     /// The shard that delivered it to its responder, which holds the reply token's binding.
-    responder_shard: ShardId,
+    pub(crate) responder_shard: ShardId,
     pub(crate) request_id: u64,
     pub(crate) op_id: u32,
     /// When the request arrived, for the latency histogram.
     pub(crate) started: Instant,
-    deadline: Instant,
+    pub(crate) deadline: Instant,
+    /// The instance and endpoint a service's request went to, for its figures.
+    pub(crate) service: Option<ServiceLeg>,
+}
+
+/// Which instance a request to a service endpoint went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServiceLeg {
+    pub(crate) instance: u64,
+    pub(crate) endpoint: u16,
+    /// Already sent again once, after its first instance vanished.
+    pub(crate) retried: bool,
 }
 
 /// One shard's in-flight requests.
@@ -141,10 +152,16 @@ impl Requests {
                 op_id,
                 started,
                 deadline,
+                service: None,
             },
         );
         self.deadlines.insert((deadline, key));
         Ok(key)
+    }
+
+    /// Request `key`, while it is pending.
+    pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Pending> {
+        self.pending.get_mut(&key)
     }
 
     /// Ends request `key` (its response arrived); `None` when it already ended.
@@ -155,17 +172,17 @@ impl Requests {
         Some(pending)
     }
 
-    /// Ends every request of connection `conn` (it went away); returns each one's key and the
-    /// shard that holds its reply token's binding. Their responses, when they come, find
-    /// nothing and are counted late.
-    pub(crate) fn end_conn(&mut self, conn: u64) -> Vec<(u64, ShardId)> {
+    /// Ends every request of connection `conn` (it went away); returns each one's key and
+    /// entry (whose `responder_shard` holds its reply token's binding). Their responses, when
+    /// they come, find nothing and are counted late.
+    pub(crate) fn end_conn(&mut self, conn: u64) -> Vec<(u64, Pending)> {
         let keys: Vec<u64> = self
             .by_conn
             .range((conn, 0)..=(conn, u64::MAX))
             .map(|&(_, key)| key)
             .collect();
         keys.into_iter()
-            .filter_map(|key| self.take(key).map(|p| (key, p.responder_shard)))
+            .filter_map(|key| self.take(key).map(|p| (key, p)))
             .collect()
     }
 

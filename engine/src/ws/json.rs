@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use shardbus_protocol::{
-    ErrorCode, Fields, Frame, HeadersBuilder, HelloOptions, Limits, PROTOCOL_VERSION, RoomFields,
-    RoomFlags, decode, encode,
+    ErrorCode, Fields, Frame, HeadersBuilder, Health, HelloOptions, Limits, PROTOCOL_VERSION,
+    RoomFields, RoomFlags, ServiceFields, decode, encode,
 };
 
 use crate::http::payload::{self, PayloadIn};
@@ -22,6 +22,15 @@ use crate::http::reply::Refusal;
 enum HeadersField {
     Flag(bool),
     Map(BTreeMap<String, String>),
+}
+
+/// `version`: the protocol version on `hello`, a SemVer version on `register` and a SemVer
+/// requirement on `discover`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum VersionField {
+    Protocol(u16),
+    Text(String),
 }
 
 /// One client message, every op's fields together (each op reads the ones it needs).
@@ -54,7 +63,7 @@ struct JsonIn<'a> {
     #[serde(default)]
     headers: Option<HeadersField>,
     #[serde(default)]
-    version: Option<u16>,
+    version: Option<VersionField>,
     #[serde(default)]
     echo: Option<bool>,
     #[serde(default)]
@@ -84,6 +93,61 @@ struct JsonIn<'a> {
     limit: Option<u32>,
     #[serde(default)]
     reverse: Option<bool>,
+    /// Services: a registration's parts, an instance (decimal string), its health and load.
+    #[serde(default, borrow)]
+    endpoints: Option<&'a RawValue>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, borrow)]
+    metadata: Option<&'a RawValue>,
+    #[serde(default)]
+    weight: Option<u32>,
+    #[serde(default)]
+    heartbeat_ms: Option<u32>,
+    #[serde(default)]
+    instance: Option<String>,
+    #[serde(default)]
+    health: Option<String>,
+    #[serde(default)]
+    load: Option<u32>,
+}
+
+impl JsonIn<'_> {
+    /// A `register`'s description as the JSON object its container payload is made from.
+    fn registration(&self) -> Result<String, Refusal> {
+        let mut object = serde_json::Map::new();
+        match &self.version {
+            Some(VersionField::Text(version)) => {
+                object.insert("version".into(), version.clone().into());
+            }
+            _ => return Err(missing("version (a SemVer string)", "register")),
+        }
+        let raw = |r: &RawValue| serde_json::from_str::<serde_json::Value>(r.get());
+        let endpoints = self
+            .endpoints
+            .ok_or_else(|| missing("endpoints", "register"))?;
+        let endpoints = raw(endpoints).map_err(|_| missing("endpoints as JSON", "register"))?;
+        object.insert("endpoints".into(), endpoints);
+        if let Some(metadata) = self.metadata {
+            let metadata = raw(metadata).map_err(|_| missing("metadata as JSON", "register"))?;
+            object.insert("metadata".into(), metadata);
+        }
+        if let Some(description) = &self.description {
+            object.insert("description".into(), description.clone().into());
+        }
+        if let Some(weight) = self.weight {
+            object.insert("weight".into(), weight.into());
+        }
+        Ok(serde_json::Value::Object(object).to_string())
+    }
+
+    /// The instance a `heartbeat` or `deregister` names.
+    fn instance(&self, op: &str) -> Result<u64, Refusal> {
+        self.instance
+            .as_deref()
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| missing("instance (a decimal string)", op))
+    }
 }
 
 /// The position a room op's `epoch` and `offset` name, as room fields.
@@ -165,8 +229,21 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
             }
         }
     }
+    let registration = if op == "register" {
+        let text = msg.registration()?;
+        Some(
+            RawValue::from_string(text)
+                .map_err(|e| Refusal::new(ErrorCode::BAD_FRAME, e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let payload_in = PayloadIn {
-        data: if op == "join" { msg.info } else { msg.data },
+        data: match op {
+            "join" => msg.info,
+            "register" => registration.as_deref(),
+            _ => msg.data,
+        },
         text: msg.text.as_deref(),
         data_base64: msg.data_base64.as_deref(),
     };
@@ -185,7 +262,11 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
                 options = HelloOptions(options.0 | HelloOptions::HEADERS.0);
             }
             Fields::Hello {
-                version: msg.version.unwrap_or(PROTOCOL_VERSION),
+                version: match msg.version {
+                    Some(VersionField::Protocol(v)) => v,
+                    Some(VersionField::Text(_)) => return Err(missing("version as a number", op)),
+                    None => PROTOCOL_VERSION,
+                },
                 options,
             }
         }
@@ -248,6 +329,32 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
                 ..position
             })
         }
+        "register" => Fields::Register(ServiceFields {
+            heartbeat_ms: msg.heartbeat_ms.unwrap_or(5_000),
+            ..ServiceFields::default()
+        }),
+        "heartbeat" => Fields::Heartbeat(ServiceFields {
+            instance: msg.instance(op)?,
+            load: msg.load.unwrap_or(0),
+            health: match msg.health.as_deref() {
+                None => Health::Ok,
+                Some(name) => Health::from_name(name)
+                    .ok_or_else(|| missing("health: ok, degraded or draining", op))?,
+            },
+            ..ServiceFields::default()
+        }),
+        "deregister" => Fields::Deregister(ServiceFields {
+            instance: msg.instance(op)?,
+            ..ServiceFields::default()
+        }),
+        "discover" => {
+            payload = match &msg.version {
+                Some(VersionField::Text(requirement)) => requirement.clone().into_bytes(),
+                Some(VersionField::Protocol(major)) => major.to_string().into_bytes(),
+                None => Vec::new(),
+            };
+            Fields::Discover(ServiceFields::default())
+        }
         other => {
             return Err(Refusal::new(
                 ErrorCode::UNKNOWN_OP,
@@ -264,7 +371,13 @@ fn encode_json(msg: JsonIn<'_>, limits: &Limits, out: &mut Vec<u8>) -> Result<u3
         Fields::Hello { .. } => (false, true, false),
         Fields::Join(_) => (true, false, true),
         Fields::Leave(_) | Fields::Presence(_) | Fields::History(_) => (true, false, false),
+        Fields::Register(_) | Fields::Discover(_) => (true, false, true),
         _ => (false, false, false),
+    };
+    let topic = match fields {
+        Fields::Register(_) => msg.name.as_deref().unwrap_or(topic),
+        Fields::Discover(_) if topic.is_empty() => ">",
+        _ => topic,
     };
     let mut frame = Frame::new(fields).with_op_id(msg.id);
     if takes_topic {
@@ -349,6 +462,8 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         Fields::Member(_) => "member",
         Fields::History(_) => "history",
         Fields::Leave(_) => "leave",
+        Fields::Register(_) => "register",
+        Fields::Discover(_) => "discover",
         _ => return None,
     };
     out.push_str(&quoted(op));
@@ -408,6 +523,15 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         | Fields::History(room) => {
             room_fields(&mut out, &frame, room);
         }
+        Fields::Register(service) => {
+            field(&mut out, "topic", &quoted(frame.topic_str()));
+            field(&mut out, "instance", &quoted(&service.instance.to_string()));
+            field(&mut out, "heartbeat_ms", &service.heartbeat_ms.to_string());
+        }
+        Fields::Discover(service) => {
+            field(&mut out, "topic", &quoted(frame.topic_str()));
+            field(&mut out, "count", &service.count.to_string());
+        }
         _ => {}
     }
     // A room publication's position is the message's own `epoch` and `offset`, not headers.
@@ -439,7 +563,7 @@ pub(crate) fn json_from_frame(bytes: &[u8], limits: &Limits) -> Option<String> {
         );
     }
     let carries_payload = match frame.fields {
-        Fields::Msg { .. } | Fields::Resp { .. } | Fields::Status => true,
+        Fields::Msg { .. } | Fields::Resp { .. } | Fields::Status | Fields::Discover(_) => true,
         Fields::Join(_) | Fields::Presence(_) | Fields::Member(_) => !frame.payload.is_empty(),
         _ => false,
     };

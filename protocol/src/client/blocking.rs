@@ -473,7 +473,7 @@ impl Client {
         );
         shared.member_events.insert(sid, events_tx);
         self.inner.outbox_ready.notify_one();
-        let (answer, payload) = self.room_answer(shared, op_id, deadline)?;
+        let (answer, payload) = self.answer(shared, op_id, deadline)?;
         let Fields::Join(fields) = answer else {
             return Err(ClientError::Disconnected);
         };
@@ -511,7 +511,7 @@ impl Client {
         let op_id = shared.session.room_query(fields, room)?;
         shared.awaited.insert(op_id);
         self.inner.outbox_ready.notify_one();
-        let (answer, payload) = self.room_answer(shared, op_id, deadline)?;
+        let (answer, payload) = self.answer(shared, op_id, deadline)?;
         let next = match answer {
             Fields::Presence(page) => page.offset,
             _ => 0,
@@ -566,7 +566,7 @@ impl Client {
         let op_id = shared.session.room_query(fields, room)?;
         shared.awaited.insert(op_id);
         self.inner.outbox_ready.notify_one();
-        let answer = self.room_answer(shared, op_id, deadline);
+        let answer = self.answer(shared, op_id, deadline);
         {
             let mut shared = self.inner.lock();
             shared.subs.remove(&label);
@@ -583,15 +583,15 @@ impl Client {
         })
     }
 
-    /// Waits for the answer (or the ERR) to room op `op_id`.
-    fn room_answer<'a>(
+    /// Waits for the answer (or the ERR) to op `op_id` (a room or service op).
+    pub(super) fn answer<'a>(
         &'a self,
         mut shared: MutexGuard<'a, Shared>,
         op_id: u32,
         deadline: Instant,
     ) -> Result<(Fields, Vec<u8>), ClientError> {
         loop {
-            if let Some(answer) = shared.room_answers.remove(&op_id) {
+            if let Some(answer) = shared.answers.remove(&op_id) {
                 shared.awaited.remove(&op_id);
                 return answer;
             }
@@ -600,7 +600,7 @@ impl Client {
                 Err(e) => {
                     let mut shared = self.inner.lock();
                     shared.awaited.remove(&op_id);
-                    shared.room_answers.remove(&op_id);
+                    shared.answers.remove(&op_id);
                     return Err(e);
                 }
             }
@@ -628,7 +628,7 @@ impl Client {
     }
 
     /// Waits for a live connection: a frame queued while disconnected would be dropped.
-    fn wait_connected(&self, deadline: Instant) -> Result<MutexGuard<'_, Shared>, ClientError> {
+    pub(super) fn wait_connected(&self, deadline: Instant) -> Result<MutexGuard<'_, Shared>, ClientError> {
         let mut shared = self.inner.open()?;
         while shared.session.phase() != Phase::Ready {
             shared = self

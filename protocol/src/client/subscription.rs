@@ -47,6 +47,23 @@ impl Subscription {
         }
     }
 
+    /// Messages on sids something else owns (a service's endpoints): dropping it does not
+    /// unsubscribe.
+    pub(crate) fn detached(
+        client: Client,
+        sid: u64,
+        rx: Receiver<Message>,
+        dropped: Arc<AtomicU64>,
+    ) -> Subscription {
+        Subscription {
+            client,
+            sid,
+            rx,
+            dropped,
+            live: false,
+        }
+    }
+
     /// The subscription id.
     pub fn sid(&self) -> u64 {
         self.sid

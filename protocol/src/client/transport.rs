@@ -59,7 +59,7 @@ pub(super) struct Shared {
     /// STATUS answers not yet collected, by op id.
     pub(super) statuses: HashMap<u32, Vec<u8>>,
     /// Room answers (JOIN, PRESENCE, HISTORY) and ERRs for the ops in `awaited`, by op id.
-    pub(super) room_answers: HashMap<u32, Result<(crate::Fields, Vec<u8>), ClientError>>,
+    pub(super) answers: HashMap<u32, Result<(crate::Fields, Vec<u8>), ClientError>>,
     /// Op ids a caller waits on: only their answers are kept.
     pub(super) awaited: std::collections::HashSet<u32>,
     /// Rooms a backend joined this connection to, not yet taken by the application (`None`
@@ -72,6 +72,8 @@ pub(super) struct Shared {
     /// The terminal closing ERR the server sent, if any: no reconnect follows it.
     pub(super) terminal: Option<(ErrorCode, String)>,
     pub(super) reconnects: u64,
+    /// Whether the heartbeat thread runs (started by the first registration).
+    pub(super) heartbeats_started: bool,
 }
 
 /// The writing side of a connection.
@@ -187,7 +189,7 @@ impl Inner {
                 requests: HashMap::new(),
                 pongs: 0,
                 statuses: HashMap::new(),
-                room_answers: HashMap::new(),
+                answers: HashMap::new(),
                 awaited: std::collections::HashSet::new(),
                 member_events: HashMap::new(),
                 server_rooms: None,
@@ -195,6 +197,7 @@ impl Inner {
                 last_error: None,
                 terminal: None,
                 reconnects: 0,
+                heartbeats_started: false,
             }),
             outbox_ready: Condvar::new(),
             changed: Condvar::new(),
@@ -446,7 +449,7 @@ impl Inner {
                 shared.last_error = Some((code, error_text(frame)));
                 if shared.awaited.contains(&frame.op_id) {
                     let refused = Err(server_error(frame, code));
-                    shared.room_answers.insert(frame.op_id, refused);
+                    shared.answers.insert(frame.op_id, refused);
                     self.changed.notify_all();
                 }
             }
@@ -459,7 +462,7 @@ impl Inner {
                 shared.last_error = Some((code, error_text(frame)));
                 if shared.awaited.contains(&frame.op_id) {
                     let refused = Err(server_error(frame, code));
-                    shared.room_answers.insert(frame.op_id, refused);
+                    shared.answers.insert(frame.op_id, refused);
                     self.changed.notify_all();
                 }
             }
@@ -506,10 +509,10 @@ impl Inner {
             } if !shared.subs.contains_key(&fields.sid) => {
                 self.server_joined(shared, frame, fields);
             }
-            Event::Room { op_id, .. } => {
+            Event::Room { op_id, .. } | Event::Service { op_id, .. } => {
                 if shared.awaited.contains(&op_id) {
                     let answer = Ok((frame.fields, frame.payload.to_vec()));
-                    shared.room_answers.insert(op_id, answer);
+                    shared.answers.insert(op_id, answer);
                     self.changed.notify_all();
                 }
             }

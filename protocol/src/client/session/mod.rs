@@ -6,8 +6,10 @@
 //! (glommio, in the bench) share it unchanged.
 
 mod rooms;
+mod services;
 
 use rooms::Membership;
+use services::Registrations;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -120,6 +122,16 @@ pub enum Event {
         /// Its fixed fields.
         fields: crate::RoomFields,
     },
+    /// A service frame from the server: REGISTER's answer (the instance id) or DISCOVER's
+    /// (the payload lists the instances, PROTOCOL.md §3.12).
+    Service {
+        /// Which service op.
+        op: crate::Op,
+        /// The op id of our op it answers.
+        op_id: u32,
+        /// Its fixed fields.
+        fields: crate::ServiceFields,
+    },
     /// The server's counters, answering the STATUS sent with `op_id`; the payload is a
     /// container map.
     Status {
@@ -144,6 +156,9 @@ struct Subscription {
     remaining: Option<u64>,
     /// A room membership (JOIN instead of SUB), with what a rejoin needs.
     room: Option<Membership>,
+    /// A service endpoint: the server subscribes it with its REGISTER, which a new connection
+    /// sends again.
+    endpoint: bool,
 }
 
 /// Extra time a client waits beyond a request's timeout before giving up on its own, so the
@@ -198,6 +213,8 @@ pub struct ClientSession {
     pings: std::collections::VecDeque<Instant>,
     /// Sids labelling HISTORY answers still coming.
     labels: std::collections::HashSet<u64>,
+    /// Service instances registered through this session.
+    services: Registrations,
 }
 
 impl ClientSession {
@@ -216,6 +233,7 @@ impl ClientSession {
             deadlines: BinaryHeap::new(),
             pings: std::collections::VecDeque::new(),
             labels: std::collections::HashSet::new(),
+            services: Registrations::default(),
         }
     }
 
@@ -275,13 +293,19 @@ impl ClientSession {
         // A backend's joins belonged to the old connection; it joins the new one itself.
         self.subs
             .retain(|_, sub| !sub.room.as_ref().is_some_and(|room| room.server));
-        let mut sids: Vec<u64> = self.subs.keys().copied().collect();
+        let mut sids: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, sub)| !sub.endpoint)
+            .map(|(&sid, _)| sid)
+            .collect();
         sids.sort_unstable();
         for sid in sids {
             if let Some(sub) = self.subs.get(&sid).cloned() {
                 self.write_sub(sid, &sub)?;
             }
         }
+        self.register_again()?;
         self.outbox.extend_from_slice(&queued);
         Ok(())
     }
@@ -366,6 +390,7 @@ impl ClientSession {
             queue: queue.map(str::to_owned),
             remaining: None,
             room: None,
+            endpoint: false,
         };
         if self.phase != Phase::Disconnected {
             self.write_sub(sid, &sub)?;
@@ -629,7 +654,22 @@ impl ClientSession {
                 op_id: frame.op_id,
                 fields,
             },
+            Fields::Register(fields) => {
+                self.note_registered(frame, fields, now);
+                Event::Service {
+                    op: frame.op(),
+                    op_id: frame.op_id,
+                    fields,
+                }
+            }
+            Fields::Discover(fields) => Event::Service {
+                op: frame.op(),
+                op_id: frame.op_id,
+                fields,
+            },
             Fields::Hello { .. }
+            | Fields::Heartbeat(_)
+            | Fields::Deregister(_)
             | Fields::Pub
             | Fields::Sub { .. }
             | Fields::Unsub { .. }
@@ -689,6 +729,7 @@ impl ClientSession {
                 retry_after_ms,
             });
         }
+        self.note_refused(frame.op_id);
         if ref_id != 0 && self.pending.remove(&ref_id).is_some() {
             return Ok(Event::RequestFailed {
                 request_id: ref_id,

@@ -78,6 +78,7 @@ impl ClientSession {
                 position: from,
                 server: false,
             }),
+            endpoint: false,
         };
         let op_id = self.next_op_id;
         if self.phase != Phase::Disconnected {
@@ -162,6 +163,7 @@ impl ClientSession {
                 queue: None,
                 remaining: None,
                 room: Some(membership),
+                endpoint: false,
             };
             self.subs.insert(fields.sid, sub);
         }

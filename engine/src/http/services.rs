@@ -1,0 +1,37 @@
+//! Services over HTTP: `GET /api/v1/services` (every service with its instances and the
+//! figures every shard measured) and `GET /api/v1/services/{name}` (one), from the report
+//! `shard/service_listing.rs` builds.
+
+use shardbus_protocol::ErrorCode;
+
+use super::reply::Refusal;
+use crate::shard::Shard;
+
+/// `/api/v1/services/{name}`.
+pub(crate) const SERVICE_PREFIX: &str = "/api/v1/services/";
+
+/// `GET /api/v1/services`.
+pub(crate) async fn list(shard: &Shard) -> serde_json::Value {
+    shard.services_report(">").await
+}
+
+/// `GET /api/v1/services/{name}`: the service, or `UNKNOWN_SERVICE` (404).
+pub(crate) async fn one(shard: &Shard, name: &str) -> Result<serde_json::Value, Refusal> {
+    let valid = shardbus_protocol::topic::validate_subject(name.as_bytes(), usize::from(u16::MAX))
+        .is_ok();
+    if !valid {
+        return Err(Refusal::new(
+            ErrorCode::INVALID_TOPIC,
+            "a service name is a subject (PROTOCOL.md §4)",
+        ));
+    }
+    let mut report = shard.services_report(name).await;
+    let complete = report["complete"].clone();
+    let found = report["services"]
+        .as_array_mut()
+        .and_then(|all| all.pop())
+        .ok_or_else(|| Refusal::new(ErrorCode::UNKNOWN_SERVICE, "no instance of that service"))?;
+    let mut found = found;
+    found["complete"] = complete;
+    Ok(found)
+}

@@ -1,0 +1,111 @@
+//! What the registry says, for people and tools: every service (or one) with its options, its
+//! instances (health, load, endpoints, requests in flight) and the figures every shard
+//! measured of them, added up (`EndpointStats::merge`). The HTTP edge, `/metrics` and the CLI
+//! read this one report.
+
+use std::collections::HashMap;
+
+use serde_json::{Value as Json, json};
+
+use super::Shard;
+use super::listing::Listing;
+use crate::services::stats::EndpointStats;
+
+/// Every shard's figures of one instance, added up.
+#[derive(Debug, Default)]
+struct Measured {
+    pending: u64,
+    endpoints: Vec<EndpointStats>,
+}
+
+impl Shard {
+    /// This shard's part of the figures: `[{instance id: {pending, endpoints}}]`.
+    pub(crate) fn service_stats_part(&self) -> Vec<Json> {
+        vec![self.services.registry.borrow().stats_part(">")]
+    }
+
+    /// The services whose names `pattern` matches (`>`: all), with every shard's figures;
+    /// `complete` is false when a shard did not answer in time.
+    pub(crate) async fn services_report(&self, pattern: &str) -> Json {
+        let gathered = self.gather(Listing::ServiceStats).await;
+        let mut measured: HashMap<u64, Measured> = HashMap::new();
+        for part in &gathered.items {
+            for (id, figures) in part.as_object().into_iter().flatten() {
+                let Ok(id) = id.parse::<u64>() else { continue };
+                let entry = measured.entry(id).or_default();
+                entry.pending += figures["pending"].as_u64().unwrap_or(0);
+                let parts = figures["endpoints"].as_array().into_iter().flatten();
+                for (k, part) in parts.enumerate() {
+                    let Some(stats) = EndpointStats::from_part(part) else { continue };
+                    if entry.endpoints.len() <= k {
+                        entry.endpoints.resize_with(k + 1, EndpointStats::default);
+                    }
+                    if let Some(slot) = entry.endpoints.get_mut(k) {
+                        slot.merge(&stats);
+                    }
+                }
+            }
+        }
+        let registry = self.services.registry.borrow();
+        let services: Vec<Json> = registry
+            .services()
+            .filter(|(name, _)| shardbus_protocol::topic::matches(pattern, name))
+            .map(|(name, service)| {
+                let mut by_endpoint: Vec<(String, EndpointStats)> = Vec::new();
+                let instances: Vec<Json> = service
+                    .instances
+                    .iter()
+                    .map(|instance| {
+                        let figures = measured.remove(&instance.id).unwrap_or_default();
+                        let mut entry = container_to_json(&instance.describe());
+                        let endpoints: Vec<Json> = instance
+                            .registration
+                            .endpoints
+                            .iter()
+                            .enumerate()
+                            .map(|(k, endpoint)| {
+                                let stats = figures.endpoints.get(k).cloned().unwrap_or_default();
+                                let subject = endpoint.subject.to_string();
+                                match by_endpoint.iter_mut().find(|(s, _)| *s == subject) {
+                                    Some((_, total)) => total.merge(&stats),
+                                    None => by_endpoint.push((subject.clone(), stats.clone())),
+                                }
+                                let mut json = stats.to_json();
+                                json["subject"] = subject.into();
+                                json["queue"] = endpoint.queue.to_string().into();
+                                json
+                            })
+                            .collect();
+                        entry["endpoints"] = endpoints.into();
+                        entry["in_flight"] = figures.pending.into();
+                        entry
+                    })
+                    .collect();
+                let endpoints: Vec<Json> = by_endpoint
+                    .into_iter()
+                    .map(|(subject, stats)| {
+                        let mut json = stats.to_json();
+                        json["subject"] = subject.into();
+                        json
+                    })
+                    .collect();
+                json!({
+                    "name": name,
+                    "strategy": service.options.strategy.name(),
+                    "instances": instances,
+                    "endpoints": endpoints,
+                })
+            })
+            .collect();
+        json!({ "services": services, "complete": gathered.complete })
+    }
+}
+
+/// A container value as JSON (`null` if it cannot be printed, which a registry entry can).
+pub(crate) fn container_to_json(value: &shardbus_protocol::container::Value) -> Json {
+    value
+        .to_json()
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Json::Null)
+}
