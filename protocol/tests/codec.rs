@@ -169,10 +169,10 @@ fn unknown_and_reserved_ops_are_frame_local_errors() {
         decode(&bytes, &Limits::default()),
         Err(ProtocolError::UnknownOp(0x7f))
     );
-    bytes[4] = 0x20;
+    bytes[4] = 0x24;
     assert_eq!(
         decode(&bytes, &Limits::default()),
-        Err(ProtocolError::ReservedOp(0x20))
+        Err(ProtocolError::ReservedOp(0x24))
     );
     assert_eq!(code_of(&bytes, &Limits::default()), ErrorCode::UNKNOWN_OP);
     assert!(!ErrorCode::UNKNOWN_OP.closes_connection());

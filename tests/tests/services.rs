@@ -67,7 +67,11 @@ fn instances_on_both_shards_share_requests_in_turn_and_are_discovered() {
         assert_eq!(seen.get("b"), Some(&5), "{seen:?}");
         let found = requester.discover(">", "^1.2").unwrap();
         assert_eq!(found.len(), 2);
-        assert!(found.iter().all(|i| i.version == "1.2.0" && i.health == Health::Ok));
+        assert!(
+            found
+                .iter()
+                .all(|i| i.version == "1.2.0" && i.health == Health::Ok)
+        );
         assert!(found.iter().all(|i| i.endpoints == ["echo.say"]));
         assert!(requester.discover("echo", ">=2").unwrap().is_empty());
         let refused = requester.discover("echo", "not a range").unwrap_err();
@@ -119,13 +123,21 @@ fn health_steers_requests_and_instances_go_with_deregistration_or_their_connecti
             .any(|i| i.id == sb_id && i.health == Health::Draining)
     });
     for _ in 0..4 {
-        assert_eq!(ask(&requester, "echo.say"), "a", "nothing to a draining instance");
+        assert_eq!(
+            ask(&requester, "echo.say"),
+            "a",
+            "nothing to a draining instance"
+        );
     }
     sb.deregister().unwrap();
-    wait_until("b gone", || requester.discover("echo", "").unwrap().len() == 1);
+    wait_until("b gone", || {
+        requester.discover("echo", "").unwrap().len() == 1
+    });
     // A connection that goes takes its instances with it.
     a.close();
-    wait_until("a gone", || requester.discover("echo", "").unwrap().is_empty());
+    wait_until("a gone", || {
+        requester.discover("echo", "").unwrap().is_empty()
+    });
     assert_eq!(server.total(Metric::ServiceInstances), 0);
     let refused = requester
         .request("echo.say", b"?", Duration::from_secs(5))
@@ -178,7 +190,9 @@ fn raw_health(raw: &mut Raw, id: u64) -> Option<Health> {
             )
             .unwrap()
             .to_owned_value();
-            let Value::List(entries) = list else { return None };
+            let Value::List(entries) = list else {
+                return None;
+            };
             return entries
                 .iter()
                 .find(|e| e.get("instance") == Some(&Value::U64(id)))
@@ -198,9 +212,10 @@ fn a_silent_instance_turns_unhealthy_and_a_heartbeat_brings_it_back() {
     });
     let requester = server.client_on(1);
     let (mut raw, id) = register_raw(&server, 0);
-    wait_until("unhealthy after two silent intervals, on the other shard too", || {
-        health_of(&requester, id) == Some(Health::Unhealthy)
-    });
+    wait_until(
+        "unhealthy after two silent intervals, on the other shard too",
+        || health_of(&requester, id) == Some(Health::Unhealthy),
+    );
     let refused = requester
         .request("quiet.ask", b"?", Duration::from_secs(5))
         .unwrap_err();

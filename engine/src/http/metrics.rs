@@ -138,7 +138,8 @@ impl Services {
     /// Every (labels, endpoint figures) pair of the report.
     fn endpoints(&self) -> Vec<([(&'static str, String); 3], &serde_json::Value)> {
         let mut out = Vec::new();
-        let services = self.0["services"].as_array().into_iter().flatten();
+        let services = self.0.get("services").and_then(|s| s.as_array());
+        let services = services.into_iter().flatten();
         for service in services {
             let name = service["name"].as_str().unwrap_or("").to_owned();
             for instance in service["instances"].as_array().into_iter().flatten() {
@@ -183,14 +184,21 @@ impl Collector for Services {
             None,
             MetricType::Gauge,
         )?;
-        let services = self.0["services"].as_array().into_iter().flatten();
+        let services = self.0.get("services").and_then(|s| s.as_array());
+        let services = services.into_iter().flatten();
         for service in services {
             let name = service["name"].as_str().unwrap_or("").to_owned();
             for instance in service["instances"].as_array().into_iter().flatten() {
                 let labels = [
                     ("service", name.clone()),
-                    ("instance", instance["instance"].as_u64().unwrap_or(0).to_string()),
-                    ("health", instance["health"].as_str().unwrap_or("").to_owned()),
+                    (
+                        "instance",
+                        instance["instance"].as_u64().unwrap_or(0).to_string(),
+                    ),
+                    (
+                        "health",
+                        instance["health"].as_str().unwrap_or("").to_owned(),
+                    ),
                 ];
                 let n = instance["in_flight"].as_i64().unwrap_or(0);
                 ConstGauge::new(n).encode(family.encode_family(&labels)?)?;

@@ -13,8 +13,8 @@ pub(crate) mod payload;
 mod push;
 pub(crate) mod reply;
 mod rooms;
-mod services;
 mod routes;
+mod services;
 mod status;
 mod timer;
 

@@ -156,7 +156,9 @@ async fn guarded(
             reply::json(StatusCode::OK, &services::list(&shard).await)
         }
         (&Method::GET, path) if path.starts_with(services::SERVICE_PREFIX) => {
-            let name = path.get(services::SERVICE_PREFIX.len()..).unwrap_or_default();
+            let name = path
+                .get(services::SERVICE_PREFIX.len()..)
+                .unwrap_or_default();
             match services::one(&shard, name).await {
                 Ok(service) => reply::json(StatusCode::OK, &service),
                 Err(refusal) => refusal.into_response(),

@@ -17,8 +17,8 @@ pub(crate) async fn list(shard: &Shard) -> serde_json::Value {
 
 /// `GET /api/v1/services/{name}`: the service, or `UNKNOWN_SERVICE` (404).
 pub(crate) async fn one(shard: &Shard, name: &str) -> Result<serde_json::Value, Refusal> {
-    let valid = shardbus_protocol::topic::validate_subject(name.as_bytes(), usize::from(u16::MAX))
-        .is_ok();
+    let valid =
+        shardbus_protocol::topic::validate_subject(name.as_bytes(), usize::from(u16::MAX)).is_ok();
     if !valid {
         return Err(Refusal::new(
             ErrorCode::INVALID_TOPIC,
@@ -26,12 +26,13 @@ pub(crate) async fn one(shard: &Shard, name: &str) -> Result<serde_json::Value, 
         ));
     }
     let mut report = shard.services_report(name).await;
-    let complete = report["complete"].clone();
-    let found = report["services"]
-        .as_array_mut()
-        .and_then(|all| all.pop())
+    let complete = report.get("complete").cloned().unwrap_or_default();
+    let found = report
+        .get_mut("services")
+        .and_then(serde_json::Value::as_array_mut)
+        .and_then(Vec::pop)
         .ok_or_else(|| Refusal::new(ErrorCode::UNKNOWN_SERVICE, "no instance of that service"))?;
-    let mut found = found;
-    found["complete"] = complete;
-    Ok(found)
+    Ok(crate::shard::service_listing::with(
+        found, "complete", complete,
+    ))
 }

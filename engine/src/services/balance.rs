@@ -46,9 +46,9 @@ pub(crate) fn pick(
     // Every index once, from the rotation's place: ties go round.
     let rotation = (0..n).map(|k| (start + k) % n);
     match (strategy, key) {
-        (Strategy::RoundRobin, _) | (Strategy::ConsistentHash, None) => {
-            rotation.into_iter().find(|&k| instances.get(k).is_some_and(eligible))
-        }
+        (Strategy::RoundRobin, _) | (Strategy::ConsistentHash, None) => rotation
+            .into_iter()
+            .find(|&k| instances.get(k).is_some_and(eligible)),
         (Strategy::LeastPending, _) => rotation
             .filter(|&k| instances.get(k).is_some_and(eligible))
             .min_by_key(|&k| instances.get(k).map_or(u32::MAX, |i| i.pending)),
@@ -64,7 +64,10 @@ pub(crate) fn pick(
 
 /// nginx's smooth weighted round robin: every eligible instance gains its weight, the richest
 /// is picked and pays the total. Over any window each gets its share, interleaved.
-fn smooth_weighted(instances: &mut [Instance], eligible: &impl Fn(&Instance) -> bool) -> Option<usize> {
+fn smooth_weighted(
+    instances: &mut [Instance],
+    eligible: &impl Fn(&Instance) -> bool,
+) -> Option<usize> {
     let mut total = 0i64;
     let mut chosen: Option<usize> = None;
     let mut richest = i64::MIN;
@@ -119,18 +122,35 @@ mod tests {
     #[test]
     fn round_robin_goes_round_and_skips_who_may_not_serve() {
         let mut list = instances(3);
-        assert_eq!(picks(&mut list, Strategy::RoundRobin, None, 6), [1, 2, 3, 1, 2, 3]);
+        assert_eq!(
+            picks(&mut list, Strategy::RoundRobin, None, 6),
+            [1, 2, 3, 1, 2, 3]
+        );
         list[1].health = Health::Draining;
         list[2].tripped_until = Some(Instant::now() + Duration::from_secs(60));
         assert_eq!(picks(&mut list, Strategy::RoundRobin, None, 3), [1, 1, 1]);
         list[0].health = Health::Degraded;
         list[2].tripped_until = None;
-        assert_eq!(picks(&mut list, Strategy::RoundRobin, None, 2), [3, 3], "ok before degraded");
+        assert_eq!(
+            picks(&mut list, Strategy::RoundRobin, None, 2),
+            [3, 3],
+            "ok before degraded"
+        );
         for i in &mut list {
             i.health = Health::Unhealthy;
         }
         let mut cursor = 0;
-        assert!(pick(&mut list, Strategy::RoundRobin, &mut cursor, None, Instant::now(), |_| true).is_none());
+        assert!(
+            pick(
+                &mut list,
+                Strategy::RoundRobin,
+                &mut cursor,
+                None,
+                Instant::now(),
+                |_| true
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -141,7 +161,10 @@ mod tests {
         list[2].pending = 1;
         let chosen = picks(&mut list, Strategy::LeastPending, None, 4);
         assert!(!chosen.contains(&1));
-        assert!(chosen.contains(&2) && chosen.contains(&3), "ties go round: {chosen:?}");
+        assert!(
+            chosen.contains(&2) && chosen.contains(&3),
+            "ties go round: {chosen:?}"
+        );
     }
 
     #[test]
@@ -153,7 +176,10 @@ mod tests {
         let chosen = picks(&mut list, Strategy::Weighted, None, 70);
         let count = |id| chosen.iter().filter(|&&c| c == id).count();
         assert_eq!((count(1), count(2), count(3)), (50, 10, 10));
-        assert!(chosen.windows(2).take(7).any(|w| w[0] != w[1]), "interleaved");
+        assert!(
+            chosen.windows(2).take(7).any(|w| w[0] != w[1]),
+            "interleaved"
+        );
     }
 
     #[test]

@@ -89,11 +89,7 @@ impl RegistryConfig {
                 self.max_heartbeat_ms >= self.min_heartbeat_ms,
                 "at least min_heartbeat_ms",
             ),
-            (
-                "unhealthy_after",
-                self.unhealthy_after >= 1,
-                "at least 1",
-            ),
+            ("unhealthy_after", self.unhealthy_after >= 1, "at least 1"),
             (
                 "remove_after",
                 self.remove_after >= self.unhealthy_after,
@@ -167,7 +163,10 @@ impl ServiceConfig {
             return Some(("hash_header", "a header name for consistent_hash"));
         }
         if self.breaker_failures > 0 && self.breaker_cooldown_ms == 0 {
-            return Some(("breaker_cooldown_ms", "above 0 when breaker_failures is set"));
+            return Some((
+                "breaker_cooldown_ms",
+                "above 0 when breaker_failures is set",
+            ));
         }
         None
     }

@@ -4,8 +4,8 @@
 
 use semver::Version;
 use shardbus_protocol::ErrorCode;
-use shardbus_protocol::container::view::{self, ValueRef};
 use shardbus_protocol::container::ContainerLimits;
+use shardbus_protocol::container::view::{self, ValueRef};
 use shardbus_protocol::topic::{validate_queue_group, validate_subject};
 
 /// Sids from here up are the server's own (server-side room joins): an endpoint may not use
@@ -31,7 +31,7 @@ pub(crate) struct Registration {
     pub(crate) name: Box<str>,
     pub(crate) version: Version,
     pub(crate) description: Box<str>,
-    pub(crate) metadata: Vec<(Box<str>, Box<str>)>,
+    pub(crate) metadata: Metadata,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) heartbeat_ms: u32,
     pub(crate) weight: u32,
@@ -134,7 +134,10 @@ pub(crate) fn parse(
     Ok(registration)
 }
 
-fn metadata(value: ValueRef<'_>, bounds: &Bounds) -> Result<Vec<(Box<str>, Box<str>)>, Refused> {
+/// A registration's metadata: string pairs in the order sent.
+pub(crate) type Metadata = Vec<(Box<str>, Box<str>)>;
+
+fn metadata(value: ValueRef<'_>, bounds: &Bounds) -> Result<Metadata, Refused> {
     let ValueRef::Map(map) = value else {
         return Err(bad("metadata: a map of strings"));
     };
@@ -157,10 +160,7 @@ fn endpoints(value: ValueRef<'_>, bounds: &Bounds) -> Result<Vec<Endpoint>, Refu
         return Err(bad("endpoints: a list of maps"));
     };
     if list.len() > bounds.max_endpoints {
-        return Err(bad(format!(
-            "endpoints: at most {}",
-            bounds.max_endpoints
-        )));
+        return Err(bad(format!("endpoints: at most {}", bounds.max_endpoints)));
     }
     let mut out: Vec<Endpoint> = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
@@ -224,7 +224,7 @@ fn endpoint(i: usize, entry: ValueRef<'_>, bounds: &Bounds) -> Result<Endpoint, 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may panic
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
 mod tests {
     use super::*;
     use shardbus_protocol::container::Value;
@@ -238,9 +238,14 @@ mod tests {
     };
 
     fn map(entries: Vec<(&str, Value)>) -> Vec<u8> {
-        Value::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            .to_binary()
-            .unwrap()
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+        .to_binary()
+        .unwrap()
     }
 
     fn endpoint(subject: &str, sid: u64) -> Value {

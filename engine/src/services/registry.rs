@@ -177,7 +177,11 @@ impl Registry {
     #[cfg(test)]
     pub(crate) fn instance(&self, id: u64) -> Option<&Instance> {
         let name = self.names.get(&id)?;
-        self.services.get(name)?.instances.iter().find(|i| i.id == id)
+        self.services
+            .get(name)?
+            .instances
+            .iter()
+            .find(|i| i.id == id)
     }
 
     fn instance_mut(&mut self, id: u64) -> Option<&mut Instance> {
@@ -190,7 +194,13 @@ impl Registry {
     }
 
     /// An instance registered (on `shard`, connection `conn`).
-    pub(crate) fn up(&mut self, id: u64, shard: ShardId, conn: u64, registration: Box<Registration>) {
+    pub(crate) fn up(
+        &mut self,
+        id: u64,
+        shard: ShardId,
+        conn: u64,
+        registration: Box<Registration>,
+    ) {
         let name = registration.name.clone();
         for endpoint in &registration.endpoints {
             let names = self
@@ -202,12 +212,17 @@ impl Registry {
             }
         }
         let options = ServiceConfig::for_name(&self.options, &name);
-        let service = self.services.entry(name.clone()).or_insert_with(|| Service {
-            options,
-            instances: Vec::new(),
-            cursor: 0,
-        });
-        service.instances.push(Instance::new(id, shard, conn, registration));
+        let service = self
+            .services
+            .entry(name.clone())
+            .or_insert_with(|| Service {
+                options,
+                instances: Vec::new(),
+                cursor: 0,
+            });
+        service
+            .instances
+            .push(Instance::new(id, shard, conn, registration));
         self.names.insert(id, name);
     }
 
@@ -276,9 +291,7 @@ impl Registry {
             let Some(service) = self.services.get_mut(name) else {
                 continue;
             };
-            let key = headers
-                .get(&service.options.hash_header)
-                .map(str::as_bytes);
+            let key = headers.get(&service.options.hash_header).map(str::as_bytes);
             let offers = |i: &Instance| i.id != exclude && i.endpoint(subject).is_some();
             let Some(k) = balance::pick(
                 &mut service.instances,
@@ -382,7 +395,7 @@ impl Registry {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may panic
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
 mod tests {
     use super::*;
     use crate::services::registration::Endpoint;
@@ -411,12 +424,25 @@ mod tests {
         registry.up(2, 1, 20, registration("users", &["users.get"]));
         let now = Instant::now();
         let picked: Vec<u64> = (0..4)
-            .map(|_| registry.pick(b"users.get", &Headers::EMPTY, now, 0).unwrap().id)
+            .map(|_| {
+                registry
+                    .pick(b"users.get", &Headers::EMPTY, now, 0)
+                    .unwrap()
+                    .id
+            })
             .collect();
         assert_eq!(picked, [1, 2, 1, 2]);
-        let put = registry.pick(b"users.put", &Headers::EMPTY, now, 0).unwrap();
+        let put = registry
+            .pick(b"users.put", &Headers::EMPTY, now, 0)
+            .unwrap();
         assert_eq!((put.id, put.sid, put.endpoint), (1, 2, 1));
-        assert_eq!(registry.pick(b"users.get", &Headers::EMPTY, now, 1).unwrap().id, 2);
+        assert_eq!(
+            registry
+                .pick(b"users.get", &Headers::EMPTY, now, 1)
+                .unwrap()
+                .id,
+            2
+        );
         assert_eq!(registry.instance(1).unwrap().pending, 3);
         registry.down(1).unwrap();
         assert!(!registry.is_endpoint(b"users.put"));

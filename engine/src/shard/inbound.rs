@@ -99,7 +99,9 @@ impl Shard {
                     };
                     self.service_request_arrived(to, body_in(batch, msg));
                 }
-                Record::ServiceBounce { key, msg } => self.instance_vanished(*key, body_in(batch, msg)),
+                Record::ServiceBounce { key, msg } => {
+                    self.instance_vanished(*key, body_in(batch, msg))
+                }
                 Record::RoomReplay { to, msg } => {
                     let Some(to) = ReplayTo::from_bytes(batch.get(*to)) else {
                         continue;

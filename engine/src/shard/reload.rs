@@ -25,7 +25,10 @@ impl Shard {
         self.rate_any.set(rate.any());
         *self.rate.borrow_mut() = rate;
         self.reload_rooms(&reload.rooms);
-        self.services.registry.borrow_mut().set_options(&reload.services);
+        self.services
+            .registry
+            .borrow_mut()
+            .set_options(&reload.services);
         let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in conns {
             let Some(identity) = conn.identity() else {

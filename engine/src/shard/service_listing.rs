@@ -33,10 +33,14 @@ impl Shard {
             for (id, figures) in part.as_object().into_iter().flatten() {
                 let Ok(id) = id.parse::<u64>() else { continue };
                 let entry = measured.entry(id).or_default();
-                entry.pending += figures["pending"].as_u64().unwrap_or(0);
-                let parts = figures["endpoints"].as_array().into_iter().flatten();
+                let field = |key: &str| figures.get(key).cloned().unwrap_or_default();
+                entry.pending += field("pending").as_u64().unwrap_or(0);
+                let parts = field("endpoints");
+                let parts = parts.as_array().into_iter().flatten();
                 for (k, part) in parts.enumerate() {
-                    let Some(stats) = EndpointStats::from_part(part) else { continue };
+                    let Some(stats) = EndpointStats::from_part(part) else {
+                        continue;
+                    };
                     if entry.endpoints.len() <= k {
                         entry.endpoints.resize_with(k + 1, EndpointStats::default);
                     }
@@ -57,7 +61,7 @@ impl Shard {
                     .iter()
                     .map(|instance| {
                         let figures = measured.remove(&instance.id).unwrap_or_default();
-                        let mut entry = container_to_json(&instance.describe());
+                        let entry = container_to_json(&instance.describe());
                         let endpoints: Vec<Json> = instance
                             .registration
                             .endpoints
@@ -70,24 +74,17 @@ impl Shard {
                                     Some((_, total)) => total.merge(&stats),
                                     None => by_endpoint.push((subject.clone(), stats.clone())),
                                 }
-                                let mut json = stats.to_json();
-                                json["subject"] = subject.into();
-                                json["queue"] = endpoint.queue.to_string().into();
-                                json
+                                let json = with(stats.to_json(), "subject", subject.into());
+                                with(json, "queue", endpoint.queue.to_string().into())
                             })
                             .collect();
-                        entry["endpoints"] = endpoints.into();
-                        entry["in_flight"] = figures.pending.into();
-                        entry
+                        let entry = with(entry, "endpoints", endpoints.into());
+                        with(entry, "in_flight", figures.pending.into())
                     })
                     .collect();
                 let endpoints: Vec<Json> = by_endpoint
                     .into_iter()
-                    .map(|(subject, stats)| {
-                        let mut json = stats.to_json();
-                        json["subject"] = subject.into();
-                        json
-                    })
+                    .map(|(subject, stats)| with(stats.to_json(), "subject", subject.into()))
                     .collect();
                 json!({
                     "name": name,
@@ -99,6 +96,14 @@ impl Shard {
             .collect();
         json!({ "services": services, "complete": gathered.complete })
     }
+}
+
+/// `object` with `key` set to `value` (unchanged when it is not an object).
+pub(crate) fn with(mut object: Json, key: &str, value: Json) -> Json {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+    object
 }
 
 /// A container value as JSON (`null` if it cannot be printed, which a registry entry can).

@@ -77,11 +77,11 @@ impl Shard {
         headers: &Headers<'_>,
         exclude: u64,
     ) -> Option<Target> {
-        let target = self
-            .services
-            .registry
-            .borrow_mut()
-            .pick(subject, headers, Instant::now(), exclude);
+        let target =
+            self.services
+                .registry
+                .borrow_mut()
+                .pick(subject, headers, Instant::now(), exclude);
         if target.is_some() {
             self.metrics.add(Metric::ServiceRequests, 1);
         }
@@ -114,7 +114,14 @@ impl Shard {
                 Some(sub) => {
                     self.bind_reply(&sub, body.subject, token, deadline);
                     let subs = std::slice::from_ref(&sub);
-                    self.deliver_local(subs, body.subject, body.headers, body.payload, body.flags, token);
+                    self.deliver_local(
+                        subs,
+                        body.subject,
+                        body.headers,
+                        body.payload,
+                        body.flags,
+                        token,
+                    );
                 }
                 None => self.instance_vanished(key, body),
             }
@@ -148,7 +155,14 @@ impl Shard {
             let deadline = Instant::now() + Duration::from_millis(u64::from(to.timeout_ms));
             self.bind_reply(&sub, body.subject, to.token, deadline);
             let subs = std::slice::from_ref(&sub);
-            self.deliver_local(subs, body.subject, body.headers, body.payload, body.flags, to.token);
+            self.deliver_local(
+                subs,
+                body.subject,
+                body.headers,
+                body.payload,
+                body.flags,
+                to.token,
+            );
             return;
         }
         let Some((origin, key)) = parse_token(to.token) else {
@@ -212,13 +226,17 @@ impl Shard {
 
     /// A service request timed out: counted, and the breaker told every shard when it tripped.
     pub(super) fn service_request_timed_out(&self, leg: ServiceLeg, now: Instant) {
-        let tripped = self
-            .services
-            .registry
-            .borrow_mut()
-            .timed_out(leg.instance, leg.endpoint, now);
+        let tripped =
+            self.services
+                .registry
+                .borrow_mut()
+                .timed_out(leg.instance, leg.endpoint, now);
         if let Some(until) = tripped {
-            tracing::warn!(shard = self.id, instance = leg.instance, "circuit breaker tripped");
+            tracing::warn!(
+                shard = self.id,
+                instance = leg.instance,
+                "circuit breaker tripped"
+            );
             self.metrics.add(Metric::ServiceBreakerTrips, 1);
             self.change_service(ServiceChange::Tripped {
                 id: leg.instance,
@@ -229,7 +247,10 @@ impl Shard {
 }
 
 /// The sections of a message in a batch.
-pub(crate) fn body_in<'a>(batch: &'a crate::mesh::batch::Batch, msg: &MessageSpans) -> RequestBody<'a> {
+pub(crate) fn body_in<'a>(
+    batch: &'a crate::mesh::batch::Batch,
+    msg: &MessageSpans,
+) -> RequestBody<'a> {
     RequestBody {
         subject: batch.get(msg.subject),
         headers: batch.get(msg.headers),

@@ -84,7 +84,12 @@ impl Shard {
     }
 
     /// REGISTER: checks, subscribes the endpoints, tells every shard, answers with the id.
-    pub(super) fn register_service(&self, conn: &Rc<Conn>, frame: &Frame<'_>, fields: ServiceFields) {
+    pub(super) fn register_service(
+        &self,
+        conn: &Rc<Conn>,
+        frame: &Frame<'_>,
+        fields: ServiceFields,
+    ) {
         self.metrics.add(Metric::ServiceRegistrations, 1);
         let registration = match self.check_registration(conn, frame, fields) {
             Ok(registration) => registration,
@@ -99,7 +104,12 @@ impl Shard {
         let id = (u64::from(self.id) + 1) << 48 | n;
         let mut sids = SmallVec::new();
         for endpoint in &registration.endpoints {
-            let sub = LocalSub::new(conn, endpoint.sid, endpoint.subject.as_bytes(), Some(&endpoint.queue));
+            let sub = LocalSub::new(
+                conn,
+                endpoint.sid,
+                endpoint.subject.as_bytes(),
+                Some(&endpoint.queue),
+            );
             let change = self.router.borrow_mut().subscribe(
                 endpoint.subject.as_bytes(),
                 Some(&endpoint.queue),
@@ -184,7 +194,10 @@ impl Shard {
             });
         }
         let name = &registration.name;
-        if mine.iter().any(|id| owned.get(id).is_some_and(|o| o.name == *name)) {
+        if mine
+            .iter()
+            .any(|id| owned.get(id).is_some_and(|o| o.name == *name))
+        {
             return Err(Refused {
                 code: ErrorCode::ALREADY_REGISTERED,
                 message: format!("this connection already registered an instance of {name}"),
@@ -239,8 +252,14 @@ impl Shard {
         let max_beats = self.settings.registry.max_heartbeats_per_interval;
         let outcome = {
             let mut owned = self.services.owned.borrow_mut();
-            match owned.get_mut(&fields.instance).filter(|o| o.conn == conn.id) {
-                None => Err((ErrorCode::UNKNOWN_INSTANCE, "no such instance on this connection")),
+            match owned
+                .get_mut(&fields.instance)
+                .filter(|o| o.conn == conn.id)
+            {
+                None => Err((
+                    ErrorCode::UNKNOWN_INSTANCE,
+                    "no such instance on this connection",
+                )),
                 Some(_) if fields.health == Health::Unhealthy => {
                     Err((ErrorCode::BAD_SERVICE, "health: ok, degraded or draining"))
                 }
@@ -251,7 +270,10 @@ impl Shard {
                     }
                     instance.beats += 1;
                     if instance.beats > max_beats {
-                        Err((ErrorCode::RATE_LIMITED, "registry.max_heartbeats_per_interval reached"))
+                        Err((
+                            ErrorCode::RATE_LIMITED,
+                            "registry.max_heartbeats_per_interval reached",
+                        ))
                     } else {
                         instance.last_heard = now;
                         let changed = instance.silent
@@ -401,7 +423,11 @@ impl Shard {
             }
         }
         for (id, load) in silent {
-            tracing::warn!(shard = self.id, instance = id, "service instance unhealthy: heartbeats missed");
+            tracing::warn!(
+                shard = self.id,
+                instance = id,
+                "service instance unhealthy: heartbeats missed"
+            );
             self.metrics.add(Metric::ServiceUnhealthy, 1);
             self.change_service(ServiceChange::Health {
                 id,

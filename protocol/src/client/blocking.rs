@@ -628,7 +628,10 @@ impl Client {
     }
 
     /// Waits for a live connection: a frame queued while disconnected would be dropped.
-    pub(super) fn wait_connected(&self, deadline: Instant) -> Result<MutexGuard<'_, Shared>, ClientError> {
+    pub(super) fn wait_connected(
+        &self,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'_, Shared>, ClientError> {
         let mut shared = self.inner.open()?;
         while shared.session.phase() != Phase::Ready {
             shared = self

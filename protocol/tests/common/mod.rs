@@ -11,8 +11,8 @@
 pub mod peer;
 
 use shardbus_protocol::{
-    ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, HelloOptions, RoomFields, RoomFlags,
-    Welcome,
+    ErrorCode, Fields, Flags, Frame, Headers, HeadersBuilder, Health, HelloOptions, RoomFields,
+    RoomFlags, ServiceFields, Welcome,
 };
 
 /// A headers block with two entries, leaked so frames can borrow it for the whole test.
@@ -86,6 +86,26 @@ pub fn sample_frames() -> Vec<Frame<'static>> {
         .with_topic("svc.time")
         .with_payload(b"now?"),
         Frame::new(Fields::Resp { id: 5 }).with_payload(b"12:00"),
+        Frame::new(Fields::Register(ServiceFields {
+            heartbeat_ms: 1000,
+            ..ServiceFields::default()
+        }))
+        .with_topic("billing")
+        .with_flags(Flags::CONTAINER)
+        .with_payload(b"\x14\x00\x00\x00\x00\x00\x00\x00\x00"),
+        Frame::new(Fields::Heartbeat(ServiceFields {
+            instance: 0x1_0000_0000_0001,
+            load: 12,
+            health: Health::Degraded,
+            ..ServiceFields::default()
+        })),
+        Frame::new(Fields::Deregister(ServiceFields {
+            instance: 0x1_0000_0000_0001,
+            ..ServiceFields::default()
+        })),
+        Frame::new(Fields::Discover(ServiceFields::default()))
+            .with_topic("billing.>")
+            .with_payload(b"^1.2"),
         Frame::new(Fields::Join(RoomFields {
             sid: 7,
             epoch: 0x1234_5678_9abc,

@@ -222,7 +222,12 @@ impl ClientSession {
     }
 
     /// REGISTER's answer: the registration it answers gets its id and starts beating.
-    pub(super) fn note_registered(&mut self, frame: &Frame<'_>, fields: ServiceFields, now: Instant) {
+    pub(super) fn note_registered(
+        &mut self,
+        frame: &Frame<'_>,
+        fields: ServiceFields,
+        now: Instant,
+    ) {
         let Some(key) = self.services.answering.remove(&frame.op_id) else {
             return;
         };
