@@ -155,4 +155,51 @@ pub enum Command {
     },
     /// Print the server's counters, per shard and in total.
     Status,
+    /// Register a service instance and answer its requests (echoing each payload, or with
+    /// `--response`) until interrupted; the client beats for it and registers it again after
+    /// a reconnect.
+    Serve {
+        /// The service's name.
+        name: String,
+        /// An endpoint subject; repeat for several.
+        #[arg(long = "endpoint", short, required = true)]
+        endpoints: Vec<String>,
+        /// The instance's SemVer version.
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        heartbeat_ms: u64,
+        /// This instance's weight under the `weighted` strategy.
+        #[arg(long, default_value_t = 0)]
+        weight: u32,
+        /// Answer with this text instead of echoing the request.
+        #[arg(long)]
+        response: Option<String>,
+        /// Wait this long before answering each request (a slow instance).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Exit after answering this many requests.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List the registered service instances, or one service's (`services info NAME`).
+    Services {
+        /// What to show.
+        #[command(subcommand)]
+        view: Option<ServicesView>,
+        /// Only versions this SemVer requirement accepts (`^1.2`).
+        #[arg(long, default_value = "")]
+        version: String,
+    },
+}
+
+/// What `services` shows.
+#[derive(Debug, Subcommand)]
+pub enum ServicesView {
+    /// Every instance of one service, with its endpoints, metadata, health and load.
+    Info {
+        /// The service's name.
+        name: String,
+    },
 }

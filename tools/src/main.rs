@@ -5,6 +5,7 @@
 mod args;
 mod credentials;
 mod output;
+mod services;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use shardbus_protocol::client::{
 };
 use shardbus_protocol::{Flags, HeadersBuilder};
 
-use args::{Args, Command};
+use args::{Args, Command, ServicesView};
 
 /// How long `sub` and `reply` wait in one go before checking the connection again.
 const POLL: Duration = Duration::from_secs(1);
@@ -184,6 +185,35 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
                 history.offset
             );
         }
+        Command::Serve {
+            name,
+            endpoints,
+            version,
+            heartbeat_ms,
+            weight,
+            response,
+            delay_ms,
+            count,
+        } => {
+            let serve = services::Serve {
+                name,
+                endpoints,
+                version,
+                heartbeat: Duration::from_millis(*heartbeat_ms),
+                weight: *weight,
+                response: response.as_deref(),
+                delay: Duration::from_millis(*delay_ms),
+                count: *count,
+                json: args.json,
+            };
+            services::serve(client, &serve)?;
+        }
+        Command::Services { view, version } => match view {
+            None => services::list(client, ">", version, false, args.json)?,
+            Some(ServicesView::Info { name }) => {
+                services::list(client, name, version, true, args.json)?;
+            }
+        },
         Command::Status => {
             let status = client.status()?;
             print!("{}", output::status(&status, args.json));

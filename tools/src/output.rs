@@ -101,6 +101,11 @@ fn position(message: &Message) -> Option<(&str, &str)> {
 }
 
 /// A value as JSON text.
+/// A container value as one line of JSON.
+pub fn value(value: &Value) -> String {
+    value_json(value)
+}
+
 fn value_json(value: &Value) -> String {
     value
         .to_json()

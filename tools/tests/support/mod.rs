@@ -40,6 +40,11 @@ impl Running {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits (within the tests' patience) until it exits.
     pub fn exited(&mut self) -> ExitStatus {
         let mut status = None;
@@ -60,12 +65,21 @@ impl Drop for Running {
 
 /// Starts a long-running command and returns once it printed `ready` on stderr.
 pub fn background(server: &TestServer, args: &[&str], ready: &str) -> Running {
+    spawn(server, args, ready, Stdio::piped())
+}
+
+/// As [`background`], its stdout thrown away (a command that prints without end).
+pub fn background_quiet(server: &TestServer, args: &[&str], ready: &str) -> Running {
+    spawn(server, args, ready, Stdio::null())
+}
+
+fn spawn(server: &TestServer, args: &[&str], ready: &str, stdout: Stdio) -> Running {
     let mut child = Command::new(CLI)
         .arg("--server")
         .arg(server.addr.to_string())
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -1,0 +1,140 @@
+//! Services through the WebSocket JSON mapping (PROTOCOL.md §9.1), against the real server:
+//! a JSON client registers an instance, gets the requests a binary client sends to its
+//! endpoint and answers them, reports its health, is discovered, and deregisters; refusals
+//! come back as `err` with their codes.
+// Tests: a failed expectation must fail loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use shardbus_protocol::Health;
+use shardbus_tests::{PATIENCE, TestServer, wait_until};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(server: &TestServer) -> Ws {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
+    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    }
+    send(&mut ws, json!({"op": "hello", "name": "svc"}));
+    assert_eq!(next(&mut ws)["op"], "welcome");
+    ws
+}
+
+fn send(ws: &mut Ws, value: Json) {
+    ws.send(Message::Text(value.to_string().into())).unwrap();
+}
+
+fn next(ws: &mut Ws) -> Json {
+    loop {
+        match ws.read().unwrap() {
+            Message::Text(text) => {
+                let value: Json = serde_json::from_str(&text).unwrap();
+                if value["op"] != "ping" {
+                    return value;
+                }
+                send(ws, json!({"op": "pong"}));
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_json_client_serves_requests_reports_health_and_deregisters() {
+    let server = TestServer::start();
+    let mut ws = connect(&server);
+    send(
+        &mut ws,
+        json!({"op": "register", "id": 1, "name": "time", "version": "2.1.0",
+               "endpoints": [{"subject": "time.now", "sid": 5}], "heartbeat_ms": 500,
+               "description": "what time it is", "metadata": {"zone": "utc"}, "weight": 3}),
+    );
+    let registered = next(&mut ws);
+    assert_eq!(registered["op"], "register", "{registered}");
+    assert_eq!(registered["id"], 1);
+    assert_eq!(registered["topic"], "time");
+    assert_eq!(registered["heartbeat_ms"], 500);
+    let instance = registered["instance"].as_str().unwrap().to_owned();
+
+    let requester = server.client_on(1);
+    let asking = std::thread::spawn(move || {
+        let answer = requester
+            .request("time.now", b"when?", Duration::from_secs(10))
+            .unwrap();
+        let found = requester.discover("time", "^2").unwrap();
+        (answer.payload().to_vec(), found)
+    });
+    let request = next(&mut ws);
+    assert_eq!(request["op"], "msg");
+    assert_eq!(request["sid"], 5);
+    assert_eq!(request["text"], "when?");
+    send(
+        &mut ws,
+        json!({"op": "resp", "reply": request["reply"], "text": "noon"}),
+    );
+    let (answer, found) = asking.join().unwrap();
+    assert_eq!(answer, b"noon");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id.to_string(), instance);
+    assert_eq!(
+        found[0].entry.get("weight"),
+        Some(&shardbus_protocol::container::Value::U32(3))
+    );
+
+    send(
+        &mut ws,
+        json!({"op": "heartbeat", "instance": instance, "health": "degraded", "load": 9}),
+    );
+    send(&mut ws, json!({"op": "discover", "id": 2, "topic": "time"}));
+    let listed = next(&mut ws);
+    assert_eq!(listed["op"], "discover", "{listed}");
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["data"][0]["health"], "degraded");
+    assert_eq!(listed["data"][0]["load"], 9);
+    assert_eq!(listed["data"][0]["metadata"]["zone"], "utc");
+
+    send(
+        &mut ws,
+        json!({"op": "heartbeat", "id": 3, "instance": "1", "health": "ok"}),
+    );
+    let refused = next(&mut ws);
+    assert_eq!(refused["name"], "UNKNOWN_INSTANCE", "{refused}");
+    send(
+        &mut ws,
+        json!({"op": "register", "id": 4, "name": "time", "version": "2.1.0",
+               "endpoints": [{"subject": "time.other", "sid": 6}]}),
+    );
+    let refused = next(&mut ws);
+    assert_eq!(refused["name"], "ALREADY_REGISTERED", "{refused}");
+    assert_eq!(refused["id"], 4);
+    send(
+        &mut ws,
+        json!({"op": "register", "id": 5, "name": "bad", "version": "two",
+               "endpoints": [{"subject": "bad.x", "sid": 7}]}),
+    );
+    let refused = next(&mut ws);
+    assert_eq!(refused["name"], "BAD_SERVICE", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().starts_with("version"),
+        "{refused}"
+    );
+
+    send(&mut ws, json!({"op": "deregister", "instance": instance}));
+    let watcher = server.client_on(0);
+    wait_until("deregistered", || {
+        watcher.discover("time", "").unwrap().is_empty()
+    });
+    let _ = Health::Ok;
+}
