@@ -92,7 +92,9 @@ fn every_bad_registration_is_refused_with_its_code_and_the_connection_stays() {
     };
     let mut raw = Raw::hello_on(server.addr, 0, HelloOptions::default());
     let good = registration("1.0.0", vec![endpoint("x.ask", 1)]);
-    let cases: Vec<(&str, u32, Vec<u8>, bool, ErrorCode, &str)> = vec![
+    // (name, heartbeat_ms, payload, flagged CONTAINER, code, message start)
+    type Case<'a> = (&'a str, u32, Vec<u8>, bool, ErrorCode, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "x",
             5,
