@@ -1,7 +1,7 @@
 //! The browser client in a real browser: headless Chromium (Debian's `chromium`) opens the demo
 //! pages the HTTP edge serves. The demo page connects over WebSocket with `/js/shardbus.js`,
-//! subscribes, makes a request to itself, says it is ready, and echoes what a Rust client
-//! publishes to it. Two chat pages in one room see each other's presence, join and leave, and
+//! subscribes, makes a request to itself, registers a service instance, says it is ready, and
+//! echoes what a Rust client publishes to it. Two chat pages in one room see each other's presence, join and leave, and
 //! one recovers what it missed while its connection was down.
 // Tests: a failed expectation must fail loudly.
 #![allow(
@@ -96,6 +96,17 @@ fn the_demo_page_subscribes_requests_and_echoes_in_headless_chromium() {
     let back = echoed.recv_timeout(PATIENCE).unwrap();
     let back = back.value(&ContainerLimits::default()).unwrap();
     assert_eq!(back.get("got"), Some(&value));
+
+    // The page's service instance (the JS client's `register`) answers requests and beats.
+    let found = client.discover("demo", "").unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].endpoints, ["demo.svc"]);
+    let answer = client
+        .request("demo.svc", b"hi", std::time::Duration::from_secs(10))
+        .unwrap();
+    let answer = answer.value(&ContainerLimits::default()).unwrap();
+    assert_eq!(answer.get("served"), Some(&Value::Str("hi".into())));
+    assert_eq!(answer.get("by"), Some(&Value::Str(found[0].id.to_string())));
 }
 
 /// What the chat pages report (`demo.report.<name>`), kept until a test asks for it.

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use shardbus_engine::metrics::Metric;
-use shardbus_protocol::client::{Client, Service, ServiceSpec};
+use shardbus_protocol::client::{Client, ClientOptions, Service, ServiceSpec};
 use shardbus_protocol::container::Value;
 use shardbus_protocol::{Fields, Flags, Headers, Health, HelloOptions, ServiceFields};
+use shardbus_tests::proxy::Proxy;
 use shardbus_tests::raw::Raw;
 use shardbus_tests::{PATIENCE, TestServer, wait_until};
 
@@ -256,4 +257,29 @@ fn a_silent_instance_is_removed_with_its_endpoints() {
         raw.expect_err().err_code(),
         Some(shardbus_protocol::ErrorCode::UNKNOWN_INSTANCE)
     );
+}
+
+#[test]
+fn a_client_whose_connection_is_cut_registers_again_and_serves() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr);
+    let host = Client::connect_with(proxy.addr, ClientOptions::new().name("behind the relay"))
+        .unwrap();
+    let service = host.register("echo", &spec()).unwrap();
+    let first = service.id().unwrap();
+    let _serving = serve(&host, service, "back");
+    let requester = server.client_on(0);
+    assert_eq!(ask(&requester, "echo.say"), "back");
+
+    proxy.cut_and_hold();
+    wait_until("the old instance gone", || {
+        requester.discover("echo", "").unwrap().is_empty()
+    });
+    proxy.release(server.addr);
+    wait_until("registered again", || {
+        let found = requester.discover("echo", "").unwrap();
+        found.len() == 1 && found[0].id != first
+    });
+    assert_eq!(ask(&requester, "echo.say"), "back");
+    assert!(host.reconnects() >= 1);
 }
