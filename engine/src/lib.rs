@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod events;
 pub(crate) mod fast_map;
 #[doc(hidden)]
 pub mod fuzzing;

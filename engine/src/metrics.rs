@@ -133,6 +133,10 @@ metrics! {
     ServiceRetries = "service_retries", counter;
     /// Times a circuit breaker took an instance out of rotation.
     ServiceBreakerTrips = "service_breaker_trips", counter;
+    /// System events published (one publication carries a poll cycle's events of a kind).
+    EventsPublished = "events_published", counter;
+    /// System events dropped: more of a kind in one cycle than `events.max_batch`.
+    EventsDropped = "events_dropped", counter;
 }
 
 /// One shard's counters, written by that shard only.

@@ -88,6 +88,40 @@ fn next(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Fields> {
     }
 }
 
+/// The next MSG's topic and its (container) payload as JSON text, answering PINGs.
+fn next_event(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (String, String) {
+    loop {
+        if let Some((frame, len)) = next_frame(buf, &Limits::default()).unwrap() {
+            let found = match frame.fields {
+                Fields::Msg { .. } => {
+                    let limits = shardbus_protocol::container::ContainerLimits::default();
+                    let value = shardbus_protocol::container::view::decode(frame.payload, &limits)
+                        .unwrap()
+                        .to_owned_value();
+                    let json = String::from_utf8(value.to_json().unwrap()).unwrap();
+                    Some((frame.topic_str().to_owned(), json))
+                }
+                _ => None,
+            };
+            let ping = frame.fields == Fields::Ping;
+            buf.drain(..len);
+            if ping {
+                let mut pong = Vec::new();
+                encode(&Frame::new(Fields::Pong), &mut pong).unwrap();
+                stream.write_all(&pong).unwrap();
+            }
+            if let Some(found) = found {
+                return found;
+            }
+            continue;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed before the event");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 fn send(stream: &mut TcpStream, frame: &Frame<'_>) {
     let mut out = Vec::new();
     encode(frame, &mut out).unwrap();
@@ -132,6 +166,20 @@ fn a_reload_adds_and_removes_tokens_live_and_refuses_a_bad_file() {
     });
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.0.id()).unwrap());
 
+    // An operator watching the reload events.
+    let (mut ops, mut ops_buf, fields) = hello(&addr, "ops-secret");
+    assert!(matches!(fields, Fields::Welcome(_)), "{fields:?}");
+    send(
+        &mut ops,
+        &Frame::new(Fields::Sub { sid: 1 }).with_topic("$sys.events.reload"),
+    );
+    send(
+        &mut ops,
+        &Frame::new(Fields::Sub { sid: 2 }).with_topic("$sys.events.config_refused"),
+    );
+    send(&mut ops, &Frame::new(Fields::Ping).with_op_id(5));
+    assert_eq!(next(&mut ops, &mut ops_buf), Some(Fields::Pong));
+
     // A subscriber with token a, before anything changes.
     let (mut sub, mut sub_buf, fields) = hello(&addr, "a-secret");
     assert!(matches!(fields, Fields::Welcome(_)), "{fields:?}");
@@ -168,6 +216,9 @@ fn a_reload_adds_and_removes_tokens_live_and_refuses_a_bad_file() {
         next(&mut sub, &mut sub_buf),
         Some(Fields::Msg { sid: 1, .. })
     ));
+    let (topic, event) = next_event(&mut ops, &mut ops_buf);
+    assert_eq!(topic, "$sys.events.reload");
+    assert!(event.contains("\"changed\":[\"tokens\"]"), "{event}");
 
     // A file that does not validate is refused by name, and b still gets in.
     std::fs::write(&path, "[auth]\nanonymous = false\nbogus_key = 1\n").unwrap();
@@ -183,6 +234,9 @@ fn a_reload_adds_and_removes_tokens_live_and_refuses_a_bad_file() {
         log.lock().unwrap()
     );
     welcomed_eventually(&addr, "b-secret");
+    let (topic, event) = next_event(&mut ops, &mut ops_buf);
+    assert_eq!(topic, "$sys.events.config_refused");
+    assert!(event.contains("bogus_key"), "{event}");
 
     // Rate limits and the log level change live too: b is now held to one message a second.
     write_config(

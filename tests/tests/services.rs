@@ -263,8 +263,8 @@ fn a_silent_instance_is_removed_with_its_endpoints() {
 fn a_client_whose_connection_is_cut_registers_again_and_serves() {
     let server = TestServer::start();
     let proxy = Proxy::start(server.addr);
-    let host = Client::connect_with(proxy.addr, ClientOptions::new().name("behind the relay"))
-        .unwrap();
+    let host =
+        Client::connect_with(proxy.addr, ClientOptions::new().name("behind the relay")).unwrap();
     let service = host.register("echo", &spec()).unwrap();
     let first = service.id().unwrap();
     let _serving = serve(&host, service, "back");

@@ -83,7 +83,15 @@ fn services_lists_what_serve_registered() {
 
 #[test]
 fn a_stopped_or_killed_instance_leaves_and_requests_go_to_the_others() {
-    let server = TestServer::start();
+    let server = TestServer::with(|config| {
+        config.auth.tokens = vec![shardbus_tests::token_config("ops", "ops-secret", "admin")];
+    });
+    let ops = server.client_on_with(
+        1,
+        shardbus_protocol::client::ClientOptions::new().token("ops-secret"),
+    );
+    let downs = ops.subscribe("$sys.events.service_down").unwrap();
+    ops.flush().unwrap();
     let mut a = serve(&server, "a");
     let mut b = serve(&server, "b");
     let _c = serve(&server, "c");
@@ -153,6 +161,28 @@ fn a_stopped_or_killed_instance_leaves_and_requests_go_to_the_others() {
     );
     assert_eq!(tally.other.load(Ordering::Relaxed), 0, "no other failure");
     assert!(instances(&watcher).iter().all(|(id, _)| *id != a_id));
+    // Both were told on `$sys.events.service_down`, each with why.
+    let mut told = Vec::new();
+    while told.len() < 2 {
+        let message = downs.recv_timeout(shardbus_tests::PATIENCE).unwrap();
+        let value = message
+            .value(&shardbus_protocol::container::ContainerLimits::default())
+            .unwrap();
+        let shardbus_protocol::container::Value::List(events) = value else {
+            panic!("events come as a list");
+        };
+        told.extend(events);
+    }
+    let why = |e: &shardbus_protocol::container::Value| match e.get("why") {
+        Some(shardbus_protocol::container::Value::Str(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(why(&told[0]).starts_with("heartbeats missed"), "{told:?}");
+    assert_eq!(why(&told[1]), "connection closed", "{told:?}");
+    assert_eq!(
+        told[0].get("instance"),
+        Some(&shardbus_protocol::container::Value::U64(a_id))
+    );
     eprintln!(
         "answered {}, lost {lost} (in flight to the dead)",
         tally.answered.load(Ordering::Relaxed)

@@ -55,6 +55,8 @@ pub struct Config {
     /// Service options by name pattern (`[[services]]`: strategy, breaker); a service takes
     /// the first that matches.
     pub services: Vec<crate::services::ServiceConfig>,
+    /// Who may see system events (`$sys.events.>`), and how many a shard gathers at once.
+    pub events: crate::events::EventsConfig,
 }
 
 /// Where room history is kept (PROTOCOL.md §3.11).
@@ -276,6 +278,7 @@ impl Default for Config {
             rooms: Vec::new(),
             registry: crate::services::RegistryConfig::default(),
             services: Vec::new(),
+            events: crate::events::EventsConfig::default(),
         }
     }
 }

@@ -131,6 +131,13 @@ pub(crate) enum Record {
     /// retained or asked for by HISTORY). `to` holds [`ReplayTo`] in the batch's bytes, so this
     /// record is no larger than a delivery's: every record of a batch pays for the largest.
     RoomReplay { to: Span, msg: MessageSpans },
+    /// Deliver a publication of system events, as `Deliver` does, to the subscribers whose
+    /// identity may see them.
+    Event {
+        msg: MessageSpans,
+        plain: bool,
+        groups: Span,
+    },
     /// From an instance's shard: the registry changed (`services/change.rs`).
     Service(Box<ServiceChange>),
     /// A request for a service instance's endpoint subscription; `to` holds its

@@ -234,6 +234,16 @@ impl<V: Subscriber> Router<V> {
         route.remote_matches = Some(remote);
     }
 
+    /// Whether anyone on any shard is subscribed to `subject` (a cached lookup: what a system
+    /// event asks before it is built, so events nobody wants cost nothing more).
+    pub fn has_interest(&mut self, subject: &[u8]) -> bool {
+        let (cache, trie, replica) = (&mut self.cache, &self.trie, &mut self.replica);
+        let (local, remote) = self.publish_cache.get_or_insert_with(subject, || {
+            (cache.get(trie, subject), replica.shards_for(subject))
+        });
+        !local.is_empty() || !remote.is_empty()
+    }
+
     /// Routes a message another shard forwarded: every local plain subscriber if `plain`, and
     /// one local member of each group in `groups` (space-separated names).
     pub fn route_forwarded(

@@ -37,7 +37,8 @@ impl Reloader {
     /// `[auth]` section cannot be used; nothing was applied.
     pub fn reload(&self) -> Result<Value, String> {
         let outcome = self.try_reload();
-        self.shared.count_reload(outcome.is_ok());
+        self.shared
+            .count_reload(outcome.as_ref().err().map(String::as_str));
         match &outcome {
             Ok(changed) => tracing::info!(%changed, "configuration reloaded"),
             Err(error) => {
@@ -49,12 +50,13 @@ impl Reloader {
 
     fn try_reload(&self) -> Result<Value, String> {
         let next = config::load(&self.cli, std::env::vars()).map_err(|e| e.to_string())?;
-        let reload = Reload::from_config(&next).map_err(|e| e.to_string())?;
+        let mut reload = Reload::from_config(&next).map_err(|e| e.to_string())?;
         let mut current = self
             .current
             .lock()
             .map_err(|_| "reload state poisoned".to_owned())?;
         let changed = changes(&current, &next);
+        reload.changed = changed.clone();
         if next.log_level != current.log_level {
             crate::logging::set_level(&next.log_level)?;
         }

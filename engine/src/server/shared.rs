@@ -32,6 +32,8 @@ pub struct Shared {
     reload: std::sync::Mutex<Option<Arc<Reload>>>,
     reload_generation: AtomicU64,
     reload_failures: AtomicU64,
+    /// Why the last reload was refused (taken by shard 0 for the `config_refused` event).
+    last_refusal: std::sync::Mutex<Option<String>>,
     /// What `POST /api/v1/reload` runs: set by the binary, which knows the configuration's
     /// layers; unset in-process (the tests' servers).
     reloader: std::sync::OnceLock<Arc<super::Reloader>>,
@@ -65,6 +67,7 @@ impl Shared {
             reload: std::sync::Mutex::new(None),
             reload_generation: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            last_refusal: std::sync::Mutex::new(None),
             reloader: std::sync::OnceLock::new(),
             shards,
             started,
@@ -118,11 +121,25 @@ impl Shared {
         }
     }
 
-    /// Counts a reload attempt that failed (a refused configuration).
-    pub(crate) fn count_reload(&self, applied: bool) {
-        if !applied {
-            self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    /// Counts a reload attempt that failed (a refused configuration), keeping why.
+    pub(crate) fn count_reload(&self, refused: Option<&str>) {
+        if let Some(why) = refused {
+            if let Ok(mut slot) = self.last_refusal.lock() {
+                *slot = Some(why.to_owned());
+            }
+            self.reload_failures.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Why the last reload was refused, once per refusal: `None` unless `seen` (the caller's
+    /// count of refusals) is behind.
+    pub(crate) fn refusal_after(&self, seen: &mut u64) -> Option<String> {
+        let now = self.reload_failures.load(Ordering::Acquire);
+        if now == *seen {
+            return None;
+        }
+        *seen = now;
+        self.last_refusal.lock().ok()?.clone()
     }
 
     /// Reloads refused since start.
@@ -305,6 +322,8 @@ pub struct Reload {
     pub(crate) rooms: Vec<crate::rooms::RoomConfig>,
     /// The service options by name pattern.
     pub(crate) services: Vec<crate::services::ServiceConfig>,
+    /// What changed (the reloader's summary), for the `reload` event.
+    pub(crate) changed: serde_json::Value,
 }
 
 impl Reload {
@@ -319,6 +338,7 @@ impl Reload {
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
             rooms: config.rooms.clone(),
             services: config.services.clone(),
+            changed: serde_json::Value::Null,
             rate_limits: config.rate_limits.clone(),
         })
     }

@@ -189,8 +189,11 @@ fn endpoint(i: usize, entry: ValueRef<'_>, bounds: &Bounds) -> Result<Endpoint, 
                 let text = value
                     .as_str()
                     .filter(|s| validate_subject(s.as_bytes(), bounds.max_topic_len).is_ok())
+                    .filter(|s| !crate::events::is_reserved(s.as_bytes()))
                     .ok_or_else(|| {
-                        bad(format!("endpoints[{i}].subject: a subject, no wildcards"))
+                        bad(format!(
+                            "endpoints[{i}].subject: a subject, no wildcards, not $sys."
+                        ))
                     })?;
                 subject = Some(text.into());
             }

@@ -92,6 +92,17 @@ impl Shard {
                     batch.get(msg.payload),
                     msg.flags,
                 ),
+                Record::Event { msg, plain, groups } => {
+                    let subject = batch.get(msg.subject);
+                    let mut route = self.route.borrow_mut();
+                    self.router.borrow_mut().route_forwarded(
+                        subject,
+                        *plain,
+                        batch.get(*groups),
+                        &mut route,
+                    );
+                    self.deliver_events_local(&route.local, subject, batch.get(msg.payload));
+                }
                 Record::Service(change) => self.service_changed(change.as_ref().clone()),
                 Record::ServiceRequest { to, msg } => {
                     let Some(to) = ServiceTo::from_bytes(batch.get(*to)) else {

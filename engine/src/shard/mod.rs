@@ -4,6 +4,7 @@
 //! with another thread except through the mesh and the read-only counters.
 
 pub(crate) mod conn;
+mod events;
 mod inbound;
 pub(crate) mod inproc;
 mod keepalive;
@@ -94,6 +95,7 @@ pub(crate) struct Settings {
     pub(crate) history_bytes: usize,
     pub(crate) registry: crate::services::RegistryConfig,
     pub(crate) services: Vec<crate::services::ServiceConfig>,
+    pub(crate) events: crate::events::EventsConfig,
 }
 
 impl Settings {
@@ -132,6 +134,7 @@ impl Settings {
             history_bytes: config.history.max_bytes / shards.max(1),
             registry: config.registry.clone(),
             services: config.services.clone(),
+            events: config.events.clone(),
         })
     }
 }
@@ -194,6 +197,8 @@ pub(crate) struct Shard {
     /// Service instances: the registry's replica, the instances this shard owns
     /// (`services.rs`); boxed, like `rooms`.
     services: Box<services::ShardServices>,
+    /// System events gathered for the next publication (`events.rs`).
+    events: events::ShardEvents,
 }
 
 impl Shard {
@@ -246,6 +251,7 @@ impl Shard {
             rooms,
             users: RefCell::new(users::Users::default()),
             services,
+            events: events::ShardEvents::default(),
         }
     }
 
@@ -280,6 +286,9 @@ impl Shard {
             return;
         }
         self.user_offline(conn);
+        if conn.remote.is_some() {
+            self.conn_closed_event(conn);
+        }
         self.replies.borrow_mut().end_conn(conn.id);
         let abandoned = self.requests.borrow_mut().end_conn(conn.id);
         if !abandoned.is_empty() {

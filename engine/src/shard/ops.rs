@@ -109,7 +109,9 @@ impl Shard {
     }
 
     fn publish(&self, conn: &Conn, frame: &Frame<'_>) {
-        let allowed = conn.may_publish(frame);
+        // `$sys.` subjects are the server's: one byte tells the rest apart.
+        let allowed = conn.may_publish(frame)
+            && (frame.topic.first() != Some(&b'$') || !crate::events::is_reserved(frame.topic));
         if !self.permitted(conn, allowed, frame, 0, "publishing to")
             || !self.within_rate(conn, frame, 0)
         {
@@ -172,7 +174,8 @@ impl Shard {
     }
 
     fn subscribe(&self, conn: &Rc<Conn>, frame: &Frame<'_>, sid: u64) {
-        let allowed = conn.may(|p| p.subscribe.allows_pattern(frame.topic_str()));
+        let allowed = conn.may(|p| p.subscribe.allows_pattern(frame.topic_str()))
+            && (!crate::events::is_reserved(frame.topic) || self.may_watch(conn, frame.topic));
         if !self.permitted(conn, allowed, frame, sid, "subscribing to") {
             return;
         }
@@ -236,7 +239,7 @@ impl Shard {
     }
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
-        let allowed = conn.may_request(frame);
+        let allowed = conn.may_request(frame) && !crate::events::is_reserved(frame.topic);
         if !self.permitted(conn, allowed, frame, request_id, "requesting on")
             || !self.within_rate(conn, frame, request_id)
         {

@@ -49,6 +49,9 @@ impl Shard {
             }
         }
         self.metrics.add(Metric::ReloadsApplied, 1);
+        if self.id == 0 {
+            self.reload_event(&reload.changed);
+        }
     }
 
     fn end_forbidden_subscriptions(&self, conn: &Rc<Conn>) {

@@ -220,6 +220,9 @@ impl Shard {
         };
         self.metrics.add(Metric::RoomJoins, 1);
         self.note_membership();
+        if counts.clients == 1 {
+            self.room_event(crate::events::EventKind::RoomCreated, room);
+        }
         let mut fields = RoomFields {
             sid,
             ..RoomFields::default()
@@ -283,14 +286,27 @@ impl Shard {
 
     fn home_leave(&self, room: &[u8], options: &RoomConfig, conn: u64) {
         let left = self.rooms.homes.borrow_mut().leave(room, conn);
-        let Some((member, _)) = left else {
+        let Some((member, counts)) = left else {
             return;
         };
         self.metrics.add(Metric::RoomLeaves, 1);
         self.note_membership();
+        if counts.clients == 0 {
+            self.room_event(crate::events::EventKind::RoomRemoved, room);
+        }
         if options.join_leave {
             self.member_event(room, conn, RoomFlags::LEFT, encode(&member.value()));
         }
+    }
+
+    fn room_event(&self, kind: crate::events::EventKind, room: &[u8]) {
+        self.event(kind, || {
+            let name = String::from_utf8_lossy(room).into_owned();
+            vec![(
+                "room".into(),
+                shardbus_protocol::container::Value::Str(name),
+            )]
+        });
     }
 
     fn note_membership(&self) {

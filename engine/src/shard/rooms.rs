@@ -203,7 +203,8 @@ impl Shard {
 
     /// Whether `conn` may see the room (subscribe permission on its subject).
     pub(super) fn may_see(&self, conn: &Conn, frame: &Frame<'_>, sid: u64) -> bool {
-        let allowed = conn.may(|p| p.subscribe.allows_pattern(frame.topic_str()));
+        let allowed = conn.may(|p| p.subscribe.allows_pattern(frame.topic_str()))
+            && !crate::events::is_reserved(frame.topic);
         if !allowed {
             let message = format!("the room {} is not permitted", frame.topic_str());
             conn.error(ErrorCode::PERMISSION_DENIED, frame.op_id, sid, &message);

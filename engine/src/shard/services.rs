@@ -15,12 +15,14 @@ use super::Shard;
 use super::conn::{Conn, LocalSub, Outgoing};
 use super::notify::Notify;
 use super::rate::TokenBucket;
+use crate::events::EventKind;
 use crate::fast_map::FastMap;
 use crate::mesh::batch::Record;
 use crate::metrics::Metric;
 use crate::services::change::ServiceChange;
 use crate::services::registration::{self, Bounds, Refused, Registration};
 use crate::services::registry::Registry;
+use shardbus_protocol::container::Value;
 
 /// An instance whose connection is on this shard.
 #[derive(Debug)]
@@ -144,6 +146,23 @@ impl Shard {
             entry.instances.push(id);
         }
         tracing::info!(shard = self.id, service = %registration.name, instance = id, "service instance up");
+        self.event(EventKind::ServiceUp, || {
+            let endpoints = registration
+                .endpoints
+                .iter()
+                .map(|e| Value::Str(e.subject.to_string()))
+                .collect();
+            vec![
+                ("service".into(), Value::Str(registration.name.to_string())),
+                ("instance".into(), Value::U64(id)),
+                (
+                    "version".into(),
+                    Value::Str(registration.version.to_string()),
+                ),
+                ("client_id".into(), Value::U64(conn.id)),
+                ("endpoints".into(), Value::List(endpoints)),
+            ]
+        });
         let heartbeat_ms = registration.heartbeat_ms;
         self.change_service(ServiceChange::Up {
             id,
@@ -347,6 +366,7 @@ impl Shard {
         }
         tracing::info!(shard = self.id, service = %owned.name, instance = id, why, "service instance down");
         self.metrics.add(Metric::ServiceRemovals, 1);
+        self.instance_event(EventKind::ServiceDown, &owned.name, id, why);
         let owned_now = self.services.owned.borrow().len();
         self.metrics.set(Metric::ServiceInstances, owned_now as u64);
         self.change_service(ServiceChange::Down { id });
@@ -358,14 +378,26 @@ impl Shard {
             return;
         };
         for id in entry.instances {
-            if let Some(owned) = self.services.owned.borrow_mut().remove(&id) {
+            let owned = self.services.owned.borrow_mut().remove(&id);
+            if let Some(owned) = owned {
                 tracing::info!(shard = self.id, service = %owned.name, instance = id, "service instance down: connection closed");
+                self.instance_event(EventKind::ServiceDown, &owned.name, id, "connection closed");
             }
             self.metrics.add(Metric::ServiceRemovals, 1);
             self.change_service(ServiceChange::Down { id });
         }
         let owned_now = self.services.owned.borrow().len();
         self.metrics.set(Metric::ServiceInstances, owned_now as u64);
+    }
+
+    fn instance_event(&self, kind: EventKind, service: &str, id: u64, why: &str) {
+        self.event(kind, || {
+            vec![
+                ("service".into(), Value::Str(service.to_owned())),
+                ("instance".into(), Value::U64(id)),
+                ("why".into(), Value::Str(why.to_owned())),
+            ]
+        });
     }
 
     /// Applies `change` to this shard's replica and sends it to every other shard.
@@ -419,10 +451,11 @@ impl Shard {
                 gone.push(id);
             } else if quiet >= owned.interval * unhealthy_after && !owned.silent {
                 owned.silent = true;
-                silent.push((id, owned.load));
+                silent.push((id, owned.load, owned.name.clone()));
             }
         }
-        for (id, load) in silent {
+        for (id, load, name) in silent {
+            self.instance_event(EventKind::ServiceUnhealthy, &name, id, "heartbeats missed");
             tracing::warn!(
                 shard = self.id,
                 instance = id,

@@ -490,6 +490,9 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
             } else {
                 "the credentials were not accepted"
             };
+            shard.event(crate::events::EventKind::AuthFailure, || {
+                auth_failure_fields(conn, code, frame)
+            });
             conn.fail(code, frame.op_id, 0, why);
             return Next::Close;
         }
@@ -505,6 +508,9 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         name.clone_into(&mut conn.name.borrow_mut());
     }
     shard.register(Rc::clone(conn));
+    if conn.remote.is_some() {
+        shard.conn_opened_event(conn);
+    }
     let settings = &shard.settings;
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
@@ -521,4 +527,26 @@ fn handshake(shard: &Rc<Shard>, conn: &Rc<Conn>, frame: &Frame<'_>) -> Next {
         ..Outgoing::bare(Fields::Welcome(welcome), frame.op_id)
     });
     Next::Continue
+}
+
+/// What an `auth_failure` event says: who tried, from where, and the code.
+fn auth_failure_fields(
+    conn: &Conn,
+    code: ErrorCode,
+    frame: &Frame<'_>,
+) -> Vec<(String, shardbus_protocol::container::Value)> {
+    use shardbus_protocol::container::Value;
+    let claimed = frame
+        .headers
+        .get("user")
+        .or_else(|| frame.headers.get("name"))
+        .unwrap_or("");
+    vec![
+        (
+            "remote".into(),
+            Value::Str(conn.remote.map(|r| r.to_string()).unwrap_or_default()),
+        ),
+        ("code".into(), Value::Str(code.name().to_owned())),
+        ("user".into(), Value::Str(claimed.to_owned())),
+    ]
 }

@@ -19,10 +19,17 @@ use crate::metrics::Metric;
 /// Runs until the server asks to shut down, then wakes everything waiting on `stopping`.
 pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
     let mut generation = shard.shared.reload_generation();
+    let mut refusals = shard.shared.reload_failures();
     loop {
         shard.shared.beat(shard.id);
         if let Some(reload) = shard.shared.reload_after(&mut generation) {
             shard.apply_reload(&reload);
+        }
+        // One shard speaks for the server about reloads.
+        if shard.id == 0
+            && let Some(why) = shard.shared.refusal_after(&mut refusals)
+        {
+            shard.reload_refused_event(&why);
         }
         shard.expire_history(std::time::Instant::now());
         shard.metrics.add(Metric::WatchTicks, 1);
