@@ -103,7 +103,8 @@ pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
         let started_tx = started_tx.clone();
         let handle = shard_executor(id, core, config)
             .spawn(move || async move {
-                let shard = Rc::new(Shard::new(id as ShardId, settings, Arc::clone(&shared)));
+                let shard =
+                    Shard::into_rc(Shard::new(id as ShardId, settings, Arc::clone(&shared)));
                 shard::spawn_mesh(&shard, ends);
                 let _sinks: Vec<_> = (0..load.subscribers_per_shard)
                     .map(|_| inproc::sink(&shard, &load.subject))

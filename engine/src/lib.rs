@@ -3,6 +3,7 @@
 //! binary is a thin `main` over [`server::Server`]; tests start the same server in-process.
 
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod events;
 pub(crate) mod fast_map;

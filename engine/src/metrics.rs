@@ -137,6 +137,11 @@ metrics! {
     EventsPublished = "events_published", counter;
     /// System events dropped: more of a kind in one cycle than `events.max_batch`.
     EventsDropped = "events_dropped", counter;
+    /// Built-in commands answered (over the binary protocol or the HTTP API).
+    CommandsRun = "commands_run", counter;
+    /// Built-in commands refused: unknown, not allowed for the role, bad parameters, or the
+    /// command's own refusal.
+    CommandsRefused = "commands_refused", counter;
 }
 
 /// One shard's counters, written by that shard only.

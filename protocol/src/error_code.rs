@@ -132,6 +132,10 @@ codes! {
     TOO_MANY_SERVICES = 42, KeepOpen, true;
     /// An operation named a service that has no registered instance.
     UNKNOWN_SERVICE = 43, KeepOpen, true;
+    /// A request on `$sys.cmd.<name>` named no built-in command.
+    UNKNOWN_COMMAND = 44, KeepOpen, false;
+    /// A command's parameter is missing, unknown or of the wrong type; the message names it.
+    BAD_PARAMETER = 45, KeepOpen, false;
 }
 
 impl ErrorCode {

@@ -79,7 +79,7 @@ fn connections_from_every_shard_are_listed_and_paged() {
     let bad = http_request(server.http, "GET", "/api/v1/connections?limit=many", None);
     assert_eq!(
         (bad.status, bad.error_name()),
-        (400, "BAD_FRAME".to_owned())
+        (400, "BAD_PARAMETER".to_owned())
     );
 }
 

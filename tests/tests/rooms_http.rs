@@ -182,7 +182,7 @@ fn room_refusals_have_their_codes_and_statuses() {
             "/api/v1/history/chat.x?limit=lots",
             None,
             400,
-            "BAD_FRAME",
+            "BAD_PARAMETER",
         ),
         (
             "POST",

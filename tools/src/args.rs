@@ -183,7 +183,15 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// List the registered service instances, or one service's (`services info NAME`).
+    /// Run a built-in command (`help` lists them) and print its answer as JSON.
+    Cmd {
+        /// The command.
+        name: String,
+        /// A parameter `key=value` (numbers and true/false are typed); repeat for several.
+        params: Vec<String>,
+    },
+    /// List the registered service instances, or one service's (`services info NAME`: with
+    /// the figures the server measured, for identities the `services` command allows).
     Services {
         /// What to show.
         #[command(subcommand)]

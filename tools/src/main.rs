@@ -210,10 +210,12 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
         }
         Command::Services { view, version } => match view {
             None => services::list(client, ">", version, false, args.json)?,
-            Some(ServicesView::Info { name }) => {
-                services::list(client, name, version, true, args.json)?;
-            }
+            Some(ServicesView::Info { name }) => services::info(client, name, version, args.json)?,
         },
+        Command::Cmd { name, params } => {
+            let answer = client.command(name, &services::params(params))?;
+            println!("{}", output::value(&answer));
+        }
         Command::Status => {
             let status = client.status()?;
             print!("{}", output::status(&status, args.json));

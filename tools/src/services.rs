@@ -1,8 +1,11 @@
-//! `serve` (an instance answering its requests) and `services` (what discovery lists).
+//! `serve` (an instance answering its requests), `services` (what discovery lists, and the
+//! `services` command's figures) and the parameters of `cmd`.
 
 use std::time::Duration;
 
+use shardbus_protocol::ErrorCode;
 use shardbus_protocol::client::{Client, ClientError, Instance, ServiceSpec};
+use shardbus_protocol::container::Value;
 
 use crate::output;
 
@@ -92,4 +95,46 @@ fn line(instance: &Instance, detail: bool, json: bool) -> String {
         instance.load,
         instance.endpoints.join(", ")
     )
+}
+
+/// One service: the `services` command's answer (instances with the server's figures), or,
+/// for an identity that may not run it, what discovery lists.
+pub fn info(client: &Client, name: &str, version: &str, json: bool) -> Result<(), ClientError> {
+    let params = Value::Map(vec![("name".into(), Value::Str(name.to_owned()))]);
+    match client.command("services", &params) {
+        Ok(answer) => {
+            println!("{}", output::value(&answer));
+            Ok(())
+        }
+        Err(ClientError::Server { code, .. }) if code == ErrorCode::PERMISSION_DENIED => {
+            list(client, name, version, true, json)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `key=value` arguments as a command's parameter map: digits are numbers, `true` and
+/// `false` bools, anything else a string; none at all is no parameters.
+pub fn params(pairs: &[String]) -> Value {
+    if pairs.is_empty() {
+        return Value::Null;
+    }
+    let entries = pairs
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = match value {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    digits
+                        .parse()
+                        .map_or_else(|_| Value::Str(digits.to_owned()), Value::U64)
+                }
+                text => Value::Str(text.to_owned()),
+            };
+            (key.to_owned(), value)
+        })
+        .collect();
+    Value::Map(entries)
 }

@@ -188,3 +188,35 @@ fn a_stopped_or_killed_instance_leaves_and_requests_go_to_the_others() {
         tally.answered.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn cmd_runs_a_built_in_command_and_services_info_shows_the_figures() {
+    let server = TestServer::with(|config| {
+        config.auth.tokens = vec![shardbus_tests::token_config("ops", "ops-secret", "admin")];
+    });
+    let _a = serve(&server, "a");
+    let out = cli(&server, &["req", "echo.say", "hi"]);
+    assert!(out.status.success());
+    let out = cli(&server, &["cmd", "help"]);
+    let help: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(help["commands"].as_array().unwrap().len(), 9);
+    let out = cli(&server, &["cmd", "connections", "limit=1"]);
+    assert!(!out.status.success(), "a user may not list connections");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));
+    let out = cli(
+        &server,
+        &["--token", "ops-secret", "cmd", "connections", "limit=1"],
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["limit"], 1);
+    assert_eq!(page["connections"].as_array().unwrap().len(), 1);
+    let out = cli(
+        &server,
+        &["--token", "ops-secret", "services", "info", "echo"],
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["endpoints"][0]["requests"], 1, "{info}");
+    assert_eq!(info["endpoints"][0]["latency_us"]["count"], 1, "{info}");
+    let out = cli(&server, &["cmd", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_COMMAND"));
+}

@@ -111,6 +111,9 @@ pub enum AuthConfigError {
     },
 }
 
+/// The roles every configuration has without defining them.
+pub const BUILTIN_ROLES: [&str; 3] = ["admin", "user", "guest"];
+
 /// Who a connection is.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -179,6 +182,7 @@ impl Authenticator {
     /// # Errors
     /// [`AuthConfigError`] for an unknown role or a malformed digest.
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
+        // The names must match `BUILTIN_ROLES`.
         let mut roles: BTreeMap<String, Arc<Permissions>> = [
             ("admin", Permissions::admin()),
             ("user", Permissions::user()),

@@ -57,6 +57,8 @@ pub struct Config {
     pub services: Vec<crate::services::ServiceConfig>,
     /// Who may see system events (`$sys.events.>`), and how many a shard gathers at once.
     pub events: crate::events::EventsConfig,
+    /// For a built-in command, the roles besides admin that may run it (`*`: everyone).
+    pub commands: crate::commands::CommandsConfig,
 }
 
 /// Where room history is kept (PROTOCOL.md §3.11).
@@ -279,6 +281,7 @@ impl Default for Config {
             registry: crate::services::RegistryConfig::default(),
             services: Vec::new(),
             events: crate::events::EventsConfig::default(),
+            commands: crate::commands::CommandsConfig::default(),
         }
     }
 }
@@ -543,6 +546,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: format!("registry.{key}"),
                 reason: rule.to_owned(),
+            });
+        }
+        let roles = |role: &str| {
+            self.auth.roles.contains_key(role) || crate::auth::BUILTIN_ROLES.contains(&role)
+        };
+        if let Some((key, rule)) = self.commands.problem(&roles) {
+            return Err(ConfigError::Invalid {
+                key: format!("commands.{key}"),
+                reason: rule,
             });
         }
         let max_topic_len = usize::from(self.limits.max_topic_len);

@@ -10,29 +10,21 @@ use super::reply::Refusal;
 use crate::shard::Shard;
 use crate::shard::listing::Listing;
 
-/// Connections a page holds when the query names no `limit`.
-const DEFAULT_PAGE: usize = 100;
-/// The most a page may hold.
-const MAX_PAGE: usize = 1_000;
-
-/// `/api/v1/connections?offset=N&limit=M`: connections ordered by id.
-pub(crate) async fn connections(
-    shard: &Shard,
-    query: Option<&str>,
-) -> Result<serde_json::Value, Refusal> {
-    let (offset, limit) = paging(query)?;
+/// The `connections` command (`/api/v1/connections?offset=N&limit=M`): connections ordered
+/// by id.
+pub(crate) async fn connections(shard: &Shard, offset: usize, limit: usize) -> serde_json::Value {
     let gathered = shard.gather(Listing::Connections).await;
     let mut all = gathered.items;
-    all.sort_by_key(|c| c["id"].as_u64().unwrap_or(0));
+    all.sort_by_key(|c| c.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0));
     let total = all.len();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "total": total,
         "offset": offset,
         "limit": limit,
         "complete": gathered.complete,
         "connections": page,
-    }))
+    })
 }
 
 /// `/api/v1/topics`: each subscribed pattern (per queue group) with its subscribers on every
@@ -54,37 +46,15 @@ pub(crate) async fn topics(shard: &Shard) -> serde_json::Value {
     serde_json::json!({ "complete": gathered.complete, "topics": topics })
 }
 
-/// `DELETE /api/v1/connections/{id}`: closes the connection with `KICKED`, on whichever shard
-/// has it.
-pub(crate) async fn kick(shard: &Shard, id: &str) -> Result<serde_json::Value, Refusal> {
-    let unknown = || Refusal::new(ErrorCode::UNKNOWN_CONNECTION, format!("no connection {id}"));
-    let id: u64 = id.parse().map_err(|_| unknown())?;
+/// The `kick` command (`DELETE /api/v1/connections/{id}`): closes the connection with
+/// `KICKED`, on whichever shard has it.
+pub(crate) async fn kick(shard: &Shard, id: u64) -> Result<serde_json::Value, Refusal> {
     let gathered = shard.gather(Listing::Kick(id)).await;
     if gathered.items.is_empty() {
-        return Err(unknown());
+        return Err(Refusal::new(
+            ErrorCode::UNKNOWN_CONNECTION,
+            format!("no connection {id}"),
+        ));
     }
     Ok(serde_json::json!({ "kicked": id }))
-}
-
-/// `offset` and `limit` from a query string.
-fn paging(query: Option<&str>) -> Result<(usize, usize), Refusal> {
-    let (mut offset, mut limit) = (0, DEFAULT_PAGE);
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| Refusal::new(ErrorCode::BAD_FRAME, format!("{key} must be a number")))
-        };
-        match key {
-            "offset" => offset = number()?,
-            "limit" => limit = number()?.clamp(1, MAX_PAGE),
-            _ => {}
-        }
-    }
-    Ok((offset, limit))
 }

@@ -7,14 +7,14 @@
 mod assets;
 mod head;
 mod io;
-mod listings;
+pub(crate) mod listings;
 mod metrics;
 pub(crate) mod payload;
 mod push;
 pub(crate) mod reply;
-mod rooms;
+pub(crate) mod rooms;
 mod routes;
-mod services;
+pub(crate) mod services;
 mod status;
 mod timer;
 

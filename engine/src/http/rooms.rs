@@ -21,11 +21,6 @@ use crate::auth::Identity;
 use crate::shard::Shard;
 use crate::shard::listing::Listing;
 
-/// Rooms a page of `GET /api/v1/rooms` holds when the query names no `limit`.
-const DEFAULT_PAGE: usize = 100;
-/// The most a page may hold.
-const MAX_PAGE: usize = 1_000;
-
 /// `/api/v1/rooms/{room}/presence`.
 pub(crate) const PRESENCE_PREFIX: &str = "/api/v1/rooms/";
 const PRESENCE_SUFFIX: &str = "/presence";
@@ -115,43 +110,25 @@ impl MembersBody {
     }
 }
 
-/// `key=value` pairs of a query string.
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
-fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Refusal> {
-    value
-        .parse()
-        .map_err(|_| Refusal::new(ErrorCode::BAD_FRAME, format!("{key} must be a number")))
-}
-
-/// `GET /api/v1/rooms?offset=&limit=`: rooms with members, by name, with their counts.
-pub(crate) async fn list(shard: &Shard, query: Option<&str>) -> Result<serde_json::Value, Refusal> {
-    let (mut offset, mut limit) = (0usize, DEFAULT_PAGE);
-    for (key, value) in query_pairs(query) {
-        match key {
-            "offset" => offset = number(key, value)?,
-            "limit" => limit = number::<usize>(key, value)?.clamp(1, MAX_PAGE),
-            _ => {}
-        }
-    }
+/// The `rooms` command (`GET /api/v1/rooms?offset=&limit=`): rooms with members, by name,
+/// with their counts.
+pub(crate) async fn list(shard: &Shard, offset: usize, limit: usize) -> serde_json::Value {
     let gathered = shard.gather(Listing::Rooms).await;
     let mut rooms = gathered.items;
-    rooms.sort_by(|a, b| a["room"].as_str().cmp(&b["room"].as_str()));
+    rooms.sort_by(|a, b| {
+        a.get("room")
+            .and_then(|r| r.as_str())
+            .cmp(&b.get("room").and_then(|r| r.as_str()))
+    });
     let total = rooms.len();
     let page: Vec<_> = rooms.into_iter().skip(offset).take(limit).collect();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "total": total,
         "offset": offset,
         "limit": limit,
         "complete": gathered.complete,
         "rooms": page,
-    }))
+    })
 }
 
 fn frame_for(fields: Fields, topic: &str) -> Result<Vec<u8>, Refusal> {
@@ -174,22 +151,14 @@ fn container_json(payload: &[u8]) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-/// `GET /api/v1/rooms/{room}/presence?cursor=&limit=&stats=true`.
+/// The `presence` command (`GET /api/v1/rooms/{room}/presence?cursor=&limit=&stats=true`):
+/// a PRESENCE frame with these fields, from an in-process client with the caller's identity.
 pub(crate) async fn presence(
     shard: &Rc<Shard>,
     identity: Arc<Identity>,
     room: &str,
-    query: Option<&str>,
+    fields: RoomFields,
 ) -> Result<serde_json::Value, Refusal> {
-    let mut fields = RoomFields::default();
-    for (key, value) in query_pairs(query) {
-        match key {
-            "cursor" => fields.offset = number(key, value)?,
-            "limit" => fields.count = number(key, value)?,
-            "stats" if value == "true" => fields.flags = RoomFlags::STATS_ONLY,
-            _ => {}
-        }
-    }
     let frame = frame_for(Fields::Presence(fields), room)?;
     let options = HelloOptions(0);
     let mut answers = exchange_all(shard, identity, &frame, options, |f| {
@@ -212,28 +181,16 @@ pub(crate) async fn presence(
     }
 }
 
-/// `GET /api/v1/history/{topic}?limit=&since=&epoch=&reverse=true`: the publications as JSON,
-/// each with its offset, payload and headers.
+/// The `history` command (`GET /api/v1/history/{topic}?limit=&since=&epoch=&reverse=true`):
+/// the publications as JSON, each with its offset, payload and headers; payloads up to
+/// `max_body` bytes as JSON.
 pub(crate) async fn history(
     shard: &Rc<Shard>,
-    settings: &HttpSettings,
+    max_body: usize,
     identity: Arc<Identity>,
     topic: &str,
-    query: Option<&str>,
+    fields: RoomFields,
 ) -> Result<serde_json::Value, Refusal> {
-    let mut fields = RoomFields::default();
-    for (key, value) in query_pairs(query) {
-        match key {
-            "limit" => fields.count = number(key, value)?,
-            "since" => {
-                fields.offset = number(key, value)?;
-                fields.flags = fields.flags.with(RoomFlags::FROM_POSITION);
-            }
-            "epoch" => fields.epoch = number(key, value)?,
-            "reverse" if value == "true" => fields.flags = fields.flags.with(RoomFlags::REVERSE),
-            _ => {}
-        }
-    }
     let frame = frame_for(Fields::History(fields), topic)?;
     let answers = exchange_all(shard, identity, &frame, HelloOptions::HEADERS, |f| {
         matches!(f, Fields::History(_) | Fields::Err { .. })
@@ -243,7 +200,7 @@ pub(crate) async fn history(
     for answer in answers {
         match answer {
             Answer::Frame(Fields::Msg { .. }, flags, headers, payload) => {
-                publications.push(publication(flags, &headers, &payload, settings)?);
+                publications.push(publication(flags, &headers, &payload, max_body)?);
             }
             Answer::Frame(Fields::History(end), ..) => {
                 return Ok(serde_json::json!({
@@ -264,9 +221,9 @@ fn publication(
     flags: Flags,
     headers: &[u8],
     payload: &[u8],
-    settings: &HttpSettings,
+    max_body: usize,
 ) -> Result<serde_json::Value, Refusal> {
-    let (field, value) = payload::to_json(flags, payload, settings.max_body)?;
+    let (field, value) = payload::to_json(flags, payload, max_body)?;
     let mut out = serde_json::Map::new();
     let mut others = serde_json::Map::new();
     for (key, value) in Headers::parse(headers).unwrap_or_default() {

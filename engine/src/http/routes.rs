@@ -14,6 +14,7 @@ use shardbus_protocol::ErrorCode;
 use super::reply::{self, Body, Refusal};
 use super::{HttpSettings, assets, listings, metrics, push, rooms, services, status};
 use crate::auth::Identity;
+use crate::commands::{self, Params};
 use crate::shard::Shard;
 
 /// Answers one request: the open routes, then — once the client is identified — the
@@ -106,6 +107,26 @@ async fn guarded(
     let monitoring = identity.permissions.admin;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    if let Some((name, params)) = command_route(&method, &path, request.uri().query()) {
+        if name == "reload" && shard.shared.reloader().is_none() {
+            return reply::error(
+                StatusCode::NOT_IMPLEMENTED,
+                ErrorCode::UNKNOWN_OP,
+                "this server was not started from a configuration it can read again",
+            );
+        }
+        let params = match params {
+            Some(params) => params,
+            None => match command_body(&shard, request, &settings).await {
+                Ok(params) => params,
+                Err(refused) => return refused,
+            },
+        };
+        return match commands::run::run(&shard, &identity, &name, params).await {
+            Ok(answer) => reply::json(StatusCode::OK, &answer),
+            Err(refusal) => refusal.into_response(),
+        };
+    }
     match (&method, path.as_str()) {
         (&Method::POST, "/api/v1/publish" | "/api/v1/request") => {
             let body = match push_body(&shard, request, &settings).await {
@@ -118,23 +139,6 @@ async fn guarded(
                 push::request(&shard, &settings, identity, &body).await
             };
             answer.unwrap_or_else(Refusal::into_response)
-        }
-        (&Method::POST, "/api/v1/reload") if monitoring => reload(&shard).await,
-        (&Method::GET, path) if rooms::presence_room(path).is_some() => {
-            let room = rooms::presence_room(path).unwrap_or_default();
-            let query = request.uri().query();
-            match rooms::presence(&shard, identity, room, query).await {
-                Ok(page) => reply::json(StatusCode::OK, &page),
-                Err(refusal) => refusal.into_response(),
-            }
-        }
-        (&Method::GET, path) if path.starts_with(rooms::HISTORY_PREFIX) => {
-            let topic = path.get(rooms::HISTORY_PREFIX.len()..).unwrap_or_default();
-            let query = request.uri().query();
-            match rooms::history(&shard, &settings, identity, topic, query).await {
-                Ok(page) => reply::json(StatusCode::OK, &page),
-                Err(refusal) => refusal.into_response(),
-            }
         }
         (&Method::GET | &Method::DELETE | &Method::POST, _) if !monitoring => {
             shard.metrics.error(ErrorCode::PERMISSION_DENIED);
@@ -168,12 +172,6 @@ async fn guarded(
             reply::json(StatusCode::OK, &status::server(shared, &settings))
         }
         (&Method::GET, "/api/v1/shards") => reply::json(StatusCode::OK, &status::shards(shared)),
-        (&Method::GET, "/api/v1/connections") => {
-            match listings::connections(&shard, request.uri().query()).await {
-                Ok(page) => reply::json(StatusCode::OK, &page),
-                Err(refusal) => refusal.into_response(),
-            }
-        }
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
@@ -204,17 +202,6 @@ async fn guarded(
                 Err(refusal) => refusal.into_response(),
             }
         }
-        (&Method::GET, "/api/v1/rooms") => match rooms::list(&shard, request.uri().query()).await {
-            Ok(page) => reply::json(StatusCode::OK, &page),
-            Err(refusal) => refusal.into_response(),
-        },
-        (&Method::DELETE, path) if path.starts_with(KICK_PREFIX) => {
-            let id = path.get(KICK_PREFIX.len()..).unwrap_or_default();
-            match listings::kick(&shard, id).await {
-                Ok(kicked) => reply::json(StatusCode::OK, &kicked),
-                Err(refusal) => refusal.into_response(),
-            }
-        }
         _ => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UNKNOWN_OP,
@@ -223,33 +210,77 @@ async fn guarded(
     }
 }
 
-/// `POST /api/v1/reload`: reads the configuration again, as SIGHUP does, off the shard's
-/// thread (it reads a file); answers what changed, or the refusal naming the key.
-async fn reload(shard: &Shard) -> Response<Body> {
-    let Some(reloader) = shard.shared.reloader() else {
-        return reply::error(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::UNKNOWN_OP,
-            "this server was not started from a configuration it can read again",
-        );
+/// The command an HTTP route runs, and its parameters (`None`: the JSON body holds them):
+/// the listings and admin operations are the built-in commands (`commands/`), so each has one
+/// implementation whichever edge asks.
+fn command_route(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<(String, Option<serde_json::Value>)> {
+    let from_query = || Params::query(query);
+    let with = |key: &str, value: &str| {
+        let mut params = Params::query(query);
+        if let Some(map) = params.as_object_mut() {
+            map.insert(key.to_owned(), value.into());
+        }
+        params
     };
-    match glommio::executor()
-        .spawn_blocking(move || reloader.reload())
-        .await
-    {
-        Ok(changed) => reply::json(
-            StatusCode::OK,
-            &serde_json::json!({ "reloaded": true, "changed": changed }),
+    let (name, params) = match (method, path) {
+        (&Method::GET, "/api/v1/connections") => ("connections", from_query()),
+        (&Method::GET, "/api/v1/rooms") => ("rooms", from_query()),
+        (&Method::GET, "/api/v1/services") => ("services", from_query()),
+        (&Method::POST, "/api/v1/reload") => ("reload", serde_json::Value::Null),
+        (&Method::POST, path) if path.starts_with(COMMAND_PREFIX) => {
+            let name = path.get(COMMAND_PREFIX.len()..)?;
+            return Some((name.to_owned(), None));
+        }
+        (&Method::DELETE, path) if path.starts_with(KICK_PREFIX) => {
+            ("kick", with("client_id", path.get(KICK_PREFIX.len()..)?))
+        }
+        (&Method::GET, path) if path.starts_with(services::SERVICE_PREFIX) => (
+            "services",
+            with("name", path.get(services::SERVICE_PREFIX.len()..)?),
         ),
-        Err(error) => reply::error(StatusCode::BAD_REQUEST, ErrorCode::BAD_PAYLOAD, &error),
-    }
+        (&Method::GET, path) if path.starts_with(rooms::HISTORY_PREFIX) => (
+            "history",
+            with("topic", path.get(rooms::HISTORY_PREFIX.len()..)?),
+        ),
+        (&Method::GET, path) => ("presence", with("room", rooms::presence_room(path)?)),
+        _ => return None,
+    };
+    Some((name.to_owned(), Some(params)))
 }
+
+/// The JSON body of `POST /api/v1/cmd/{name}`: the parameters (empty: none).
+async fn command_body(
+    shard: &Shard,
+    request: Request<Incoming>,
+    settings: &HttpSettings,
+) -> Result<serde_json::Value, Response<Body>> {
+    let bytes = read_body(shard, request, settings).await?;
+    if bytes.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        shard.metrics.error(ErrorCode::BAD_PARAMETER);
+        reply::error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BAD_PARAMETER,
+            &format!("the parameters are a JSON object: {e}"),
+        )
+    })
+}
+
+/// `POST /api/v1/cmd/{name}` runs any command.
+const COMMAND_PREFIX: &str = "/api/v1/cmd/";
 
 /// `DELETE /api/v1/connections/{id}` kicks a connection.
 const KICK_PREFIX: &str = "/api/v1/connections/";
 
 fn is_known(path: &str) -> bool {
     path.starts_with(KICK_PREFIX)
+        || path.starts_with(COMMAND_PREFIX)
         || path.starts_with(services::SERVICE_PREFIX)
         || path.starts_with(rooms::HISTORY_PREFIX)
         || rooms::presence_room(path).is_some()
@@ -322,6 +353,18 @@ async fn push_body<T: serde::de::DeserializeOwned>(
     request: Request<Incoming>,
     settings: &HttpSettings,
 ) -> Result<T, Response<Body>> {
+    let bytes = read_body(shard, request, settings).await?;
+    serde_json::from_slice(&bytes).map_err(|error| {
+        Refusal::new(ErrorCode::BAD_PAYLOAD, format!("request body: {error}")).into_response()
+    })
+}
+
+/// A request's body, within `max_body` bytes and `http.body_timeout_ms`.
+async fn read_body(
+    shard: &Shard,
+    request: Request<Incoming>,
+    settings: &HttpSettings,
+) -> Result<bytes::Bytes, Response<Body>> {
     use hyper::body::Body as _;
     let declared = request.body().size_hint().lower();
     if declared > settings.max_body as u64 {
@@ -367,9 +410,7 @@ async fn push_body<T: serde::de::DeserializeOwned>(
             )));
         }
     };
-    serde_json::from_slice(&bytes).map_err(|error| {
-        Refusal::new(ErrorCode::BAD_PAYLOAD, format!("request body: {error}")).into_response()
-    })
+    Ok(bytes)
 }
 
 /// `response` with `Connection: close`.

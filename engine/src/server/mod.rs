@@ -145,7 +145,7 @@ impl Server {
                     shared.shard_ready();
                 }
                 let _ = bound_tx.send(bound);
-                let shard = Rc::new(Shard::new(id as ShardId, settings, shared));
+                let shard = Shard::into_rc(Shard::new(id as ShardId, settings, shared));
                 glommio::spawn_local(crate::http::serve(Rc::clone(&shard), http_listener, http))
                     .detach();
                 shard::run(shard, listener, ends).await;

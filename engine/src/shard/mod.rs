@@ -3,6 +3,7 @@
 //! struct behind `RefCell`s that are never borrowed across an `.await`; nothing here is shared
 //! with another thread except through the mesh and the read-only counters.
 
+mod commands;
 pub(crate) mod conn;
 mod events;
 mod inbound;
@@ -30,6 +31,7 @@ mod services;
 pub(crate) mod session;
 mod sid_map;
 mod status;
+pub(crate) use status::status_value;
 pub(crate) mod stream;
 pub(crate) mod users;
 mod watch;
@@ -96,6 +98,7 @@ pub(crate) struct Settings {
     pub(crate) registry: crate::services::RegistryConfig,
     pub(crate) services: Vec<crate::services::ServiceConfig>,
     pub(crate) events: crate::events::EventsConfig,
+    pub(crate) commands: crate::commands::CommandsConfig,
 }
 
 impl Settings {
@@ -135,6 +138,7 @@ impl Settings {
             registry: config.registry.clone(),
             services: config.services.clone(),
             events: config.events.clone(),
+            commands: config.commands.clone(),
         })
     }
 }
@@ -199,6 +203,8 @@ pub(crate) struct Shard {
     services: Box<services::ShardServices>,
     /// System events gathered for the next publication (`events.rs`).
     events: events::ShardEvents,
+    /// This shard, for the tasks its ops spawn (set once it is in its `Rc`).
+    this: std::cell::OnceCell<std::rc::Weak<Shard>>,
 }
 
 impl Shard {
@@ -252,7 +258,15 @@ impl Shard {
             users: RefCell::new(users::Users::default()),
             services,
             events: events::ShardEvents::default(),
+            this: std::cell::OnceCell::new(),
         }
+    }
+
+    /// `shard` in the `Rc` every task of it shares.
+    pub(crate) fn into_rc(shard: Shard) -> Rc<Shard> {
+        let shard = Rc::new(shard);
+        let _ = shard.this.set(Rc::downgrade(&shard));
+        shard
     }
 
     /// A new connection id, unique server-wide: the shard in the top 16 bits.

@@ -239,13 +239,21 @@ impl Shard {
     }
 
     fn request(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
-        let allowed = conn.may_request(frame) && !crate::events::is_reserved(frame.topic);
+        // Commands are requests the server answers; their roles, not the request rule, say
+        // who may run them. Any other `$sys.` subject is the server's alone.
+        let command = Self::is_command(frame.topic);
+        let allowed =
+            command || (conn.may_request(frame) && !crate::events::is_reserved(frame.topic));
         if !self.permitted(conn, allowed, frame, request_id, "requesting on")
             || !self.within_rate(conn, frame, request_id)
         {
             return;
         }
         self.count_in(conn, frame);
+        if command {
+            self.command(conn, frame, request_id);
+            return;
+        }
         if conn.inflight.get() >= self.settings.max_inflight_requests {
             conn.error(
                 ErrorCode::TOO_MANY_REQUESTS,

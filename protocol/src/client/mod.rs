@@ -2,6 +2,7 @@
 
 mod backoff;
 mod blocking;
+mod commands;
 mod error;
 mod message;
 mod options;
