@@ -136,6 +136,9 @@ codes! {
     UNKNOWN_COMMAND = 44, KeepOpen, false;
     /// A command's parameter is missing, unknown or of the wrong type; the message names it.
     BAD_PARAMETER = 45, KeepOpen, false;
+    /// The service has its `max_concurrent` requests in flight and its wait queue is full (or
+    /// the request waited `queue_timeout_ms`), or it is over its rate; ERR carries retry-after.
+    SERVICE_BUSY = 46, KeepOpen, true;
 }
 
 impl ErrorCode {

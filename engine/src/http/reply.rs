@@ -85,7 +85,9 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::UNKNOWN_SERVICE => StatusCode::NOT_FOUND,
         ErrorCode::NOT_AVAILABLE => StatusCode::CONFLICT,
         ErrorCode::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::TOO_MANY_REQUESTS | ErrorCode::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TOO_MANY_REQUESTS | ErrorCode::RATE_LIMITED | ErrorCode::SERVICE_BUSY => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ErrorCode::AUTH_REQUIRED | ErrorCode::AUTH_FAILED | ErrorCode::AUTH_EXPIRED => {
             StatusCode::UNAUTHORIZED
         }

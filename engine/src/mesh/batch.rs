@@ -145,6 +145,16 @@ pub(crate) enum Record {
     ServiceRequest { to: Span, msg: MessageSpans },
     /// Back to a request's origin: its instance was gone, try another (pending request `key`).
     ServiceBounce { key: u64, msg: MessageSpans },
+    /// To a service's home: request `key` of the sending shard asks its gate for a slot.
+    ServiceAdmit { key: u64, service: Span },
+    /// From a service's home: request `key` was admitted, or refused (retry after).
+    ServiceVerdict {
+        key: u64,
+        admitted: bool,
+        retry_after_ms: u32,
+    },
+    /// To a service's home: a request holding a slot of `service` ended.
+    ServiceRelease { service: Span },
 }
 
 /// Records and the bytes they point into.

@@ -7,6 +7,7 @@
 
 pub(crate) mod balance;
 pub(crate) mod change;
+pub(crate) mod flow;
 pub mod options;
 pub(crate) mod registration;
 pub(crate) mod registry;

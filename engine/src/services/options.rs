@@ -139,6 +139,14 @@ pub struct ServiceConfig {
     pub breaker_failures: u32,
     /// How long a tripped instance stays out, milliseconds.
     pub breaker_cooldown_ms: u64,
+    /// Requests in flight over all instances at once (0: no limit); more wait in the queue.
+    pub max_concurrent: u32,
+    /// Requests that may wait for a free slot, first in first out (0: none wait).
+    pub queue_limit: u32,
+    /// The longest a request waits in the queue before `SERVICE_BUSY`, milliseconds.
+    pub queue_timeout_ms: u64,
+    /// Requests a second the service takes, over all requesters (0: no limit).
+    pub rate_per_sec: u32,
 }
 
 impl Default for ServiceConfig {
@@ -149,6 +157,10 @@ impl Default for ServiceConfig {
             hash_header: "sb-key".into(),
             breaker_failures: 5,
             breaker_cooldown_ms: 10_000,
+            max_concurrent: 0,
+            queue_limit: 0,
+            queue_timeout_ms: 1_000,
+            rate_per_sec: 0,
         }
     }
 }
@@ -168,7 +180,18 @@ impl ServiceConfig {
                 "above 0 when breaker_failures is set",
             ));
         }
+        if self.queue_limit > 0 && self.max_concurrent == 0 {
+            return Some(("queue_limit", "needs max_concurrent above 0"));
+        }
+        if self.queue_limit > 0 && self.queue_timeout_ms == 0 {
+            return Some(("queue_timeout_ms", "above 0 when queue_limit is set"));
+        }
         None
+    }
+
+    /// Whether its requests pass the service's gate at its home shard (flow control).
+    pub fn gated(&self) -> bool {
+        self.max_concurrent > 0 || self.rate_per_sec > 0
     }
 
     /// The options of service `name`: the first entry that matches, or the defaults.

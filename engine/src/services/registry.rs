@@ -272,6 +272,32 @@ impl Registry {
         Some(instance)
     }
 
+    /// The name of instance `id`'s service.
+    pub(crate) fn name_of(&self, id: u64) -> Option<Box<str>> {
+        self.names.get(&id).cloned()
+    }
+
+    /// The options of service `name`, while it has instances.
+    pub(crate) fn service_options(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.get(name).map(|s| &s.options)
+    }
+
+    /// The options of service `name`: its own while it has instances, else the configured
+    /// ones its name matches.
+    pub(crate) fn options_of(&self, name: &str) -> ServiceConfig {
+        self.service_options(name)
+            .cloned()
+            .unwrap_or_else(|| ServiceConfig::for_name(&self.options, name))
+    }
+
+    /// The service whose gate a request on `subject` must pass, if it has flow control (the
+    /// first by name listing the endpoint).
+    pub(crate) fn gated_service(&self, subject: &[u8]) -> Option<Box<str>> {
+        let name = self.endpoints.get(subject)?.first()?;
+        let service = self.services.get(name)?;
+        service.options.gated().then(|| name.clone())
+    }
+
     /// Whether `subject` is some service's endpoint.
     pub(crate) fn is_endpoint(&self, subject: &[u8]) -> bool {
         self.endpoints.contains_key(subject)

@@ -400,6 +400,25 @@ impl Conn {
         }
     }
 
+    /// Answers ERR `code` with a retry-after (`SERVICE_BUSY`).
+    pub(crate) fn error_retry(
+        &self,
+        code: ErrorCode,
+        op_id: u32,
+        ref_id: u64,
+        retry_after_ms: u32,
+        message: &str,
+    ) {
+        self.metrics.error(code);
+        let mut frame = err_frame(code, op_id, ref_id, message);
+        frame.fields = Fields::Err {
+            code,
+            retry_after_ms,
+            ref_id,
+        };
+        self.send(&frame);
+    }
+
     /// Answers a message over a rate limit: `RATE_LIMITED` with the milliseconds until it would
     /// fit, then closes when the policy says so.
     pub(crate) fn rate_limited(&self, op_id: u32, ref_id: u64, limited: Limited) {

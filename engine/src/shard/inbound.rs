@@ -110,6 +110,18 @@ impl Shard {
                     };
                     self.service_request_arrived(to, body_in(batch, msg));
                 }
+                Record::ServiceAdmit { key, service } => {
+                    let name = std::str::from_utf8(batch.get(*service)).unwrap_or("");
+                    self.gate_admit(from, *key, name);
+                }
+                Record::ServiceVerdict {
+                    key,
+                    admitted,
+                    retry_after_ms,
+                } => self.gate_verdict(*key, *admitted, *retry_after_ms),
+                Record::ServiceRelease { service } => {
+                    self.gate_released(std::str::from_utf8(batch.get(*service)).unwrap_or(""));
+                }
                 Record::ServiceBounce { key, msg } => {
                     self.instance_vanished(*key, body_in(batch, msg))
                 }

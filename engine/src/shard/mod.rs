@@ -25,6 +25,7 @@ mod room_home;
 mod room_queries;
 mod rooms;
 mod run;
+mod service_flow;
 pub(crate) mod service_listing;
 mod service_requests;
 mod services;
@@ -316,6 +317,7 @@ impl Shard {
         for (key, pending) in abandoned {
             if let Some(leg) = pending.service {
                 self.services.registry.borrow_mut().abandoned(leg.instance);
+                self.gated_request_over(key, leg);
             }
             let reply = requests::token(self.id, key);
             match self.link(pending.responder_shard) {

@@ -11,6 +11,7 @@ use shardbus_protocol::{ErrorCode, Fields, Frame};
 use super::Shard;
 use super::conn::{Conn, LocalSub, Outgoing};
 use super::replies::Answer;
+use super::requests::Pending;
 use super::requests::{parse_token, token};
 use crate::mesh::batch::Record;
 use crate::metrics::Metric;
@@ -318,6 +319,11 @@ impl Shard {
 
     /// A request to a service endpoint: the instance its strategy picks, wherever it is.
     fn request_service(&self, conn: &Conn, frame: &Frame<'_>, request_id: u64, timeout_ms: u32) {
+        let gated = self.services.registry.borrow().gated_service(frame.topic);
+        if let Some(name) = gated {
+            self.request_gated(conn, frame, request_id, timeout_ms, name);
+            return;
+        }
         let Some(target) = self.pick_instance(frame.topic, &frame.headers, 0) else {
             let why = "no instance of the service may serve (unhealthy, draining or tripped)";
             self.no_responders(conn, frame, request_id, why);
@@ -346,7 +352,7 @@ impl Shard {
 
     /// Records request `request_id` of `conn` as pending with its (capped) deadline; returns
     /// its key, deadline and timeout, or `None` when a cap refused it (answered here).
-    fn insert_pending(
+    pub(super) fn insert_pending(
         &self,
         conn: &Conn,
         frame: &Frame<'_>,
@@ -453,29 +459,15 @@ impl Shard {
         flags: u8,
         code: u16,
     ) {
-        let Some(pending) = self.requests.borrow_mut().take(key) else {
-            self.metrics.add(Metric::LateResponses, 1);
-            return;
-        };
-        self.metrics.sub(Metric::RequestsPending, 1);
-        if let Some(leg) = pending.service {
-            let answer = (code == 0).then_some(headers);
-            self.service_request_ended(leg, pending.started, answer);
-        }
-        let Some(conn) = self.conn(pending.conn) else {
-            return;
-        };
-        conn.inflight.set(conn.inflight.get().saturating_sub(1));
         if code != 0 {
-            self.metrics.add(Metric::RequestsNoResponders, 1);
-            conn.error(
-                ErrorCode(code),
-                pending.op_id,
-                pending.request_id,
-                "the responder left before the request reached it",
-            );
+            let why = "the responder left before the request reached it";
+            self.fail_request(key, ErrorCode(code), 0, why);
             return;
         }
+        let Some((pending, conn)) = self.take_pending(key, Some(headers)) else {
+            return;
+        };
+        let Some(conn) = conn else { return };
         self.metrics
             .request_latency
             .observe(pending.started.elapsed());
@@ -495,17 +487,51 @@ impl Shard {
         }
     }
 
+    /// Ends pending request `key` with ERR `code` (and a retry-after, when not 0).
+    pub(crate) fn fail_request(&self, key: u64, code: ErrorCode, retry_after_ms: u32, why: &str) {
+        let Some((pending, Some(conn))) = self.take_pending(key, None) else {
+            return;
+        };
+        if code == ErrorCode::NO_RESPONDERS {
+            self.metrics.add(Metric::RequestsNoResponders, 1);
+        }
+        if retry_after_ms > 0 {
+            conn.error_retry(code, pending.op_id, pending.request_id, retry_after_ms, why);
+        } else {
+            conn.error(code, pending.op_id, pending.request_id, why);
+        }
+    }
+
+    /// Takes pending request `key` out (`answer`: the response's headers, when it was
+    /// answered), with its requester's connection if still there; `None` when it already
+    /// ended, counted late.
+    fn take_pending(&self, key: u64, answer: Option<&[u8]>) -> Option<(Pending, Option<Rc<Conn>>)> {
+        let Some(pending) = self.requests.borrow_mut().take(key) else {
+            self.metrics.add(Metric::LateResponses, 1);
+            return None;
+        };
+        self.metrics.sub(Metric::RequestsPending, 1);
+        if let Some(leg) = pending.service {
+            self.service_request_ended(key, leg, pending.started, answer);
+        }
+        let conn = self.conn(pending.conn);
+        if let Some(conn) = &conn {
+            conn.inflight.set(conn.inflight.get().saturating_sub(1));
+        }
+        Some((pending, conn))
+    }
+
     /// Answers TIMEOUT to every request past its deadline, and forgets the reply tokens of
     /// requests over.
     pub(crate) fn expire_requests(&self) {
         let now = Instant::now();
         self.replies.borrow_mut().expire(now);
         let expired = self.requests.borrow_mut().expire(now);
-        for pending in expired {
+        for (key, pending) in expired {
             self.metrics.sub(Metric::RequestsPending, 1);
             self.metrics.add(Metric::RequestsTimedOut, 1);
             if let Some(leg) = pending.service {
-                self.service_request_timed_out(leg, now);
+                self.service_request_timed_out(key, leg, now);
             }
             if let Some(conn) = self.conn(pending.conn) {
                 conn.inflight.set(conn.inflight.get().saturating_sub(1));

@@ -47,6 +47,8 @@ pub(crate) struct ServiceLeg {
     pub(crate) endpoint: u16,
     /// Already sent again once, after its first instance vanished.
     pub(crate) retried: bool,
+    /// Passed (or waiting at) its service's gate (`services/flow.rs`).
+    pub(crate) gated: bool,
 }
 
 /// One shard's in-flight requests.
@@ -198,7 +200,7 @@ impl Requests {
     }
 
     /// Ends and returns the requests whose deadline is at or before `now`.
-    pub(crate) fn expire(&mut self, now: Instant) -> Vec<Pending> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(u64, Pending)> {
         let mut expired = Vec::new();
         while let Some(&(deadline, key)) = self.deadlines.first() {
             if deadline > now {
@@ -207,7 +209,7 @@ impl Requests {
             self.deadlines.pop_first();
             if let Some(pending) = self.pending.remove(&key) {
                 self.forget(key, &pending);
-                expired.push(pending);
+                expired.push((key, pending));
             }
         }
         expired

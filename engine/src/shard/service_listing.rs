@@ -19,9 +19,18 @@ struct Measured {
 }
 
 impl Shard {
-    /// This shard's part of the figures: `[{instance id: {pending, endpoints}}]`.
+    /// This shard's part of the figures: `[{"instances": {instance id: {pending, endpoints}},
+    /// "gates": {service: [in flight, waiting]}}]` (gates of the services it is home to).
     pub(crate) fn service_stats_part(&self) -> Vec<Json> {
-        vec![self.services.registry.borrow().stats_part(">")]
+        let registry = self.services.registry.borrow();
+        let gates = self.services.gates.borrow();
+        let depths: serde_json::Map<String, Json> = registry
+            .services()
+            .map(|(name, _)| (name, gates.depth(name)))
+            .filter(|(_, depth)| *depth != (0, 0))
+            .map(|(name, (in_flight, waiting))| (name.to_owned(), json!([in_flight, waiting])))
+            .collect();
+        vec![json!({"instances": registry.stats_part(">"), "gates": depths})]
     }
 
     /// The services whose names `pattern` matches (`>`: all), with every shard's figures;
@@ -29,8 +38,21 @@ impl Shard {
     pub(crate) async fn services_report(&self, pattern: &str) -> Json {
         let gathered = self.gather(Listing::ServiceStats).await;
         let mut measured: HashMap<u64, Measured> = HashMap::new();
+        let mut gates: HashMap<String, (u64, u64)> = HashMap::new();
         for part in &gathered.items {
-            for (id, figures) in part.as_object().into_iter().flatten() {
+            let depths = part
+                .get("gates")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten();
+            for (name, depth) in depths {
+                let at = |i: usize| depth.get(i).and_then(Json::as_u64).unwrap_or(0);
+                let entry = gates.entry(name.clone()).or_default();
+                entry.0 += at(0);
+                entry.1 += at(1);
+            }
+            let instances = part.get("instances").and_then(Json::as_object);
+            for (id, figures) in instances.into_iter().flatten() {
                 let Ok(id) = id.parse::<u64>() else { continue };
                 let entry = measured.entry(id).or_default();
                 let field = |key: &str| figures.get(key).cloned().unwrap_or_default();
@@ -89,6 +111,7 @@ impl Shard {
                 json!({
                     "name": name,
                     "strategy": service.options.strategy.name(),
+                    "gate": gate_json(&service.options, gates.get(name)),
                     "instances": instances,
                     "endpoints": endpoints,
                 })
@@ -113,4 +136,20 @@ pub(crate) fn container_to_json(value: &shardbus_protocol::container::Value) -> 
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or(Json::Null)
+}
+
+/// A service's flow control as the report shows it: its limits and, at this moment, the
+/// requests holding a slot and waiting for one (`null` without flow control).
+fn gate_json(options: &crate::services::ServiceConfig, depth: Option<&(u64, u64)>) -> Json {
+    if !options.gated() {
+        return Json::Null;
+    }
+    let (in_flight, waiting) = depth.copied().unwrap_or_default();
+    json!({
+        "max_concurrent": options.max_concurrent,
+        "queue_limit": options.queue_limit,
+        "rate_per_sec": options.rate_per_sec,
+        "in_flight": in_flight,
+        "queue_depth": waiting,
+    })
 }

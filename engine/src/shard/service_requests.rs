@@ -97,10 +97,12 @@ impl Shard {
                 return;
             };
             let retried = pending.service.is_some_and(|leg| leg.retried);
+            let gated = pending.service.is_some_and(|leg| leg.gated);
             pending.service = Some(ServiceLeg {
                 instance: target.id,
                 endpoint: target.endpoint,
                 retried,
+                gated,
             });
             pending.responder_shard = target.shard;
             pending.deadline
@@ -192,7 +194,8 @@ impl Shard {
         };
         let Some(target) = retry else {
             // Ends the request, and its count against the vanished instance.
-            self.complete_request(key, &[], &[], 0, ErrorCode::NO_RESPONDERS.0);
+            let why = "no other instance of the service may serve";
+            self.fail_request(key, ErrorCode::NO_RESPONDERS, 0, why);
             return;
         };
         self.services.registry.borrow_mut().abandoned(leg.instance);
@@ -206,13 +209,15 @@ impl Shard {
         self.send_to_instance(key, target, body);
     }
 
-    /// A service request ended: answered (`answered` with these response headers), or not.
+    /// Service request `key` ended: answered (`answered` with these response headers), or not.
     pub(super) fn service_request_ended(
         &self,
+        key: u64,
         leg: ServiceLeg,
         started: Instant,
         answer: Option<&[u8]>,
     ) {
+        self.gated_request_over(key, leg);
         let mut registry = self.services.registry.borrow_mut();
         match answer {
             Some(headers) => {
@@ -225,7 +230,8 @@ impl Shard {
     }
 
     /// A service request timed out: counted, and the breaker told every shard when it tripped.
-    pub(super) fn service_request_timed_out(&self, leg: ServiceLeg, now: Instant) {
+    pub(super) fn service_request_timed_out(&self, key: u64, leg: ServiceLeg, now: Instant) {
+        self.gated_request_over(key, leg);
         let tripped =
             self.services
                 .registry

@@ -62,6 +62,14 @@ pub(crate) struct ShardServices {
     next_instance: Cell<u64>,
     /// Wakes the liveness task when this shard starts owning instances.
     owning: Notify,
+    /// The gates of the services this shard is home to (`service_flow.rs`).
+    pub(crate) gates: RefCell<crate::services::flow::Gates>,
+    /// Wakes the gate task when a waiter with an earlier deadline is queued.
+    pub(crate) gates_changed: Notify,
+    /// This shard's requests waiting for a gate's verdict.
+    pub(crate) held: RefCell<FastMap<u64, super::service_flow::Held>>,
+    /// This shard's requests holding a gate's slot, by key: the service to give it back to.
+    pub(crate) admitted: RefCell<FastMap<u64, Box<str>>>,
 }
 
 impl ShardServices {
@@ -411,9 +419,19 @@ impl Shard {
 
     /// A change of the registry (this shard's or another's) reaches the replica.
     pub(super) fn service_changed(&self, change: ServiceChange) {
+        let gone = match &change {
+            ServiceChange::Down { id } => self.services.registry.borrow().name_of(*id),
+            _ => None,
+        };
         let mut registry = self.services.registry.borrow_mut();
         registry.apply(change);
         self.services.any.set(registry.any());
+        // A service's gate lives as long as the service has instances.
+        if let Some(name) = gone
+            && registry.service_options(&name).is_none()
+        {
+            self.services.gates.borrow_mut().forget(&name);
+        }
     }
 
     /// The liveness task: while this shard owns instances, looks at them every shortest
