@@ -138,6 +138,32 @@ enum Scenario {
         /// Responders.
         #[arg(long, short, default_value_t = 1)]
         responders: usize,
+        /// Responders that are slow (see `--slow-us`).
+        #[arg(long, default_value_t = 0)]
+        slow: usize,
+        /// A slow responder's time per request, in microseconds.
+        #[arg(long, default_value_t = 2_000)]
+        slow_us: u64,
+    },
+    /// Requests to a shardbus service: the responders register as its instances and the
+    /// server balances requests over them by the service's strategy (its `[[services]]`
+    /// entry), else as `reqrep`.
+    Service {
+        /// The service's name (the broker's `[[services]]` entry for it picks the strategy).
+        #[arg(long, default_value = "bench")]
+        name: String,
+        /// Concurrent requesters.
+        #[arg(long, short, default_value_t = 1)]
+        clients: usize,
+        /// Instances.
+        #[arg(long, short, default_value_t = 1)]
+        responders: usize,
+        /// Instances that are slow (see `--slow-us`).
+        #[arg(long, default_value_t = 0)]
+        slow: usize,
+        /// A slow instance's time per request, in microseconds.
+        #[arg(long, default_value_t = 2_000)]
+        slow_us: u64,
     },
 }
 
@@ -200,13 +226,16 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         cores: cores.clone(),
         progress: !args.json,
     };
-    let reqrep = |requesters, responders, requests| ReqRep {
+    let reqrep = |requesters, responders, requests, service: Option<&String>, slow, slow_us| ReqRep {
         target: args.target,
         requesters,
         responders,
         requests,
         size: args.size,
         cores: cores.clone(),
+        service: service.cloned(),
+        slow,
+        slow_time: Duration::from_micros(slow_us),
     };
     let once = |msgs: u64| -> Result<Report, BenchError> {
         match args.scenario {
@@ -218,7 +247,16 @@ fn run(args: &Args) -> Result<Report, BenchError> {
             Scenario::Reqrep {
                 clients,
                 responders,
-            } => reqrep(clients, responders, msgs).run(),
+                slow,
+                slow_us,
+            } => reqrep(clients, responders, msgs, None, slow, slow_us).run(),
+            Scenario::Service {
+                ref name,
+                clients,
+                responders,
+                slow,
+                slow_us,
+            } => reqrep(clients, responders, msgs, Some(name), slow, slow_us).run(),
             Scenario::Conns {
                 connections,
                 server_pid,

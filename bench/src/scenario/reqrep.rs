@@ -29,6 +29,14 @@ pub struct ReqRep {
     pub size: usize,
     /// Cores to pin load threads to.
     pub cores: Vec<usize>,
+    /// Register the responders as instances of this shardbus service (its endpoint the
+    /// subject) instead of subscribing them in a queue group.
+    pub service: Option<String>,
+    /// How many responders are slow, and how long each of their answers takes (they serve
+    /// one request at a time, as a slow process would).
+    pub slow: usize,
+    /// The slow responders' time per request.
+    pub slow_time: Duration,
 }
 
 impl ReqRep {
@@ -46,7 +54,19 @@ impl ReqRep {
             let (ready, stop) = (Arc::clone(&ready), Arc::clone(&stop));
             responders.push(std::thread::spawn(move || {
                 pin(core_for(&run.cores, 1, i));
-                let setup = wire::subscribed(run.target, SUBJECT, Some("bench-responders"));
+                let setup = match &run.service {
+                    None => wire::subscribed(run.target, SUBJECT, Some("bench-responders")),
+                    Some(name) => wire::connect(run.target).and_then(|mut wire| {
+                        wire.register(name, SUBJECT)?;
+                        wire.sync()?;
+                        Ok(wire)
+                    }),
+                };
+                let delay = if i < run.slow {
+                    run.slow_time
+                } else {
+                    Duration::ZERO
+                };
                 // Reach the start line even after a failure, or everyone else waits forever.
                 ready.wait();
                 let mut wire = setup?;
@@ -62,7 +82,13 @@ impl ReqRep {
                         }
                     })?;
                     for (to, payload) in pending.drain(..) {
+                        if !delay.is_zero() {
+                            std::thread::sleep(delay);
+                        }
                         wire.reply(&to, &payload)?;
+                        if !delay.is_zero() {
+                            wire.flush()?;
+                        }
                     }
                     wire.flush()?;
                 }
@@ -123,7 +149,11 @@ impl ReqRep {
         let total = self.requests * self.requesters as u64;
         Ok(Report::new(
             Measured {
-                scenario: "reqrep",
+                scenario: if self.service.is_some() {
+                    "service"
+                } else {
+                    "reqrep"
+                },
                 target: self.target.to_string(),
                 publishers: self.requesters,
                 subscribers: self.responders,

@@ -56,6 +56,12 @@ pub trait Wire: Send {
     /// Reads once and hands every whole message to `on`; returns how many there were. `Ok(0)`
     /// may mean a read timeout with nothing received.
     fn receive(&mut self, on: &mut dyn FnMut(Event<'_>)) -> io::Result<usize>;
+    /// Registers this connection as an instance of `service` answering on `subject` (a
+    /// shardbus service, PROTOCOL.md §3.12); its requests arrive as [`Event::Msg`].
+    fn register(&mut self, service: &str, subject: &str) -> io::Result<()> {
+        let _ = (service, subject);
+        Err(io::Error::other("only shardbus has a service registry"))
+    }
 }
 
 /// What to connect to.

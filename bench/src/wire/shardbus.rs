@@ -200,6 +200,46 @@ impl Wire for ShardbusWire {
         }
     }
 
+    fn register(&mut self, service: &str, subject: &str) -> io::Result<()> {
+        use shardbus_protocol::container::Value;
+        self.next_sid += 1;
+        let endpoint = Value::Map(vec![
+            ("subject".into(), Value::Str(subject.to_owned())),
+            ("sid".into(), Value::U64(self.next_sid)),
+        ]);
+        let description = Value::Map(vec![
+            ("version".into(), Value::Str("1.0.0".into())),
+            ("endpoints".into(), Value::List(vec![endpoint])),
+        ])
+        .to_binary()
+        .map_err(io::Error::other)?;
+        // The longest interval the server takes: a bench run never needs to beat.
+        let fields = Fields::Register(shardbus_protocol::ServiceFields {
+            heartbeat_ms: 3_600_000,
+            ..shardbus_protocol::ServiceFields::default()
+        });
+        let head = Head {
+            fields,
+            flags: Flags::CONTAINER,
+            op_id: 0,
+            topic: service.as_bytes(),
+            headers: &[],
+        };
+        encode_head(&head, description.len(), &mut self.out).map_err(io::Error::other)?;
+        self.out.extend_from_slice(&description);
+        self.flush()?;
+        loop {
+            let mut registered = false;
+            self.each_frame(&mut |frame| {
+                registered |= matches!(frame.fields, Fields::Register(_));
+            })?;
+            if registered {
+                return Ok(());
+            }
+            read_some(&mut self.stream, &mut self.input)?;
+        }
+    }
+
     fn receive(&mut self, on: &mut dyn FnMut(Event<'_>)) -> io::Result<usize> {
         read_some(&mut self.stream, &mut self.input)?;
         self.each_frame(&mut |frame| match frame.fields {
