@@ -11,7 +11,8 @@
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
 # both brokers on loopback with the same core count, runs every scenario against each in
 # alternation (A B A B ...), and prints per scenario the median, the spread (min–max) and the
-# shardbus/NATS ratio of the medians, then runs perf/room_compare.sh (rooms against Socket.IO).
+# shardbus/NATS ratio of the medians, then runs perf/service_compare.sh (services against
+# NATS's queue group) and perf/room_compare.sh (rooms against Socket.IO).
 # The table is also appended to perf/RESULTS.md with the
 # command, nproc, CPU model and date.
 set -euo pipefail
@@ -163,7 +164,9 @@ if [ "${RESULTS:-1}" = "1" ]; then
   python3 perf/scripts/insert_section.py "$section"
 fi
 
-# Rooms: shardbus against Socket.IO 4 (its own script: another peer, another load tool).
+# Services (shardbus's balancing against NATS's queue group) and rooms (shardbus against
+# Socket.IO 4): their own scripts, with their own brokers' configuration and load tools.
 if [ -z "${ONLY:-}" ]; then
+  perf/service_compare.sh "$rounds"
   perf/room_compare.sh "$rounds"
 fi

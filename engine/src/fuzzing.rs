@@ -210,3 +210,68 @@ pub fn split_input(data: &[u8]) {
     let split = outcomes(&mut stream.chunks(step));
     assert_eq!(whole, split, "pieces of {step} bytes");
 }
+
+/// The bounds the service fuzzer's registrations are read within: small, so the fuzzer
+/// reaches every limit.
+const FUZZ_BOUNDS: crate::services::registration::Bounds = crate::services::registration::Bounds {
+    max_endpoints: 4,
+    max_metadata: 4,
+    min_heartbeat_ms: 100,
+    max_heartbeat_ms: 60_000,
+    max_topic_len: 256,
+};
+
+/// Runs `data` through the service decoders: the first byte picks one, the rest is its
+/// input. `0`: a REGISTER payload (a container map); `1`: a command's parameters (a container)
+/// checked against every command; `2`: a DISCOVER version requirement. Whatever is accepted
+/// must hold: a registration within its bounds, with valid subjects and client sids, every
+/// endpoint once; parameters that print back as the JSON they were read from.
+///
+/// # Panics
+/// When an accepted input breaks those: the invariant the fuzzer checks.
+pub fn service_input(data: &[u8]) {
+    use crate::services::registration;
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 3 {
+        0 => {
+            let Ok(reg) = registration::parse("fuzz", rest, true, 1_000, &FUZZ_BOUNDS) else {
+                return;
+            };
+            assert!(!reg.endpoints.is_empty() && reg.endpoints.len() <= FUZZ_BOUNDS.max_endpoints);
+            assert!(reg.metadata.len() <= FUZZ_BOUNDS.max_metadata);
+            assert!((1..=registration::MAX_WEIGHT).contains(&reg.weight));
+            for (i, endpoint) in reg.endpoints.iter().enumerate() {
+                assert!(
+                    shardbus_protocol::topic::validate_subject(endpoint.subject.as_bytes(), 256)
+                        .is_ok()
+                );
+                assert!(!crate::events::is_reserved(endpoint.subject.as_bytes()));
+                assert!((1..1 << 52).contains(&endpoint.sid));
+                let others = reg.endpoints.iter().skip(i + 1);
+                assert!(others.clone().all(|e| e.subject != endpoint.subject));
+                assert!(others.clone().all(|e| e.sid != endpoint.sid));
+            }
+        }
+        1 => {
+            let Ok(params) = crate::commands::to_json(rest, true) else {
+                return;
+            };
+            let back = crate::commands::to_container(&params);
+            let again = back
+                .to_json()
+                .ok()
+                .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok());
+            assert_eq!(again.as_ref(), Some(&params), "parameters do not print back");
+            for command in crate::commands::COMMANDS {
+                let _ = crate::commands::Params::check(command, params.clone());
+            }
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                let _ = semver::VersionReq::parse(text);
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use shardbus_engine::fuzzing::{
-    FUZZ_TOKEN, Granted, hello_auth, json_mapping, routing_ops, split_input,
+    FUZZ_TOKEN, Granted, hello_auth, json_mapping, routing_ops, service_input, split_input,
 };
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -60,5 +60,12 @@ fn routing_histories_agree_with_the_reference_matcher_on_the_corpus() {
 fn split_input_decodes_as_whole_input_on_the_corpus() {
     for input in corpus("split_input") {
         split_input(&input);
+    }
+}
+
+#[test]
+fn the_service_decoders_hold_their_invariants_on_the_corpus() {
+    for input in corpus("service_input") {
+        service_input(&input);
     }
 }
