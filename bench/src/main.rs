@@ -226,17 +226,18 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         cores: cores.clone(),
         progress: !args.json,
     };
-    let reqrep = |requesters, responders, requests, service: Option<&String>, slow, slow_us| ReqRep {
-        target: args.target,
-        requesters,
-        responders,
-        requests,
-        size: args.size,
-        cores: cores.clone(),
-        service: service.cloned(),
-        slow,
-        slow_time: Duration::from_micros(slow_us),
-    };
+    let reqrep =
+        |requesters, responders, requests, service: Option<&String>, slow, slow_us| ReqRep {
+            target: args.target,
+            requesters,
+            responders,
+            requests,
+            size: args.size,
+            cores: cores.clone(),
+            service: service.cloned(),
+            slow,
+            slow_time: Duration::from_micros(slow_us),
+        };
     let once = |msgs: u64| -> Result<Report, BenchError> {
         match args.scenario {
             Scenario::Pub { pubs } => flow(pubs, 0, Sharing::Each, msgs).run("pub"),

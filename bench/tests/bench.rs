@@ -42,9 +42,27 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
         ),
         (vec!["-n", "2000", "queue", "-w", "3"], 2000, 2000),
         (vec!["-n", "200", "reqrep", "-c", "2"], 400, 400),
-        (vec!["-n", "100", "reqrep", "-r", "2", "--slow", "1", "--slow-us", "100"], 100, 100),
+        (
+            vec![
+                "-n",
+                "100",
+                "reqrep",
+                "-r",
+                "2",
+                "--slow",
+                "1",
+                "--slow-us",
+                "100",
+            ],
+            100,
+            100,
+        ),
         (vec!["-n", "200", "service", "-c", "2", "-r", "3"], 400, 400),
-        (vec!["-n", "100", "service", "-r", "2", "--slow", "1"], 100, 100),
+        (
+            vec!["-n", "100", "service", "-r", "2", "--slow", "1"],
+            100,
+            100,
+        ),
     ] {
         let report = run(&target, &args);
         assert_eq!(report["sent"], sent, "{args:?}: {report}");

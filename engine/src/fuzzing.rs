@@ -263,7 +263,11 @@ pub fn service_input(data: &[u8]) {
                 .to_json()
                 .ok()
                 .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok());
-            assert_eq!(again.as_ref(), Some(&params), "parameters do not print back");
+            assert_eq!(
+                again.as_ref(),
+                Some(&params),
+                "parameters do not print back"
+            );
             for command in crate::commands::COMMANDS {
                 let _ = crate::commands::Params::check(command, params.clone());
             }

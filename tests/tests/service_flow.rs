@@ -251,3 +251,39 @@ fn a_rate_holds_over_every_requester() {
     );
     assert_eq!(busy + served, 20);
 }
+
+#[test]
+fn waiters_of_a_service_whose_last_instance_goes_hear_no_responders() {
+    let server = server(ServiceConfig {
+        name: "slow".into(),
+        max_concurrent: 1,
+        queue_limit: 4,
+        queue_timeout_ms: 600_000,
+        ..ServiceConfig::default()
+    });
+    let mut worker = instance(&server, 0, "slow");
+    let mut requester = Raw::hello_on(server.addr, 1, HelloOptions::default());
+    wait_until("the instance everywhere", || {
+        http_request(server.http, "GET", "/api/v1/services/slow", None).status == 200
+    });
+    ask(&mut requester, "slow.ask", 1);
+    next_request(&mut worker);
+    ask(&mut requester, "slow.ask", 2);
+    ask(&mut requester, "slow.ask", 3);
+    requester.flush();
+    wait_until("two waiting", || gate(&server, "slow")["queue_depth"] == 2);
+    drop(worker);
+    let mut heard: Vec<(u64, Option<ErrorCode>)> = (0..2)
+        .map(|_| outcome(&mut requester))
+        .map(|(id, code, _)| (id, code))
+        .collect();
+    heard.sort_unstable_by_key(|(id, _)| *id);
+    assert_eq!(
+        heard,
+        [
+            (2, Some(ErrorCode::NO_RESPONDERS)),
+            (3, Some(ErrorCode::NO_RESPONDERS))
+        ],
+        "the waiters are not left to their request timeout"
+    );
+}

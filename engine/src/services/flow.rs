@@ -119,9 +119,13 @@ impl Gates {
             .map_or((0, 0), |g| (g.in_flight, g.queue.len()))
     }
 
-    /// The service has no instance left: its gate (and rate) goes.
-    pub(crate) fn forget(&mut self, name: &str) {
-        self.gates.remove(name);
+    /// The service has no instance left: its gate (and rate) goes; returns its waiters, who
+    /// must still hear a verdict.
+    pub(crate) fn forget(&mut self, name: &str) -> Vec<Waiter> {
+        self.gates
+            .remove(name)
+            .map(|gate| gate.queue.into())
+            .unwrap_or_default()
     }
 
     fn forget_idle(&mut self, name: &str) {

@@ -190,8 +190,13 @@ impl Shard {
     pub(super) fn gate_released(&self, name: &str) {
         let next = self.services.gates.borrow_mut().release(name);
         if let Some(waiter) = next {
-            self.send_verdict(waiter.shard, waiter.key, None);
+            self.admit_waiter(waiter);
         }
+    }
+
+    /// Tells a waiter to go ahead.
+    pub(super) fn admit_waiter(&self, waiter: crate::services::flow::Waiter) {
+        self.send_verdict(waiter.shard, waiter.key, None);
     }
 
     /// The home's task that refuses waiters past their `queue_timeout_ms`.

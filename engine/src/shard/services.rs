@@ -427,10 +427,16 @@ impl Shard {
         registry.apply(change);
         self.services.any.set(registry.any());
         // A service's gate lives as long as the service has instances.
-        if let Some(name) = gone
-            && registry.service_options(&name).is_none()
-        {
-            self.services.gates.borrow_mut().forget(&name);
+        let forgotten = match gone {
+            Some(name) if registry.service_options(&name).is_none() => {
+                self.services.gates.borrow_mut().forget(&name)
+            }
+            _ => Vec::new(),
+        };
+        drop(registry);
+        // Its waiters go ahead: with no instance left they hear NO_RESPONDERS.
+        for waiter in forgotten {
+            self.admit_waiter(waiter);
         }
     }
 
