@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use shardbus_engine::rooms::RoomConfig;
 use shardbus_protocol::client::Subscription;
 use shardbus_protocol::container::{ContainerLimits, Value};
+use shardbus_tests::proxy::Proxy;
 use shardbus_tests::{PATIENCE, TestServer, http_request};
 
 /// A browser started for a test, killed when the test ends however it ends.
@@ -79,7 +80,9 @@ fn the_demo_page_subscribes_requests_and_echoes_in_headless_chromium() {
     let ready = client.subscribe("demo.ready").unwrap();
     let echoed = client.subscribe("demo.from_browser").unwrap();
     client.flush().unwrap();
-    let _browser = open(&format!("http://{}/demo", server.http));
+    // Through a relay the test can cut, so the page's connections drop while the server stays.
+    let relay = Proxy::start(server.http);
+    let _browser = open(&format!("http://{}/demo", relay.addr));
 
     // Starting a browser on 2 busy cores can take a while.
     let hello = ready
@@ -107,6 +110,24 @@ fn the_demo_page_subscribes_requests_and_echoes_in_headless_chromium() {
     let answer = answer.value(&ContainerLimits::default()).unwrap();
     assert_eq!(answer.get("served"), Some(&Value::Str("hi".into())));
     assert_eq!(answer.get("by"), Some(&Value::Str(found[0].id.to_string())));
+
+    // Cut under the page: the instance goes with its connection; the page reconnects and
+    // registers again (a new id), and serves.
+    let first = found[0].id;
+    relay.cut_and_hold();
+    shardbus_tests::wait_until("the page's instance gone", || {
+        client.discover("demo", "").unwrap().is_empty()
+    });
+    relay.release(server.http);
+    shardbus_tests::wait_until("registered again", || {
+        let found = client.discover("demo", "").unwrap();
+        found.len() == 1 && found[0].id != first
+    });
+    let again = client
+        .request("demo.svc", b"back", std::time::Duration::from_secs(10))
+        .unwrap();
+    let again = again.value(&ContainerLimits::default()).unwrap();
+    assert_eq!(again.get("served"), Some(&Value::Str("back".into())));
 }
 
 /// What the chat pages report (`demo.report.<name>`), kept until a test asks for it.

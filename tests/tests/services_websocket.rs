@@ -14,7 +14,6 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use shardbus_protocol::Health;
 use shardbus_tests::{PATIENCE, TestServer, wait_until};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -136,5 +135,63 @@ fn a_json_client_serves_requests_reports_health_and_deregisters() {
     wait_until("deregistered", || {
         watcher.discover("time", "").unwrap().is_empty()
     });
-    let _ = Health::Ok;
+}
+
+#[test]
+fn json_clients_see_events_and_hear_service_busy() {
+    let server = TestServer::with(|config| {
+        config.auth.tokens = vec![shardbus_tests::token_config("ops", "ops-secret", "admin")];
+        config.services = vec![shardbus_engine::services::ServiceConfig {
+            name: "narrow".into(),
+            max_concurrent: 1,
+            ..shardbus_engine::services::ServiceConfig::default()
+        }];
+    });
+    let (mut ops, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
+    if let MaybeTlsStream::Plain(stream) = ops.get_ref() {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    }
+    send(&mut ops, json!({"op": "hello", "token": "ops-secret"}));
+    assert_eq!(next(&mut ops)["op"], "welcome");
+    send(
+        &mut ops,
+        json!({"op": "sub", "topic": "$sys.events.service_up", "sid": 1}),
+    );
+    send(&mut ops, json!({"op": "ping", "id": 9}));
+    assert_eq!(next(&mut ops)["op"], "pong");
+
+    let mut instance = connect(&server);
+    send(
+        &mut instance,
+        json!({"op": "register", "id": 1, "name": "narrow", "version": "1.0.0",
+               "endpoints": [{"subject": "narrow.ask", "sid": 5}]}),
+    );
+    assert_eq!(next(&mut instance)["op"], "register");
+    let event = next(&mut ops);
+    assert_eq!(event["op"], "msg", "{event}");
+    assert_eq!(event["topic"], "$sys.events.service_up");
+    assert_eq!(event["data"][0]["service"], "narrow");
+    assert_eq!(event["data"][0]["endpoints"][0], "narrow.ask");
+
+    let mut requester = connect(&server);
+    for id in [1, 2] {
+        send(
+            &mut requester,
+            json!({"op": "req", "topic": "narrow.ask", "request_id": id, "text": "?"}),
+        );
+    }
+    let refused = next(&mut requester);
+    assert_eq!(refused["name"], "SERVICE_BUSY", "{refused}");
+    assert_eq!(refused["ref"], "2");
+    assert!(refused["retry_after_ms"].as_u64().unwrap() > 0, "{refused}");
+    let request = next(&mut instance);
+    send(
+        &mut instance,
+        json!({"op": "resp", "reply": request["reply"], "text": "ok"}),
+    );
+    let answer = next(&mut requester);
+    assert_eq!(
+        (answer["op"].as_str(), answer["request_id"].as_u64()),
+        (Some("resp"), Some(1))
+    );
 }

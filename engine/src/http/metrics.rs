@@ -107,7 +107,7 @@ impl Collector for Shards {
 struct Services(serde_json::Value);
 
 /// The report's counters and gauges: (series name, help, key in an endpoint's figures).
-const SERVICE_SERIES: [(&str, &str, &str, MetricType); 4] = [
+const SERVICE_SERIES: [(&str, &str, &str, MetricType); 5] = [
     (
         "service_requests",
         "Requests balanced to a service instance's endpoint",
@@ -125,6 +125,12 @@ const SERVICE_SERIES: [(&str, &str, &str, MetricType); 4] = [
         "Requests to the endpoint that timed out",
         "timeouts",
         MetricType::Counter,
+    ),
+    (
+        "service_latency_p50_microseconds",
+        "Median from a request's arrival to its response",
+        "latency_us.p50",
+        MetricType::Gauge,
     ),
     (
         "service_latency_p99_microseconds",
@@ -177,6 +183,22 @@ impl Collector for Services {
                     ConstCounter::new(value).encode(encoder)?;
                 }
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "service_queue_depth",
+            "Requests waiting at a service's gate for a slot (flow control)",
+            None,
+            MetricType::Gauge,
+        )?;
+        let services = self.0.get("services").and_then(|s| s.as_array());
+        for service in services.into_iter().flatten() {
+            let Some(depth) = service.get("gate").and_then(|g| g.get("queue_depth")) else {
+                continue;
+            };
+            let name = service.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            let labels = [("service", name.to_owned())];
+            let depth = i64::try_from(depth.as_u64().unwrap_or(0)).unwrap_or(i64::MAX);
+            ConstGauge::new(depth).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
             "service_in_flight",
