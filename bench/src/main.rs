@@ -132,18 +132,8 @@ enum Scenario {
     },
     /// C synchronous requesters to R responders.
     Reqrep {
-        /// Concurrent requesters.
-        #[arg(long, short, default_value_t = 1)]
-        clients: usize,
-        /// Responders.
-        #[arg(long, short, default_value_t = 1)]
-        responders: usize,
-        /// Responders that are slow (see `--slow-us`).
-        #[arg(long, default_value_t = 0)]
-        slow: usize,
-        /// A slow responder's time per request, in microseconds.
-        #[arg(long, default_value_t = 2_000)]
-        slow_us: u64,
+        #[command(flatten)]
+        load: Requests,
     },
     /// Requests to a shardbus service: the responders register as its instances and the
     /// server balances requests over them by the service's strategy (its `[[services]]`
@@ -152,19 +142,26 @@ enum Scenario {
         /// The service's name (the broker's `[[services]]` entry for it picks the strategy).
         #[arg(long, default_value = "bench")]
         name: String,
-        /// Concurrent requesters.
-        #[arg(long, short, default_value_t = 1)]
-        clients: usize,
-        /// Instances.
-        #[arg(long, short, default_value_t = 1)]
-        responders: usize,
-        /// Instances that are slow (see `--slow-us`).
-        #[arg(long, default_value_t = 0)]
-        slow: usize,
-        /// A slow instance's time per request, in microseconds.
-        #[arg(long, default_value_t = 2_000)]
-        slow_us: u64,
+        #[command(flatten)]
+        load: Requests,
     },
+}
+
+/// The shape of a request/reply run.
+#[derive(Debug, Clone, clap::Args)]
+struct Requests {
+    /// Concurrent requesters.
+    #[arg(long, short, default_value_t = 1)]
+    clients: usize,
+    /// Responders (a service's instances).
+    #[arg(long, short, default_value_t = 1)]
+    responders: usize,
+    /// Responders that are slow (see `--slow-us`).
+    #[arg(long, default_value_t = 0)]
+    slow: usize,
+    /// A slow responder's time per request, in microseconds.
+    #[arg(long, default_value_t = 2_000)]
+    slow_us: u64,
 }
 
 fn main() -> ExitCode {
@@ -226,18 +223,17 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         cores: cores.clone(),
         progress: !args.json,
     };
-    let reqrep =
-        |requesters, responders, requests, service: Option<&String>, slow, slow_us| ReqRep {
-            target: args.target,
-            requesters,
-            responders,
-            requests,
-            size: args.size,
-            cores: cores.clone(),
-            service: service.cloned(),
-            slow,
-            slow_time: Duration::from_micros(slow_us),
-        };
+    let reqrep = |load: &Requests, requests, service: Option<&String>| ReqRep {
+        target: args.target,
+        requesters: load.clients,
+        responders: load.responders,
+        requests,
+        size: args.size,
+        cores: cores.clone(),
+        service: service.cloned(),
+        slow: load.slow,
+        slow_time: Duration::from_micros(load.slow_us),
+    };
     let once = |msgs: u64| -> Result<Report, BenchError> {
         match args.scenario {
             Scenario::Pub { pubs } => flow(pubs, 0, Sharing::Each, msgs).run("pub"),
@@ -245,19 +241,8 @@ fn run(args: &Args) -> Result<Report, BenchError> {
             Scenario::Queue { pubs, workers } => {
                 flow(pubs, workers, Sharing::Queue, msgs).run("queue")
             }
-            Scenario::Reqrep {
-                clients,
-                responders,
-                slow,
-                slow_us,
-            } => reqrep(clients, responders, msgs, None, slow, slow_us).run(),
-            Scenario::Service {
-                ref name,
-                clients,
-                responders,
-                slow,
-                slow_us,
-            } => reqrep(clients, responders, msgs, Some(name), slow, slow_us).run(),
+            Scenario::Reqrep { ref load } => reqrep(load, msgs, None).run(),
+            Scenario::Service { ref name, ref load } => reqrep(load, msgs, Some(name)).run(),
             Scenario::Conns {
                 connections,
                 server_pid,

@@ -299,3 +299,52 @@ impl Raw {
         self.send(Fields::Pub, subject.as_bytes(), payload);
     }
 }
+
+impl Raw {
+    /// Registers an instance of service `name` with `endpoints` (subject, sid) and version
+    /// 1.0.0, beating every `heartbeat_ms`; returns its instance id (panics on a refusal) once
+    /// every shard knows it (a PING after it: the barrier follows the registration).
+    pub fn register(&mut self, name: &str, endpoints: &[(&str, u64)], heartbeat_ms: u32) -> u64 {
+        use shardbus_protocol::ServiceFields;
+        use shardbus_protocol::container::Value;
+        let endpoints = endpoints
+            .iter()
+            .map(|(subject, sid)| {
+                Value::Map(vec![
+                    ("subject".into(), Value::Str((*subject).into())),
+                    ("sid".into(), Value::U64(*sid)),
+                ])
+            })
+            .collect();
+        let description = Value::Map(vec![
+            ("version".into(), Value::Str("1.0.0".into())),
+            ("endpoints".into(), Value::List(endpoints)),
+        ])
+        .to_binary()
+        .unwrap();
+        let fields = Fields::Register(ServiceFields {
+            heartbeat_ms,
+            ..ServiceFields::default()
+        });
+        let op_id = self.send_flagged(
+            fields,
+            Flags::CONTAINER,
+            name.as_bytes(),
+            Headers::EMPTY,
+            &description,
+        );
+        loop {
+            let frame = self.next_event().expect("REGISTER's answer");
+            match frame.fields {
+                Fields::Register(answer) if frame.op_id == op_id => {
+                    self.flush();
+                    return answer.instance;
+                }
+                Fields::Err { code, .. } if frame.op_id == op_id => {
+                    panic!("REGISTER refused: {code:?}")
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use shardbus_engine::metrics::Metric;
 use shardbus_engine::services::{ServiceConfig, Strategy};
 use shardbus_protocol::client::{Client, ServiceSpec};
-use shardbus_protocol::{Fields, Flags, HeadersBuilder, HelloOptions};
+use shardbus_protocol::{Flags, HeadersBuilder, HelloOptions};
 use shardbus_tests::raw::Raw;
 use shardbus_tests::{TestServer, http_request, wait_until};
 
@@ -213,40 +213,7 @@ fn timeouts_in_a_row_trip_the_breaker_on_every_shard() {
     let server = server();
     // One instance that never answers, one that does.
     let mut mute = Raw::hello_on(server.addr, 0, HelloOptions::default());
-    let endpoint = shardbus_protocol::container::Value::Map(vec![
-        (
-            "subject".into(),
-            shardbus_protocol::container::Value::Str("fragile.ask".into()),
-        ),
-        ("sid".into(), shardbus_protocol::container::Value::U64(1)),
-    ]);
-    let description = shardbus_protocol::container::Value::Map(vec![
-        (
-            "version".into(),
-            shardbus_protocol::container::Value::Str("1.0.0".into()),
-        ),
-        (
-            "endpoints".into(),
-            shardbus_protocol::container::Value::List(vec![endpoint]),
-        ),
-    ])
-    .to_binary()
-    .unwrap();
-    let fields = Fields::Register(shardbus_protocol::ServiceFields {
-        heartbeat_ms: 60_000,
-        ..shardbus_protocol::ServiceFields::default()
-    });
-    mute.send_flagged(
-        fields,
-        Flags::CONTAINER,
-        b"fragile",
-        shardbus_protocol::Headers::EMPTY,
-        &description,
-    );
-    assert!(matches!(
-        mute.next_event().unwrap().fields,
-        Fields::Register(_)
-    ));
+    mute.register("fragile", &[("fragile.ask", 1)], 60_000);
     instance(
         &server.client_on(1),
         "fragile",
@@ -286,40 +253,7 @@ fn a_request_whose_instance_lost_its_endpoint_is_sent_to_another_and_figures_add
     // An instance whose endpoint subscription is gone (UNSUB of its sid) while it is still
     // registered: every request picked for it comes back and goes to the other.
     let mut hollow = Raw::hello_on(server.addr, 0, HelloOptions::default());
-    let endpoint = shardbus_protocol::container::Value::Map(vec![
-        (
-            "subject".into(),
-            shardbus_protocol::container::Value::Str("calc.add".into()),
-        ),
-        ("sid".into(), shardbus_protocol::container::Value::U64(1)),
-    ]);
-    let description = shardbus_protocol::container::Value::Map(vec![
-        (
-            "version".into(),
-            shardbus_protocol::container::Value::Str("1.0.0".into()),
-        ),
-        (
-            "endpoints".into(),
-            shardbus_protocol::container::Value::List(vec![endpoint]),
-        ),
-    ])
-    .to_binary()
-    .unwrap();
-    let fields = Fields::Register(shardbus_protocol::ServiceFields {
-        heartbeat_ms: 60_000,
-        ..shardbus_protocol::ServiceFields::default()
-    });
-    hollow.send_flagged(
-        fields,
-        Flags::CONTAINER,
-        b"calc",
-        shardbus_protocol::Headers::EMPTY,
-        &description,
-    );
-    assert!(matches!(
-        hollow.next_event().unwrap().fields,
-        Fields::Register(_)
-    ));
+    hollow.register("calc", &[("calc.add", 1)], 60_000);
     hollow.unsubscribe(1, 0);
     hollow.flush();
     instance(

@@ -11,8 +11,7 @@
 )]
 
 use shardbus_engine::services::ServiceConfig;
-use shardbus_protocol::container::Value;
-use shardbus_protocol::{ErrorCode, Fields, Flags, Headers, HelloOptions, ServiceFields};
+use shardbus_protocol::{ErrorCode, Fields, HelloOptions};
 use shardbus_tests::raw::Raw;
 use shardbus_tests::{TestServer, http_request, wait_until};
 
@@ -23,31 +22,7 @@ fn server(config: ServiceConfig) -> TestServer {
 /// An instance of `name` on `shard` that answers only when told.
 fn instance(server: &TestServer, shard: u16, name: &str) -> Raw {
     let mut raw = Raw::hello_on(server.addr, shard, HelloOptions::default());
-    let endpoint = Value::Map(vec![
-        ("subject".into(), Value::Str(format!("{name}.ask"))),
-        ("sid".into(), Value::U64(1)),
-    ]);
-    let description = Value::Map(vec![
-        ("version".into(), Value::Str("1.0.0".into())),
-        ("endpoints".into(), Value::List(vec![endpoint])),
-    ])
-    .to_binary()
-    .unwrap();
-    let fields = Fields::Register(ServiceFields {
-        heartbeat_ms: 60_000,
-        ..ServiceFields::default()
-    });
-    raw.send_flagged(
-        fields,
-        Flags::CONTAINER,
-        name.as_bytes(),
-        Headers::EMPTY,
-        &description,
-    );
-    assert!(matches!(
-        raw.next_event().unwrap().fields,
-        Fields::Register(_)
-    ));
+    raw.register(name, &[(&format!("{name}.ask"), 1)], 60_000);
     raw
 }
 

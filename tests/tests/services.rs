@@ -15,7 +15,7 @@ use std::time::Duration;
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::client::{Client, ClientOptions, Service, ServiceSpec};
 use shardbus_protocol::container::Value;
-use shardbus_protocol::{Fields, Flags, Headers, Health, HelloOptions, ServiceFields};
+use shardbus_protocol::{Fields, Health, HelloOptions, ServiceFields};
 use shardbus_tests::proxy::Proxy;
 use shardbus_tests::raw::Raw;
 use shardbus_tests::{PATIENCE, TestServer, wait_until};
@@ -146,22 +146,6 @@ fn health_steers_requests_and_instances_go_with_deregistration_or_their_connecti
     assert!(refused.to_string().contains("NO_RESPONDERS"), "{refused}");
 }
 
-fn registration(heartbeat_ms: u32) -> (Fields, Vec<u8>) {
-    let endpoint = Value::Map(vec![
-        ("subject".into(), Value::Str("quiet.ask".into())),
-        ("sid".into(), Value::U64(7)),
-    ]);
-    let map = Value::Map(vec![
-        ("version".into(), Value::Str("0.1.0".into())),
-        ("endpoints".into(), Value::List(vec![endpoint])),
-    ]);
-    let fields = Fields::Register(ServiceFields {
-        heartbeat_ms,
-        ..ServiceFields::default()
-    });
-    (fields, map.to_binary().unwrap())
-}
-
 fn health_of(client: &Client, id: u64) -> Option<Health> {
     let found = client.discover("quiet", "").unwrap();
     found.iter().find(|i| i.id == id).map(|i| i.health)
@@ -169,14 +153,8 @@ fn health_of(client: &Client, id: u64) -> Option<Health> {
 
 fn register_raw(server: &TestServer, shard: u16) -> (Raw, u64) {
     let mut raw = Raw::hello_on(server.addr, shard, HelloOptions::default());
-    let (fields, payload) = registration(100);
-    raw.send_flagged(fields, Flags::CONTAINER, b"quiet", Headers::EMPTY, &payload);
-    let answer = raw.next_event().unwrap();
-    let Fields::Register(registered) = answer.fields else {
-        panic!("REGISTER's answer, got {answer:?}");
-    };
-    assert_eq!(registered.heartbeat_ms, 100);
-    (raw, registered.instance)
+    let id = raw.register("quiet", &[("quiet.ask", 7)], 100);
+    (raw, id)
 }
 
 /// What the raw connection's own shard says of instance `id`, after everything it sent.
@@ -236,6 +214,7 @@ fn a_silent_instance_is_removed_with_its_endpoints() {
     let server = TestServer::start();
     let requester = server.client_on(1);
     let (mut raw, id) = register_raw(&server, 0);
+    // `register_raw` returns once every shard knows the instance: `None` below means removed.
     wait_until("removed after five silent intervals", || {
         health_of(&requester, id).is_none()
     });

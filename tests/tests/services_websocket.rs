@@ -167,6 +167,9 @@ fn json_clients_see_events_and_hear_service_busy() {
                "endpoints": [{"subject": "narrow.ask", "sid": 5}]}),
     );
     assert_eq!(next(&mut instance)["op"], "register");
+    // The PONG comes after every shard applied the registration (the barrier follows it).
+    send(&mut instance, json!({"op": "ping", "id": 2}));
+    assert_eq!(next(&mut instance)["op"], "pong");
     let event = next(&mut ops);
     assert_eq!(event["op"], "msg", "{event}");
     assert_eq!(event["topic"], "$sys.events.service_up");

@@ -88,24 +88,12 @@ impl Shard {
             .borrow_mut()
             .route_publish(subject, 0, true, &mut route);
         self.deliver_events_local(&route.local, subject, payload);
-        let mut rest = route.remote.as_slice();
-        while let Some(&(shard, _)) = rest.first() {
-            let run = rest.iter().take_while(|(s, _)| *s == shard).count();
-            let (entries, tail) = rest.split_at(run);
-            rest = tail;
-            let Some(link) = self.link(shard) else {
-                continue;
-            };
-            let plain = entries.iter().any(|(_, group)| group.is_none());
-            let groups = entries
-                .iter()
-                .filter_map(|(_, group)| group.map(|g| route.group_name(g).as_bytes()));
-            link.with_batch(|batch| {
-                let msg = batch.put_message(subject, &[], payload, flags);
-                let groups = batch.put_words(groups);
-                batch.push(Record::Event { msg, plain, groups });
-            });
-        }
+        let message = (subject, &[][..], payload, flags);
+        self.forward(&route, message, |msg, plain, groups| Record::Event {
+            msg,
+            plain,
+            groups,
+        });
     }
 
     /// Delivers events to those of `subs` whose identity may see them.

@@ -20,20 +20,7 @@ impl Shard {
         for record in batch.records() {
             match record {
                 Record::Deliver { msg, plain, groups } => {
-                    let subject = batch.get(msg.subject);
-                    let mut route = self.route.borrow_mut();
-                    self.router.borrow_mut().route_forwarded(
-                        subject,
-                        *plain,
-                        batch.get(*groups),
-                        &mut route,
-                    );
-                    if route.local.is_empty() {
-                        self.metrics.add(Metric::ForwardsUnmatched, 1);
-                        continue;
-                    }
-                    let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
-                    self.deliver_local(&route.local, subject, headers, payload, msg.flags, 0);
+                    self.deliver_forwarded(batch, msg, *plain, *groups, false);
                 }
                 Record::Request {
                     msg,
@@ -93,15 +80,7 @@ impl Shard {
                     msg.flags,
                 ),
                 Record::Event { msg, plain, groups } => {
-                    let subject = batch.get(msg.subject);
-                    let mut route = self.route.borrow_mut();
-                    self.router.borrow_mut().route_forwarded(
-                        subject,
-                        *plain,
-                        batch.get(*groups),
-                        &mut route,
-                    );
-                    self.deliver_events_local(&route.local, subject, batch.get(msg.payload));
+                    self.deliver_forwarded(batch, msg, *plain, *groups, true);
                 }
                 Record::Service(change) => self.service_changed(change.as_ref().clone()),
                 Record::ServiceRequest { to, msg } => {
@@ -138,6 +117,35 @@ impl Shard {
                     self.replay_arrived(to.conn, to.sid, to.seq, kept);
                 }
             }
+        }
+    }
+
+    /// A publication another shard routed here: to every local plain subscriber when `plain`,
+    /// to one member of each queue group in `groups`; system events (`events`) only to those
+    /// who may see them. Always inlined: it is every forwarded delivery's path.
+    #[inline(always)]
+    fn deliver_forwarded(
+        &self,
+        batch: &Batch,
+        msg: &MessageSpans,
+        plain: bool,
+        groups: crate::mesh::batch::Span,
+        events: bool,
+    ) {
+        let subject = batch.get(msg.subject);
+        let mut route = self.route.borrow_mut();
+        self.router
+            .borrow_mut()
+            .route_forwarded(subject, plain, batch.get(groups), &mut route);
+        if route.local.is_empty() {
+            self.metrics.add(Metric::ForwardsUnmatched, 1);
+            return;
+        }
+        let (headers, payload) = (batch.get(msg.headers), batch.get(msg.payload));
+        if events {
+            self.deliver_events_local(&route.local, subject, payload);
+        } else {
+            self.deliver_local(&route.local, subject, headers, payload, msg.flags, 0);
         }
     }
 

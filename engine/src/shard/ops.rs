@@ -153,6 +153,24 @@ impl Shard {
             .borrow_mut()
             .route_publish(subject, publisher, echo, &mut route);
         self.deliver_local(&route.local, subject, headers, payload, flags, 0);
+        let message = (subject, headers, payload, flags);
+        self.forward(&route, message, |msg, plain, groups| Record::Deliver {
+            msg,
+            plain,
+            groups,
+        });
+    }
+
+    /// Sends a routed publication to every other shard `route` names, once per shard with
+    /// its queue groups, as the record `record` makes. Always inlined: it is the publish
+    /// path's (and its record is known where it is called).
+    #[inline(always)]
+    pub(crate) fn forward(
+        &self,
+        route: &crate::routing::Route<LocalSub>,
+        (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
+        record: impl Fn(crate::mesh::batch::MessageSpans, bool, crate::mesh::batch::Span) -> Record,
+    ) {
         let mut rest = route.remote.as_slice();
         while let Some(&(shard, _)) = rest.first() {
             let run = rest.iter().take_while(|(s, _)| *s == shard).count();
@@ -168,7 +186,7 @@ impl Shard {
             link.with_batch(|batch| {
                 let msg = batch.put_message(subject, headers, payload, flags);
                 let groups = batch.put_words(groups);
-                batch.push(Record::Deliver { msg, plain, groups });
+                batch.push(record(msg, plain, groups));
             });
             self.metrics.add(Metric::ForwardsOut, 1);
         }

@@ -108,24 +108,14 @@ impl Shard {
             pending.deadline
         };
         if target.shard == self.id {
-            let sub = self
-                .conn(target.conn)
-                .and_then(|conn| conn.subs.borrow().get(target.sid).cloned())
-                .filter(super::conn::LocalSub::is_active);
-            match sub {
-                Some(sub) => {
-                    self.bind_reply(&sub, body.subject, token, deadline);
-                    let subs = std::slice::from_ref(&sub);
-                    self.deliver_local(
-                        subs,
-                        body.subject,
-                        body.headers,
-                        body.payload,
-                        body.flags,
-                        token,
-                    );
-                }
-                None => self.instance_vanished(key, body),
+            let to = ServiceTo {
+                conn: target.conn,
+                sid: target.sid,
+                token,
+                timeout_ms: 0,
+            };
+            if !self.deliver_to_endpoint(to, deadline, body) {
+                self.instance_vanished(key, body);
             }
             return;
         }
@@ -149,22 +139,8 @@ impl Shard {
     /// A service request forwarded here for connection `to.conn`: delivered to its endpoint
     /// subscription, or sent back to be tried elsewhere when the instance is gone.
     pub(super) fn service_request_arrived(&self, to: ServiceTo, body: RequestBody<'_>) {
-        let sub = self
-            .conn(to.conn)
-            .and_then(|conn| conn.subs.borrow().get(to.sid).cloned())
-            .filter(super::conn::LocalSub::is_active);
-        if let Some(sub) = sub {
-            let deadline = Instant::now() + Duration::from_millis(u64::from(to.timeout_ms));
-            self.bind_reply(&sub, body.subject, to.token, deadline);
-            let subs = std::slice::from_ref(&sub);
-            self.deliver_local(
-                subs,
-                body.subject,
-                body.headers,
-                body.payload,
-                body.flags,
-                to.token,
-            );
+        let deadline = Instant::now() + Duration::from_millis(u64::from(to.timeout_ms));
+        if self.deliver_to_endpoint(to, deadline, body) {
             return;
         }
         let Some((origin, key)) = parse_token(to.token) else {
@@ -176,6 +152,28 @@ impl Shard {
                 batch.push(Record::ServiceBounce { key, msg });
             });
         }
+    }
+
+    /// Delivers a request to endpoint subscription `to.sid` of connection `to.conn` on this
+    /// shard, binding its reply token; `false` when that subscription is gone.
+    fn deliver_to_endpoint(&self, to: ServiceTo, deadline: Instant, body: RequestBody<'_>) -> bool {
+        let sub = self
+            .conn(to.conn)
+            .and_then(|conn| conn.subs.borrow().get(to.sid).cloned())
+            .filter(super::conn::LocalSub::is_active);
+        let Some(sub) = sub else {
+            return false;
+        };
+        self.bind_reply(&sub, body.subject, to.token, deadline);
+        let subs = std::slice::from_ref(&sub);
+        let RequestBody {
+            subject,
+            headers,
+            payload,
+            flags,
+        } = body;
+        self.deliver_local(subs, subject, headers, payload, flags, to.token);
+        true
     }
 
     /// Request `key`'s instance was gone when the request reached its shard: send it once

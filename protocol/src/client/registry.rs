@@ -22,7 +22,8 @@ use super::transport::{Inner, SubSlot};
 const IDLE_BEAT_CHECK: Duration = Duration::from_secs(1);
 
 impl Client {
-    /// Registers an instance of service `name` (PROTOCOL.md §3.12) and waits for its id.
+    /// Registers an instance of service `name` (PROTOCOL.md §3.12) and waits for its id and
+    /// until every shard routes requests to it.
     /// Requests to its endpoints arrive on the returned [`Service`]; the client beats for it
     /// every `spec.heartbeat` and registers it again after a reconnect.
     ///
@@ -63,6 +64,9 @@ impl Client {
             }
         }
         answer?;
+        // Once the PONG is back every shard has the instance (the barrier follows it), so a
+        // request from anywhere finds it.
+        self.flush()?;
         // The endpoints share one channel; their sids stay in the session until deregistered.
         let first = sids.first().copied().unwrap_or(key);
         Ok(Service {

@@ -55,13 +55,9 @@ impl Subscription {
         rx: Receiver<Message>,
         dropped: Arc<AtomicU64>,
     ) -> Subscription {
-        Subscription {
-            client,
-            sid,
-            rx,
-            dropped,
-            live: false,
-        }
+        let mut sub = Subscription::new(client, sid, rx, dropped);
+        sub.live = false;
+        sub
     }
 
     /// The subscription id.
