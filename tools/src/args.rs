@@ -183,6 +183,18 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Print system events (`$sys.events.<kind>`, one line each) until interrupted; needs an
+    /// identity that may see them (admin, or a role in `[events] roles`).
+    Events {
+        /// Only these kinds (`connect`, `service_down`, ...); repeat for several. Default: all.
+        #[arg(long = "kind", short)]
+        kinds: Vec<String>,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List the rooms with members (the `rooms` command), by name.
+    Rooms,
     /// Run a built-in command (`help` lists them) and print its answer as JSON.
     Cmd {
         /// The command.

@@ -212,6 +212,49 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
             None => services::list(client, ">", version, false, args.json)?,
             Some(ServicesView::Info { name }) => services::info(client, name, version, args.json)?,
         },
+        Command::Events { kinds, count } => {
+            let patterns: Vec<String> = if kinds.is_empty() {
+                vec!["$sys.events.>".to_owned()]
+            } else {
+                kinds.iter().map(|k| format!("$sys.events.{k}")).collect()
+            };
+            let subs = patterns
+                .iter()
+                .map(|p| subscribe(client, p, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            // A refused SUB (PERMISSION_DENIED) arrives before the flush's PONG.
+            if let Some((code, message)) = client.take_last_error() {
+                return Err(ClientError::Server {
+                    code,
+                    message,
+                    retry_after_ms: 0,
+                });
+            }
+            eprintln!("watching {}", patterns.join(", "));
+            let mut seen = 0;
+            while count.is_none_or(|n| seen < n) {
+                for sub in &subs {
+                    let message = match sub.recv_timeout(POLL / 4) {
+                        Ok(message) => message,
+                        Err(ClientError::Timeout) => continue,
+                        Err(error) => return Err(error),
+                    };
+                    for event in output::events(&message) {
+                        if count.is_none_or(|n| seen < n) {
+                            println!("{event}");
+                            seen += 1;
+                        }
+                    }
+                }
+                if let Some((code, text)) = client.take_last_error() {
+                    eprintln!("server error {}: {text}", code.name());
+                }
+            }
+        }
+        Command::Rooms => {
+            let answer = client.command("rooms", &shardbus_protocol::container::Value::Null)?;
+            print!("{}", output::rooms(&answer, args.json));
+        }
         Command::Cmd { name, params } => {
             let answer = client.command(name, &services::params(params))?;
             println!("{}", output::value(&answer));

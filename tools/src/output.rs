@@ -255,3 +255,39 @@ fn scalar(value: &Value) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// The events of one `$sys.events.<kind>` publication (a container list), one JSON object a
+/// line.
+pub fn events(message: &Message) -> Vec<String> {
+    match message.value(&shardbus_protocol::container::ContainerLimits::default()) {
+        Ok(Value::List(events)) => events.iter().map(value_json).collect(),
+        Ok(other) => vec![value_json(&other)],
+        Err(_) => vec![payload_text(message)],
+    }
+}
+
+/// The `rooms` command's answer: one line a room (`room clients users home shard`), or the
+/// whole answer as JSON.
+pub fn rooms(answer: &Value, json: bool) -> String {
+    if json {
+        return format!("{}\n", value_json(answer));
+    }
+    let mut out = String::new();
+    if let Some(Value::List(rooms)) = answer.get("rooms") {
+        for room in rooms {
+            let text = |key: &str| match room.get(key) {
+                Some(Value::Str(s)) => s.clone(),
+                Some(other) => value_json(other),
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "{} clients {} users {} home shard {}\n",
+                text("room"),
+                text("clients"),
+                text("users"),
+                text("home_shard")
+            ));
+        }
+    }
+    out
+}
