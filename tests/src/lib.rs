@@ -11,6 +11,7 @@
 )]
 
 pub mod http;
+pub mod json_ws;
 pub mod pki;
 pub mod proxy;
 pub mod raw;

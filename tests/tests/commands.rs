@@ -10,15 +10,13 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpStream;
-
 use serde_json::json;
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::ErrorCode;
 use shardbus_protocol::client::{Client, ClientError, ClientOptions, ServiceSpec};
 use shardbus_protocol::container::Value;
-use shardbus_tests::{PATIENCE, TestServer, http_request, token_config, wait_until};
-use tungstenite::stream::MaybeTlsStream;
+use shardbus_tests::json_ws;
+use shardbus_tests::{TestServer, http_request, token_config, wait_until};
 
 fn server() -> TestServer {
     TestServer::with(|config| {
@@ -193,43 +191,22 @@ fn every_edge_runs_the_same_command() {
         (400, "UNKNOWN_COMMAND")
     );
 
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
-    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    }
-    let send = |ws: &mut tungstenite::WebSocket<MaybeTlsStream<TcpStream>>,
-                v: serde_json::Value| {
-        ws.send(tungstenite::Message::Text(v.to_string().into()))
-            .unwrap();
-    };
-    send(&mut ws, json!({"op": "hello", "token": "ops-secret"}));
-    assert_eq!(read(&mut ws)["op"], "welcome");
-    send(
+    let mut ws = json_ws::connect(&server, json!({"op": "hello", "token": "ops-secret"}));
+    json_ws::send(
         &mut ws,
         json!({"op": "req", "topic": "$sys.cmd.services", "request_id": 7, "data": {"name": "calc"}}),
     );
-    let answer = read(&mut ws);
+    let answer = json_ws::next(&mut ws);
     assert_eq!(answer["op"], "resp", "{answer}");
     assert_eq!(answer["request_id"], 7);
     assert_eq!(answer["data"]["instances"], http["instances"]);
-    send(
+    json_ws::send(
         &mut ws,
         json!({"op": "req", "topic": "$sys.cmd.kick", "request_id": 8, "data": {}}),
     );
-    let refused = read(&mut ws);
+    let refused = json_ws::next(&mut ws);
     assert_eq!(refused["name"], "BAD_PARAMETER", "{refused}");
     assert_eq!(refused["ref"], "8");
-}
-
-fn read(ws: &mut tungstenite::WebSocket<MaybeTlsStream<TcpStream>>) -> serde_json::Value {
-    loop {
-        if let tungstenite::Message::Text(text) = ws.read().unwrap() {
-            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if value["op"] != "ping" {
-                return value;
-            }
-        }
-    }
 }
 
 #[test]

@@ -10,15 +10,14 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpStream;
-
 use serde_json::{Value as Json, json};
 use shardbus_engine::rooms::RoomConfig;
-use shardbus_tests::{PATIENCE, TestServer};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+use shardbus_tests::TestServer;
+use shardbus_tests::json_ws::{self, Ws, next, send};
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+fn connect(server: &TestServer, name: &str) -> Ws {
+    json_ws::connect(server, json!({"op": "hello", "name": name}))
+}
 
 fn server() -> TestServer {
     TestServer::with(|config| {
@@ -30,36 +29,6 @@ fn server() -> TestServer {
             ..RoomConfig::default()
         }];
     })
-}
-
-fn connect(server: &TestServer, name: &str) -> Ws {
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
-    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    }
-    send(&mut ws, json!({"op": "hello", "name": name}));
-    assert_eq!(next(&mut ws)["op"], "welcome");
-    ws
-}
-
-fn send(ws: &mut Ws, value: Json) {
-    ws.send(Message::Text(value.to_string().into())).unwrap();
-}
-
-fn next(ws: &mut Ws) -> Json {
-    loop {
-        match ws.read().unwrap() {
-            Message::Text(text) => {
-                let value: Json = serde_json::from_str(&text).unwrap();
-                if value["op"] != "ping" {
-                    return value;
-                }
-                send(ws, json!({"op": "pong"}));
-            }
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
 }
 
 /// The next message whose op is `op` (MEMBER events of earlier connections may come first).

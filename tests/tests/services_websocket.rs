@@ -10,44 +10,14 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
-use shardbus_tests::{PATIENCE, TestServer, wait_until};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+use serde_json::json;
+use shardbus_tests::json_ws::{self, Ws, next, send};
+use shardbus_tests::{TestServer, wait_until};
 
 fn connect(server: &TestServer) -> Ws {
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
-    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    }
-    send(&mut ws, json!({"op": "hello", "name": "svc"}));
-    assert_eq!(next(&mut ws)["op"], "welcome");
-    ws
-}
-
-fn send(ws: &mut Ws, value: Json) {
-    ws.send(Message::Text(value.to_string().into())).unwrap();
-}
-
-fn next(ws: &mut Ws) -> Json {
-    loop {
-        match ws.read().unwrap() {
-            Message::Text(text) => {
-                let value: Json = serde_json::from_str(&text).unwrap();
-                if value["op"] != "ping" {
-                    return value;
-                }
-                send(ws, json!({"op": "pong"}));
-            }
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
+    json_ws::connect(server, json!({"op": "hello", "name": "svc"}))
 }
 
 #[test]
@@ -147,12 +117,7 @@ fn json_clients_see_events_and_hear_service_busy() {
             ..shardbus_engine::services::ServiceConfig::default()
         }];
     });
-    let (mut ops, _) = tungstenite::connect(format!("ws://{}/ws", server.http)).unwrap();
-    if let MaybeTlsStream::Plain(stream) = ops.get_ref() {
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    }
-    send(&mut ops, json!({"op": "hello", "token": "ops-secret"}));
-    assert_eq!(next(&mut ops)["op"], "welcome");
+    let mut ops = json_ws::connect(&server, json!({"op": "hello", "token": "ops-secret"}));
     send(
         &mut ops,
         json!({"op": "sub", "topic": "$sys.events.service_up", "sid": 1}),

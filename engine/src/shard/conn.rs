@@ -410,13 +410,7 @@ impl Conn {
         message: &str,
     ) {
         self.metrics.error(code);
-        let mut frame = err_frame(code, op_id, ref_id, message);
-        frame.fields = Fields::Err {
-            code,
-            retry_after_ms,
-            ref_id,
-        };
-        self.send(&frame);
+        self.send(&retry_frame(code, op_id, ref_id, retry_after_ms, message));
     }
 
     /// Answers a message over a rate limit: `RATE_LIMITED` with the milliseconds until it would
@@ -424,17 +418,13 @@ impl Conn {
     pub(crate) fn rate_limited(&self, op_id: u32, ref_id: u64, limited: Limited) {
         let retry_after_ms =
             u32::try_from(limited.retry_after.as_millis().saturating_add(1)).unwrap_or(u32::MAX);
-        let mut frame = err_frame(
+        let frame = retry_frame(
             ErrorCode::RATE_LIMITED,
             op_id,
             ref_id,
+            retry_after_ms,
             "rate limit exceeded",
         );
-        frame.fields = Fields::Err {
-            code: ErrorCode::RATE_LIMITED,
-            retry_after_ms,
-            ref_id,
-        };
         if limited.disconnect {
             if !self.outbox.is_closed() {
                 self.metrics.error(ErrorCode::RATE_LIMITED);
@@ -554,12 +544,23 @@ impl Conn {
 }
 
 fn err_frame<'a>(code: ErrorCode, op_id: u32, ref_id: u64, message: &'a str) -> Outgoing<'a> {
+    retry_frame(code, op_id, ref_id, 0, message)
+}
+
+/// ERR `code` telling the client when a retry may succeed (0: nothing to say).
+fn retry_frame<'a>(
+    code: ErrorCode,
+    op_id: u32,
+    ref_id: u64,
+    retry_after_ms: u32,
+    message: &'a str,
+) -> Outgoing<'a> {
     Outgoing {
         payload: message.as_bytes(),
         ..Outgoing::bare(
             Fields::Err {
                 code,
-                retry_after_ms: 0,
+                retry_after_ms,
                 ref_id,
             },
             op_id,

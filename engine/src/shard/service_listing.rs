@@ -36,6 +36,10 @@ impl Shard {
     /// The services whose names `pattern` matches (`>`: all), with every shard's figures;
     /// `complete` is false when a shard did not answer in time.
     pub(crate) async fn services_report(&self, pattern: &str) -> Json {
+        // No instance anywhere (every shard's replica agrees): nothing to ask the shards.
+        if !self.services.any.get() {
+            return json!({ "services": [], "complete": true });
+        }
         let gathered = self.gather(Listing::ServiceStats).await;
         let mut measured: HashMap<u64, Measured> = HashMap::new();
         let mut gates: HashMap<String, (u64, u64)> = HashMap::new();

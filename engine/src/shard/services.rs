@@ -380,22 +380,15 @@ impl Shard {
         self.change_service(ServiceChange::Down { id });
     }
 
-    /// A connection went: so do its instances (their subscriptions go with the connection).
+    /// A connection went: so do its instances (the connection is out of the shard's table
+    /// already, so their subscriptions go with it rather than one by one).
     pub(super) fn services_conn_gone(&self, conn: u64) {
         let Some(entry) = self.services.by_conn.borrow_mut().remove(&conn) else {
             return;
         };
         for id in entry.instances {
-            let owned = self.services.owned.borrow_mut().remove(&id);
-            if let Some(owned) = owned {
-                tracing::info!(shard = self.id, service = %owned.name, instance = id, "service instance down: connection closed");
-                self.instance_event(EventKind::ServiceDown, &owned.name, id, "connection closed");
-            }
-            self.metrics.add(Metric::ServiceRemovals, 1);
-            self.change_service(ServiceChange::Down { id });
+            self.remove_instance(id, "connection closed");
         }
-        let owned_now = self.services.owned.borrow().len();
-        self.metrics.set(Metric::ServiceInstances, owned_now as u64);
     }
 
     fn instance_event(&self, kind: EventKind, service: &str, id: u64, why: &str) {
