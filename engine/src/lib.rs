@@ -3,12 +3,14 @@
 //! binary is a thin `main` over [`server::Server`]; tests start the same server in-process.
 
 pub mod auth;
+pub mod bridge;
 pub mod commands;
 pub mod config;
 pub mod events;
 pub(crate) mod fast_map;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod history;
 pub(crate) mod http;
 pub mod inproc;
 pub mod latency;

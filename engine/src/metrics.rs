@@ -115,6 +115,18 @@ metrics! {
     HistoryBytes = "history_bytes", gauge;
     /// Rooms whose history was dropped for `history.max_bytes`.
     HistoryRoomsEvicted = "history_rooms_evicted", counter;
+    /// Publications Redis kept and gave a position (`history.backend = "redis"`).
+    HistoryRedisAppends = "history_redis_appends", counter;
+    /// Room streams read from Redis into a home shard's copy.
+    HistoryRedisLoads = "history_redis_loads", counter;
+    /// Publications kept in memory instead, because Redis could not keep them (each outage
+    /// starts the rooms it touches on a new epoch).
+    HistoryFallbacks = "history_fallbacks", counter;
+    /// Publications to history rooms dropped because `history.max_pending` were already on
+    /// their way to Redis.
+    HistoryOverflows = "history_overflows", counter;
+    /// Requests this shard has on their way to Redis.
+    HistoryPending = "history_pending", gauge;
     /// Service instances whose connection is on this shard.
     ServiceInstances = "service_instances", gauge;
     /// REGISTERs received.

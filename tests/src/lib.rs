@@ -15,6 +15,7 @@ pub mod json_ws;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -47,6 +47,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Room history storage.
     pub history: HistoryConfig,
+    /// The Redis server history (`history.backend = "redis"`) is kept in.
+    pub redis: crate::bridge::RedisConfig,
     /// Room options by topic pattern (`[[rooms]]`); a subject takes the first that matches.
     pub rooms: Vec<crate::rooms::RoomConfig>,
     /// What a service registration may hold, and when silence makes an instance unhealthy
@@ -65,15 +67,34 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
+    /// Where history is kept: `memory` (lost with the process) or `redis` (Redis Streams at
+    /// `[redis] url`, surviving restarts, shared by every node writing a room).
+    pub backend: HistoryBackend,
     /// Bytes all rooms' history may hold in memory, server-wide (split over the shards); past
-    /// it the oldest rooms' history is dropped (`history_rooms_evicted`).
+    /// it the oldest rooms' history is dropped (`history_rooms_evicted`). With Redis this is
+    /// the home shards' copy of the streams.
     pub max_bytes: usize,
+    /// With Redis: publications a shard may have on their way to Redis at once; past it a
+    /// publication to a history room is dropped and counted (`history_overflows`).
+    pub max_pending: u32,
+}
+
+/// Where room history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryBackend {
+    /// In the home shard's memory.
+    Memory,
+    /// In Redis Streams, with the home shard's copy in memory.
+    Redis,
 }
 
 impl Default for HistoryConfig {
     fn default() -> HistoryConfig {
         HistoryConfig {
+            backend: HistoryBackend::Memory,
             max_bytes: 256 << 20,
+            max_pending: 10_000,
         }
     }
 }
@@ -277,6 +298,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             shutdown: ShutdownConfig::default(),
             history: HistoryConfig::default(),
+            redis: crate::bridge::RedisConfig::default(),
             rooms: Vec::new(),
             registry: crate::services::RegistryConfig::default(),
             services: Vec::new(),
@@ -538,6 +560,7 @@ impl Config {
             });
         }
         self.validate_rooms()?;
+        self.validate_redis()?;
         self.validate_services()
     }
 
@@ -567,6 +590,30 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        if let Some((key, rule)) = self.redis.problem() {
+            return Err(ConfigError::Invalid {
+                key: format!("redis.{key}"),
+                reason: rule.to_owned(),
+            });
+        }
+        let history = &self.history;
+        let refusal = if history.backend == HistoryBackend::Redis && self.redis.url.is_empty() {
+            Some(("history.backend", "redis needs redis.url"))
+        } else if history.max_pending == 0 {
+            Some(("history.max_pending", "at least 1"))
+        } else {
+            None
+        };
+        match refusal {
+            Some((key, reason)) => Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn validate_rooms(&self) -> Result<(), ConfigError> {

@@ -80,6 +80,22 @@ impl Collector for Shards {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.0.reload_failures()).encode(refused)?;
+        if let Some(bridge) = self.0.bridge() {
+            let up = encoder.encode_descriptor(
+                "redis_up",
+                "1 while the Redis bridge is connected, 0 during an outage",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(bridge.status.is_up())).encode(up)?;
+            let outages = encoder.encode_descriptor(
+                "redis_outages",
+                "Times Redis became unreachable (a failed first connection counts)",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(bridge.status.outages()).encode(outages)?;
+        }
         let mut family = encoder.encode_descriptor(
             "request_duration",
             "From a request's arrival to its response going out, answered requests only",

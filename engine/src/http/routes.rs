@@ -329,7 +329,12 @@ fn healthz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
 
 fn readyz(shared: &Arc<crate::server::Shared>) -> Response<Body> {
     if shared.is_ready() {
-        return reply::json(StatusCode::OK, &serde_json::json!({ "status": "ready" }));
+        // Degraded still serves: messaging never waits for Redis.
+        let body = match shared.degraded() {
+            Some(reason) => serde_json::json!({ "status": "degraded", "reason": reason }),
+            None => serde_json::json!({ "status": "ready" }),
+        };
+        return reply::json(StatusCode::OK, &body);
     }
     let why = if shared.shutting_down() {
         "draining"

@@ -18,9 +18,26 @@ pub(crate) fn server(shared: &Shared, settings: &HttpSettings) -> serde_json::Va
         "uptime_ms": u64::try_from(shared.uptime().as_millis()).unwrap_or(u64::MAX),
         "shards": shared.shard_count(),
         "ready": shared.is_ready(),
+        "status": if shared.degraded().is_some() { "degraded" } else { "ok" },
+        "degraded": shared.degraded(),
+        "redis": redis(shared),
         "connections": total(Metric::Connections),
         "subscriptions": total(Metric::Subscriptions),
         "limits": settings.limits,
+    })
+}
+
+/// The Redis bridge's state (`null` without `[redis] url`).
+fn redis(shared: &Shared) -> serde_json::Value {
+    let Some(bridge) = shared.bridge() else {
+        return serde_json::Value::Null;
+    };
+    let outage = bridge.status.outage();
+    serde_json::json!({
+        "up": bridge.status.is_up(),
+        "outages": bridge.status.outages(),
+        "reason": outage.as_ref().map(|(why, _)| why),
+        "down_ms": outage.map(|(_, lasted)| u64::try_from(lasted.as_millis()).unwrap_or(u64::MAX)),
     })
 }
 

@@ -5,10 +5,10 @@
 
 use shardbus_protocol::{ErrorCode, Fields, RoomFlags};
 
-use super::history::Position;
+use crate::history::Position;
 
 /// A room op of connection `conn`, for the room's home.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Ask {
     pub(crate) room: Box<[u8]>,
     pub(crate) conn: u64,
@@ -19,7 +19,7 @@ pub(crate) struct Ask {
 }
 
 /// Which op.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum AskKind {
     /// Add the connection as a member with subscription `sid`; recover after `from`.
     Join {

@@ -9,7 +9,6 @@
 //! through the ordinary routing, so members see publications and membership events in one order.
 
 pub(crate) mod asks;
-pub(crate) mod history;
 pub(crate) mod members;
 pub(crate) mod options;
 pub(crate) mod positions;

@@ -81,8 +81,8 @@ impl RoomConfig {
     }
 
     /// How much of the room's history to keep.
-    pub(crate) fn retention(&self) -> super::history::Retention {
-        super::history::Retention {
+    pub(crate) fn retention(&self) -> crate::history::Retention {
+        crate::history::Retention {
             size: self.kept(),
             ttl: (self.history_ttl_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.history_ttl_ms)),

@@ -4,7 +4,7 @@
 
 use shardbus_protocol::{Headers, RoomFields, RoomFlags};
 
-use super::history::Position;
+use crate::history::Position;
 
 /// Header keys that carry a publication's position; a publisher's own are removed.
 pub(crate) const EPOCH_HEADER: &str = "sb-epoch";

@@ -29,6 +29,9 @@ pub enum StartError {
     /// The `[auth]` section cannot be used.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthConfigError),
+    /// The Redis bridge could not start.
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
     /// A shard's executor could not be created.
     #[error("cannot start shard {shard}: {reason}")]
     Runtime {

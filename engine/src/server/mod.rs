@@ -61,6 +61,9 @@ impl Server {
             std::time::Duration::from_millis(config.runtime.stall_timeout_ms),
         ));
         let settings = Settings::new(config, shards)?;
+        if !config.redis.url.is_empty() {
+            shared.set_bridge(crate::bridge::Bridge::start(&config.redis, shards)?);
+        }
         if settings.auth.allows_anonymous() {
             tracing::warn!(
                 role = %config.auth.anonymous_role,
@@ -209,6 +212,7 @@ impl Server {
                 });
             }
         }
+        self.shared.stop_bridge();
         result
     }
 
@@ -247,6 +251,7 @@ impl Server {
         for handle in self.handles.drain(..) {
             let _ = handle.join();
         }
+        self.shared.stop_bridge();
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Shared {
     /// What `POST /api/v1/reload` runs: set by the binary, which knows the configuration's
     /// layers; unset in-process (the tests' servers).
     reloader: std::sync::OnceLock<Arc<super::Reloader>>,
+    /// The Redis bridge, when `[redis] url` is set.
+    bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
     shards: usize,
     started: Instant,
     server_id: String,
@@ -69,10 +71,37 @@ impl Shared {
             reload_failures: AtomicU64::new(0),
             last_refusal: std::sync::Mutex::new(None),
             reloader: std::sync::OnceLock::new(),
+            bridge: std::sync::OnceLock::new(),
             shards,
             started,
             server_id,
             welcome_headers: headers.as_bytes().to_vec(),
+        }
+    }
+
+    /// Hands the shards the Redis bridge (before they start).
+    pub(crate) fn set_bridge(&self, bridge: Arc<crate::bridge::Bridge>) {
+        let _ = self.bridge.set(bridge);
+    }
+
+    /// The Redis bridge, when `[redis] url` is set.
+    pub(crate) fn bridge(&self) -> Option<&Arc<crate::bridge::Bridge>> {
+        self.bridge.get()
+    }
+
+    /// Why the server serves less than it should (Redis unreachable: history in memory only).
+    pub(crate) fn degraded(&self) -> Option<String> {
+        let (why, lasted) = self.bridge.get()?.status.outage()?;
+        Some(format!(
+            "redis unreachable for {} ms ({why}): room history is kept in memory only",
+            lasted.as_millis()
+        ))
+    }
+
+    /// Stops the Redis bridge's thread (after the shards have stopped).
+    pub(crate) fn stop_bridge(&self) {
+        if let Some(bridge) = self.bridge.get() {
+            bridge.stop();
         }
     }
 
@@ -341,6 +370,12 @@ impl Reload {
             changed: serde_json::Value::Null,
             rate_limits: config.rate_limits.clone(),
         })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop_bridge();
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod room_admin;
 mod room_answers;
 mod room_home;
 mod room_queries;
+pub(crate) mod room_store;
 mod rooms;
 mod run;
 mod service_flow;
@@ -96,6 +97,9 @@ pub(crate) struct Settings {
     pub(crate) max_history_page: u32,
     /// This shard's part of `history.max_bytes`.
     pub(crate) history_bytes: usize,
+    /// `history.backend = "redis"`.
+    pub(crate) history_in_redis: bool,
+    pub(crate) history_max_pending: u32,
     pub(crate) registry: crate::services::RegistryConfig,
     pub(crate) services: Vec<crate::services::ServiceConfig>,
     pub(crate) events: crate::events::EventsConfig,
@@ -136,6 +140,8 @@ impl Settings {
             max_presence_page: l.max_presence_page,
             max_history_page: l.max_history_page,
             history_bytes: config.history.max_bytes / shards.max(1),
+            history_in_redis: config.history.backend == crate::config::HistoryBackend::Redis,
+            history_max_pending: config.history.max_pending,
             registry: config.registry.clone(),
             services: config.services.clone(),
             events: config.events.clone(),
@@ -217,9 +223,16 @@ impl Shard {
             settings.max_inflight_requests_per_identity,
             settings.max_inflight_requests_per_shard as usize,
         );
+        let store = shared
+            .bridge()
+            .filter(|_| settings.history_in_redis)
+            .map(|bridge| {
+                room_store::RoomStore::new(Arc::clone(bridge), settings.history_max_pending)
+            });
         let rooms = Box::new(rooms::ShardRooms::new(
             &settings.rooms,
             settings.history_bytes,
+            store,
         ));
         let services = Box::new(services::ShardServices::new(&settings.services));
         let links = (0..settings.shards)

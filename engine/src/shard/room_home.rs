@@ -10,11 +10,11 @@ use shardbus_protocol::{ErrorCode, Fields, RoomFields, RoomFlags};
 
 use super::Shard;
 use super::rooms::Kept;
+use crate::history::{Position, Query};
 use crate::mesh::batch::{Record, ReplayTo};
 use crate::metrics::Metric;
 use crate::rooms::asks::{Answer, Ask, AskKind, MemberEvent, Reply};
 use crate::rooms::encode;
-use crate::rooms::history::{Position, Query};
 use crate::rooms::members::{Member, Refusal};
 use crate::rooms::options::{RoomConfig, RoomIndex};
 use crate::rooms::positions::{positioned, strip_positions};
@@ -38,24 +38,44 @@ impl Shard {
         payload: &[u8],
         flags: u8,
     ) {
-        let (mut stripped, mut stamped) = std::mem::take(&mut *self.rooms.headers.borrow_mut());
+        let mut stripped = std::mem::take(&mut self.rooms.headers.borrow_mut().0);
         strip_positions(headers, &mut stripped);
-        let position = self.rooms.history.borrow_mut().append(
-            room,
-            options.retention(),
-            Instant::now(),
-            &stripped,
-            payload,
-            flags,
-        );
-        self.metrics.add(Metric::HistoryAppends, 1);
-        self.note_history_usage();
-        positioned(position, &stripped, &mut stamped);
-        self.fan_out(room, &stamped, payload, flags, 0, true);
-        *self.rooms.headers.borrow_mut() = (stripped, stamped);
+        match &self.rooms.store {
+            Some(store) => self.store_append(store, options, room, &stripped, payload, flags),
+            None => {
+                let position = self.rooms.history.borrow_mut().append(
+                    room,
+                    options.retention(),
+                    Instant::now(),
+                    &stripped,
+                    payload,
+                    flags,
+                );
+                self.note_history_usage();
+                self.fan_out_kept(room, position, &stripped, payload, flags);
+            }
+        }
+        self.rooms.headers.borrow_mut().0 = stripped;
     }
 
-    fn note_history_usage(&self) {
+    /// Fans out a kept publication (`headers` without positions) with its position headers
+    /// first, to the room's subscribers everywhere.
+    pub(super) fn fan_out_kept(
+        &self,
+        room: &[u8],
+        position: Position,
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) {
+        self.metrics.add(Metric::HistoryAppends, 1);
+        let mut stamped = std::mem::take(&mut self.rooms.headers.borrow_mut().1);
+        positioned(position, headers, &mut stamped);
+        self.fan_out(room, &stamped, payload, flags, 0, true);
+        self.rooms.headers.borrow_mut().1 = stamped;
+    }
+
+    pub(super) fn note_history_usage(&self) {
         let (bytes, evicted) = self.rooms.history.borrow().usage();
         self.metrics.set(Metric::HistoryBytes, bytes as u64);
         self.metrics.set(Metric::HistoryRoomsEvicted, evicted);
@@ -84,7 +104,7 @@ impl Shard {
     }
 
     /// Handles what a member's shard asked of a room this shard is home to.
-    pub(super) fn home_ask(&self, ask: &Ask) {
+    pub(crate) fn home_ask(&self, ask: &Ask) {
         let Some(options) = self.rooms.options(&ask.room) else {
             // No longer a room (a reload removed its pattern): its members still leave, and
             // an op on its way is answered.
@@ -104,6 +124,9 @@ impl Shard {
             self.answer(ask.conn, ask.op_id, &ask.room, reply, ask.counted);
             return;
         };
+        if self.store_defers(&options, ask) {
+            return;
+        }
         match &ask.kind {
             AskKind::Join {
                 sid,

@@ -19,10 +19,10 @@ use super::Shard;
 use super::conn::{Conn, LocalSub};
 use crate::auth::Credential;
 use crate::fast_map::FastMap;
+use crate::history::{MemoryHistory, Position};
 use crate::mesh::batch::Record;
 use crate::metrics::Metric;
 use crate::rooms::asks::{Ask, AskKind};
-use crate::rooms::history::{HistoryBackend, MemoryHistory, Position};
 use crate::rooms::members;
 use crate::rooms::options::{PublishPolicy, RoomConfig, RoomIndex, home_shard};
 use crate::rooms::positions::{POSITION_HEADERS_LEN, asked_position};
@@ -55,7 +55,9 @@ pub(crate) struct ShardRooms {
     pub(super) local: RefCell<FastMap<Rc<[u8]>, Vec<LocalSub>>>,
     /// The rooms this shard is home to.
     pub(super) homes: RefCell<members::Rooms>,
-    pub(super) history: RefCell<Box<dyn HistoryBackend>>,
+    pub(super) history: RefCell<MemoryHistory>,
+    /// With `history.backend = "redis"`: the Redis side of this shard's home rooms.
+    pub(super) store: Option<super::room_store::RoomStore>,
     /// The publisher's headers without position headers, and the same with this
     /// publication's position first: reused for every stamped publication.
     pub(super) headers: RefCell<(Vec<u8>, Vec<u8>)>,
@@ -65,13 +67,18 @@ pub(crate) struct ShardRooms {
 }
 
 impl ShardRooms {
-    pub(crate) fn new(rooms: &[RoomConfig], history_bytes: usize) -> ShardRooms {
+    pub(crate) fn new(
+        rooms: &[RoomConfig],
+        history_bytes: usize,
+        store: Option<super::room_store::RoomStore>,
+    ) -> ShardRooms {
         ShardRooms {
             index: RefCell::new(RoomIndex::new(rooms)),
             memberships: RefCell::new(FastMap::default()),
             local: RefCell::new(FastMap::default()),
             homes: RefCell::new(members::Rooms::default()),
-            history: RefCell::new(Box::new(MemoryHistory::new(history_bytes))),
+            history: RefCell::new(MemoryHistory::new(history_bytes)),
+            store,
             headers: RefCell::new((Vec::new(), Vec::new())),
             last_expiry: std::cell::Cell::new(None),
             next_server_sid: std::cell::Cell::new(0),

@@ -1,36 +1,20 @@
-//! Room history: the publications a room keeps, each at an `(epoch, offset)`, behind a trait so
-//! that a Redis Streams backend can stand beside the memory one. The memory backend keeps a
-//! bounded ring per room and one byte cap for all of a shard's rooms; past the cap the oldest
-//! rooms' histories are dropped (and counted), never the server's memory grown.
+//! The memory history: a bounded ring per room and one byte cap for all of a shard's rooms;
+//! past the cap the oldest rooms' rings are dropped (and counted), never the server's memory
+//! grown. With `history.backend = "memory"` it is the history; with `"redis"` it is the home
+//! shard's copy of each room's stream, filled by loads and by appends whose positions Redis
+//! gave (`append_at`), and the whole history again during an outage.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
+use super::{Position, Query, ReadOutcome, Retention};
 use crate::fast_map::FastMap;
 
 /// Bytes counted for a room's ring besides its publications (key, ring, bookkeeping).
 const ROOM_OVERHEAD: usize = 160;
 /// Bytes counted for one stored publication besides its sections.
 const ENTRY_OVERHEAD: usize = 64;
-
-/// Where a publication sits in its room's history. Offsets rise by one per publication; the
-/// epoch changes whenever the history was lost, so an old position cannot be mistaken for one in
-/// the new history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Position {
-    pub(crate) epoch: u64,
-    pub(crate) offset: u64,
-}
-
-/// How much of a room's history to keep.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Retention {
-    /// Publications kept.
-    pub(crate) size: u32,
-    /// How long each is kept (`None`: until pushed out).
-    pub(crate) ttl: Option<Duration>,
-}
 
 /// One stored publication.
 #[derive(Debug)]
@@ -55,61 +39,6 @@ impl Stored {
     fn cost(&self) -> usize {
         self.bytes.capacity() + ENTRY_OVERHEAD
     }
-}
-
-/// Which publications a read wants.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Query {
-    /// Only those after this position; a position of another epoch, or one that has left the
-    /// window, gives none and says so.
-    pub(crate) after: Option<Position>,
-    /// At most this many.
-    pub(crate) limit: usize,
-    /// Newest first.
-    pub(crate) reverse: bool,
-}
-
-/// What a read found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReadOutcome {
-    /// The history's epoch and last offset now.
-    pub(crate) top: Position,
-    /// With `after`: every publication after it was still kept (and so was read, up to the
-    /// limit): the reader missed nothing.
-    pub(crate) continuous: bool,
-}
-
-/// Where a shard keeps the history of the rooms it is home to.
-pub(crate) trait HistoryBackend {
-    /// Stores a publication and gives it its position.
-    fn append(
-        &mut self,
-        room: &[u8],
-        keep: Retention,
-        now: Instant,
-        headers: &[u8],
-        payload: &[u8],
-        flags: u8,
-    ) -> Position;
-
-    /// The room's epoch and last offset, starting an empty history if it has none.
-    fn top(&mut self, room: &[u8], keep: Retention, now: Instant) -> Position;
-
-    /// Calls `each` with the publications `query` asks for, in the order it asks.
-    fn read(
-        &mut self,
-        room: &[u8],
-        keep: Retention,
-        now: Instant,
-        query: Query,
-        each: &mut dyn FnMut(&Stored),
-    ) -> ReadOutcome;
-
-    /// Drops what outlived its retention everywhere.
-    fn expire(&mut self, now: Instant);
-
-    /// Bytes held, and rooms whose history was dropped for the byte cap so far.
-    fn usage(&self) -> (usize, u64);
 }
 
 #[derive(Debug)]
@@ -153,7 +82,7 @@ pub(crate) struct MemoryHistory {
 }
 
 impl MemoryHistory {
-    /// A backend holding at most `max_bytes` (publications, keys and bookkeeping).
+    /// A history holding at most `max_bytes` (publications, keys and bookkeeping).
     pub(crate) fn new(max_bytes: usize) -> MemoryHistory {
         MemoryHistory {
             rings: FastMap::default(),
@@ -166,29 +95,52 @@ impl MemoryHistory {
         }
     }
 
+    /// A random epoch, never 0 (a client sends epoch 0 for "no position").
+    pub(crate) fn new_epoch(&mut self) -> u64 {
+        self.generations += 1;
+        let mut hasher = self.epochs.build_hasher();
+        hasher.write_u64(self.generations);
+        hasher.finish().max(1)
+    }
+
+    /// Whether `room` has a ring (with the Redis backend: whether its stream is loaded).
+    pub(crate) fn contains(&self, room: &[u8]) -> bool {
+        self.rings.contains_key(room)
+    }
+
+    /// Replaces the room's ring by a new one at `epoch` whose last offset is `last`.
+    fn make_ring(&mut self, room: &[u8], keep: Retention, epoch: u64, last: u64) {
+        self.forget(room);
+        self.generations += 1;
+        let cost = ROOM_OVERHEAD + room.len();
+        self.rings.insert(
+            room.into(),
+            Ring {
+                epoch,
+                last,
+                entries: VecDeque::new(),
+                ttl: keep.ttl,
+                bytes: cost,
+                generation: self.generations,
+            },
+        );
+        self.order.push_back((room.into(), self.generations));
+        // Rings made again (loads, restarts) leave stale entries behind: keep them few.
+        if self.order.len() > 2 * self.rings.len() + 64 {
+            let rings = &self.rings;
+            self.order.retain(|(room, generation)| {
+                rings.get(room).is_some_and(|r| r.generation == *generation)
+            });
+        }
+        self.bytes += cost;
+        self.evict_over_cap(room);
+    }
+
     /// The room's ring, made (with a new epoch) if it has none, its expired entries dropped.
     fn ring(&mut self, room: &[u8], keep: Retention, now: Instant) -> Option<&mut Ring> {
         if !self.rings.contains_key(room) {
-            self.generations += 1;
-            let mut hasher = self.epochs.build_hasher();
-            hasher.write_u64(self.generations);
-            // Never 0: a client sends epoch 0 for "no position".
-            let epoch = hasher.finish().max(1);
-            let cost = ROOM_OVERHEAD + room.len();
-            self.rings.insert(
-                room.into(),
-                Ring {
-                    epoch,
-                    last: 0,
-                    entries: VecDeque::new(),
-                    ttl: keep.ttl,
-                    bytes: cost,
-                    generation: self.generations,
-                },
-            );
-            self.order.push_back((room.into(), self.generations));
-            self.bytes += cost;
-            self.evict_over_cap(room);
+            let epoch = self.new_epoch();
+            self.make_ring(room, keep, epoch, 0);
         }
         let freed = self.rings.get_mut(room).map_or(0, |ring| {
             ring.ttl = keep.ttl;
@@ -198,35 +150,54 @@ impl MemoryHistory {
         self.rings.get_mut(room)
     }
 
-    /// Drops the oldest rooms' rings (never `current`'s) while over the byte cap.
-    fn evict_over_cap(&mut self, current: &[u8]) {
-        let mut skipped = None;
-        while self.bytes > self.max_bytes {
-            let Some((room, generation)) = self.order.pop_front() else {
-                break;
-            };
-            if &*room == current {
-                skipped = Some((room, generation));
-                continue;
-            }
-            if self
-                .rings
-                .get(&room)
-                .is_some_and(|r| r.generation == generation)
-                && let Some(ring) = self.rings.remove(&room)
-            {
-                self.bytes -= ring.bytes;
-                self.evicted += 1;
-            }
-        }
-        if let Some(entry) = skipped {
-            self.order.push_front(entry);
+    /// Drops the room's ring, if it has one.
+    pub(crate) fn forget(&mut self, room: &[u8]) {
+        if let Some(ring) = self.rings.remove(room) {
+            self.bytes -= ring.bytes;
         }
     }
-}
 
-impl HistoryBackend for MemoryHistory {
-    fn append(
+    /// Starts the room over at a new epoch (its publications dropped): the history goes on in
+    /// memory when Redis could not keep it.
+    pub(crate) fn restart(&mut self, room: &[u8], keep: Retention) {
+        let epoch = self.new_epoch();
+        self.make_ring(room, keep, epoch, 0);
+    }
+
+    /// Makes the room's ring the stream Redis gave: `epoch`, last offset `last`, and the kept
+    /// publications oldest first (`at` each publication's time).
+    pub(crate) fn load<'a>(
+        &mut self,
+        room: &[u8],
+        keep: Retention,
+        now: Instant,
+        epoch: u64,
+        last: u64,
+        entries: impl Iterator<Item = Loaded<'a>>,
+    ) {
+        self.make_ring(room, keep, epoch, last);
+        for entry in entries {
+            if entry.offset <= last {
+                self.push(
+                    room,
+                    keep,
+                    entry.at,
+                    entry.offset,
+                    entry.headers,
+                    entry.payload,
+                    entry.flags,
+                );
+            }
+        }
+        if let Some(ring) = self.rings.get_mut(room) {
+            ring.last = last;
+            let freed = ring.drop_expired(now);
+            self.bytes -= freed;
+        }
+    }
+
+    /// Stores a publication and gives it the next offset.
+    pub(crate) fn append(
         &mut self,
         room: &[u8],
         keep: Retention,
@@ -238,9 +209,53 @@ impl HistoryBackend for MemoryHistory {
         let Some(ring) = self.ring(room, keep, now) else {
             return Position::default();
         };
-        ring.last += 1;
-        // A full ring gives its oldest entry's buffer to the newest, so a busy room allocates
-        // nothing per publication once its ring has filled.
+        let position = Position {
+            epoch: ring.epoch,
+            offset: ring.last + 1,
+        };
+        self.push(room, keep, now, position.offset, headers, payload, flags);
+        position
+    }
+
+    /// Stores a publication at the position Redis gave it. `false` (nothing stored): the room
+    /// has no ring, or the position does not follow its last one (another node wrote the
+    /// stream, or the ring was dropped): its stream must be loaded again.
+    #[allow(clippy::too_many_arguments)] // a publication's parts and where it goes
+    pub(crate) fn append_at(
+        &mut self,
+        room: &[u8],
+        keep: Retention,
+        now: Instant,
+        position: Position,
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) -> bool {
+        let follows = self
+            .ring(room, keep, now)
+            .is_some_and(|ring| ring.epoch == position.epoch && ring.last + 1 == position.offset);
+        if follows {
+            self.push(room, keep, now, position.offset, headers, payload, flags);
+        }
+        follows
+    }
+
+    /// Adds a publication at `offset` to the room's ring (which exists) and counts it.
+    #[allow(clippy::too_many_arguments)] // a publication's parts and where it goes
+    fn push(
+        &mut self,
+        room: &[u8],
+        keep: Retention,
+        at: Instant,
+        offset: u64,
+        headers: &[u8],
+        payload: &[u8],
+        flags: u8,
+    ) {
+        let Some(ring) = self.rings.get_mut(room) else {
+            return;
+        };
+        ring.last = offset;
         // A ring over its size (a reload made it smaller) drops its oldest first.
         let mut freed = 0;
         while ring.entries.len() > (keep.size as usize).max(1) {
@@ -248,6 +263,8 @@ impl HistoryBackend for MemoryHistory {
                 freed += old.cost();
             }
         }
+        // A full ring gives its oldest entry's buffer to the newest, so a busy room allocates
+        // nothing per publication once its ring has filled.
         let oldest = if ring.entries.len() >= keep.size as usize {
             ring.entries.pop_front()
         } else {
@@ -261,15 +278,11 @@ impl HistoryBackend for MemoryHistory {
         bytes.extend_from_slice(headers);
         bytes.extend_from_slice(payload);
         let stored = Stored {
-            offset: ring.last,
-            at: now,
+            offset,
+            at,
             flags,
             headers_len: headers.len(),
             bytes,
-        };
-        let position = Position {
-            epoch: ring.epoch,
-            offset: ring.last,
         };
         let added = if keep.size > 0 {
             let cost = stored.cost();
@@ -281,10 +294,10 @@ impl HistoryBackend for MemoryHistory {
         ring.bytes = ring.bytes + added - freed;
         self.bytes = self.bytes + added - freed;
         self.evict_over_cap(room);
-        position
     }
 
-    fn top(&mut self, room: &[u8], keep: Retention, now: Instant) -> Position {
+    /// The room's epoch and last offset, starting an empty history if it has none.
+    pub(crate) fn top(&mut self, room: &[u8], keep: Retention, now: Instant) -> Position {
         self.ring(room, keep, now)
             .map_or(Position::default(), |ring| Position {
                 epoch: ring.epoch,
@@ -292,7 +305,8 @@ impl HistoryBackend for MemoryHistory {
             })
     }
 
-    fn read(
+    /// Calls `each` with the publications `query` asks for, in the order it asks.
+    pub(crate) fn read(
         &mut self,
         room: &[u8],
         keep: Retention,
@@ -334,7 +348,8 @@ impl HistoryBackend for MemoryHistory {
         ReadOutcome { top, continuous }
     }
 
-    fn expire(&mut self, now: Instant) {
+    /// Drops what outlived its retention everywhere.
+    pub(crate) fn expire(&mut self, now: Instant) {
         let mut freed = 0;
         for ring in self.rings.values_mut() {
             freed += ring.drop_expired(now);
@@ -342,9 +357,46 @@ impl HistoryBackend for MemoryHistory {
         self.bytes -= freed;
     }
 
-    fn usage(&self) -> (usize, u64) {
+    /// Bytes held, and rooms whose history was dropped for the byte cap so far.
+    pub(crate) fn usage(&self) -> (usize, u64) {
         (self.bytes, self.evicted)
     }
+
+    /// Drops the oldest rooms' rings (never `current`'s) while over the byte cap.
+    fn evict_over_cap(&mut self, current: &[u8]) {
+        let mut skipped = None;
+        while self.bytes > self.max_bytes {
+            let Some((room, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if &*room == current {
+                skipped = Some((room, generation));
+                continue;
+            }
+            if self
+                .rings
+                .get(&room)
+                .is_some_and(|r| r.generation == generation)
+                && let Some(ring) = self.rings.remove(&room)
+            {
+                self.bytes -= ring.bytes;
+                self.evicted += 1;
+            }
+        }
+        if let Some(entry) = skipped {
+            self.order.push_front(entry);
+        }
+    }
+}
+
+/// One publication of a loaded stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Loaded<'a> {
+    pub(crate) offset: u64,
+    pub(crate) at: Instant,
+    pub(crate) flags: u8,
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
 }
 
 #[cfg(test)]
@@ -461,5 +513,61 @@ mod tests {
             },
         );
         assert_eq!(seen, vec![b"new".to_vec()]);
+    }
+
+    #[test]
+    fn positions_given_elsewhere_are_kept_only_when_they_follow() {
+        let mut h = MemoryHistory::new(1 << 20);
+        let now = Instant::now();
+        let entries = [(3u64, b"three"), (4, b"four!")];
+        let loaded = entries.iter().map(|(offset, payload)| Loaded {
+            offset: *offset,
+            at: now,
+            flags: 0,
+            headers: b"",
+            payload: &payload[..],
+        });
+        h.load(b"r", KEEP, now, 77, 4, loaded);
+        assert!(h.contains(b"r"));
+        assert_eq!(
+            h.top(b"r", KEEP, now),
+            Position {
+                epoch: 77,
+                offset: 4
+            }
+        );
+        let at = |offset| Position { epoch: 77, offset };
+        assert!(h.append_at(b"r", KEEP, now, at(5), b"", b"five", 0));
+        // Another writer took 6: 7 does not follow, nor does another epoch.
+        assert!(!h.append_at(b"r", KEEP, now, at(7), b"", b"seven", 0));
+        assert!(!h.append_at(
+            b"r",
+            KEEP,
+            now,
+            Position {
+                epoch: 78,
+                offset: 6
+            },
+            b"",
+            b"",
+            0
+        ));
+        assert_eq!(offsets(&mut h, b"r", last(10)).0, vec![3, 4, 5]);
+        h.restart(b"r", KEEP);
+        let restarted = h.top(b"r", KEEP, now);
+        assert_ne!(restarted.epoch, 77);
+        assert_eq!(restarted.offset, 0);
+        h.forget(b"r");
+        assert!(!h.contains(b"r"));
+        assert_eq!(h.usage().0, 0);
+    }
+
+    #[test]
+    fn rings_made_again_and_again_leave_no_growing_bookkeeping() {
+        let mut h = MemoryHistory::new(1 << 20);
+        for _ in 0..10_000 {
+            h.restart(b"r", KEEP);
+        }
+        assert!(h.order.len() <= 64 + 2, "{}", h.order.len());
     }
 }
