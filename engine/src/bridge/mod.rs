@@ -10,6 +10,8 @@ pub mod options;
 pub(crate) mod status;
 mod thread;
 
+pub(crate) use thread::client;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;

@@ -35,7 +35,7 @@ impl Settings {
 }
 
 /// A client for `config.url`, with `config.ca_file`'s roots for TLS.
-pub(super) fn client(config: &RedisConfig) -> Result<Client, String> {
+pub(crate) fn client(config: &RedisConfig) -> Result<Client, String> {
     let Some(ca_file) = &config.ca_file else {
         return Client::open(config.url.as_str()).map_err(|e| e.to_string());
     };

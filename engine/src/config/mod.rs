@@ -49,6 +49,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// The Redis server history (`history.backend = "redis"`) is kept in.
     pub redis: crate::bridge::RedisConfig,
+    /// Nodes sharing topics over Redis.
+    pub cluster: crate::cluster::ClusterConfig,
     /// Room options by topic pattern (`[[rooms]]`); a subject takes the first that matches.
     pub rooms: Vec<crate::rooms::RoomConfig>,
     /// What a service registration may hold, and when silence makes an instance unhealthy
@@ -299,6 +301,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             history: HistoryConfig::default(),
             redis: crate::bridge::RedisConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             rooms: Vec::new(),
             registry: crate::services::RegistryConfig::default(),
             services: Vec::new(),
@@ -596,6 +599,12 @@ impl Config {
         if let Some((key, rule)) = self.redis.problem() {
             return Err(ConfigError::Invalid {
                 key: format!("redis.{key}"),
+                reason: rule.to_owned(),
+            });
+        }
+        if let Some((key, rule)) = self.cluster.problem() {
+            return Err(ConfigError::Invalid {
+                key: format!("cluster.{key}"),
                 reason: rule.to_owned(),
             });
         }

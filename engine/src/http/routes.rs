@@ -172,6 +172,7 @@ async fn guarded(
             reply::json(StatusCode::OK, &status::server(shared, &settings))
         }
         (&Method::GET, "/api/v1/shards") => reply::json(StatusCode::OK, &status::shards(shared)),
+        (&Method::GET, "/api/v1/cluster") => reply::json(StatusCode::OK, &status::cluster(shared)),
         (&Method::GET, "/api/v1/topics") => {
             reply::json(StatusCode::OK, &listings::topics(&shard).await)
         }
@@ -292,6 +293,7 @@ fn is_known(path: &str) -> bool {
                 | "/metrics"
                 | "/api/v1/server"
                 | "/api/v1/shards"
+                | "/api/v1/cluster"
                 | "/api/v1/connections"
                 | "/api/v1/topics"
                 | "/api/v1/rooms"

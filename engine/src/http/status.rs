@@ -41,6 +41,19 @@ fn redis(shared: &Shared) -> serde_json::Value {
     })
 }
 
+/// `/api/v1/cluster`: this node and the others it knows (`enabled: false` when not clustered).
+pub(crate) fn cluster(shared: &Shared) -> serde_json::Value {
+    let Some(cluster) = shared.cluster() else {
+        return serde_json::json!({ "enabled": false });
+    };
+    serde_json::json!({
+        "enabled": true,
+        "node": cluster.node(),
+        "connected": cluster.is_connected(),
+        "nodes": cluster.nodes(),
+    })
+}
+
 /// `/api/v1/shards`.
 pub(crate) fn shards(shared: &Shared) -> serde_json::Value {
     let shards: Vec<serde_json::Value> = shared

@@ -271,6 +271,65 @@ impl<V: Subscriber> Router<V> {
         }
     }
 
+    /// Routes a publication another node sent: every plain subscriber on this node's shards if
+    /// `plain`, and one member of each group in `groups` among this node's members; never
+    /// back to other nodes (the pseudo shard `not_to`).
+    pub fn route_arrived(
+        &mut self,
+        subject: &[u8],
+        plain: bool,
+        groups: &[u8],
+        not_to: ShardId,
+        route: &mut Route<V>,
+    ) {
+        route.clear();
+        let (cache, trie, replica) = (&mut self.cache, &self.trie, &mut self.replica);
+        let (local, remote) = self.publish_cache.get_or_insert_with(subject, || {
+            (cache.get(trie, subject), replica.shards_for(subject))
+        });
+        if plain {
+            route.local.extend_from_slice(&local.plain);
+            route.remote.extend(
+                remote
+                    .plain
+                    .iter()
+                    .filter(|&&shard| shard != not_to)
+                    .map(|&shard| (shard, None)),
+            );
+        }
+        for group in groups.split(|&b| b == b' ').filter(|g| !g.is_empty()) {
+            let members = local.queues.iter().find(|(n, _)| n.as_bytes() == group);
+            let remote_group = remote
+                .queues
+                .iter()
+                .position(|(n, _)| n.as_bytes() == group);
+            let shards: Vec<ShardId> = remote_group
+                .and_then(|i| remote.queues.get(i))
+                .map(|(_, m)| m.iter().copied().filter(|&s| s != not_to).collect())
+                .unwrap_or_default();
+            let local_count = members.map_or(0, |(_, m)| m.len());
+            let total = local_count + shards.len();
+            if total == 0 {
+                continue;
+            }
+            let name = members.map_or_else(
+                || String::from_utf8_lossy(group).into_owned(),
+                |(n, _)| n.to_string(),
+            );
+            let pick = self.next_turn(&name) % total;
+            if pick < local_count {
+                route
+                    .local
+                    .extend(members.and_then(|(_, m)| m.get(pick)).cloned());
+            } else if let Some(&shard) = shards.get(pick - local_count) {
+                route.remote.push((shard, remote_group));
+            }
+        }
+        route.remote.sort_unstable();
+        route.remote.dedup();
+        route.remote_matches = Some(remote);
+    }
+
     /// Picks one responder for a request from `requester` among every subscription of
     /// `subject` on every shard, plain or in a group, rotating.
     pub fn route_request(&mut self, subject: &[u8], requester: u64, echo: bool) -> Responder<V> {
@@ -284,11 +343,14 @@ impl<V: Subscriber> Router<V> {
                 .chain(local.queues.iter().flat_map(|(_, m)| m.iter()))
                 .filter(eligible)
         };
+        // Other nodes (the pseudo shard above every real one) do not take requests.
+        let real = |shard: &&ShardId| **shard != ShardId::MAX;
         let remote_all = || {
             remote
                 .plain
                 .iter()
                 .chain(remote.queues.iter().flat_map(|(_, m)| m.iter()))
+                .filter(real)
         };
         let local_count = local_all().count();
         let total = local_count + remote_all().count();

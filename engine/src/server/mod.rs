@@ -64,6 +64,10 @@ impl Server {
         if !config.redis.url.is_empty() {
             shared.set_bridge(crate::bridge::Bridge::start(&config.redis, shards)?);
         }
+        if config.cluster.enabled() {
+            let cluster = crate::cluster::Cluster::start(&config.cluster, &config.redis, shards)?;
+            shared.set_cluster(cluster);
+        }
         if settings.auth.allows_anonymous() {
             tracing::warn!(
                 role = %config.auth.anonymous_role,

@@ -39,6 +39,8 @@ pub struct Shared {
     reloader: std::sync::OnceLock<Arc<super::Reloader>>,
     /// The Redis bridge, when `[redis] url` is set.
     bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
+    /// The cluster threads, when `[cluster] redis_url` is set.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     shards: usize,
     started: Instant,
     server_id: String,
@@ -72,6 +74,7 @@ impl Shared {
             last_refusal: std::sync::Mutex::new(None),
             reloader: std::sync::OnceLock::new(),
             bridge: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             shards,
             started,
             server_id,
@@ -98,10 +101,23 @@ impl Shared {
         ))
     }
 
-    /// Stops the Redis bridge's thread (after the shards have stopped).
+    /// Hands the shards the cluster threads (before they start).
+    pub(crate) fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster threads, when `[cluster] redis_url` is set.
+    pub(crate) fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Stops the Redis bridge's and the cluster's threads (after the shards have stopped).
     pub(crate) fn stop_bridge(&self) {
         if let Some(bridge) = self.bridge.get() {
             bridge.stop();
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.stop();
         }
     }
 

@@ -3,6 +3,7 @@
 //! struct behind `RefCell`s that are never borrowed across an `.await`; nothing here is shared
 //! with another thread except through the mesh and the read-only counters.
 
+mod cluster;
 mod commands;
 pub(crate) mod conn;
 mod events;
@@ -210,6 +211,8 @@ pub(crate) struct Shard {
     services: Box<services::ShardServices>,
     /// System events gathered for the next publication (`events.rs`).
     events: events::ShardEvents,
+    /// When the broker is a node of a cluster: this shard's side of it (`cluster.rs`).
+    cluster: Option<cluster::ShardCluster>,
     /// This shard, for the tasks its ops spawn (set once it is in its `Rc`).
     this: std::cell::OnceCell<std::rc::Weak<Shard>>,
 }
@@ -235,6 +238,9 @@ impl Shard {
             store,
         ));
         let services = Box::new(services::ShardServices::new(&settings.services));
+        let cluster = shared
+            .cluster()
+            .map(|c| cluster::ShardCluster::new(Arc::clone(c)));
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .collect();
@@ -272,6 +278,7 @@ impl Shard {
             users: RefCell::new(users::Users::default()),
             services,
             events: events::ShardEvents::default(),
+            cluster,
             this: std::cell::OnceCell::new(),
         }
     }
@@ -363,6 +370,7 @@ impl Shard {
     /// Tells every other shard of an interest change.
     fn broadcast(&self, change: Option<InterestChange>) {
         let Some(change) = change else { return };
+        self.cluster_interest(&change);
         for link in self.peers() {
             link.with_batch(|batch| batch.push(Record::Interest(change.clone())));
             self.metrics.add(Metric::ForwardsOut, 1);

@@ -159,6 +159,14 @@ impl Shard {
             plain,
             groups,
         });
+        // Other nodes sort last in the route (the pseudo shard is the highest id).
+        if route
+            .remote
+            .last()
+            .is_some_and(|(shard, _)| *shard == crate::cluster::REMOTE)
+        {
+            self.to_cluster(&route, message);
+        }
     }
 
     /// Sends a routed publication to every other shard `route` names, once per shard with

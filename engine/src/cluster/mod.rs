@@ -1,0 +1,234 @@
+//! Nodes over Redis (ARCHITECTURE.md, *Nodes over Redis*): several brokers share their topics
+//! through one Redis. Each node tells the others its interest — changes only, as shards tell
+//! each other, with a sequence number so a node that missed one reads the whole set again —
+//! and sends a publication only to the nodes that want it, one Redis message per node per batch
+//! on that node's channel. Other nodes stand in every shard's interest replica as one pseudo
+//! shard, [`REMOTE`]: a publish that reaches it goes to this node's cluster thread, which picks
+//! the nodes (every node with plain interest, one node per queue group). A node silent for
+//! `node_timeout_ms` is gone and its interest with it.
+//!
+//! Two threads: `cluster-out` owns a connection for commands (interest changes, heartbeats,
+//! publishing batches, reading a node's interest) and the view of the other nodes;
+//! `cluster-in` holds the subscription to the node's own channel and the cluster channel.
+//! They meet the shards through lock-free queues, as the Redis bridge does.
+
+mod inbound;
+mod nodes;
+pub mod options;
+mod outbound;
+pub(crate) mod wire;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use futures_util::task::AtomicWaker;
+
+use crate::bridge::RedisConfig;
+use crate::routing::{InterestChange, ShardId};
+pub use options::ClusterConfig;
+
+/// The pseudo shard other nodes stand for in every shard's interest replica.
+pub(crate) const REMOTE: ShardId = ShardId::MAX;
+
+/// Bytes of publications waiting for the cluster thread past which a shard drops publications
+/// to other nodes (counted in `cluster_dropped`) instead of holding more.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// Emptied record buffers kept for the shards to reuse.
+const SPARE_BUFFERS: usize = 64;
+
+/// What the cluster threads hand a shard.
+#[derive(Debug)]
+pub(crate) enum ToShard {
+    /// Other nodes' interest changed (as shard [`REMOTE`]).
+    Interest(InterestChange),
+    /// A batch of publications from another node (`wire` layout, version byte first).
+    Batch(Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    items: SegQueue<ToShard>,
+    waker: AtomicWaker,
+}
+
+/// A node as `/api/v1/cluster` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct NodeView {
+    pub(crate) node: String,
+    /// Patterns (with queue groups) it has interest in.
+    pub(crate) interest: usize,
+    /// Milliseconds since it was last heard.
+    pub(crate) last_heard_ms: u64,
+}
+
+/// What the shards and the two cluster threads share.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    node: String,
+    /// Shards' record buffers (interest changes and publications), in order per shard.
+    uplink: SegQueue<(ShardId, Vec<u8>)>,
+    queued_bytes: AtomicUsize,
+    spare: ArrayQueue<Vec<u8>>,
+    /// What `cluster-in` heard on the cluster channel, for `cluster-out`.
+    heard: SegQueue<inbound::Heard>,
+    inboxes: Vec<Inbox>,
+    /// The other nodes, as `cluster-out` last saw them.
+    view: Mutex<Vec<NodeView>>,
+    connected: AtomicBool,
+    stopping: AtomicBool,
+    out_thread: OnceLock<std::thread::Thread>,
+    handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Cluster {
+    /// Starts the cluster threads of a node with `shards` shards.
+    pub(crate) fn start(
+        config: &ClusterConfig,
+        redis: &RedisConfig,
+        shards: usize,
+    ) -> Result<Arc<Cluster>, crate::bridge::BridgeError> {
+        let mut connection = redis.clone();
+        connection.url.clone_from(&config.redis_url);
+        let client =
+            crate::bridge::client(&connection).map_err(crate::bridge::BridgeError::Client)?;
+        let cluster = Arc::new(Cluster {
+            node: config.node_name(),
+            uplink: SegQueue::new(),
+            queued_bytes: AtomicUsize::new(0),
+            spare: ArrayQueue::new(SPARE_BUFFERS),
+            heard: SegQueue::new(),
+            inboxes: (0..shards).map(|_| Inbox::default()).collect(),
+            view: Mutex::new(Vec::new()),
+            connected: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            out_thread: OnceLock::new(),
+            handles: Mutex::new(Vec::new()),
+        });
+        let settings = outbound::Settings::new(config, redis);
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(body)
+                .map_err(|e| crate::bridge::BridgeError::Thread(e.to_string()))
+        };
+        let (ours, out_client, out_settings) =
+            (Arc::clone(&cluster), client.clone(), settings.clone());
+        let out = spawn(
+            "cluster-out",
+            Box::new(move || outbound::run(&ours, &out_client, &out_settings)),
+        )?;
+        let _ = cluster.out_thread.set(out.thread().clone());
+        let ours = Arc::clone(&cluster);
+        let inn = spawn(
+            "cluster-in",
+            Box::new(move || inbound::run(&ours, &client, &settings)),
+        )?;
+        if let Ok(mut handles) = cluster.handles.lock() {
+            handles.extend([out, inn]);
+        }
+        Ok(cluster)
+    }
+
+    /// This node's name.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether both threads hold their connections.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The other nodes, as last seen.
+    pub(crate) fn nodes(&self) -> Vec<NodeView> {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// An empty buffer for a shard's next records.
+    pub(crate) fn buffer(&self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Whether publications to other nodes should be dropped: the thread is this far behind.
+    pub(crate) fn is_backed_up(&self) -> bool {
+        self.queued_bytes.load(Ordering::Relaxed) > MAX_QUEUED_BYTES
+    }
+
+    /// Hands a shard's records to `cluster-out` and wakes it.
+    pub(crate) fn submit(&self, shard: ShardId, records: Vec<u8>) {
+        self.queued_bytes
+            .fetch_add(records.len(), Ordering::Relaxed);
+        self.uplink.push((shard, records));
+        self.wake_out();
+    }
+
+    fn wake_out(&self) {
+        if let Some(thread) = self.out_thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Gives an emptied buffer back for reuse.
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        self.queued_bytes.fetch_sub(buffer.len(), Ordering::Relaxed);
+        buffer.clear();
+        let _ = self.spare.push(buffer);
+    }
+
+    /// Hands `item` to shard `shard` and wakes it.
+    fn to_shard(&self, shard: ShardId, item: ToShard) {
+        if let Some(inbox) = self.inboxes.get(usize::from(shard)) {
+            inbox.items.push(item);
+            inbox.waker.wake();
+        }
+    }
+
+    /// Hands `change` to every shard.
+    fn to_every_shard(&self, change: &InterestChange) {
+        for shard in 0..self.inboxes.len() {
+            self.to_shard(shard as ShardId, ToShard::Interest(change.clone()));
+        }
+    }
+
+    /// Waits until shard `shard` has something to take.
+    pub(crate) async fn arrived(&self, shard: ShardId) {
+        let Some(inbox) = self.inboxes.get(usize::from(shard)) else {
+            return std::future::pending().await;
+        };
+        std::future::poll_fn(|cx| {
+            inbox.waker.register(cx.waker());
+            if inbox.items.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+    }
+
+    /// Shard `shard`'s next item.
+    pub(crate) fn take(&self, shard: ShardId) -> Option<ToShard> {
+        self.inboxes.get(usize::from(shard))?.items.pop()
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Says goodbye to the other nodes, stops both threads and waits for them.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake_out();
+        let handles: Vec<_> = self
+            .handles
+            .lock()
+            .map(|mut h| h.drain(..).collect())
+            .unwrap_or_default();
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The other nodes as `cluster-out` knows them: each one's interest (patterns with their
+//! queue groups) and when it was last heard, one trie over all of them for picking where a
+//! publication goes, and how many nodes hold each pattern — what the shards' replicas are told
+//! as the pseudo shard `REMOTE` (plain interest when the count flips 0↔1, a queue group once
+//! per node that has it, so a group is balanced across nodes as across shards).
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use super::REMOTE;
+use crate::fast_map::FastMap;
+use crate::routing::{InterestChange, MatchCache, Matches, SubscriptionTrie};
+
+/// A pattern and its queue group.
+pub(super) type Key = (Box<[u8]>, Option<Box<str>>);
+
+/// What a message from a node means for its view.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Apply it.
+    Apply,
+    /// Already seen (an older sequence number).
+    Stale,
+    /// Unknown node, or a change was missed: read its whole interest.
+    Resync,
+}
+
+#[derive(Debug)]
+struct Node {
+    index: u32,
+    /// Which start of the node its numbers belong to.
+    incarnation: u64,
+    seq: u64,
+    heard: Instant,
+    keys: FastMap<Key, ()>,
+}
+
+/// Every other node's interest.
+#[derive(Debug)]
+pub(super) struct Nodes {
+    nodes: FastMap<Box<str>, Node>,
+    names: FastMap<u32, Box<str>>,
+    next_index: u32,
+    trie: SubscriptionTrie<u32>,
+    cache: MatchCache<u32>,
+    /// Nodes holding each key.
+    counts: FastMap<Key, u32>,
+    turns: FastMap<Box<str>, usize>,
+}
+
+/// One node a publication goes to: whether its plain subscribers get it, and the groups (by
+/// index into the matches) it serves.
+#[derive(Debug)]
+pub(super) struct Pick {
+    pub(super) node: u32,
+    pub(super) plain: bool,
+    pub(super) groups: SmallVec<[u16; 2]>,
+}
+
+impl Default for Nodes {
+    fn default() -> Nodes {
+        Nodes {
+            nodes: FastMap::default(),
+            names: FastMap::default(),
+            next_index: 0,
+            trie: SubscriptionTrie::new(),
+            cache: MatchCache::new(4096),
+            counts: FastMap::default(),
+            turns: FastMap::default(),
+        }
+    }
+}
+
+impl Nodes {
+    /// How a change or heartbeat numbered `seq` from `node` is to be taken (heartbeats carry
+    /// the last change's number: a higher one means a change was missed).
+    pub(super) fn verdict(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        seq: u64,
+        change: bool,
+        now: Instant,
+    ) -> Verdict {
+        let Some(known) = self.nodes.get_mut(node) else {
+            return Verdict::Resync;
+        };
+        known.heard = now;
+        if known.incarnation != incarnation {
+            return Verdict::Resync;
+        }
+        let next = known.seq + u64::from(change);
+        match seq.cmp(&next) {
+            std::cmp::Ordering::Less => Verdict::Stale,
+            std::cmp::Ordering::Equal if change => Verdict::Apply,
+            std::cmp::Ordering::Equal => Verdict::Stale,
+            std::cmp::Ordering::Greater => Verdict::Resync,
+        }
+    }
+
+    /// Applies one change of `node`'s interest (its sequence number `seq`).
+    pub(super) fn apply(
+        &mut self,
+        node: &str,
+        seq: u64,
+        gained: bool,
+        key: Key,
+        out: &mut Vec<InterestChange>,
+    ) {
+        let Some(known) = self.nodes.get_mut(node) else {
+            return;
+        };
+        known.seq = seq;
+        let index = known.index;
+        let had = known.keys.contains_key(&key);
+        if gained && !had {
+            known.keys.insert(key.clone(), ());
+            self.add(index, key, out);
+        } else if !gained && had {
+            known.keys.remove(&key);
+            self.remove(index, &key, out);
+        }
+    }
+
+    /// Makes `node`'s interest `keys` (as read in its `incarnation` at number `seq`).
+    pub(super) fn replace(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        seq: u64,
+        keys: Vec<Key>,
+        now: Instant,
+        out: &mut Vec<InterestChange>,
+    ) {
+        if !self.nodes.contains_key(node) {
+            let index = self.next_index;
+            self.next_index = self.next_index.wrapping_add(1);
+            self.names.insert(index, node.into());
+            let fresh = Node {
+                index,
+                incarnation,
+                seq: 0,
+                heard: now,
+                keys: FastMap::default(),
+            };
+            self.nodes.insert(node.into(), fresh);
+        }
+        let Some(known) = self.nodes.get_mut(node) else {
+            return;
+        };
+        known.incarnation = incarnation;
+        known.seq = seq;
+        known.heard = now;
+        let index = known.index;
+        let wanted: FastMap<Key, ()> = keys.into_iter().map(|k| (k, ())).collect();
+        let gone: Vec<Key> = known
+            .keys
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        let new: Vec<Key> = wanted
+            .keys()
+            .filter(|k| !known.keys.contains_key(*k))
+            .cloned()
+            .collect();
+        known.keys = wanted;
+        for key in gone {
+            self.remove(index, &key, out);
+        }
+        for key in new {
+            self.add(index, key, out);
+        }
+    }
+
+    /// Forgets `node` and its interest (it said goodbye, or fell silent).
+    pub(super) fn forget(&mut self, node: &str, out: &mut Vec<InterestChange>) {
+        let Some(known) = self.nodes.remove(node) else {
+            return;
+        };
+        self.names.remove(&known.index);
+        for key in known.keys.into_keys() {
+            self.remove(known.index, &key, out);
+        }
+    }
+
+    /// The nodes silent for `timeout`.
+    pub(super) fn silent(&self, now: Instant, timeout: Duration) -> Vec<Box<str>> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| now.saturating_duration_since(n.heard) >= timeout)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn add(&mut self, index: u32, key: Key, out: &mut Vec<InterestChange>) {
+        self.trie.insert(&key.0, key.1.as_deref(), index);
+        self.cache.invalidate(&key.0);
+        let count = self.counts.entry(key.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 || key.1.is_some() {
+            out.push(change(key, true));
+        }
+    }
+
+    fn remove(&mut self, index: u32, key: &Key, out: &mut Vec<InterestChange>) {
+        self.trie.remove(&key.0, key.1.as_deref(), &index);
+        self.cache.invalidate(&key.0);
+        let Some(count) = self.counts.get_mut(key) else {
+            return;
+        };
+        *count -= 1;
+        let last = *count == 0;
+        if last {
+            self.counts.remove(key);
+        }
+        if last || key.1.is_some() {
+            out.push(change(key.clone(), false));
+        }
+    }
+
+    /// Where a publication to `subject` goes, into `picks` (emptied first): every node with
+    /// plain interest if `plain`, and for each group in `groups` (space-separated) one node that
+    /// has it, rotating. Group indexes in the picks are into the returned matches' `queues`.
+    pub(super) fn route(
+        &mut self,
+        subject: &[u8],
+        plain: bool,
+        groups: &[u8],
+        picks: &mut Vec<Pick>,
+    ) -> Rc<Matches<u32>> {
+        picks.clear();
+        let matches = self.cache.get(&self.trie, subject);
+        if plain {
+            for &node in &matches.plain {
+                if !picks.iter().any(|p| p.node == node) {
+                    picks.push(Pick {
+                        node,
+                        plain: true,
+                        groups: SmallVec::new(),
+                    });
+                }
+            }
+        }
+        for group in groups.split(|&b| b == b' ').filter(|g| !g.is_empty()) {
+            let Some(at) = matches
+                .queues
+                .iter()
+                .position(|(n, _)| n.as_bytes() == group)
+            else {
+                continue;
+            };
+            let Some((name, members)) = matches.queues.get(at) else {
+                continue;
+            };
+            if members.is_empty() {
+                continue;
+            }
+            if self.turns.len() >= 4096 && !self.turns.contains_key(name) {
+                self.turns.clear();
+            }
+            let turn = self.turns.entry(name.clone()).or_insert(0);
+            *turn = turn.wrapping_add(1);
+            let Some(&node) = members.get(*turn % members.len()) else {
+                continue;
+            };
+            let at = at as u16;
+            match picks.iter_mut().find(|p| p.node == node) {
+                Some(pick) => pick.groups.push(at),
+                None => picks.push(Pick {
+                    node,
+                    plain: false,
+                    groups: smallvec::smallvec![at],
+                }),
+            }
+        }
+        matches
+    }
+
+    /// A node's name by its index.
+    pub(super) fn name(&self, index: u32) -> Option<&str> {
+        self.names.get(&index).map(|n| &**n)
+    }
+
+    /// The nodes for `/api/v1/cluster`.
+    pub(super) fn view(&self, now: Instant) -> Vec<super::NodeView> {
+        let mut view: Vec<super::NodeView> = self
+            .nodes
+            .iter()
+            .map(|(name, node)| super::NodeView {
+                node: name.to_string(),
+                interest: node.keys.len(),
+                last_heard_ms: now.saturating_duration_since(node.heard).as_millis() as u64,
+            })
+            .collect();
+        view.sort_by(|a, b| a.node.cmp(&b.node));
+        view
+    }
+}
+
+fn change((pattern, queue): Key, gained: bool) -> InterestChange {
+    InterestChange {
+        shard: REMOTE,
+        pattern,
+        queue,
+        gained,
+    }
+}

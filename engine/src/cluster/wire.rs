@@ -1,0 +1,222 @@
+//! The cluster's byte layouts. Records a shard hands the cluster thread (interest changes and
+//! publications, in one buffer per poll cycle, in the order they happened) and the batches one
+//! node publishes to another's channel (publications only, after a one-byte version and the
+//! origin shard). Every length is checked when read: a batch from Redis is never trusted to be
+//! well formed.
+
+use crate::routing::InterestChange;
+
+const INTEREST: u8 = 1;
+const MESSAGE: u8 = 2;
+/// The first byte of a node-to-node batch.
+pub(crate) const BATCH_VERSION: u8 = 1;
+
+/// One record read back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Record<'a> {
+    Interest {
+        gained: bool,
+        pattern: &'a [u8],
+        queue: Option<&'a str>,
+    },
+    Message(Message<'a>),
+}
+
+/// A publication crossing nodes: for the receiver's plain subscribers if `plain`, and one
+/// member of each group in `groups` (space-separated names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Message<'a> {
+    pub(crate) subject: &'a [u8],
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) flags: u8,
+    pub(crate) plain: bool,
+    pub(crate) groups: &'a [u8],
+}
+
+/// Appends an interest change.
+pub(crate) fn put_interest(out: &mut Vec<u8>, change: &InterestChange) {
+    let queue = change.queue.as_deref().unwrap_or("");
+    out.push(INTEREST);
+    out.push(u8::from(change.gained));
+    put_len16(out, change.pattern.len());
+    out.extend_from_slice(&change.pattern);
+    put_len16(out, queue.len());
+    out.extend_from_slice(queue.as_bytes());
+}
+
+/// Appends a publication.
+pub(crate) fn put_message(out: &mut Vec<u8>, message: &Message<'_>) {
+    out.push(MESSAGE);
+    out.push(message.flags);
+    out.push(u8::from(message.plain));
+    put_len16(out, message.subject.len());
+    put_len32(out, message.headers.len());
+    put_len32(out, message.payload.len());
+    put_len16(out, message.groups.len());
+    out.extend_from_slice(message.subject);
+    out.extend_from_slice(message.headers);
+    out.extend_from_slice(message.payload);
+    out.extend_from_slice(message.groups);
+}
+
+// Subjects, queue names and group lists are bounded far below 64 KiB by the protocol's limits,
+// headers and payloads below 4 GiB: the casts keep the values.
+fn put_len16(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&(len.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+}
+
+fn put_len32(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&(len.min(u32::MAX as usize) as u32).to_le_bytes());
+}
+
+/// Starts a node-to-node batch: the version, then the origin (`node` name, shard).
+pub(crate) fn put_batch_header(out: &mut Vec<u8>, node: &str, shard: u16) {
+    out.push(BATCH_VERSION);
+    out.push(node.len().min(255) as u8);
+    out.extend_from_slice(
+        node.as_bytes()
+            .get(..node.len().min(255))
+            .unwrap_or_default(),
+    );
+    out.extend_from_slice(&shard.to_le_bytes());
+}
+
+/// A batch's origin (node name and shard, as bytes) and its records; `None`: not a batch of
+/// this version.
+pub(crate) fn batch_origin(batch: &[u8]) -> Option<(&[u8], Records<'_>)> {
+    let (&version, rest) = batch.split_first()?;
+    if version != BATCH_VERSION {
+        return None;
+    }
+    let (&name_len, rest) = rest.split_first()?;
+    let origin_len = usize::from(name_len) + 2;
+    let origin = rest.get(..origin_len)?;
+    Some((origin, Records::new(rest.get(origin_len..)?)))
+}
+
+/// Reads records until the buffer ends; stops (returning `None`) at the first malformed one.
+pub(crate) struct Records<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Records<'a> {
+        Records { rest: bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
+    fn len16(&mut self) -> Option<usize> {
+        let bytes = self.take(2)?;
+        Some(usize::from(u16::from_le_bytes(bytes.try_into().ok()?)))
+    }
+
+    fn len32(&mut self) -> Option<usize> {
+        let bytes = self.take(4)?;
+        usize::try_from(u32::from_le_bytes(bytes.try_into().ok()?)).ok()
+    }
+
+    fn record(&mut self) -> Option<Record<'a>> {
+        match self.u8()? {
+            INTEREST => {
+                let gained = self.u8()? == 1;
+                let pattern_len = self.len16()?;
+                let pattern = self.take(pattern_len)?;
+                let queue_len = self.len16()?;
+                let queue = std::str::from_utf8(self.take(queue_len)?).ok()?;
+                Some(Record::Interest {
+                    gained,
+                    pattern,
+                    queue: (!queue.is_empty()).then_some(queue),
+                })
+            }
+            MESSAGE => {
+                let flags = self.u8()?;
+                let plain = self.u8()? == 1;
+                let (subject_len, headers_len) = (self.len16()?, self.len32()?);
+                let (payload_len, groups_len) = (self.len32()?, self.len16()?);
+                Some(Record::Message(Message {
+                    subject: self.take(subject_len)?,
+                    headers: self.take(headers_len)?,
+                    payload: self.take(payload_len)?,
+                    flags,
+                    plain,
+                    groups: self.take(groups_len)?,
+                }))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let record = self.record();
+        if record.is_none() {
+            self.rest = &[];
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_as_written_and_a_cut_one_ends_the_reading() {
+        let mut out = Vec::new();
+        let change = InterestChange {
+            shard: 1,
+            pattern: b"a.*".as_slice().into(),
+            queue: Some("workers".into()),
+            gained: true,
+        };
+        put_interest(&mut out, &change);
+        let message = Message {
+            subject: b"a.b",
+            headers: b"h",
+            payload: b"payload",
+            flags: 3,
+            plain: true,
+            groups: b"workers",
+        };
+        put_message(&mut out, &message);
+        let read: Vec<Record<'_>> = Records::new(&out).collect();
+        assert_eq!(
+            read,
+            vec![
+                Record::Interest {
+                    gained: true,
+                    pattern: b"a.*",
+                    queue: Some("workers"),
+                },
+                Record::Message(message),
+            ]
+        );
+        for cut in 0..out.len() {
+            // Never a panic, never a record past the cut.
+            let count = Records::new(&out[..cut]).count();
+            assert!(count <= 1, "{cut}");
+        }
+        assert_eq!(Records::new(&[9, 9, 9]).count(), 0);
+    }
+}

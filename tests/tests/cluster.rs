@@ -1,0 +1,130 @@
+//! Nodes over Redis (`[cluster] redis_url`): three brokers and one real redis-server. A
+//! publication reaches subscribers on every node and is sent only to the nodes that want it; a
+//! queue group spread over nodes gets each message once; interest that leaves stops the
+//! traffic; subscribers on the publisher's own node get a publication once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shardbus_engine::metrics::Metric;
+use shardbus_tests::redis::RedisServer;
+use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+
+fn node(redis: &RedisServer, name: &str) -> TestServer {
+    TestServer::with(|config| {
+        config.cluster.redis_url = redis.url();
+        config.cluster.node_id = name.to_owned();
+        config.cluster.heartbeat_ms = 100;
+        config.cluster.node_timeout_ms = 1_000;
+    })
+}
+
+/// Waits until `server` sees `node` with `patterns` patterns of interest.
+fn wait_for_interest(server: &TestServer, node: &str, patterns: u64) {
+    wait_until(&format!("node {node} with {patterns} patterns"), || {
+        let cluster = http_request(server.http, "GET", "/api/v1/cluster", None).json();
+        cluster["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["node"] == node && n["interest"] == patterns)
+    });
+}
+
+#[test]
+fn publications_reach_every_node_with_interest_and_no_other() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (node(&redis, "a"), node(&redis, "b"), node(&redis, "c"));
+    let on_b = b.client_on(1);
+    let orders = on_b.subscribe("orders.>").unwrap();
+    let on_a = a.client_on(0);
+    let local = on_a.subscribe("orders.*").unwrap();
+    wait_for_interest(&a, "b", 1);
+    wait_for_interest(&c, "a", 1);
+
+    let publisher = a.client_on(1);
+    for i in 0..200u32 {
+        publisher.publish("orders.new", &i.to_le_bytes()).unwrap();
+    }
+    for i in 0..200u32 {
+        assert_eq!(
+            orders.recv_timeout(PATIENCE).unwrap().payload(),
+            &i.to_le_bytes()
+        );
+        assert_eq!(
+            local.recv_timeout(PATIENCE).unwrap().payload(),
+            &i.to_le_bytes()
+        );
+    }
+    // Once each: nothing came back through Redis to the publisher's node.
+    assert!(local.recv_timeout(Duration::from_millis(200)).is_err());
+    assert!(orders.recv_timeout(Duration::from_millis(10)).is_err());
+    assert_eq!(a.total(Metric::ClusterIn), 0);
+    assert_eq!(c.total(Metric::ClusterIn), 0, "node c has no interest");
+    assert_eq!(b.total(Metric::ClusterIn), 200);
+
+    // Interest that leaves stops the traffic to that node.
+    drop(orders);
+    on_b.flush().unwrap();
+    wait_for_interest(&a, "b", 0);
+    let before = a.total(Metric::ClusterOut);
+    publisher.publish("orders.new", b"after").unwrap();
+    assert_eq!(local.recv_timeout(PATIENCE).unwrap().payload(), b"after");
+    publisher.flush().unwrap();
+    assert_eq!(a.total(Metric::ClusterOut), before);
+}
+
+#[test]
+fn a_queue_group_spread_over_nodes_gets_each_message_once() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (node(&redis, "qa"), node(&redis, "qb"), node(&redis, "qc"));
+    let clients = [b.client_on(0), b.client_on(1), c.client_on(0)];
+    let members: Vec<_> = clients
+        .iter()
+        .map(|client| client.queue_subscribe("jobs.*", "workers").unwrap())
+        .collect();
+    let watcher = c.client_on(1);
+    let all = watcher.subscribe("jobs.>").unwrap();
+    wait_for_interest(&a, "qb", 1);
+    wait_for_interest(&a, "qc", 2);
+
+    let publisher = a.client_on(0);
+    for i in 0..300u32 {
+        publisher.publish("jobs.run", &i.to_le_bytes()).unwrap();
+    }
+    // The plain subscriber on another node gets every one.
+    for i in 0..300u32 {
+        assert_eq!(
+            all.recv_timeout(PATIENCE).unwrap().payload(),
+            &i.to_le_bytes()
+        );
+    }
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut per_member = Vec::new();
+    let mut total = 0;
+    while total < 300 {
+        let mut progress = false;
+        per_member.clear();
+        for member in &members {
+            let mut n = 0;
+            while let Ok(message) = member.recv_timeout(Duration::from_millis(50)) {
+                *seen.entry(message.payload().to_vec()).or_default() += 1;
+                n += 1;
+            }
+            per_member.push(n);
+            total += n;
+            progress |= n > 0;
+        }
+        assert!(progress || total >= 300, "stuck at {total} of 300");
+    }
+    assert_eq!(total, 300);
+    assert_eq!(seen.len(), 300, "each message to one member");
+    assert!(seen.values().all(|&n| n == 1));
+    assert!(b.total(Metric::ClusterIn) > 0 && c.total(Metric::ClusterIn) > 0);
+}
