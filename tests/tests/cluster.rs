@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use shardbus_engine::metrics::Metric;
+use shardbus_protocol::ErrorCode;
+use shardbus_protocol::client::Client;
 use shardbus_tests::redis::RedisServer;
 use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
 
@@ -127,4 +129,74 @@ fn a_queue_group_spread_over_nodes_gets_each_message_once() {
     assert_eq!(seen.len(), 300, "each message to one member");
     assert!(seen.values().all(|&n| n == 1));
     assert!(b.total(Metric::ClusterIn) > 0 && c.total(Metric::ClusterIn) > 0);
+}
+
+/// Answers every request on `subject` with `answer`, from a client of `server`'s shard `shard`.
+fn responder(server: &TestServer, shard: u16, subject: &str, answer: &'static [u8]) -> Client {
+    let client = server.client_on(shard);
+    let sub = client.subscribe(subject).unwrap();
+    client.flush().unwrap();
+    let answering = client.clone();
+    std::thread::spawn(move || {
+        while let Ok(request) = sub.recv_timeout(PATIENCE) {
+            if answering.respond(&request, answer).is_err() {
+                return;
+            }
+        }
+    });
+    client
+}
+
+#[test]
+fn requests_reach_a_responder_on_another_node_and_prefer_their_own() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "ra"), node(&redis, "rb"));
+    let _far = responder(&b, 0, "svc.echo", b"from b");
+    let _far_other_shard = responder(&b, 1, "svc.both", b"from b");
+    wait_for_interest(&a, "rb", 2);
+    let requester = a.client_on(1);
+    for _ in 0..50 {
+        let answer = requester.request("svc.echo", b"hi", PATIENCE).unwrap();
+        assert_eq!(answer.payload(), b"from b");
+    }
+    // Both shards of the requester's node, and a responder on either shard of the other.
+    let other = a.client_on(0);
+    assert_eq!(
+        other.request("svc.both", b"", PATIENCE).unwrap().payload(),
+        b"from b"
+    );
+    // A responder on the requester's own node is preferred.
+    let _near = responder(&a, 0, "svc.both", b"from a");
+    for _ in 0..20 {
+        assert_eq!(
+            requester
+                .request("svc.both", b"", PATIENCE)
+                .unwrap()
+                .payload(),
+            b"from a"
+        );
+    }
+    // Nobody anywhere: NO_RESPONDERS at once, as on one node.
+    let refused = requester.request("svc.nobody", b"", PATIENCE).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::NO_RESPONDERS));
+    assert_eq!(b.total(Metric::RequestsPending), 0, "no proxy left behind");
+}
+
+#[test]
+fn a_request_to_a_silent_responder_on_another_node_times_out_and_leaves_nothing() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "ta"), node(&redis, "tb"));
+    let silent = b.client_on(0);
+    let _sub = silent.subscribe("svc.silent").unwrap();
+    silent.flush().unwrap();
+    wait_for_interest(&a, "tb", 1);
+    let requester = a.client_on(0);
+    let timed_out = requester
+        .request("svc.silent", b"", Duration::from_millis(300))
+        .unwrap_err();
+    assert_eq!(timed_out.code(), Some(ErrorCode::TIMEOUT), "{timed_out:?}");
+    wait_until("the proxy to expire", || {
+        b.total(Metric::RequestsPending) == 0
+    });
+    assert_eq!(a.total(Metric::RequestsPending), 0);
 }

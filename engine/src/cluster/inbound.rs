@@ -130,7 +130,7 @@ fn listen(cluster: &Cluster, client: &Client, settings: &Settings) -> redis::Red
 fn target_shard(batch: &[u8], shards: usize) -> Option<ShardId> {
     let (origin, _) = wire::batch_origin(batch)?;
     let mut hash: u32 = 0x811c_9dc5;
-    for &b in origin {
+    for &b in origin.bytes {
         hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     Some((hash as usize % shards.max(1)) as ShardId)

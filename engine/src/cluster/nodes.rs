@@ -48,6 +48,7 @@ pub(super) struct Nodes {
     /// Nodes holding each key.
     counts: FastMap<Key, u32>,
     turns: FastMap<Box<str>, usize>,
+    request_turn: usize,
 }
 
 /// One node a publication goes to: whether its plain subscribers get it, and the groups (by
@@ -69,6 +70,7 @@ impl Default for Nodes {
             cache: MatchCache::new(4096),
             counts: FastMap::default(),
             turns: FastMap::default(),
+            request_turn: 0,
         }
     }
 }
@@ -277,6 +279,29 @@ impl Nodes {
             }
         }
         matches
+    }
+
+    /// One node with any interest in `subject`, for a request (rotating over them).
+    pub(super) fn pick_responder(&mut self, subject: &[u8]) -> Option<u32> {
+        let matches = self.cache.get(&self.trie, subject);
+        let count =
+            matches.plain.len() + matches.queues.iter().map(|(_, m)| m.len()).sum::<usize>();
+        if count == 0 {
+            return None;
+        }
+        self.request_turn = self.request_turn.wrapping_add(1);
+        matches
+            .plain
+            .iter()
+            .chain(matches.queues.iter().flat_map(|(_, m)| m.iter()))
+            .nth(self.request_turn % count)
+            .copied()
+    }
+
+    /// A node's index by its name.
+    pub(super) fn index_of(&self, node: &[u8]) -> Option<u32> {
+        let node = std::str::from_utf8(node).ok()?;
+        self.nodes.get(node).map(|n| n.index)
     }
 
     /// A node's name by its index.

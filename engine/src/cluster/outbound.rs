@@ -75,8 +75,9 @@ struct State {
     own: FastMap<Key, u32>,
     nodes: Nodes,
     picks: Vec<Pick>,
-    /// Per destination node index, the batch being built this round.
-    out: FastMap<u32, Vec<u8>>,
+    /// Per destination node index and origin shard, the batch being built this round (one
+    /// origin shard's records stay in one batch, which one shard of the receiver takes in order).
+    out: FastMap<(u32, u16), Vec<u8>>,
     changes: Vec<InterestChange>,
     change: Script,
     heartbeat: Script,
@@ -195,7 +196,7 @@ fn serve(
                 *view = state.nodes.view(now);
             }
         }
-        for (index, batch) in state.out.drain() {
+        for ((index, _), batch) in state.out.drain() {
             if let Some(name) = state.nodes.name(index) {
                 pipe.cmd("PUBLISH")
                     .arg(settings.node_channel(name))
@@ -243,6 +244,21 @@ fn take_shards_records(
                     }
                 }
                 wire::Record::Message(message) => route(cluster, state, shard, &message),
+                wire::Record::Request(request) => {
+                    if let Some(node) = state.nodes.pick_responder(request.subject) {
+                        wire::put_request(batch_for(cluster, state, node, shard), &request);
+                    }
+                }
+                wire::Record::Response(response) => {
+                    // A node that is gone takes nothing: its requester timed out or left.
+                    if let Some(node) = state.nodes.index_of(response.node) {
+                        let response = wire::Response {
+                            node: &[],
+                            ..response
+                        };
+                        wire::put_response(batch_for(cluster, state, node, shard), &response);
+                    }
+                }
             }
         }
         cluster.recycle(records);
@@ -297,6 +313,20 @@ fn announce(
     pipe.ignore();
 }
 
+/// The batch being built for `node` this round, started with its header.
+fn batch_for<'a>(
+    cluster: &Cluster,
+    state: &'a mut State,
+    node: u32,
+    shard: u16,
+) -> &'a mut Vec<u8> {
+    let batch = state.out.entry((node, shard)).or_default();
+    if batch.is_empty() {
+        wire::put_batch_header(batch, cluster.node(), shard);
+    }
+    batch
+}
+
 /// Adds a shard's publication to the batch of every node it goes to.
 fn route(cluster: &Cluster, state: &mut State, shard: u16, message: &wire::Message<'_>) {
     let matches = state.nodes.route(
@@ -306,7 +336,7 @@ fn route(cluster: &Cluster, state: &mut State, shard: u16, message: &wire::Messa
         &mut state.picks,
     );
     for pick in &state.picks {
-        let batch = state.out.entry(pick.node).or_default();
+        let batch = state.out.entry((pick.node, shard)).or_default();
         if batch.is_empty() {
             wire::put_batch_header(batch, cluster.node(), shard);
         }

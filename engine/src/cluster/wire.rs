@@ -8,6 +8,8 @@ use crate::routing::InterestChange;
 
 const INTEREST: u8 = 1;
 const MESSAGE: u8 = 2;
+const REQUEST: u8 = 3;
+const RESPONSE: u8 = 4;
 /// The first byte of a node-to-node batch.
 pub(crate) const BATCH_VERSION: u8 = 1;
 
@@ -20,6 +22,32 @@ pub(crate) enum Record<'a> {
         queue: Option<&'a str>,
     },
     Message(Message<'a>),
+    Request(Request<'a>),
+    Response(Response<'a>),
+}
+
+/// A request crossing nodes: `token` is the origin's reply token, meaningful only there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Request<'a> {
+    pub(crate) subject: &'a [u8],
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) flags: u8,
+    pub(crate) token: u64,
+    pub(crate) timeout_ms: u32,
+}
+
+/// A response (or, with a non-zero `code`, an ERR such as `NO_RESPONDERS`) on its way back
+/// to the node that issued `token`; `node` names it in a shard's records and is empty in a
+/// node-to-node batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Response<'a> {
+    pub(crate) node: &'a [u8],
+    pub(crate) token: u64,
+    pub(crate) code: u16,
+    pub(crate) headers: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) flags: u8,
 }
 
 /// A publication crossing nodes: for the receiver's plain subscribers if `plain`, and one
@@ -60,6 +88,34 @@ pub(crate) fn put_message(out: &mut Vec<u8>, message: &Message<'_>) {
     out.extend_from_slice(message.groups);
 }
 
+/// Appends a request.
+pub(crate) fn put_request(out: &mut Vec<u8>, request: &Request<'_>) {
+    out.push(REQUEST);
+    out.push(request.flags);
+    out.extend_from_slice(&request.token.to_le_bytes());
+    out.extend_from_slice(&request.timeout_ms.to_le_bytes());
+    put_len16(out, request.subject.len());
+    put_len32(out, request.headers.len());
+    put_len32(out, request.payload.len());
+    out.extend_from_slice(request.subject);
+    out.extend_from_slice(request.headers);
+    out.extend_from_slice(request.payload);
+}
+
+/// Appends a response.
+pub(crate) fn put_response(out: &mut Vec<u8>, response: &Response<'_>) {
+    out.push(RESPONSE);
+    out.push(response.flags);
+    out.extend_from_slice(&response.token.to_le_bytes());
+    out.extend_from_slice(&response.code.to_le_bytes());
+    put_len16(out, response.node.len());
+    put_len32(out, response.headers.len());
+    put_len32(out, response.payload.len());
+    out.extend_from_slice(response.node);
+    out.extend_from_slice(response.headers);
+    out.extend_from_slice(response.payload);
+}
+
 // Subjects, queue names and group lists are bounded far below 64 KiB by the protocol's limits,
 // headers and payloads below 4 GiB: the casts keep the values.
 fn put_len16(out: &mut Vec<u8>, len: usize) {
@@ -82,17 +138,32 @@ pub(crate) fn put_batch_header(out: &mut Vec<u8>, node: &str, shard: u16) {
     out.extend_from_slice(&shard.to_le_bytes());
 }
 
-/// A batch's origin (node name and shard, as bytes) and its records; `None`: not a batch of
-/// this version.
-pub(crate) fn batch_origin(batch: &[u8]) -> Option<(&[u8], Records<'_>)> {
+/// Where a batch came from: the node's name and its shard, as the header's bytes (the name,
+/// then two bytes of shard).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    pub(crate) bytes: &'a [u8],
+    name_len: usize,
+}
+
+impl<'a> Origin<'a> {
+    /// The node's name.
+    pub(crate) fn node(&self) -> &'a [u8] {
+        self.bytes.get(..self.name_len).unwrap_or_default()
+    }
+}
+
+/// A batch's origin and its records; `None`: not a batch of this version.
+pub(crate) fn batch_origin(batch: &[u8]) -> Option<(Origin<'_>, Records<'_>)> {
     let (&version, rest) = batch.split_first()?;
     if version != BATCH_VERSION {
         return None;
     }
     let (&name_len, rest) = rest.split_first()?;
-    let origin_len = usize::from(name_len) + 2;
-    let origin = rest.get(..origin_len)?;
-    Some((origin, Records::new(rest.get(origin_len..)?)))
+    let name_len = usize::from(name_len);
+    let bytes = rest.get(..name_len + 2)?;
+    let origin = Origin { bytes, name_len };
+    Some((origin, Records::new(rest.get(name_len + 2..)?)))
 }
 
 /// Reads records until the buffer ends; stops (returning `None`) at the first malformed one.
@@ -121,6 +192,10 @@ impl<'a> Records<'a> {
     fn len16(&mut self) -> Option<usize> {
         let bytes = self.take(2)?;
         Some(usize::from(u16::from_le_bytes(bytes.try_into().ok()?)))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
     fn len32(&mut self) -> Option<usize> {
@@ -154,6 +229,36 @@ impl<'a> Records<'a> {
                     flags,
                     plain,
                     groups: self.take(groups_len)?,
+                }))
+            }
+            REQUEST => {
+                let flags = self.u8()?;
+                let token = self.u64()?;
+                let timeout_ms = u32::try_from(self.len32()?).ok()?;
+                let (subject_len, headers_len, payload_len) =
+                    (self.len16()?, self.len32()?, self.len32()?);
+                Some(Record::Request(Request {
+                    subject: self.take(subject_len)?,
+                    headers: self.take(headers_len)?,
+                    payload: self.take(payload_len)?,
+                    flags,
+                    token,
+                    timeout_ms,
+                }))
+            }
+            RESPONSE => {
+                let flags = self.u8()?;
+                let token = self.u64()?;
+                let code = u16::try_from(self.len16()?).ok()?;
+                let (node_len, headers_len, payload_len) =
+                    (self.len16()?, self.len32()?, self.len32()?);
+                Some(Record::Response(Response {
+                    node: self.take(node_len)?,
+                    token,
+                    code,
+                    headers: self.take(headers_len)?,
+                    payload: self.take(payload_len)?,
+                    flags,
                 }))
             }
             _ => None,
@@ -200,6 +305,24 @@ mod tests {
             groups: b"workers",
         };
         put_message(&mut out, &message);
+        let request = Request {
+            subject: b"svc.echo",
+            headers: b"",
+            payload: b"ping",
+            flags: 1,
+            token: u64::MAX - 3,
+            timeout_ms: 5_000,
+        };
+        put_request(&mut out, &request);
+        let response = Response {
+            node: b"east",
+            token: 42,
+            code: 503,
+            headers: b"hh",
+            payload: b"",
+            flags: 0,
+        };
+        put_response(&mut out, &response);
         let read: Vec<Record<'_>> = Records::new(&out).collect();
         assert_eq!(
             read,
@@ -210,12 +333,14 @@ mod tests {
                     queue: Some("workers"),
                 },
                 Record::Message(message),
+                Record::Request(request),
+                Record::Response(response),
             ]
         );
         for cut in 0..out.len() {
-            // Never a panic, never a record past the cut.
+            // Never a panic, never a whole record past the cut.
             let count = Records::new(&out[..cut]).count();
-            assert!(count <= 1, "{cut}");
+            assert!(count <= 3, "{cut}");
         }
         assert_eq!(Records::new(&[9, 9, 9]).count(), 0);
     }

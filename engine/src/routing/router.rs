@@ -331,8 +331,16 @@ impl<V: Subscriber> Router<V> {
     }
 
     /// Picks one responder for a request from `requester` among every subscription of
-    /// `subject` on every shard, plain or in a group, rotating.
-    pub fn route_request(&mut self, subject: &[u8], requester: u64, echo: bool) -> Responder<V> {
+    /// `subject` on every shard, plain or in a group, rotating. Other nodes (the pseudo shard
+    /// `ShardId::MAX`) get it only when this node has no responder at all, and only with
+    /// `other_nodes` (a request that came from another node is never sent on to a third).
+    pub fn route_request(
+        &mut self,
+        subject: &[u8],
+        requester: u64,
+        echo: bool,
+        other_nodes: bool,
+    ) -> Responder<V> {
         let local = self.cache.get(&self.trie, subject);
         let remote = self.replica.shards_for(subject);
         let eligible = |key: &&V| echo || key.conn_id() != requester;
@@ -343,7 +351,7 @@ impl<V: Subscriber> Router<V> {
                 .chain(local.queues.iter().flat_map(|(_, m)| m.iter()))
                 .filter(eligible)
         };
-        // Other nodes (the pseudo shard above every real one) do not take requests.
+        // This node's shards first: other nodes are asked only when none of them can answer.
         let real = |shard: &&ShardId| **shard != ShardId::MAX;
         let remote_all = || {
             remote
@@ -355,7 +363,13 @@ impl<V: Subscriber> Router<V> {
         let local_count = local_all().count();
         let total = local_count + remote_all().count();
         if total == 0 {
-            return Responder::None;
+            let elsewhere = remote.plain.contains(&ShardId::MAX)
+                || remote.queues.iter().any(|(_, m)| m.contains(&ShardId::MAX));
+            return if other_nodes && elsewhere {
+                Responder::Remote(ShardId::MAX)
+            } else {
+                Responder::None
+            };
         }
         self.request_turn = self.request_turn.wrapping_add(1);
         let pick = self.request_turn % total;

@@ -23,6 +23,10 @@ pub(crate) struct ShardCluster {
     has_work: Notify,
     /// Publications dropped since the last warning (the cluster thread far behind).
     dropping: Cell<bool>,
+    /// Requests from other nodes pending here, by their key (`cluster_requests.rs`).
+    pub(super) proxies: RefCell<crate::fast_map::FastMap<u64, super::cluster_requests::Proxy>>,
+    /// The identity proxies count under (`limits.max_inflight_requests_per_identity`).
+    pub(super) identity: Arc<str>,
 }
 
 impl ShardCluster {
@@ -32,10 +36,12 @@ impl ShardCluster {
             out: RefCell::new(Vec::new()),
             has_work: Notify::default(),
             dropping: Cell::new(false),
+            proxies: RefCell::new(crate::fast_map::FastMap::default()),
+            identity: Arc::from("$cluster"),
         }
     }
 
-    fn with_out(&self, fill: impl FnOnce(&mut Vec<u8>)) {
+    pub(super) fn with_out(&self, fill: impl FnOnce(&mut Vec<u8>)) {
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
         fill(&mut out);
@@ -135,15 +141,24 @@ impl Shard {
     }
 
     fn batch_arrived(&self, batch: &[u8]) {
-        let Some((_, records)) = wire::batch_origin(batch) else {
+        let Some((origin, records)) = wire::batch_origin(batch) else {
             self.metrics.add(Metric::ClusterMalformed, 1);
             return;
         };
         for record in records {
-            let wire::Record::Message(message) = record else {
-                continue;
-            };
             self.metrics.add(Metric::ClusterIn, 1);
+            let message = match record {
+                wire::Record::Message(message) => message,
+                wire::Record::Request(request) => {
+                    self.request_arrived(origin.node(), &request);
+                    continue;
+                }
+                wire::Record::Response(response) => {
+                    self.response_arrived(&response);
+                    continue;
+                }
+                wire::Record::Interest { .. } => continue,
+            };
             let mut route = self.route.borrow_mut();
             self.router.borrow_mut().route_arrived(
                 message.subject,

@@ -294,10 +294,10 @@ impl Shard {
             self.request_service(conn, frame, request_id, timeout_ms);
             return;
         }
-        let responder = self
-            .router
-            .borrow_mut()
-            .route_request(frame.topic, conn.id, conn.echo());
+        let responder =
+            self.router
+                .borrow_mut()
+                .route_request(frame.topic, conn.id, conn.echo(), true);
         if responder == Responder::None {
             self.no_responders(conn, frame, request_id, "no subscriber for the subject");
             return;
@@ -337,6 +337,16 @@ impl Shard {
                         });
                     });
                     self.metrics.add(Metric::ForwardsOut, 1);
+                } else if shard == crate::cluster::REMOTE {
+                    let request = crate::cluster::wire::Request {
+                        subject: frame.topic,
+                        headers,
+                        payload: frame.payload,
+                        flags,
+                        token: reply,
+                        timeout_ms,
+                    };
+                    self.request_to_cluster(&request);
                 }
             }
             Responder::None => {}
@@ -485,6 +495,9 @@ impl Shard {
         flags: u8,
         code: u16,
     ) {
+        if self.answer_proxy(key, headers, payload, flags, code) {
+            return;
+        }
         if code != 0 {
             let why = "the responder left before the request reached it";
             self.fail_request(key, ErrorCode(code), 0, why);
@@ -515,6 +528,9 @@ impl Shard {
 
     /// Ends pending request `key` with ERR `code` (and a retry-after, when not 0).
     pub(crate) fn fail_request(&self, key: u64, code: ErrorCode, retry_after_ms: u32, why: &str) {
+        if self.answer_proxy(key, &[], &[], 0, code.0) {
+            return;
+        }
         let Some((pending, Some(conn))) = self.take_pending(key, None) else {
             return;
         };
@@ -556,6 +572,7 @@ impl Shard {
         for (key, pending) in expired {
             self.metrics.sub(Metric::RequestsPending, 1);
             self.metrics.add(Metric::RequestsTimedOut, 1);
+            self.forget_proxy(key);
             if let Some(leg) = pending.service {
                 self.service_request_timed_out(key, leg, now);
             }
