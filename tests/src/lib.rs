@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod json_ws;
+pub mod node;
 pub mod pki;
 pub mod proxy;
 pub mod raw;

@@ -1,0 +1,190 @@
+//! Nodes over Redis when things fail, with broker processes and a real redis-server: a node
+//! killed with SIGKILL under load drops out of the others' view within the node timeout while
+//! they keep serving; Redis stopped under load and started again: each node goes on serving its
+//! own clients, and traffic between nodes comes back.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use shardbus_protocol::client::{Client, Subscription};
+use shardbus_tests::node::NodeProcess;
+use shardbus_tests::redis::RedisServer;
+use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+
+fn settings(redis: &RedisServer, name: &str) -> Vec<String> {
+    vec![
+        format!("cluster.redis_url={}", redis.url()),
+        format!("cluster.node_id={name}"),
+        "cluster.heartbeat_ms=100".to_owned(),
+        "cluster.node_timeout_ms=1000".to_owned(),
+    ]
+}
+
+fn nodes_seen(http: std::net::SocketAddr) -> Vec<(String, u64)> {
+    let cluster = http_request(http, "GET", "/api/v1/cluster", None).json();
+    cluster["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n["node"].as_str().unwrap().to_owned(),
+                        n["interest"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Publishes numbered messages on `subject` until told to stop; returns how many it sent.
+fn publisher(
+    client: Client,
+    subject: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            client.publish(subject, &n.to_le_bytes()).unwrap();
+            n += 1;
+            if n % 64 == 0 {
+                client.flush().unwrap();
+            }
+        }
+        client.flush().unwrap();
+        n
+    })
+}
+
+/// Counts what `sub` receives, checking the numbers only rise by one from the first seen.
+fn counter(sub: Subscription, seen: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut last: Option<u64> = None;
+        while let Ok(message) = sub.recv_timeout(Duration::from_secs(5)) {
+            let n = u64::from_le_bytes(message.payload().try_into().unwrap());
+            if let Some(last) = last {
+                assert_eq!(n, last + 1, "in order, with no gap");
+            }
+            last = Some(n);
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+#[test]
+fn a_killed_node_drops_out_and_the_others_keep_serving() {
+    let redis = RedisServer::start();
+    let first = NodeProcess::start(&settings(&redis, "k1"));
+    let mut second = NodeProcess::start(&settings(&redis, "k2"));
+    let third = NodeProcess::start(&settings(&redis, "k3"));
+    let on_second = Client::connect(second.addr).unwrap();
+    let _doomed = on_second.subscribe("feed.>").unwrap();
+    on_second.flush().unwrap();
+    let on_third = Client::connect(third.addr).unwrap();
+    let survivor = on_third.subscribe("feed.>").unwrap();
+    on_third.flush().unwrap();
+    wait_until("k1 to see k2 and k3 with their interest", || {
+        let seen = nodes_seen(first.http);
+        seen.contains(&("k2".to_owned(), 1)) && seen.contains(&("k3".to_owned(), 1))
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let count = counter(survivor, Arc::clone(&received));
+    let load = publisher(
+        Client::connect(first.addr).unwrap(),
+        "feed.ticks",
+        Arc::clone(&stop),
+    );
+    wait_until("traffic to k3", || received.load(Ordering::Relaxed) > 1_000);
+
+    second.kill();
+    wait_until("k1 to drop the killed node", || {
+        !nodes_seen(first.http).iter().any(|(n, _)| n == "k2")
+    });
+    assert!(nodes_seen(third.http).iter().all(|(n, _)| n != "k2"));
+    let at_drop = received.load(Ordering::Relaxed);
+    wait_until("traffic to k3 after the kill", || {
+        received.load(Ordering::Relaxed) > at_drop + 1_000
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().unwrap();
+    wait_until("k3 to receive everything sent", || {
+        received.load(Ordering::Relaxed) == sent
+    });
+    drop(on_third);
+    count.join().unwrap();
+    let health = http_request(first.http, "GET", "/healthz", None).json();
+    assert_eq!(health["status"], "ok");
+}
+
+fn node(redis: &RedisServer, name: &str) -> TestServer {
+    TestServer::with(|config| {
+        config.cluster.redis_url = redis.url();
+        config.cluster.node_id = name.to_owned();
+        config.cluster.heartbeat_ms = 100;
+        config.cluster.node_timeout_ms = 1_000;
+        config.redis.timeout_ms = 500;
+    })
+}
+
+#[test]
+fn redis_stopped_under_load_leaves_each_node_serving_and_traffic_comes_back() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (node(&redis, "da"), node(&redis, "db"));
+    let on_b = b.client_on(0);
+    let far = on_b.subscribe("feed.>").unwrap();
+    on_b.flush().unwrap();
+    let on_a = a.client_on(1);
+    let near = on_a.subscribe("feed.>").unwrap();
+    on_a.flush().unwrap();
+    wait_until("da to see db's interest", || {
+        nodes_seen(a.http).contains(&("db".to_owned(), 1))
+    });
+    let publisher = a.client_on(0);
+    publisher.publish("feed.one", b"before").unwrap();
+    assert_eq!(far.recv_timeout(PATIENCE).unwrap().payload(), b"before");
+    assert_eq!(near.recv_timeout(PATIENCE).unwrap().payload(), b"before");
+
+    redis.stop();
+    // The node's own subscribers never wait for Redis.
+    for i in 0..100u32 {
+        publisher.publish("feed.one", &i.to_le_bytes()).unwrap();
+    }
+    for i in 0..100u32 {
+        assert_eq!(
+            near.recv_timeout(PATIENCE).unwrap().payload(),
+            &i.to_le_bytes()
+        );
+    }
+    redis.restart();
+    // Back: the nodes find each other again and traffic between them resumes.
+    wait_until("da to see db again", || {
+        nodes_seen(a.http).contains(&("db".to_owned(), 1))
+    });
+    let mut got_back = false;
+    for _ in 0..10 {
+        publisher.publish("feed.one", b"after").unwrap();
+        publisher.flush().unwrap();
+        while let Ok(message) = far.recv_timeout(Duration::from_millis(500)) {
+            got_back |= message.payload() == b"after";
+        }
+        if got_back {
+            break;
+        }
+    }
+    assert!(got_back, "traffic between the nodes came back");
+    for server in [&a, &b] {
+        let health = http_request(server.http, "GET", "/healthz", None).json();
+        assert_eq!(health["status"], "ok");
+    }
+}
