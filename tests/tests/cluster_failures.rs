@@ -56,7 +56,7 @@ fn publisher(
         while !stop.load(Ordering::Relaxed) {
             client.publish(subject, &n.to_le_bytes()).unwrap();
             n += 1;
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 client.flush().unwrap();
             }
         }
