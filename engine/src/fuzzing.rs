@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets (`engine/fuzz`) and their corpus replay
 //! (`engine/tests/fuzz_corpus.rs`): the edges that take untrusted input, without a socket —
-//! HELLO's credentials, the WebSocket JSON mapping, routing histories with deep topics, and a
-//! connection's input in arbitrary pieces. Not part of the engine's API.
+//! HELLO's credentials, the WebSocket JSON mapping, routing histories with deep topics, a
+//! connection's input in arbitrary pieces, and what comes back from Redis (another node's
+//! batches and channel messages, a script's answers). Not part of the engine's API.
 
 use std::sync::OnceLock;
 
@@ -275,6 +276,74 @@ pub fn service_input(data: &[u8]) {
         _ => {
             if let Ok(text) = std::str::from_utf8(rest) {
                 let _ = semver::VersionReq::parse(text);
+            }
+        }
+    }
+}
+
+/// What another node or Redis can hand this node: `data[0] % 3` picks a node-to-node batch (every
+/// record it yields writes back to the same bytes), a cluster channel message (a change's pattern
+/// and queue are valid), or a RESP value read as a history script's answer (never a panic, a
+/// loaded stream only ever oldest first as given).
+pub fn redis_input(data: &[u8]) {
+    use crate::cluster::wire::{self, Record};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 3 {
+        0 => {
+            let Some((origin, records)) = wire::batch_origin(rest) else {
+                return;
+            };
+            assert!(origin.node().len() + 2 == origin.bytes.len());
+            for record in records {
+                let mut again = Vec::new();
+                match &record {
+                    Record::Interest { .. } => continue,
+                    Record::Message(m) => wire::put_message(&mut again, m),
+                    Record::Request(r) => wire::put_request(&mut again, r),
+                    Record::Response(r) => wire::put_response(&mut again, r),
+                }
+                let reread: Vec<Record<'_>> = wire::Records::new(&again).collect();
+                assert_eq!(reread, vec![record]);
+            }
+        }
+        1 => {
+            if let Some(crate::cluster::inbound::Heard::Change { key, .. }) =
+                crate::cluster::inbound::parse(rest)
+            {
+                assert!(
+                    shardbus_protocol::topic::validate_pattern(&key.0, usize::from(u16::MAX))
+                        .is_ok()
+                );
+            }
+        }
+        _ => {
+            use crate::history::redis::{Request, RequestKind};
+            let Ok(value) = redis::parse_redis_value(rest) else {
+                return;
+            };
+            let keep = crate::history::Retention {
+                size: 10,
+                ttl: None,
+            };
+            for kind in [
+                RequestKind::Load,
+                RequestKind::Append {
+                    headers: Vec::new(),
+                    payload: Vec::new(),
+                    flags: 0,
+                    at_ms: 0,
+                },
+            ] {
+                let request = Request {
+                    room: b"fuzz.room".as_slice().into(),
+                    keep,
+                    reset: false,
+                    epoch: 1,
+                    kind,
+                };
+                let _ = request.outcome(Ok(value.clone()));
             }
         }
     }

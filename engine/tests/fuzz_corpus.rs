@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use shardbus_engine::fuzzing::{
-    FUZZ_TOKEN, Granted, hello_auth, json_mapping, routing_ops, service_input, split_input,
+    FUZZ_TOKEN, Granted, hello_auth, json_mapping, redis_input, routing_ops, service_input,
+    split_input,
 };
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -67,5 +68,12 @@ fn split_input_decodes_as_whole_input_on_the_corpus() {
 fn the_service_decoders_hold_their_invariants_on_the_corpus() {
     for input in corpus("service_input") {
         service_input(&input);
+    }
+}
+
+#[test]
+fn what_redis_and_other_nodes_hand_a_node_holds_its_invariants_on_the_corpus() {
+    for input in corpus("redis_input") {
+        redis_input(&input);
     }
 }

@@ -19,7 +19,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What was heard on the cluster channel.
 #[derive(Debug)]
-pub(super) enum Heard {
+pub(crate) enum Heard {
     Change {
         node: Box<str>,
         incarnation: u64,
@@ -41,7 +41,7 @@ pub(super) enum Heard {
 
 /// Reads a cluster channel message: `+`/`-` node incarnation seq pattern [queue],
 /// `hb` node incarnation seq, `bye` node. `None`: not one of those (ignored).
-pub(super) fn parse(text: &[u8]) -> Option<Heard> {
+pub(crate) fn parse(text: &[u8]) -> Option<Heard> {
     let text = std::str::from_utf8(text).ok()?;
     let mut words = text.split(' ');
     let kind = words.next()?;

@@ -12,8 +12,8 @@
 //! `cluster-in` holds the subscription to the node's own channel and the cluster channel.
 //! They meet the shards through lock-free queues, as the Redis bridge does.
 
-mod inbound;
-mod nodes;
+pub(crate) mod inbound;
+pub(crate) mod nodes;
 pub mod options;
 mod outbound;
 pub(crate) mod wire;

@@ -14,7 +14,7 @@ use crate::fast_map::FastMap;
 use crate::routing::{InterestChange, MatchCache, Matches, SubscriptionTrie};
 
 /// A pattern and its queue group.
-pub(super) type Key = (Box<[u8]>, Option<Box<str>>);
+pub(crate) type Key = (Box<[u8]>, Option<Box<str>>);
 
 /// What a message from a node means for its view.
 #[derive(Debug, PartialEq, Eq)]
