@@ -12,7 +12,9 @@
 # both brokers on loopback with the same core count, runs every scenario against each in
 # alternation (A B A B ...), and prints per scenario the median, the spread (min–max) and the
 # shardbus/NATS ratio of the medians, then runs perf/service_compare.sh (services against
-# NATS's queue group) and perf/room_compare.sh (rooms against Socket.IO).
+# NATS's queue group), perf/room_compare.sh (rooms against Socket.IO),
+# perf/cluster_compare.sh (two nodes over Redis against Socket.IO's Redis adapter) and
+# perf/history_compare.sh (history in Redis against in memory).
 # The table is also appended to perf/RESULTS.md with the
 # command, nproc, CPU model and date.
 set -euo pipefail
@@ -169,4 +171,6 @@ fi
 if [ -z "${ONLY:-}" ]; then
   perf/service_compare.sh "$rounds"
   perf/room_compare.sh "$rounds"
+  perf/cluster_compare.sh "$rounds"
+  perf/history_compare.sh "$rounds"
 fi

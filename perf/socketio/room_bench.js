@@ -31,16 +31,21 @@ const msgs = Number(args.msgs || 1000);
 const size = Math.max(24, Number(args.size || 64));
 const rate = args.rate ? Number(args.rate) : 0;
 const window = Number(args.window || (rate ? 0 : 64));
+// Comma-separated: the CPU of every node of a cluster is summed.
 const serverPid = args["server-pid"];
+// The publisher's node when it is not the members' (`--publish-url`: across nodes).
+const publishUrl = args["publish-url"] || url;
 const recover = Number(args.recover || 0);
 const procs = Math.max(1, Number(args.procs || 1));
 const worker = args.worker !== undefined ? Number(args.worker) : null;
 
-/** Server CPU seconds (user + system) of `pid`, from /proc. */
-function cpuSeconds(pid) {
-  if (!pid) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+/** Server CPU seconds (user + system) of the pids in `pids` (comma-separated), from /proc. */
+function cpuSeconds(pids) {
+  if (!pids) return 0;
+  return String(pids).split(",").reduce((total, pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return total + (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (USER_HZ 100)
+  }, 0);
 }
 
 /** Latencies in microseconds, in buckets of 10 µs up to 1 s, then 1 ms. */
@@ -84,10 +89,10 @@ const payload = () => {
 };
 const stampOf = (text) => Number(text.slice(0, 16));
 
-/** A connection to the broker: `join()`, `publish(text)`, `onMessage(text)`. */
-async function open(name) {
+/** A connection to the broker at `at`: `join()`, `publish(text)`, `onMessage(text)`. */
+async function open(name, at = url) {
   if (target === "socketio") {
-    const socket = ioClient(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+    const socket = ioClient(at, { transports: ["websocket"], reconnection: false, forceNew: true });
     await new Promise((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("connect_error", reject);
@@ -99,7 +104,7 @@ async function open(name) {
       close: () => socket.close(),
     };
   }
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const ws = new WebSocket(at, { perMessageDeflate: false });
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
     ws.once("error", reject);
@@ -203,7 +208,7 @@ async function run() {
     await new Promise((resolve) => child.once("message", resolve));
   }
   const conns = await openMembers(share(0), 0);
-  const publisher = await open("publisher");
+  const publisher = await open("publisher", publishUrl);
   let received = 0;
   let inflight = 0;
   let sent = 0;

@@ -333,3 +333,120 @@ fn change((pattern, queue): Key, gained: bool) -> InterestChange {
         gained,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
+mod tests {
+    use super::*;
+
+    fn key(pattern: &str, queue: Option<&str>) -> Key {
+        (pattern.as_bytes().into(), queue.map(Into::into))
+    }
+
+    fn flips(out: &mut Vec<InterestChange>) -> Vec<(String, Option<String>, bool)> {
+        out.drain(..)
+            .map(|c| {
+                let pattern = String::from_utf8(c.pattern.to_vec()).unwrap();
+                (pattern, c.queue.map(|q| q.to_string()), c.gained)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_apply_in_order_and_a_gap_or_a_new_start_reads_the_node_again() {
+        let now = Instant::now();
+        let mut nodes = Nodes::default();
+        let mut out = Vec::new();
+        assert_eq!(nodes.verdict("east", 1, 1, true, now), Verdict::Resync);
+        nodes.replace("east", 1, 1, vec![key("a.*", None)], now, &mut out);
+        assert_eq!(flips(&mut out), vec![("a.*".into(), None, true)]);
+        assert_eq!(nodes.verdict("east", 1, 2, true, now), Verdict::Apply);
+        nodes.apply("east", 2, true, key("b.>", Some("w")), &mut out);
+        assert_eq!(nodes.verdict("east", 1, 2, true, now), Verdict::Stale);
+        assert_eq!(
+            nodes.verdict("east", 1, 2, false, now),
+            Verdict::Stale,
+            "heartbeat, nothing missed"
+        );
+        assert_eq!(
+            nodes.verdict("east", 1, 4, true, now),
+            Verdict::Resync,
+            "3 was missed"
+        );
+        assert_eq!(
+            nodes.verdict("east", 2, 1, true, now),
+            Verdict::Resync,
+            "restarted"
+        );
+        // A second node with the same plain pattern: no flip; a queue group: one per node.
+        flips(&mut out);
+        nodes.replace(
+            "west",
+            9,
+            1,
+            vec![key("a.*", None), key("b.>", Some("w"))],
+            now,
+            &mut out,
+        );
+        assert_eq!(
+            flips(&mut out),
+            vec![("b.>".into(), Some("w".into()), true)]
+        );
+        nodes.forget("east", &mut out);
+        assert_eq!(
+            flips(&mut out),
+            vec![("b.>".into(), Some("w".into()), false)]
+        );
+        nodes.forget("west", &mut out);
+        let mut gone = flips(&mut out);
+        gone.sort();
+        assert_eq!(
+            gone,
+            vec![
+                ("a.*".into(), None, false),
+                ("b.>".into(), Some("w".into()), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_interest_reaches_every_node_and_a_group_one_node_in_turn() {
+        let now = Instant::now();
+        let mut nodes = Nodes::default();
+        let mut out = Vec::new();
+        nodes.replace(
+            "east",
+            1,
+            1,
+            vec![key("jobs.*", Some("w")), key("jobs.>", None)],
+            now,
+            &mut out,
+        );
+        nodes.replace("west", 1, 1, vec![key("jobs.*", Some("w"))], now, &mut out);
+        let mut picks = Vec::new();
+        let mut to_group = Vec::new();
+        for _ in 0..10 {
+            nodes.route(b"jobs.run", true, b"w", &mut picks);
+            let plain: Vec<u32> = picks.iter().filter(|p| p.plain).map(|p| p.node).collect();
+            assert_eq!(plain.len(), 1, "east's plain subscribers, once");
+            let grouped: Vec<u32> = picks
+                .iter()
+                .filter(|p| !p.groups.is_empty())
+                .map(|p| p.node)
+                .collect();
+            assert_eq!(grouped.len(), 1, "one node per group");
+            to_group.push(grouped[0]);
+        }
+        to_group.sort_unstable();
+        to_group.dedup();
+        assert_eq!(to_group.len(), 2, "the group rotates over both nodes");
+        assert!(nodes.pick_responder(b"jobs.run").is_some());
+        assert!(nodes.pick_responder(b"other").is_none());
+        assert_eq!(
+            nodes
+                .silent(now + Duration::from_secs(5), Duration::from_secs(3))
+                .len(),
+            2
+        );
+    }
+}
