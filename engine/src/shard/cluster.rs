@@ -65,6 +65,7 @@ impl Shard {
     pub(super) fn to_cluster(
         &self,
         route: &Route<super::conn::LocalSub>,
+        entries: &[(crate::routing::ShardId, Option<usize>)],
         (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
     ) {
         let Some(cluster) = &self.cluster else {
@@ -81,8 +82,7 @@ impl Shard {
             return;
         }
         cluster.dropping.set(false);
-        let entries = route.remote.iter().filter(|(shard, _)| *shard == REMOTE);
-        let plain = entries.clone().any(|(_, group)| group.is_none());
+        let plain = entries.iter().any(|(_, group)| group.is_none());
         let mut groups = Vec::new();
         for (_, group) in entries {
             if let Some(group) = group {
@@ -178,6 +178,7 @@ impl Shard {
             self.forward(
                 &route,
                 (subject, headers, payload, flags),
+                false,
                 |msg, plain, groups| crate::mesh::batch::Record::Deliver { msg, plain, groups },
             );
         }

@@ -154,37 +154,36 @@ impl Shard {
             .route_publish(subject, publisher, echo, &mut route);
         self.deliver_local(&route.local, subject, headers, payload, flags, 0);
         let message = (subject, headers, payload, flags);
-        self.forward(&route, message, |msg, plain, groups| Record::Deliver {
+        self.forward(&route, message, true, |msg, plain, groups| Record::Deliver {
             msg,
             plain,
             groups,
         });
-        // Other nodes sort last in the route (the pseudo shard is the highest id).
-        if route
-            .remote
-            .last()
-            .is_some_and(|(shard, _)| *shard == crate::cluster::REMOTE)
-        {
-            self.to_cluster(&route, message);
-        }
     }
 
     /// Sends a routed publication to every other shard `route` names, once per shard with
-    /// its queue groups, as the record `record` makes. Always inlined: it is the publish
-    /// path's (and its record is known where it is called).
+    /// its queue groups, as the record `record` makes, and with `to_other_nodes` to the other
+    /// nodes of a cluster when the route names them (the pseudo shard `REMOTE`, the only id
+    /// with no link: the check costs the publish path nothing). Always inlined: it is the
+    /// publish path's (and its record is known where it is called).
     #[inline(always)]
     pub(crate) fn forward(
         &self,
         route: &crate::routing::Route<LocalSub>,
-        (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
+        message: (&[u8], &[u8], &[u8], u8),
+        to_other_nodes: bool,
         record: impl Fn(crate::mesh::batch::MessageSpans, bool, crate::mesh::batch::Span) -> Record,
     ) {
+        let (subject, headers, payload, flags) = message;
         let mut rest = route.remote.as_slice();
         while let Some(&(shard, _)) = rest.first() {
             let run = rest.iter().take_while(|(s, _)| *s == shard).count();
             let (entries, tail) = rest.split_at(run);
             rest = tail;
             let Some(link) = self.link(shard) else {
+                if to_other_nodes && shard == crate::cluster::REMOTE {
+                    self.to_cluster(route, entries, message);
+                }
                 continue;
             };
             let plain = entries.iter().any(|(_, group)| group.is_none());
