@@ -303,6 +303,12 @@ pub fn redis_input(data: &[u8]) {
                     Record::Message(m) => wire::put_message(&mut again, m),
                     Record::Request(r) => wire::put_request(&mut again, r),
                     Record::Response(r) => wire::put_response(&mut again, r),
+                    Record::NodeAsk { id, kind, body } => {
+                        wire::put_node_ask(&mut again, *id, *kind, body);
+                    }
+                    Record::NodeAnswer { node, id, body } => {
+                        wire::put_node_answer(&mut again, node, *id, body);
+                    }
                 }
                 let reread: Vec<Record<'_>> = wire::Records::new(&again).collect();
                 assert_eq!(reread, vec![record]);

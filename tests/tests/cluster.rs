@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::ErrorCode;
-use shardbus_protocol::client::Client;
+use shardbus_protocol::client::{Client, ClientOptions};
 use shardbus_tests::redis::RedisServer;
-use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+use shardbus_tests::{
+    PATIENCE, TestServer, http_request, http_request_as, token_config, wait_until,
+};
 
 fn node(redis: &RedisServer, name: &str) -> TestServer {
     TestServer::with(|config| {
@@ -199,4 +201,53 @@ fn a_request_to_a_silent_responder_on_another_node_times_out_and_leaves_nothing(
         b.total(Metric::RequestsPending) == 0
     });
     assert_eq!(a.total(Metric::RequestsPending), 0);
+}
+
+#[test]
+fn a_push_to_a_user_reaches_their_connections_on_every_node_and_counts_them_all() {
+    let redis = RedisServer::start();
+    let tokens = || {
+        vec![
+            token_config("backend", "backend-secret", "admin"),
+            token_config("alice", "alice-secret", "user"),
+        ]
+    };
+    let node = |name: &str| {
+        TestServer::with(|config| {
+            config.cluster.redis_url = redis.url();
+            config.cluster.node_id = name.to_owned();
+            config.cluster.heartbeat_ms = 100;
+            config.cluster.node_timeout_ms = 1_000;
+            config.auth.tokens = tokens();
+        })
+    };
+    let (a, b, c) = (node("ua"), node("ub"), node("uc"));
+    wait_until("ua to see the others", || {
+        let seen = http_request(a.http, "GET", "/api/v1/cluster", None).json();
+        seen["nodes"].as_array().unwrap().len() == 2
+    });
+    let alice = |server: &TestServer, shard| {
+        server.client_on_with(
+            shard,
+            ClientOptions::new().no_reconnect().token("alice-secret"),
+        )
+    };
+    let connections = [alice(&a, 0), alice(&b, 0), alice(&b, 1), alice(&c, 1)];
+    let pushes: Vec<_> = connections.iter().map(|c| c.pushes().unwrap()).collect();
+    let body = serde_json::json!({"user": "alice", "text": "hello everywhere"});
+    let answer = http_request_as(
+        a.http,
+        "POST",
+        "/api/v1/publish",
+        "backend-secret",
+        Some(&body),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["recipients"], 4);
+    for push in &pushes {
+        assert_eq!(
+            push.recv_timeout(PATIENCE).unwrap().payload(),
+            b"hello everywhere"
+        );
+    }
 }

@@ -46,6 +46,8 @@ pub(crate) enum ToShard {
     Interest(InterestChange),
     /// A batch of publications from another node (`wire` layout, version byte first).
     Batch(Vec<u8>),
+    /// A node ask of this shard went to this many nodes (their answers follow).
+    Asked { id: u64, nodes: usize },
 }
 
 #[derive(Debug, Default)]

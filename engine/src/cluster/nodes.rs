@@ -298,6 +298,11 @@ impl Nodes {
             .copied()
     }
 
+    /// Every known node's index.
+    pub(super) fn indexes(&self) -> Vec<u32> {
+        self.nodes.values().map(|n| n.index).collect()
+    }
+
     /// A node's index by its name.
     pub(super) fn index_of(&self, node: &[u8]) -> Option<u32> {
         let node = std::str::from_utf8(node).ok()?;

@@ -249,6 +249,25 @@ fn take_shards_records(
                         wire::put_request(batch_for(cluster, state, node, shard), &request);
                     }
                 }
+                wire::Record::NodeAsk { id, kind, body } => {
+                    let nodes = state.nodes.indexes();
+                    for &node in &nodes {
+                        wire::put_node_ask(batch_for(cluster, state, node, shard), id, kind, body);
+                    }
+                    cluster.to_shard(
+                        shard,
+                        super::ToShard::Asked {
+                            id,
+                            nodes: nodes.len(),
+                        },
+                    );
+                }
+                wire::Record::NodeAnswer { node, id, body } => {
+                    if let Some(node) = state.nodes.index_of(node) {
+                        let batch = batch_for(cluster, state, node, shard);
+                        wire::put_node_answer(batch, &[], id, body);
+                    }
+                }
                 wire::Record::Response(response) => {
                     // A node that is gone takes nothing: its requester timed out or left.
                     if let Some(node) = state.nodes.index_of(response.node) {

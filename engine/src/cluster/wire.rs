@@ -10,6 +10,11 @@ const INTEREST: u8 = 1;
 const MESSAGE: u8 = 2;
 const REQUEST: u8 = 3;
 const RESPONSE: u8 = 4;
+const NODE_ASK: u8 = 5;
+const NODE_ANSWER: u8 = 6;
+
+/// A node ask's kind: deliver a push to a user's connections, answer how many.
+pub(crate) const ASK_PUSH_USER: u8 = 1;
 /// The first byte of a node-to-node batch.
 pub(crate) const BATCH_VERSION: u8 = 1;
 
@@ -24,6 +29,20 @@ pub(crate) enum Record<'a> {
     Message(Message<'a>),
     Request(Request<'a>),
     Response(Response<'a>),
+    /// Something every other node is asked (`id` names it at the origin shard); `body`'s
+    /// layout is the kind's.
+    NodeAsk {
+        id: u64,
+        kind: u8,
+        body: &'a [u8],
+    },
+    /// A node's answer to a node ask: a JSON array, the origin's parts are added up. `node`
+    /// names the origin in a shard's records and is empty in a batch.
+    NodeAnswer {
+        node: &'a [u8],
+        id: u64,
+        body: &'a [u8],
+    },
 }
 
 /// A request crossing nodes: `token` is the origin's reply token, meaningful only there.
@@ -114,6 +133,45 @@ pub(crate) fn put_response(out: &mut Vec<u8>, response: &Response<'_>) {
     out.extend_from_slice(response.node);
     out.extend_from_slice(response.headers);
     out.extend_from_slice(response.payload);
+}
+
+/// Appends a node ask.
+pub(crate) fn put_node_ask(out: &mut Vec<u8>, id: u64, kind: u8, body: &[u8]) {
+    out.push(NODE_ASK);
+    out.push(kind);
+    out.extend_from_slice(&id.to_le_bytes());
+    put_len32(out, body.len());
+    out.extend_from_slice(body);
+}
+
+/// Appends a node's answer.
+pub(crate) fn put_node_answer(out: &mut Vec<u8>, node: &[u8], id: u64, body: &[u8]) {
+    out.push(NODE_ANSWER);
+    out.extend_from_slice(&id.to_le_bytes());
+    put_len16(out, node.len());
+    put_len32(out, body.len());
+    out.extend_from_slice(node);
+    out.extend_from_slice(body);
+}
+
+/// A push to a user as a node ask's body: the user, then the message.
+pub(crate) fn push_body(user: &str, message: &Message<'_>) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_len16(&mut body, user.len());
+    body.extend_from_slice(user.as_bytes());
+    put_message(&mut body, message);
+    body
+}
+
+/// Reads a push body back.
+pub(crate) fn read_push_body(body: &[u8]) -> Option<(&str, Message<'_>)> {
+    let mut records = Records::new(body);
+    let user_len = records.len16()?;
+    let user = std::str::from_utf8(Records::take(&mut records, user_len)?).ok()?;
+    match records.next()? {
+        Record::Message(message) => Some((user, message)),
+        _ => None,
+    }
 }
 
 // Subjects, queue names and group lists are bounded far below 64 KiB by the protocol's limits,
@@ -260,6 +318,25 @@ impl<'a> Records<'a> {
                     payload: self.take(payload_len)?,
                     flags,
                 }))
+            }
+            NODE_ASK => {
+                let kind = self.u8()?;
+                let id = self.u64()?;
+                let len = self.len32()?;
+                Some(Record::NodeAsk {
+                    id,
+                    kind,
+                    body: self.take(len)?,
+                })
+            }
+            NODE_ANSWER => {
+                let id = self.u64()?;
+                let (node_len, len) = (self.len16()?, self.len32()?);
+                Some(Record::NodeAnswer {
+                    node: self.take(node_len)?,
+                    id,
+                    body: self.take(len)?,
+                })
             }
             _ => None,
         }

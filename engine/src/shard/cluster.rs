@@ -135,6 +135,7 @@ impl Shard {
                 match item {
                     ToShard::Interest(change) => self.router.borrow_mut().apply(&change),
                     ToShard::Batch(batch) => self.batch_arrived(&batch),
+                    ToShard::Asked { id, nodes } => self.node_ask_sent(id, nodes),
                 }
             }
         }
@@ -155,6 +156,14 @@ impl Shard {
                 }
                 wire::Record::Response(response) => {
                     self.response_arrived(&response);
+                    continue;
+                }
+                wire::Record::NodeAsk { id, kind, body } => {
+                    self.node_ask_arrived(origin.node(), id, kind, body);
+                    continue;
+                }
+                wire::Record::NodeAnswer { id, body, .. } => {
+                    self.node_answer_arrived(id, body);
                     continue;
                 }
                 wire::Record::Interest { .. } => continue,

@@ -13,7 +13,7 @@ use crate::routing::ShardId;
 use super::Shard;
 
 /// The longest a listing waits for the other shards.
-const LISTING_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LISTING_WAIT: Duration = Duration::from_secs(5);
 
 /// What the HTTP edge asks every shard for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ pub(crate) enum Listing {
 /// A listing being gathered: the parts so far and how many shards have not answered.
 #[derive(Debug)]
 pub(crate) struct Gathering {
-    parts: Vec<Vec<u8>>,
-    missing: usize,
+    pub(super) parts: Vec<Vec<u8>>,
+    pub(super) missing: usize,
 }
 
 /// Every shard's items, and whether a shard failed to answer in time.
@@ -121,7 +121,11 @@ impl Shard {
         for link in self.peers() {
             link.with_batch(|batch| ask(batch, id));
         }
-        let deadline = Instant::now() + LISTING_WAIT;
+        self.wait_for_parts(id, Instant::now() + LISTING_WAIT).await
+    }
+
+    /// Waits until gathering `id` has every part, or `deadline`; then takes what it has.
+    pub(crate) async fn wait_for_parts(&self, id: u64, deadline: Instant) -> Gathered {
         loop {
             let changed = self.listings_changed.notified();
             let missing = self.listings.borrow().get(&id).map_or(0, |g| g.missing);

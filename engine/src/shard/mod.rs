@@ -4,6 +4,7 @@
 //! with another thread except through the mesh and the read-only counters.
 
 mod cluster;
+mod cluster_asks;
 mod cluster_requests;
 mod commands;
 pub(crate) mod conn;

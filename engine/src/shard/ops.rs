@@ -154,10 +154,8 @@ impl Shard {
             .route_publish(subject, publisher, echo, &mut route);
         self.deliver_local(&route.local, subject, headers, payload, flags, 0);
         let message = (subject, headers, payload, flags);
-        self.forward(&route, message, true, |msg, plain, groups| Record::Deliver {
-            msg,
-            plain,
-            groups,
+        self.forward(&route, message, true, |msg, plain, groups| {
+            Record::Deliver { msg, plain, groups }
         });
     }
 
@@ -170,11 +168,10 @@ impl Shard {
     pub(crate) fn forward(
         &self,
         route: &crate::routing::Route<LocalSub>,
-        message: (&[u8], &[u8], &[u8], u8),
+        (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
         to_other_nodes: bool,
         record: impl Fn(crate::mesh::batch::MessageSpans, bool, crate::mesh::batch::Span) -> Record,
     ) {
-        let (subject, headers, payload, flags) = message;
         let mut rest = route.remote.as_slice();
         while let Some(&(shard, _)) = rest.first() {
             let run = rest.iter().take_while(|(s, _)| *s == shard).count();
@@ -182,7 +179,7 @@ impl Shard {
             rest = tail;
             let Some(link) = self.link(shard) else {
                 if to_other_nodes && shard == crate::cluster::REMOTE {
-                    self.to_cluster(route, entries, message);
+                    self.to_cluster(route, entries, (subject, headers, payload, flags));
                 }
                 continue;
             };

@@ -80,9 +80,32 @@ impl Shard {
         reached
     }
 
-    /// Delivers `push` on every shard; returns the connections reached (`None` when a shard
-    /// did not answer in time).
+    /// Delivers `push` on every shard of every node; returns the connections reached (`None`
+    /// when a shard or a node did not answer in time).
     pub(crate) async fn push_everywhere(&self, push: Push<'_>) -> Option<u64> {
+        let here = self.push_on_this_node(push).await;
+        if self.cluster.is_none() {
+            return here;
+        }
+        let message = crate::cluster::wire::Message {
+            subject: push.subject,
+            headers: push.headers,
+            payload: push.payload,
+            flags: push.flags,
+            plain: false,
+            groups: &[],
+        };
+        let body = crate::cluster::wire::push_body(push.user, &message);
+        let nodes = self
+            .gather_nodes(crate::cluster::wire::ASK_PUSH_USER, &body)
+            .await;
+        let there: u64 = nodes.items.iter().filter_map(|n| n.as_u64()).sum();
+        here.filter(|_| nodes.complete).map(|here| here + there)
+    }
+
+    /// Delivers `push` on every shard of this node; returns the connections reached (`None`
+    /// when a shard did not answer in time).
+    pub(crate) async fn push_on_this_node(&self, push: Push<'_>) -> Option<u64> {
         let local = self.push_to_user(push);
         let part = serde_json::to_vec(&[local]).unwrap_or_default();
         let gathered = self

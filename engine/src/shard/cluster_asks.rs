@@ -1,0 +1,104 @@
+//! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
+//! over Redis*): a push to a user reaches the user's connections on every node, and its
+//! recipient count is the sum. The ask goes to `cluster-out`, which sends it to every node it
+//! knows and tells this shard how many; each node answers a JSON array, gathered like another
+//! shard's part of a listing, within the listing's wait.
+
+use std::time::Instant;
+
+use super::Shard;
+use super::listing::{Gathered, Gathering};
+use crate::cluster::wire;
+
+impl Shard {
+    /// Asks every other node `kind` with `body` and gathers their answers (`complete`: every
+    /// node asked answered in time; without a cluster, nothing to gather and complete).
+    pub(crate) async fn gather_nodes(&self, kind: u8, body: &[u8]) -> Gathered {
+        let Some(cluster) = &self.cluster else {
+            return Gathered {
+                items: Vec::new(),
+                complete: true,
+            };
+        };
+        let count = self.next_listing.get() + 1;
+        self.next_listing.set(count);
+        // The answers come to whichever shard takes the answering node's batch: the id names
+        // this shard, above the counter.
+        let id = ((u64::from(self.id) + 1) << 48) | (count & ((1 << 48) - 1));
+        // How many nodes is not known until `cluster-out` has sent it.
+        let gathering = Gathering {
+            parts: Vec::new(),
+            missing: usize::MAX,
+        };
+        self.listings.borrow_mut().insert(id, gathering);
+        cluster.with_out(|out| wire::put_node_ask(out, id, kind, body));
+        self.wait_for_parts(id, Instant::now() + super::listing::LISTING_WAIT)
+            .await
+    }
+
+    /// `cluster-out` sent node ask `id` to `nodes` nodes.
+    pub(super) fn node_ask_sent(&self, id: u64, nodes: usize) {
+        if let Some(gathering) = self.listings.borrow_mut().get_mut(&id) {
+            // Answers come after this (the batch goes out after `cluster-out` said so).
+            gathering.missing = nodes.saturating_sub(gathering.parts.len());
+        }
+        self.listings_changed.notify();
+    }
+
+    /// Another node's ask: done on this node (every shard), answered to its origin.
+    pub(super) fn node_ask_arrived(&self, origin: &[u8], id: u64, kind: u8, body: &[u8]) {
+        if kind != wire::ASK_PUSH_USER {
+            // An ask of a newer version: answered empty, so the origin does not wait for it.
+            self.answer_node_ask(origin, id, b"[]");
+            return;
+        }
+        let Some((user, message)) = wire::read_push_body(body) else {
+            self.answer_node_ask(origin, id, b"[]");
+            return;
+        };
+        let Some(shard) = self.this.get().and_then(std::rc::Weak::upgrade) else {
+            return;
+        };
+        let (origin, user) = (origin.to_vec(), user.to_owned());
+        let (subject, headers, payload) = (
+            message.subject.to_vec(),
+            message.headers.to_vec(),
+            message.payload.to_vec(),
+        );
+        let flags = message.flags;
+        glommio::spawn_local(async move {
+            let push = super::users::Push {
+                user: &user,
+                subject: &subject,
+                headers: &headers,
+                payload: &payload,
+                flags,
+            };
+            let reached = shard.push_on_this_node(push).await.unwrap_or(0);
+            let answer = serde_json::to_vec(&[reached]).unwrap_or_default();
+            shard.answer_node_ask(&origin, id, &answer);
+        })
+        .detach();
+    }
+
+    /// A node's answer to node ask `id`: this shard's, or the asking shard's (the id names it).
+    pub(super) fn node_answer_arrived(&self, id: u64, answer: &[u8]) {
+        let shard = ((id >> 48) as u16).wrapping_sub(1);
+        if shard == self.id {
+            self.listing_part_arrived(id, answer);
+            return;
+        }
+        if let Some(link) = self.link(shard) {
+            link.with_batch(|batch| {
+                let part = batch.put(answer);
+                batch.push(crate::mesh::batch::Record::ListPart { id, part });
+            });
+        }
+    }
+
+    fn answer_node_ask(&self, origin: &[u8], id: u64, answer: &[u8]) {
+        if let Some(cluster) = &self.cluster {
+            cluster.with_out(|out| wire::put_node_answer(out, origin, id, answer));
+        }
+    }
+}
