@@ -299,7 +299,6 @@ pub fn redis_input(data: &[u8]) {
             for record in records {
                 let mut again = Vec::new();
                 match &record {
-                    Record::Interest { .. } => continue,
                     Record::Message(m) => wire::put_message(&mut again, m),
                     Record::Request(r) => wire::put_request(&mut again, r),
                     Record::Response(r) => wire::put_response(&mut again, r),

@@ -127,12 +127,8 @@ metrics! {
     HistoryOverflows = "history_overflows", counter;
     /// Requests this shard has on their way to Redis.
     HistoryPending = "history_pending", gauge;
-    /// Publications this shard handed the cluster for other nodes.
-    ClusterOut = "cluster_out", counter;
-    /// Publications from other nodes this shard routed.
+    /// Records (publications, requests, responses, asks) from other nodes this shard took.
     ClusterIn = "cluster_in", counter;
-    /// Publications for other nodes dropped because the cluster thread was far behind.
-    ClusterDropped = "cluster_dropped", counter;
     /// Batches from other nodes that were not well formed (dropped).
     ClusterMalformed = "cluster_malformed", counter;
     /// Service instances whose connection is on this shard.

@@ -3,8 +3,10 @@
 //! each other, with a sequence number so a node that missed one reads the whole set again —
 //! and sends a publication only to the nodes that want it, one Redis message per node per batch
 //! on that node's channel. Other nodes stand in every shard's interest replica as one pseudo
-//! shard, [`REMOTE`]: a publish that reaches it goes to this node's cluster thread, which picks
-//! the nodes (every node with plain interest, one node per queue group). A node silent for
+//! shard ([`remote_id`], one past the real shards), and are one more outgoing link of every
+//! shard: a publish routed to it goes into that link's mesh batch like a forward to another
+//! shard, and the link's flusher hands the batch to this node's cluster thread, which picks the
+//! nodes (every node with plain interest, one node per queue group). A node silent for
 //! `node_timeout_ms` is gone and its interest with it.
 //!
 //! Two threads: `cluster-out` owns a connection for commands (interest changes, heartbeats,
@@ -18,7 +20,7 @@ pub mod options;
 mod outbound;
 pub(crate) mod wire;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 
@@ -29,15 +31,30 @@ use crate::bridge::RedisConfig;
 use crate::routing::{InterestChange, ShardId};
 pub use options::ClusterConfig;
 
-/// The pseudo shard other nodes stand for in every shard's interest replica.
-pub(crate) const REMOTE: ShardId = ShardId::MAX;
+/// The pseudo shard other nodes stand for in the interest replicas of a node of `shards`
+/// shards: one past the last real shard (so it is a link index, after the shards' own).
+pub(crate) fn remote_id(shards: usize) -> ShardId {
+    ShardId::try_from(shards).unwrap_or(ShardId::MAX)
+}
 
-/// Bytes of publications waiting for the cluster thread past which a shard drops publications
-/// to other nodes (counted in `cluster_dropped`) instead of holding more.
+/// Bytes waiting for the cluster thread past which a shard's cluster link stops handing it
+/// batches (and, once its open batch is congested, readers pause: the mesh's backpressure).
 const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// Emptied record buffers kept for the shards to reuse.
 const SPARE_BUFFERS: usize = 64;
+
+/// Emptied mesh batches kept per shard for its cluster link.
+const SPARE_BATCHES: usize = 8;
+
+/// What a shard hands `cluster-out`.
+#[derive(Debug)]
+enum Uplink {
+    /// The cluster link's batch: interest changes, publications, requests (mesh records).
+    Batch(crate::mesh::batch::Batch),
+    /// Records addressed to one node (`wire` layout): responses, node asks and answers.
+    Records(Vec<u8>),
+}
 
 /// What the cluster threads hand a shard.
 #[derive(Debug)]
@@ -70,16 +87,24 @@ pub(crate) struct NodeView {
 #[derive(Debug)]
 pub(crate) struct Cluster {
     node: String,
-    /// Shards' record buffers (interest changes and publications), in order per shard.
-    uplink: SegQueue<(ShardId, Vec<u8>)>,
+    /// What the shards hand `cluster-out`, in order per shard.
+    uplink: SegQueue<(ShardId, Uplink)>,
     queued_bytes: AtomicUsize,
     spare: ArrayQueue<Vec<u8>>,
+    /// Per shard, emptied batches back from `cluster-out`.
+    spare_batches: Vec<ArrayQueue<crate::mesh::batch::Batch>>,
+    /// The pseudo shard the other nodes are.
+    remote: ShardId,
     /// What `cluster-in` heard on the cluster channel, for `cluster-out`.
     heard: SegQueue<inbound::Heard>,
     inboxes: Vec<Inbox>,
     /// The other nodes, as `cluster-out` last saw them.
     view: Mutex<Vec<NodeView>>,
     connected: AtomicBool,
+    /// Records sent to other nodes, and publications the shards' links dropped while Redis was
+    /// away (`cluster-out`'s counts: no shard writes them).
+    sent: AtomicU64,
+    lost: AtomicU64,
     stopping: AtomicBool,
     out_thread: OnceLock<std::thread::Thread>,
     handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -101,10 +126,16 @@ impl Cluster {
             uplink: SegQueue::new(),
             queued_bytes: AtomicUsize::new(0),
             spare: ArrayQueue::new(SPARE_BUFFERS),
+            spare_batches: (0..shards)
+                .map(|_| ArrayQueue::new(SPARE_BATCHES))
+                .collect(),
+            remote: remote_id(shards),
             heard: SegQueue::new(),
             inboxes: (0..shards).map(|_| Inbox::default()).collect(),
             view: Mutex::new(Vec::new()),
             connected: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             out_thread: OnceLock::new(),
             handles: Mutex::new(Vec::new()),
@@ -144,6 +175,14 @@ impl Cluster {
         self.connected.load(Ordering::Acquire)
     }
 
+    /// Records sent to other nodes so far, and publications for them lost while Redis was away.
+    pub(crate) fn traffic(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.lost.load(Ordering::Relaxed),
+        )
+    }
+
     /// The other nodes, as last seen.
     pub(crate) fn nodes(&self) -> Vec<NodeView> {
         self.view.lock().map(|v| v.clone()).unwrap_or_default()
@@ -154,17 +193,33 @@ impl Cluster {
         self.spare.pop().unwrap_or_default()
     }
 
-    /// Whether publications to other nodes should be dropped: the thread is this far behind.
+    /// Whether `cluster-out` is so far behind that the shards should wait.
     pub(crate) fn is_backed_up(&self) -> bool {
         self.queued_bytes.load(Ordering::Relaxed) > MAX_QUEUED_BYTES
     }
 
-    /// Hands a shard's records to `cluster-out` and wakes it.
-    pub(crate) fn submit(&self, shard: ShardId, records: Vec<u8>) {
+    /// Hands a shard's node-addressed records to `cluster-out` and wakes it.
+    pub(crate) fn submit_records(&self, shard: ShardId, records: Vec<u8>) {
         self.queued_bytes
             .fetch_add(records.len(), Ordering::Relaxed);
-        self.uplink.push((shard, records));
+        self.uplink.push((shard, Uplink::Records(records)));
         self.wake_out();
+    }
+
+    /// Hands a shard's cluster-link batch to `cluster-out` and wakes it.
+    pub(crate) fn submit_batch(&self, shard: ShardId, batch: crate::mesh::batch::Batch) {
+        self.queued_bytes
+            .fetch_add(batch.byte_len(), Ordering::Relaxed);
+        self.uplink.push((shard, Uplink::Batch(batch)));
+        self.wake_out();
+    }
+
+    /// An empty batch for shard `shard`'s cluster link.
+    pub(crate) fn spare_batch(&self, shard: ShardId) -> crate::mesh::batch::Batch {
+        self.spare_batches
+            .get(usize::from(shard))
+            .and_then(ArrayQueue::pop)
+            .unwrap_or_default()
     }
 
     fn wake_out(&self) {
@@ -173,11 +228,23 @@ impl Cluster {
         }
     }
 
-    /// Gives an emptied buffer back for reuse.
-    fn recycle(&self, mut buffer: Vec<u8>) {
-        self.queued_bytes.fetch_sub(buffer.len(), Ordering::Relaxed);
-        buffer.clear();
-        let _ = self.spare.push(buffer);
+    /// Gives a taken uplink item's buffers back for reuse.
+    fn recycle(&self, shard: ShardId, item: Uplink) {
+        match item {
+            Uplink::Records(mut buffer) => {
+                self.queued_bytes.fetch_sub(buffer.len(), Ordering::Relaxed);
+                buffer.clear();
+                let _ = self.spare.push(buffer);
+            }
+            Uplink::Batch(mut batch) => {
+                self.queued_bytes
+                    .fetch_sub(batch.byte_len(), Ordering::Relaxed);
+                batch.clear();
+                if let Some(spare) = self.spare_batches.get(usize::from(shard)) {
+                    let _ = spare.push(batch);
+                }
+            }
+        }
     }
 
     /// Hands `item` to shard `shard` and wakes it.

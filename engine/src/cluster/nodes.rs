@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use super::REMOTE;
 use crate::fast_map::FastMap;
-use crate::routing::{InterestChange, MatchCache, Matches, SubscriptionTrie};
+use crate::routing::{InterestChange, MatchCache, Matches, ShardId, SubscriptionTrie};
 
 /// A pattern and its queue group.
 pub(crate) type Key = (Box<[u8]>, Option<Box<str>>);
@@ -49,6 +48,8 @@ pub(super) struct Nodes {
     counts: FastMap<Key, u32>,
     turns: FastMap<Box<str>, usize>,
     request_turn: usize,
+    /// The pseudo shard the changes for the shards name.
+    remote: ShardId,
 }
 
 /// One node a publication goes to: whether its plain subscribers get it, and the groups (by
@@ -60,8 +61,9 @@ pub(super) struct Pick {
     pub(super) groups: SmallVec<[u16; 2]>,
 }
 
-impl Default for Nodes {
-    fn default() -> Nodes {
+impl Nodes {
+    /// No nodes yet; changes for the shards name pseudo shard `remote`.
+    pub(super) fn new(remote: ShardId) -> Nodes {
         Nodes {
             nodes: FastMap::default(),
             names: FastMap::default(),
@@ -71,11 +73,10 @@ impl Default for Nodes {
             counts: FastMap::default(),
             turns: FastMap::default(),
             request_turn: 0,
+            remote,
         }
     }
-}
 
-impl Nodes {
     /// How a change or heartbeat numbered `seq` from `node` is to be taken (heartbeats carry
     /// the last change's number: a higher one means a change was missed).
     pub(super) fn verdict(
@@ -203,7 +204,7 @@ impl Nodes {
         let count = self.counts.entry(key.clone()).or_insert(0);
         *count += 1;
         if *count == 1 || key.1.is_some() {
-            out.push(change(key, true));
+            out.push(change(self.remote, key, true));
         }
     }
 
@@ -219,7 +220,7 @@ impl Nodes {
             self.counts.remove(key);
         }
         if last || key.1.is_some() {
-            out.push(change(key.clone(), false));
+            out.push(change(self.remote, key.clone(), false));
         }
     }
 
@@ -330,9 +331,9 @@ impl Nodes {
     }
 }
 
-fn change((pattern, queue): Key, gained: bool) -> InterestChange {
+fn change(remote: ShardId, (pattern, queue): Key, gained: bool) -> InterestChange {
     InterestChange {
-        shard: REMOTE,
+        shard: remote,
         pattern,
         queue,
         gained,
@@ -360,7 +361,7 @@ mod tests {
     #[test]
     fn changes_apply_in_order_and_a_gap_or_a_new_start_reads_the_node_again() {
         let now = Instant::now();
-        let mut nodes = Nodes::default();
+        let mut nodes = Nodes::new(2);
         let mut out = Vec::new();
         assert_eq!(nodes.verdict("east", 1, 1, true, now), Verdict::Resync);
         nodes.replace("east", 1, 1, vec![key("a.*", None)], now, &mut out);
@@ -417,7 +418,7 @@ mod tests {
     #[test]
     fn plain_interest_reaches_every_node_and_a_group_one_node_in_turn() {
         let now = Instant::now();
-        let mut nodes = Nodes::default();
+        let mut nodes = Nodes::new(2);
         let mut out = Vec::new();
         nodes.replace(
             "east",

@@ -16,6 +16,7 @@ use super::nodes::{Key, Nodes, Pick, Verdict};
 use super::{Cluster, ClusterConfig, wire};
 use crate::bridge::RedisConfig;
 use crate::fast_map::FastMap;
+use crate::mesh::batch::{Batch, Record as MeshRecord};
 use crate::routing::InterestChange;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -79,6 +80,8 @@ struct State {
     /// origin shard's records stay in one batch, which one shard of the receiver takes in order).
     out: FastMap<(u32, u16), Vec<u8>>,
     changes: Vec<InterestChange>,
+    /// Records put in this round's batches.
+    records_out: u64,
     change: Script,
     heartbeat: Script,
 }
@@ -86,10 +89,11 @@ struct State {
 pub(super) fn run(cluster: &Cluster, client: &Client, settings: &Settings) {
     let mut state = State {
         own: FastMap::default(),
-        nodes: Nodes::default(),
+        nodes: Nodes::new(cluster.remote),
         picks: Vec::new(),
         out: FastMap::default(),
         changes: Vec::new(),
+        records_out: 0,
         change: Script::new(CHANGE),
         heartbeat: Script::new(HEARTBEAT),
     };
@@ -119,6 +123,8 @@ pub(super) fn run(cluster: &Cluster, client: &Client, settings: &Settings) {
         let retry_at = Instant::now() + backoff;
         while !cluster.stopping() && Instant::now() < retry_at {
             take_shards_records(cluster, settings, &mut state, None);
+            cluster.lost.fetch_add(state.records_out, Ordering::Relaxed);
+            state.records_out = 0;
             state.out.clear();
             std::thread::park_timeout(retry_at.saturating_duration_since(Instant::now()));
         }
@@ -196,6 +202,8 @@ fn serve(
                 *view = state.nodes.view(now);
             }
         }
+        cluster.sent.fetch_add(state.records_out, Ordering::Relaxed);
+        state.records_out = 0;
         for ((index, _), batch) in state.out.drain() {
             if let Some(name) = state.nodes.name(index) {
                 pipe.cmd("PUBLISH")
@@ -217,9 +225,10 @@ fn serve(
     }
 }
 
-/// Takes every buffer the shards handed over: interest changes counted into the node's own
-/// interest (each node-level flip announced through `pipe`, when connected), publications
-/// routed into the per-node batches. Returns whether there was any.
+/// Takes everything the shards handed over: interest changes counted into the node's own
+/// interest (each node-level flip announced through `pipe`, when connected), publications and
+/// requests routed into the per-node batches, node-addressed records to their node. Returns
+/// whether there was any.
 fn take_shards_records(
     cluster: &Cluster,
     settings: &Settings,
@@ -227,62 +236,118 @@ fn take_shards_records(
     mut pipe: Option<(&mut redis::Pipeline, u64)>,
 ) -> bool {
     let mut any = false;
-    while let Some((shard, records)) = cluster.uplink.pop() {
+    while let Some((shard, item)) = cluster.uplink.pop() {
         any = true;
-        for record in wire::Records::new(&records) {
-            match record {
-                wire::Record::Interest {
-                    gained,
-                    pattern,
-                    queue,
-                } => {
-                    let key: Key = (pattern.into(), queue.map(Into::into));
-                    if own_flip(&mut state.own, &key, gained)
-                        && let Some((pipe, incarnation)) = pipe.as_mut()
-                    {
-                        announce(pipe, state, settings, cluster, *incarnation, &key, gained);
-                    }
+        match &item {
+            super::Uplink::Batch(batch) => {
+                for record in batch.records() {
+                    take_link_record(cluster, settings, state, &mut pipe, shard, batch, record);
                 }
-                wire::Record::Message(message) => route(cluster, state, shard, &message),
-                wire::Record::Request(request) => {
-                    if let Some(node) = state.nodes.pick_responder(request.subject) {
-                        wire::put_request(batch_for(cluster, state, node, shard), &request);
-                    }
-                }
-                wire::Record::NodeAsk { id, kind, body } => {
-                    let nodes = state.nodes.indexes();
-                    for &node in &nodes {
-                        wire::put_node_ask(batch_for(cluster, state, node, shard), id, kind, body);
-                    }
-                    cluster.to_shard(
-                        shard,
-                        super::ToShard::Asked {
-                            id,
-                            nodes: nodes.len(),
-                        },
-                    );
-                }
-                wire::Record::NodeAnswer { node, id, body } => {
-                    if let Some(node) = state.nodes.index_of(node) {
-                        let batch = batch_for(cluster, state, node, shard);
-                        wire::put_node_answer(batch, &[], id, body);
-                    }
-                }
-                wire::Record::Response(response) => {
-                    // A node that is gone takes nothing: its requester timed out or left.
-                    if let Some(node) = state.nodes.index_of(response.node) {
-                        let response = wire::Response {
-                            node: &[],
-                            ..response
-                        };
-                        wire::put_response(batch_for(cluster, state, node, shard), &response);
-                    }
+            }
+            super::Uplink::Records(records) => {
+                for record in wire::Records::new(records) {
+                    take_addressed(cluster, state, shard, record);
                 }
             }
         }
-        cluster.recycle(records);
+        cluster.recycle(shard, item);
     }
     any
+}
+
+/// One record of a shard's cluster link: what a forward to another shard would carry.
+fn take_link_record(
+    cluster: &Cluster,
+    settings: &Settings,
+    state: &mut State,
+    pipe: &mut Option<(&mut redis::Pipeline, u64)>,
+    shard: u16,
+    batch: &Batch,
+    record: &MeshRecord,
+) {
+    match record {
+        MeshRecord::Interest(change) => {
+            let key: Key = (change.pattern.clone(), change.queue.clone());
+            if own_flip(&mut state.own, &key, change.gained)
+                && let Some((pipe, incarnation)) = pipe.as_mut()
+            {
+                announce(
+                    pipe,
+                    state,
+                    settings,
+                    cluster,
+                    *incarnation,
+                    &key,
+                    change.gained,
+                );
+            }
+        }
+        MeshRecord::Deliver { msg, plain, groups } => {
+            let message = wire::Message {
+                subject: batch.get(msg.subject),
+                headers: batch.get(msg.headers),
+                payload: batch.get(msg.payload),
+                flags: msg.flags,
+                plain: *plain,
+                groups: batch.get(*groups),
+            };
+            route(cluster, state, shard, &message);
+        }
+        MeshRecord::Request {
+            msg,
+            token,
+            timeout_ms,
+        } => {
+            let request = wire::Request {
+                subject: batch.get(msg.subject),
+                headers: batch.get(msg.headers),
+                payload: batch.get(msg.payload),
+                flags: msg.flags,
+                token: *token,
+                timeout_ms: *timeout_ms,
+            };
+            if let Some(node) = state.nodes.pick_responder(request.subject) {
+                wire::put_request(batch_for(cluster, state, node, shard), &request);
+            }
+        }
+        // The rest (a requester's `ReplyEnded`, events) has no meaning for other nodes.
+        _ => {}
+    }
+}
+
+/// One node-addressed record of a shard: to its node, or to every node (a node ask).
+fn take_addressed(cluster: &Cluster, state: &mut State, shard: u16, record: wire::Record<'_>) {
+    match record {
+        wire::Record::NodeAsk { id, kind, body } => {
+            let nodes = state.nodes.indexes();
+            for &node in &nodes {
+                wire::put_node_ask(batch_for(cluster, state, node, shard), id, kind, body);
+            }
+            cluster.to_shard(
+                shard,
+                super::ToShard::Asked {
+                    id,
+                    nodes: nodes.len(),
+                },
+            );
+        }
+        wire::Record::NodeAnswer { node, id, body } => {
+            if let Some(node) = state.nodes.index_of(node) {
+                wire::put_node_answer(batch_for(cluster, state, node, shard), &[], id, body);
+            }
+        }
+        wire::Record::Response(response) => {
+            // A node that is gone takes nothing: its requester timed out or left.
+            if let Some(node) = state.nodes.index_of(response.node) {
+                let response = wire::Response {
+                    node: &[],
+                    ..response
+                };
+                wire::put_response(batch_for(cluster, state, node, shard), &response);
+            }
+        }
+        wire::Record::Message(_) | wire::Record::Request(_) => {}
+    }
 }
 
 /// Counts a shard's change into the node's interest; true when the node's interest flipped.
@@ -332,13 +397,14 @@ fn announce(
     pipe.ignore();
 }
 
-/// The batch being built for `node` this round, started with its header.
+/// The batch being built for `node` this round, started with its header, for one more record.
 fn batch_for<'a>(
     cluster: &Cluster,
     state: &'a mut State,
     node: u32,
     shard: u16,
 ) -> &'a mut Vec<u8> {
+    state.records_out += 1;
     let batch = state.out.entry((node, shard)).or_default();
     if batch.is_empty() {
         wire::put_batch_header(batch, cluster.node(), shard);
@@ -354,6 +420,7 @@ fn route(cluster: &Cluster, state: &mut State, shard: u16, message: &wire::Messa
         message.groups,
         &mut state.picks,
     );
+    state.records_out += state.picks.len() as u64;
     for pick in &state.picks {
         let batch = state.out.entry((pick.node, shard)).or_default();
         if batch.is_empty() {

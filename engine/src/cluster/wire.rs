@@ -1,12 +1,9 @@
-//! The cluster's byte layouts. Records a shard hands the cluster thread (interest changes and
-//! publications, in one buffer per poll cycle, in the order they happened) and the batches one
-//! node publishes to another's channel (publications only, after a one-byte version and the
-//! origin shard). Every length is checked when read: a batch from Redis is never trusted to be
+//! The cluster's byte layouts: the records a shard addresses to one node (responses, node asks
+//! and their answers; its interest, publications and requests travel as mesh records on its
+//! cluster link) and the batches one node publishes to another's channel (after a one-byte
+//! version and the origin node and shard). Every length is checked when read: a batch from Redis is never trusted to be
 //! well formed.
 
-use crate::routing::InterestChange;
-
-const INTEREST: u8 = 1;
 const MESSAGE: u8 = 2;
 const REQUEST: u8 = 3;
 const RESPONSE: u8 = 4;
@@ -21,11 +18,6 @@ pub(crate) const BATCH_VERSION: u8 = 1;
 /// One record read back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Record<'a> {
-    Interest {
-        gained: bool,
-        pattern: &'a [u8],
-        queue: Option<&'a str>,
-    },
     Message(Message<'a>),
     Request(Request<'a>),
     Response(Response<'a>),
@@ -79,17 +71,6 @@ pub(crate) struct Message<'a> {
     pub(crate) flags: u8,
     pub(crate) plain: bool,
     pub(crate) groups: &'a [u8],
-}
-
-/// Appends an interest change.
-pub(crate) fn put_interest(out: &mut Vec<u8>, change: &InterestChange) {
-    let queue = change.queue.as_deref().unwrap_or("");
-    out.push(INTEREST);
-    out.push(u8::from(change.gained));
-    put_len16(out, change.pattern.len());
-    out.extend_from_slice(&change.pattern);
-    put_len16(out, queue.len());
-    out.extend_from_slice(queue.as_bytes());
 }
 
 /// Appends a publication.
@@ -263,18 +244,6 @@ impl<'a> Records<'a> {
 
     fn record(&mut self) -> Option<Record<'a>> {
         match self.u8()? {
-            INTEREST => {
-                let gained = self.u8()? == 1;
-                let pattern_len = self.len16()?;
-                let pattern = self.take(pattern_len)?;
-                let queue_len = self.len16()?;
-                let queue = std::str::from_utf8(self.take(queue_len)?).ok()?;
-                Some(Record::Interest {
-                    gained,
-                    pattern,
-                    queue: (!queue.is_empty()).then_some(queue),
-                })
-            }
             MESSAGE => {
                 let flags = self.u8()?;
                 let plain = self.u8()? == 1;
@@ -366,13 +335,6 @@ mod tests {
     #[test]
     fn records_read_back_as_written_and_a_cut_one_ends_the_reading() {
         let mut out = Vec::new();
-        let change = InterestChange {
-            shard: 1,
-            pattern: b"a.*".as_slice().into(),
-            queue: Some("workers".into()),
-            gained: true,
-        };
-        put_interest(&mut out, &change);
         let message = Message {
             subject: b"a.b",
             headers: b"h",
@@ -404,11 +366,6 @@ mod tests {
         assert_eq!(
             read,
             vec![
-                Record::Interest {
-                    gained: true,
-                    pattern: b"a.*",
-                    queue: Some("workers"),
-                },
                 Record::Message(message),
                 Record::Request(request),
                 Record::Response(response),
@@ -417,7 +374,7 @@ mod tests {
         for cut in 0..out.len() {
             // Never a panic, never a whole record past the cut.
             let count = Records::new(&out[..cut]).count();
-            assert!(count <= 3, "{cut}");
+            assert!(count <= 2, "{cut}");
         }
         assert_eq!(Records::new(&[9, 9, 9]).count(), 0);
     }

@@ -46,10 +46,13 @@ pub(crate) fn cluster(shared: &Shared) -> serde_json::Value {
     let Some(cluster) = shared.cluster() else {
         return serde_json::json!({ "enabled": false });
     };
+    let (sent, lost) = cluster.traffic();
     serde_json::json!({
         "enabled": true,
         "node": cluster.node(),
         "connected": cluster.is_connected(),
+        "sent": sent,
+        "lost": lost,
         "nodes": cluster.nodes(),
     })
 }

@@ -48,6 +48,27 @@ impl PeerLink {
         self.room.notified().await;
     }
 
+    /// The flusher of a shard's link to the other nodes of a cluster: hands the open batch to
+    /// `cluster-out` whenever it has records, waiting while `cluster-out` is far behind.
+    pub(crate) async fn run_cluster_flusher(&self, cluster: &crate::cluster::Cluster, shard: u16) {
+        loop {
+            let has_work = self.has_work.notified();
+            if self.open.borrow().is_empty() {
+                has_work.await;
+                continue;
+            }
+            while cluster.is_backed_up() {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let next = cluster.spare_batch(shard);
+            let batch = std::mem::replace(&mut *self.open.borrow_mut(), next);
+            cluster.submit_batch(shard, batch);
+            self.room.notify();
+            // Once per poll cycle, as the mesh's flusher: the cycle's records travel together.
+            glommio::yield_if_needed().await;
+        }
+    }
+
     /// The flusher: sends the open batch whenever it has records, one channel item per batch.
     /// Ends when the peer's receiving side is gone (the peer shard stopped).
     /// Emptied batches come back through `pool` and become the next open batch.

@@ -104,9 +104,19 @@ pub struct Router<V = SubKey> {
     replica: InterestReplica,
     group_turns: FastMap<Box<str>, usize>,
     request_turn: usize,
+    /// The pseudo shard that stands for the other nodes of a cluster in the replica.
+    other_nodes: ShardId,
 }
 
 impl<V: Subscriber> Router<V> {
+    /// Names the pseudo shard that stands for the other nodes of a cluster: requests go to it
+    /// only when no shard of this node has a responder, and what arrives from other nodes is
+    /// never routed back to it.
+    pub fn with_other_nodes(mut self, id: ShardId) -> Router<V> {
+        self.other_nodes = id;
+        self
+    }
+
     /// Empty state for `shard`, with caches of `cache_capacity` subjects.
     pub fn new(shard: ShardId, cache_capacity: usize) -> Router<V> {
         Router {
@@ -118,6 +128,7 @@ impl<V: Subscriber> Router<V> {
             replica: InterestReplica::new(cache_capacity),
             group_turns: FastMap::default(),
             request_turn: 0,
+            other_nodes: ShardId::MAX,
         }
     }
 
@@ -273,16 +284,16 @@ impl<V: Subscriber> Router<V> {
 
     /// Routes a publication another node sent: every plain subscriber on this node's shards if
     /// `plain`, and one member of each group in `groups` among this node's members; never
-    /// back to other nodes (the pseudo shard `not_to`).
+    /// back to other nodes.
     pub fn route_arrived(
         &mut self,
         subject: &[u8],
         plain: bool,
         groups: &[u8],
-        not_to: ShardId,
         route: &mut Route<V>,
     ) {
         route.clear();
+        let not_to = self.other_nodes;
         let (cache, trie, replica) = (&mut self.cache, &self.trie, &mut self.replica);
         let (local, remote) = self.publish_cache.get_or_insert_with(subject, || {
             (cache.get(trie, subject), replica.shards_for(subject))
@@ -331,8 +342,8 @@ impl<V: Subscriber> Router<V> {
     }
 
     /// Picks one responder for a request from `requester` among every subscription of
-    /// `subject` on every shard, plain or in a group, rotating. Other nodes (the pseudo shard
-    /// `ShardId::MAX`) get it only when this node has no responder at all, and only with
+    /// `subject` on every shard, plain or in a group, rotating. Other nodes (their pseudo
+    /// shard) get it only when this node has no responder at all, and only with
     /// `other_nodes` (a request that came from another node is never sent on to a third).
     pub fn route_request(
         &mut self,
@@ -352,7 +363,8 @@ impl<V: Subscriber> Router<V> {
                 .filter(eligible)
         };
         // This node's shards first: other nodes are asked only when none of them can answer.
-        let real = |shard: &&ShardId| **shard != ShardId::MAX;
+        let nodes = self.other_nodes;
+        let real = |shard: &&ShardId| **shard != nodes;
         let remote_all = || {
             remote
                 .plain
@@ -363,10 +375,10 @@ impl<V: Subscriber> Router<V> {
         let local_count = local_all().count();
         let total = local_count + remote_all().count();
         if total == 0 {
-            let elsewhere = remote.plain.contains(&ShardId::MAX)
-                || remote.queues.iter().any(|(_, m)| m.contains(&ShardId::MAX));
+            let elsewhere = remote.plain.contains(&nodes)
+                || remote.queues.iter().any(|(_, m)| m.contains(&nodes));
             return if other_nodes && elsewhere {
-                Responder::Remote(ShardId::MAX)
+                Responder::Remote(nodes)
             } else {
                 Responder::None
             };

@@ -1,19 +1,20 @@
-//! A shard as part of a node of a cluster (ARCHITECTURE.md, *Nodes over Redis*): its interest
-//! changes and its publications that other nodes want (the route's pseudo shard `REMOTE`) go
-//! into one buffer per poll cycle for `cluster-out`, in the order they happened; the other
-//! nodes' interest changes and the batches of their publications come back here. A batch from
-//! another node is routed like a forwarded publication, to this node's subscribers only, never
-//! back out to the cluster.
+//! A shard as part of a node of a cluster (ARCHITECTURE.md, *Nodes over Redis*). The other
+//! nodes are one more outgoing link of the shard (the pseudo shard `cluster::remote_id`): its
+//! interest changes, and the publications and requests its routes send the other nodes, go
+//! into that link's batch like a forward to another shard, and the link's flusher hands each
+//! batch to `cluster-out`. Records addressed to one node (responses, node asks and their
+//! answers) go in a buffer of their own. The other nodes' interest changes and the batches of
+//! their publications come back here; a batch from another node is routed like a forwarded
+//! publication, to this node's subscribers only, never back out to the cluster.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::Shard;
 use super::notify::Notify;
-use crate::cluster::{Cluster, REMOTE, ToShard, wire};
+use crate::cluster::{Cluster, ToShard, wire};
 use crate::metrics::Metric;
-use crate::routing::{InterestChange, Route};
 
 /// A shard's side of the cluster.
 pub(crate) struct ShardCluster {
@@ -21,8 +22,6 @@ pub(crate) struct ShardCluster {
     /// Records for `cluster-out` gathered this poll cycle.
     out: RefCell<Vec<u8>>,
     has_work: Notify,
-    /// Publications dropped since the last warning (the cluster thread far behind).
-    dropping: Cell<bool>,
     /// Requests from other nodes pending here, by their key (`cluster_requests.rs`).
     pub(super) proxies: RefCell<crate::fast_map::FastMap<u64, super::cluster_requests::Proxy>>,
     /// The identity proxies count under (`limits.max_inflight_requests_per_identity`).
@@ -35,7 +34,6 @@ impl ShardCluster {
             cluster,
             out: RefCell::new(Vec::new()),
             has_work: Notify::default(),
-            dropping: Cell::new(false),
             proxies: RefCell::new(crate::fast_map::FastMap::default()),
             identity: Arc::from("$cluster"),
         }
@@ -52,59 +50,22 @@ impl ShardCluster {
 }
 
 impl Shard {
-    /// Tells the cluster of a change in this shard's interest.
-    pub(super) fn cluster_interest(&self, change: &InterestChange) {
-        if let Some(cluster) = &self.cluster {
-            cluster.with_out(|out| wire::put_interest(out, change));
-        }
-    }
-
-    /// Hands a publication whose route reaches other nodes to the cluster (its plain part if
-    /// other nodes have plain interest, and the groups the route picked `REMOTE` for).
-    #[cold]
-    pub(super) fn to_cluster(
-        &self,
-        route: &Route<super::conn::LocalSub>,
-        entries: &[(crate::routing::ShardId, Option<usize>)],
-        (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
-    ) {
+    /// Hands the cluster link's batches to `cluster-out` (a task of its own): the mesh's
+    /// flusher, with the cluster thread for the peer. While `cluster-out` is far behind the
+    /// batch waits (and grows until the link is congested and readers pause, as on the mesh).
+    pub(crate) async fn flush_cluster_link(self: Rc<Self>) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        if cluster.cluster.is_backed_up() {
-            self.metrics.add(Metric::ClusterDropped, 1);
-            if !cluster.dropping.replace(true) {
-                tracing::warn!(
-                    shard = self.id,
-                    "the cluster thread is far behind: dropping publications to other nodes"
-                );
-            }
+        let remote = crate::cluster::remote_id(self.settings.shards);
+        let Some(link) = self.link(remote) else {
             return;
-        }
-        cluster.dropping.set(false);
-        let plain = entries.iter().any(|(_, group)| group.is_none());
-        let mut groups = Vec::new();
-        for (_, group) in entries {
-            if let Some(group) = group {
-                if !groups.is_empty() {
-                    groups.push(b' ');
-                }
-                groups.extend_from_slice(route.group_name(*group).as_bytes());
-            }
-        }
-        let message = wire::Message {
-            subject,
-            headers,
-            payload,
-            flags,
-            plain,
-            groups: &groups,
         };
-        cluster.with_out(|out| wire::put_message(out, &message));
-        self.metrics.add(Metric::ClusterOut, 1);
+        link.run_cluster_flusher(&cluster.cluster, self.id).await;
     }
 
-    /// Hands the records gathered in a poll cycle to `cluster-out` (a task of its own).
+    /// Hands the node-addressed records gathered in a poll cycle to `cluster-out` (a task of
+    /// its own).
     pub(crate) async fn flush_cluster(self: Rc<Self>) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -117,7 +78,7 @@ impl Shard {
             }
             let records =
                 std::mem::replace(&mut *cluster.out.borrow_mut(), cluster.cluster.buffer());
-            cluster.cluster.submit(self.id, records);
+            cluster.cluster.submit_records(self.id, records);
             // Once per poll cycle: let the cycle's other tasks add theirs first.
             glommio::yield_if_needed().await;
         }
@@ -166,14 +127,12 @@ impl Shard {
                     self.node_answer_arrived(id, body);
                     continue;
                 }
-                wire::Record::Interest { .. } => continue,
             };
             let mut route = self.route.borrow_mut();
             self.router.borrow_mut().route_arrived(
                 message.subject,
                 message.plain,
                 message.groups,
-                REMOTE,
                 &mut route,
             );
             let wire::Message {
@@ -187,7 +146,6 @@ impl Shard {
             self.forward(
                 &route,
                 (subject, headers, payload, flags),
-                false,
                 |msg, plain, groups| crate::mesh::batch::Record::Deliver { msg, plain, groups },
             );
         }

@@ -28,14 +28,6 @@ pub(crate) struct Proxy {
 }
 
 impl Shard {
-    /// Sends a request no responder on this node can take to another node.
-    pub(super) fn request_to_cluster(&self, request: &wire::Request<'_>) {
-        if let Some(cluster) = &self.cluster {
-            cluster.with_out(|out| wire::put_request(out, request));
-            self.metrics.add(Metric::ClusterOut, 1);
-        }
-    }
-
     /// A request from node `origin`: one responder on this node gets it, through a proxy.
     pub(super) fn request_arrived(&self, origin: &[u8], request: &wire::Request<'_>) {
         let responder =
@@ -208,6 +200,5 @@ impl Shard {
             flags,
         };
         cluster.with_out(|out| wire::put_response(out, &response));
-        self.metrics.add(Metric::ClusterOut, 1);
     }
 }

@@ -89,7 +89,7 @@ impl Shard {
             .route_publish(subject, 0, true, &mut route);
         self.deliver_events_local(&route.local, subject, payload);
         let message = (subject, &[][..], payload, flags);
-        self.forward(&route, message, false, |msg, plain, groups| Record::Event {
+        self.forward(&route, message, |msg, plain, groups| Record::Event {
             msg,
             plain,
             groups,

@@ -243,8 +243,12 @@ impl Shard {
         let cluster = shared
             .cluster()
             .map(|c| cluster::ShardCluster::new(Arc::clone(c)));
+        let other_nodes = crate::cluster::remote_id(settings.shards);
+        // One link per other shard, then, in a cluster, the link to the other nodes (the pseudo
+        // shard `shards`: `cluster::remote_id`).
         let links = (0..settings.shards)
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
+            .chain(cluster.is_some().then(|| Some(PeerLink::default())))
             .collect();
         Shard {
             id,
@@ -253,7 +257,9 @@ impl Shard {
             metrics,
             links,
             conns: RefCell::new(FastMap::default()),
-            router: RefCell::new(Router::new(id, MATCH_CACHE_SUBJECTS)),
+            router: RefCell::new(
+                Router::new(id, MATCH_CACHE_SUBJECTS).with_other_nodes(other_nodes),
+            ),
             route: RefCell::new(Route::default()),
             requests: RefCell::new(requests),
             replies: RefCell::new(replies::Replies::default()),
@@ -303,7 +309,13 @@ impl Shard {
         self.links.get(usize::from(shard)).and_then(Option::as_ref)
     }
 
+    /// The links to the other shards (not the cluster's).
     fn peers(&self) -> impl Iterator<Item = &PeerLink> {
+        self.links.iter().take(self.settings.shards).flatten()
+    }
+
+    /// Every outgoing link, the cluster's too: what backpressure looks at.
+    fn outgoing(&self) -> impl Iterator<Item = &PeerLink> {
         self.links.iter().flatten()
     }
 
@@ -372,8 +384,7 @@ impl Shard {
     /// Tells every other shard of an interest change.
     fn broadcast(&self, change: Option<InterestChange>) {
         let Some(change) = change else { return };
-        self.cluster_interest(&change);
-        for link in self.peers() {
+        for link in self.outgoing() {
             link.with_batch(|batch| batch.push(Record::Interest(change.clone())));
             self.metrics.add(Metric::ForwardsOut, 1);
         }
@@ -393,7 +404,7 @@ impl Shard {
     /// at once when neither applies. The waiting runs boxed, made only when needed, so its
     /// state (a timer among it) is not part of every connection's task.
     pub(crate) async fn pause_reader(&self) {
-        if self.backlog.borrow().is_empty() && !self.peers().any(|link| link.is_congested()) {
+        if self.backlog.borrow().is_empty() && !self.outgoing().any(|link| link.is_congested()) {
             return;
         }
         let pausing = Box::pin(async {
@@ -406,7 +417,7 @@ impl Shard {
     /// Waits while any outgoing mesh link is congested: the backpressure that stops a
     /// session from reading more input than the mesh can carry.
     async fn wait_for_mesh_room(&self) {
-        while let Some(link) = self.peers().find(|link| link.is_congested()) {
+        while let Some(link) = self.outgoing().find(|link| link.is_congested()) {
             self.metrics.add(Metric::MeshStalls, 1);
             link.room().await;
         }

@@ -154,22 +154,22 @@ impl Shard {
             .route_publish(subject, publisher, echo, &mut route);
         self.deliver_local(&route.local, subject, headers, payload, flags, 0);
         let message = (subject, headers, payload, flags);
-        self.forward(&route, message, true, |msg, plain, groups| {
-            Record::Deliver { msg, plain, groups }
+        self.forward(&route, message, |msg, plain, groups| Record::Deliver {
+            msg,
+            plain,
+            groups,
         });
     }
 
-    /// Sends a routed publication to every other shard `route` names, once per shard with
-    /// its queue groups, as the record `record` makes, and with `to_other_nodes` to the other
-    /// nodes of a cluster when the route names them (the pseudo shard `REMOTE`, the only id
-    /// with no link: the check costs the publish path nothing). Always inlined: it is the
-    /// publish path's (and its record is known where it is called).
+    /// Sends a routed publication to every other shard `route` names (and to the other nodes
+    /// of a cluster, one more link), once per shard with its queue groups, as the record
+    /// `record` makes. Always inlined: it is the publish path's (and its record is known
+    /// where it is called).
     #[inline(always)]
     pub(crate) fn forward(
         &self,
         route: &crate::routing::Route<LocalSub>,
         (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
-        to_other_nodes: bool,
         record: impl Fn(crate::mesh::batch::MessageSpans, bool, crate::mesh::batch::Span) -> Record,
     ) {
         let mut rest = route.remote.as_slice();
@@ -178,9 +178,6 @@ impl Shard {
             let (entries, tail) = rest.split_at(run);
             rest = tail;
             let Some(link) = self.link(shard) else {
-                if to_other_nodes && shard == crate::cluster::REMOTE {
-                    self.to_cluster(route, entries, (subject, headers, payload, flags));
-                }
                 continue;
             };
             let plain = entries.iter().any(|(_, group)| group.is_none());
@@ -333,16 +330,6 @@ impl Shard {
                         });
                     });
                     self.metrics.add(Metric::ForwardsOut, 1);
-                } else if shard == crate::cluster::REMOTE {
-                    let request = crate::cluster::wire::Request {
-                        subject: frame.topic,
-                        headers,
-                        payload: frame.payload,
-                        flags,
-                        token: reply,
-                        timeout_ms,
-                    };
-                    self.request_to_cluster(&request);
                 }
             }
             Responder::None => {}

@@ -29,6 +29,7 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
     glommio::spawn_local(Rc::clone(&shard).publish_events()).detach();
     glommio::spawn_local(Rc::clone(&shard).take_store_answers()).detach();
     glommio::spawn_local(Rc::clone(&shard).flush_cluster()).detach();
+    glommio::spawn_local(Rc::clone(&shard).flush_cluster_link()).detach();
     glommio::spawn_local(Rc::clone(&shard).take_from_cluster()).detach();
     let stopping = shard.stopping.notified();
     glommio::spawn_local(watch::run(Rc::clone(&shard), shard.settings.watch_interval)).detach();
