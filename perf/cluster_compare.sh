@@ -12,14 +12,14 @@
 # median and spread of each and the ratios, and appends the table to perf/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/scripts/common.sh
 
 rounds=${1:-3}
 cores=$(nproc)
 (cd perf/socketio && [ -d node_modules/@socket.io/redis-adapter ] || npm install --no-audit --no-fund --silent)
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-cargo build --release -q --bin shardbus
+cargo build --release -q --bin shardbus --bin shardbus-bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 config=$(mktemp --suffix .toml)
 printf '[[rooms]]\npattern = "bench.>"\n' >"$config"
 redis_port=$(free_port)
@@ -60,10 +60,12 @@ done
 
 bench() { (cd perf/socketio && node room_bench.js "$@"); }
 join_pids() { local IFS=,; echo "$*"; }
+sb_all=$(join_pids "${sb_pids[@]}" "$redis_pid")
+sio_all=$(join_pids "${sio_pids[@]}" "$redis_pid")
 sb=(--target shardbus --url "ws://127.0.0.1:${sb_http[1]}/ws" --publish-url "ws://127.0.0.1:${sb_http[0]}/ws"
-    --server-pid "$(join_pids "${sb_pids[@]}" "$redis_pid")")
+    --server-pid "$sb_all")
 sio=(--target socketio --url "http://127.0.0.1:${sio_ports[1]}" --publish-url "http://127.0.0.1:${sio_ports[0]}"
-     --server-pid "$(join_pids "${sio_pids[@]}" "$redis_pid")")
+     --server-pid "$sio_all")
 
 # name | load arguments (both brokers)
 scenarios=(
@@ -79,21 +81,19 @@ for ((round = 1; round <= rounds; round++)); do
     printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room "bench.room$round" "${load[@]}")" >>"$results"
     printf '%s\tsocketio\t%s\n' "$name" "$(bench "${sio[@]}" --room "bench.room$round" "${load[@]}")" >>"$results"
   done
+  # The Rust load tool (lighter than Node: the brokers, not the tool, are what is measured).
+  name="across nodes, shardbus-bench room: 1,000 members, window 64"
+  echo "round $round: $name" >&2
+  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_all" --target "ws://127.0.0.1:${sb_http[1]}" \
+    -n 2000 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
+  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
+    -n 300 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
 done
 table=$(python3 perf/scripts/room_table.py "$results")
 echo "$table"
 if [ "${RESULTS:-1}" != 0 ]; then
-  section=$(mktemp)
-  {
-    echo "## $(date -u +%Y-%m-%d) — across nodes: shardbus over Redis vs Socket.IO 4 with its Redis adapter (perf/cluster_compare.sh)"
-    echo
-    echo "- Command: \`perf/cluster_compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- shardbus $(git rev-parse --short HEAD): two nodes of one shard each (spin 0) over redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') with @socket.io/redis-adapter $(cd perf/socketio && node -p 'require("@socket.io/redis-adapter/package.json").version') on Node $(node --version), two processes, websocket transport. Members on node 2, the publisher on node 1: every delivery crossed Redis. Load: perf/socketio/room_bench.js (Node, 2 processes) on the same cores, 64-byte payloads. Server CPU: both nodes and Redis."
-    echo
-    echo "$table"
-    echo
-  } >"$section"
-  python3 perf/scripts/insert_section.py "$section"
-  rm -f "$section"
+  results_section "across nodes: shardbus over Redis vs Socket.IO 4 with its Redis adapter (perf/cluster_compare.sh)" "$table" \
+    "Command: \`perf/cluster_compare.sh $rounds\` ($rounds rounds, alternating). $(machine)." \
+    "shardbus $(git rev-parse --short HEAD): two nodes of one shard each (spin 0) over redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') with @socket.io/redis-adapter $(cd perf/socketio && node -p 'require("@socket.io/redis-adapter/package.json").version') on Node $(node --version), two processes, websocket transport. Members on node 2, the publisher on node 1: every delivery crossed Redis. Load on the same cores: perf/socketio/room_bench.js (Node, 2 processes) and \`shardbus-bench room --publish-to\` (Rust, one reader thread), 64-byte payloads. Server CPU: both nodes and Redis."
 fi
 rm -f "$results"

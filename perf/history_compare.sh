@@ -11,13 +11,13 @@
 # members of a room with 1,000 publications of history, 64 messages in flight, 64-byte payloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/scripts/common.sh
 
 rounds=${1:-3}
 cores=$(nproc)
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 cargo build --release -q --bin shardbus --bin shardbus-bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 config=$(mktemp --suffix .toml)
 printf '[[rooms]]\npattern = "hist.>"\nhistory_size = 1000\nrecover = true\n' >"$config"
 redis_port=$(free_port)
@@ -33,7 +33,6 @@ cleanup() {
 trap cleanup EXIT
 until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; do sleep 0.1; done
 
-cpu() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 # One broker with history in `$1`, one load; prints room_bench.js's fields.
 run() {
   local backend=$1 members=$2 room=$3 http
@@ -43,20 +42,10 @@ run() {
     2>/tmp/history-compare-shardbus.log &
   sb_pid=$!
   until (exec 3<>"/dev/tcp/127.0.0.1/$http") 2>/dev/null; do sleep 0.1; done
-  local before after report
-  before=$(cpu "$sb_pid")
-  report=$(target/release/shardbus-bench --json --target "ws://127.0.0.1:$http" -n 2000 -s 64 room -m "$members" -w 64 --room "$room")
-  after=$(cpu "$sb_pid")
+  rust_room "$sb_pid" --target "ws://127.0.0.1:$http" -n 2000 -s 64 room -m "$members" -w 64 --room "$room"
   kill "$sb_pid"
   wait "$sb_pid" 2>/dev/null || true
   sb_pid=
-  python3 -c '
-import json, sys
-r = json.loads(sys.argv[1]); cpu = float(sys.argv[3]) - float(sys.argv[2])
-print(json.dumps({"deliveries_per_s": r["received_per_sec"], "p50_us": r["latency"]["p50_us"],
-    "p99_us": r["latency"]["p99_us"], "p999_us": r["latency"]["p999_us"],
-    "lost": r["missing"], "server_cpu_us_per_delivery": cpu * 1e6 / max(r["received"], 1)}))
-' "$report" "$before" "$after"
 }
 
 results=$(mktemp)
@@ -72,17 +61,8 @@ done
 table=$(python3 perf/scripts/room_table.py "$results" | sed '1s/| shardbus (median, min–max) | Socket.IO (median, min–max) | shardbus \/ Socket.IO |/| history in Redis (median, min–max) | history in memory (median, min–max) | Redis \/ memory |/')
 echo "$table"
 if [ "${RESULTS:-1}" != 0 ]; then
-  section=$(mktemp)
-  {
-    echo "## $(date -u +%Y-%m-%d) — history rooms: history in Redis Streams vs in memory (perf/history_compare.sh)"
-    echo
-    echo "- Command: \`perf/history_compare.sh $rounds\` ($rounds rounds, the two backends alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores), one broker at a time; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') beside it, no persistence. Load: \`shardbus-bench room\` (Rust) on the same cores, 2,000 publications of 64 bytes per run. Server CPU is the broker's only (Redis's is not counted)."
-    echo
-    echo "$table"
-    echo
-  } >"$section"
-  python3 perf/scripts/insert_section.py "$section"
-  rm -f "$section"
+  results_section "history rooms: history in Redis Streams vs in memory (perf/history_compare.sh)" "$table" \
+    "Command: \`perf/history_compare.sh $rounds\` ($rounds rounds, the two backends alternating). $(machine)." \
+    "shardbus $(git rev-parse --short HEAD) (--shards $cores), one broker at a time; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') beside it, no persistence. Load: \`shardbus-bench room\` (Rust) on the same cores, 2,000 publications of 64 bytes per run. Server CPU is the broker's only (Redis's is not counted)."
 fi
 rm -f "$results"

@@ -14,6 +14,7 @@
 # and appends the table to perf/RESULTS.md with the command, nproc, CPU model and date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/scripts/common.sh
 
 rounds=${1:-3}
 cores=$(nproc)
@@ -22,7 +23,6 @@ if [ ! -d perf/socketio/node_modules ]; then
 fi
 cargo build --release -q --bin shardbus --bin shardbus-bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 config=$(mktemp --suffix .toml)
 cat >"$config" <<'EOF'
 [[rooms]]
@@ -52,24 +52,6 @@ for _ in $(seq 100); do
 done
 
 bench() { (cd perf/socketio && node room_bench.js "$@"); }
-# CPU seconds (user + system) a process has used, from /proc (USER_HZ 100).
-cpu() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
-# shardbus-bench room against one broker, reported in room_bench.js's fields.
-rust_room() {
-  local pid=$1 target=$2
-  shift 2
-  local before after report
-  before=$(cpu "$pid")
-  report=$(target/release/shardbus-bench --json --target "$target" "$@")
-  after=$(cpu "$pid")
-  python3 -c '
-import json, sys
-r = json.loads(sys.argv[1]); cpu = float(sys.argv[3]) - float(sys.argv[2])
-print(json.dumps({"deliveries_per_s": r["received_per_sec"], "p50_us": r["latency"]["p50_us"],
-    "p99_us": r["latency"]["p99_us"], "p999_us": r["latency"]["p999_us"],
-    "lost": r["missing"], "server_cpu_us_per_delivery": cpu * 1e6 / max(r["received"], 1)}))
-' "$report" "$before" "$after"
-}
 sb=(--target shardbus --url "ws://127.0.0.1:$sb_http/ws" --server-pid "$sb_pid")
 sio=(--target socketio --url "http://127.0.0.1:$sio_port" --server-pid "$sio_pid")
 
@@ -88,10 +70,10 @@ for ((round = 1; round <= rounds; round++)); do
     printf '%s\tsocketio\t%s\n' "$name" "$(bench "${sio[@]}" --room bench.room "${load[@]}")" >>"$results"
   done
   name="shardbus-bench room: 1,000 members, window 64"
-  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_pid" "ws://127.0.0.1:$sb_http" -n 2000 -s 64 room -m 1000 -w 64)" >>"$results"
-  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_pid" "socketio://127.0.0.1:$sio_port" -n 300 -s 64 room -m 1000 -w 64)" >>"$results"
+  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_pid" --target "ws://127.0.0.1:$sb_http" -n 2000 -s 64 room -m 1000 -w 64)" >>"$results"
+  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_pid" --target "socketio://127.0.0.1:$sio_port" -n 300 -s 64 room -m 1000 -w 64)" >>"$results"
   name="shardbus-bench room: 1,000 members, window 64, history room"
-  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_pid" "ws://127.0.0.1:$sb_http" -n 2000 -s 64 room -m 1000 -w 64 --room hist.rust)" >>"$results"
+  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_pid" --target "ws://127.0.0.1:$sb_http" -n 2000 -s 64 room -m 1000 -w 64 --room hist.rust)" >>"$results"
   name="1,000 members, saturated, history room"
   printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room hist.room --members 1000 --msgs 300 --window 64 --procs 2)" >>"$results"
   name="recover 1,000 missed publications"

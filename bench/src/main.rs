@@ -129,6 +129,10 @@ enum Scenario {
         /// The room.
         #[arg(long, default_value = "bench.room")]
         room: String,
+        /// Publish on another broker of the same kind than the members' (`--target`): another
+        /// node of a cluster, so every delivery crosses between nodes.
+        #[arg(long)]
+        publish_to: Option<Target>,
     },
     /// C synchronous requesters to R responders.
     Reqrep {
@@ -260,18 +264,23 @@ fn run(args: &Args) -> Result<Report, BenchError> {
                 window,
                 readers,
                 ref room,
+                ref publish_to,
             } => {
-                let target = match args.target {
-                    Target::ShardbusWs(addr) => RoomTarget::Shardbus(addr),
-                    Target::SocketIo(addr) => RoomTarget::SocketIo(addr),
-                    other => {
-                        return Err(BenchError::Setup(format!(
-                            "room runs over ws://host:port or socketio://host:port, not {other}"
-                        )));
-                    }
+                let room_target = |target: &Target| match *target {
+                    Target::ShardbusWs(addr) => Ok(RoomTarget::Shardbus(addr)),
+                    Target::SocketIo(addr) => Ok(RoomTarget::SocketIo(addr)),
+                    ref other => Err(BenchError::Setup(format!(
+                        "room runs over ws://host:port or socketio://host:port, not {other}"
+                    ))),
+                };
+                let target = room_target(&args.target)?;
+                let publish_to = match publish_to {
+                    Some(other) => room_target(other)?,
+                    None => target,
                 };
                 RoomLoad {
                     target,
+                    publish_to,
                     room: room.clone(),
                     members,
                     msgs,

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod events;
 pub(crate) mod fast_map;
+pub(crate) mod foreign_queue;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod history;

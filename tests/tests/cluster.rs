@@ -15,31 +15,11 @@ use std::time::Duration;
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::ErrorCode;
 use shardbus_protocol::client::{Client, ClientOptions};
+use shardbus_tests::cluster::{node, node_with, wait_for_interest};
 use shardbus_tests::redis::RedisServer;
 use shardbus_tests::{
     PATIENCE, TestServer, http_request, http_request_as, token_config, wait_until,
 };
-
-fn node(redis: &RedisServer, name: &str) -> TestServer {
-    TestServer::with(|config| {
-        config.cluster.redis_url = redis.url();
-        config.cluster.node_id = name.to_owned();
-        config.cluster.heartbeat_ms = 100;
-        config.cluster.node_timeout_ms = 1_000;
-    })
-}
-
-/// Waits until `server` sees `node` with `patterns` patterns of interest.
-fn wait_for_interest(server: &TestServer, node: &str, patterns: u64) {
-    wait_until(&format!("node {node} with {patterns} patterns"), || {
-        let cluster = http_request(server.http, "GET", "/api/v1/cluster", None).json();
-        cluster["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["node"] == node && n["interest"] == patterns)
-    });
-}
 
 #[test]
 fn publications_reach_every_node_with_interest_and_no_other() {
@@ -49,8 +29,8 @@ fn publications_reach_every_node_with_interest_and_no_other() {
     let orders = on_b.subscribe("orders.>").unwrap();
     let on_a = a.client_on(0);
     let local = on_a.subscribe("orders.*").unwrap();
-    wait_for_interest(&a, "b", 1);
-    wait_for_interest(&c, "a", 1);
+    wait_for_interest(a.http, "b", 1);
+    wait_for_interest(c.http, "a", 1);
 
     let publisher = a.client_on(1);
     for i in 0..200u32 {
@@ -76,7 +56,7 @@ fn publications_reach_every_node_with_interest_and_no_other() {
     // Interest that leaves stops the traffic to that node.
     drop(orders);
     on_b.flush().unwrap();
-    wait_for_interest(&a, "b", 0);
+    wait_for_interest(a.http, "b", 0);
     let sent = || {
         let cluster = http_request(a.http, "GET", "/api/v1/cluster", None).json();
         cluster["sent"].as_u64().unwrap()
@@ -88,7 +68,7 @@ fn publications_reach_every_node_with_interest_and_no_other() {
     // Nothing went to another node for it: a request that does go out, after it from the same
     // connection, is the only record counted since.
     let _echo = responder(&b, 0, "svc.count", b"ok");
-    wait_for_interest(&a, "b", 1);
+    wait_for_interest(a.http, "b", 1);
     publisher.request("svc.count", b"", PATIENCE).unwrap();
     assert_eq!(sent(), before + 1);
 }
@@ -104,8 +84,8 @@ fn a_queue_group_spread_over_nodes_gets_each_message_once() {
         .collect();
     let watcher = c.client_on(1);
     let all = watcher.subscribe("jobs.>").unwrap();
-    wait_for_interest(&a, "qb", 1);
-    wait_for_interest(&a, "qc", 2);
+    wait_for_interest(a.http, "qb", 1);
+    wait_for_interest(a.http, "qc", 2);
 
     let publisher = a.client_on(0);
     for i in 0..300u32 {
@@ -164,7 +144,7 @@ fn requests_reach_a_responder_on_another_node_and_prefer_their_own() {
     let (a, b) = (node(&redis, "ra"), node(&redis, "rb"));
     let _far = responder(&b, 0, "svc.echo", b"from b");
     let _far_other_shard = responder(&b, 1, "svc.both", b"from b");
-    wait_for_interest(&a, "rb", 2);
+    wait_for_interest(a.http, "rb", 2);
     let requester = a.client_on(1);
     for _ in 0..50 {
         let answer = requester.request("svc.echo", b"hi", PATIENCE).unwrap();
@@ -200,7 +180,7 @@ fn a_request_to_a_silent_responder_on_another_node_times_out_and_leaves_nothing(
     let silent = b.client_on(0);
     let _sub = silent.subscribe("svc.silent").unwrap();
     silent.flush().unwrap();
-    wait_for_interest(&a, "tb", 1);
+    wait_for_interest(a.http, "tb", 1);
     let requester = a.client_on(0);
     let timed_out = requester
         .request("svc.silent", b"", Duration::from_millis(300))
@@ -221,15 +201,7 @@ fn a_push_to_a_user_reaches_their_connections_on_every_node_and_counts_them_all(
             token_config("alice", "alice-secret", "user"),
         ]
     };
-    let node = |name: &str| {
-        TestServer::with(|config| {
-            config.cluster.redis_url = redis.url();
-            config.cluster.node_id = name.to_owned();
-            config.cluster.heartbeat_ms = 100;
-            config.cluster.node_timeout_ms = 1_000;
-            config.auth.tokens = tokens();
-        })
-    };
+    let node = |name: &str| node_with(&redis, name, |config| config.auth.tokens = tokens());
     let (a, b, c) = (node("ua"), node("ub"), node("uc"));
     wait_until("ua to see the others", || {
         let seen = http_request(a.http, "GET", "/api/v1/cluster", None).json();

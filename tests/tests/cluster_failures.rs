@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use shardbus_protocol::client::{Client, Subscription};
+use shardbus_tests::cluster::{node_with, nodes_seen};
 use shardbus_tests::node::NodeProcess;
 use shardbus_tests::redis::RedisServer;
 use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
@@ -25,24 +26,6 @@ fn settings(redis: &RedisServer, name: &str) -> Vec<String> {
         "cluster.heartbeat_ms=100".to_owned(),
         "cluster.node_timeout_ms=1000".to_owned(),
     ]
-}
-
-fn nodes_seen(http: std::net::SocketAddr) -> Vec<(String, u64)> {
-    let cluster = http_request(http, "GET", "/api/v1/cluster", None).json();
-    cluster["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| {
-                    (
-                        n["node"].as_str().unwrap().to_owned(),
-                        n["interest"].as_u64().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Publishes numbered messages on `subject` until told to stop; returns how many it sent.
@@ -127,20 +110,13 @@ fn a_killed_node_drops_out_and_the_others_keep_serving() {
     assert_eq!(health["status"], "ok");
 }
 
-fn node(redis: &RedisServer, name: &str) -> TestServer {
-    TestServer::with(|config| {
-        config.cluster.redis_url = redis.url();
-        config.cluster.node_id = name.to_owned();
-        config.cluster.heartbeat_ms = 100;
-        config.cluster.node_timeout_ms = 1_000;
-        config.redis.timeout_ms = 500;
-    })
-}
-
 #[test]
 fn redis_stopped_under_load_leaves_each_node_serving_and_traffic_comes_back() {
     let mut redis = RedisServer::start();
-    let (a, b) = (node(&redis, "da"), node(&redis, "db"));
+    let (a, b) = (
+        node_with(&redis, "da", |c| c.redis.timeout_ms = 500),
+        node_with(&redis, "db", |c| c.redis.timeout_ms = 500),
+    );
     let on_b = b.client_on(0);
     let far = on_b.subscribe("feed.>").unwrap();
     on_b.flush().unwrap();

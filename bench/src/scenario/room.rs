@@ -42,8 +42,10 @@ pub enum RoomTarget {
 /// A room run's parameters.
 #[derive(Debug, Clone)]
 pub struct RoomLoad {
-    /// Broker.
+    /// The members' broker.
     pub target: RoomTarget,
+    /// The publisher's broker (the members' unless another node's).
+    pub publish_to: RoomTarget,
     /// The room's name.
     pub room: String,
     /// Members.
@@ -268,7 +270,7 @@ impl RoomLoad {
                 load.read_members(peers, reader == 0, &first_member, &stop)
             }));
         }
-        let mut publisher = Peer::connect(self.target)?;
+        let mut publisher = Peer::connect(self.publish_to)?;
         start_line.wait();
         let started = Instant::now();
         let padding = "x".repeat(self.size - STAMP_DIGITS);

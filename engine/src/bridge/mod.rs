@@ -14,12 +14,11 @@ pub(crate) use thread::client;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::Poll;
 use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
-use futures_util::task::AtomicWaker;
 
+use crate::foreign_queue::ForeignQueue;
 use crate::history::redis::{Outcome, Request};
 use crate::routing::ShardId;
 pub use options::RedisConfig;
@@ -33,18 +32,11 @@ pub(crate) struct Done {
     pub(crate) outcome: Outcome,
 }
 
-/// One shard's answers.
-#[derive(Debug, Default)]
-struct Answers {
-    done: SegQueue<Done>,
-    waker: AtomicWaker,
-}
-
 /// What the shards and the bridge thread share.
 #[derive(Debug)]
 pub(crate) struct Bridge {
     requests: SegQueue<(ShardId, Request)>,
-    answers: Vec<Answers>,
+    answers: Vec<ForeignQueue<Done>>,
     pub(crate) status: RedisStatus,
     stopping: AtomicBool,
     thread: OnceLock<std::thread::Thread>,
@@ -69,7 +61,7 @@ impl Bridge {
         let client = thread::client(config).map_err(BridgeError::Client)?;
         let bridge = Arc::new(Bridge {
             requests: SegQueue::new(),
-            answers: (0..shards).map(|_| Answers::default()).collect(),
+            answers: (0..shards).map(|_| ForeignQueue::default()).collect(),
             status: RedisStatus::new(),
             stopping: AtomicBool::new(false),
             thread: OnceLock::new(),
@@ -102,30 +94,21 @@ impl Bridge {
 
     /// Waits until shard `shard` has an answer to take.
     pub(crate) async fn answered(&self, shard: ShardId) {
-        let Some(answers) = self.answers.get(usize::from(shard)) else {
-            return std::future::pending().await;
-        };
-        std::future::poll_fn(|cx| {
-            answers.waker.register(cx.waker());
-            if answers.done.is_empty() {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        match self.answers.get(usize::from(shard)) {
+            Some(answers) => answers.ready().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Shard `shard`'s next answer, in the order it asked.
     pub(crate) fn take(&self, shard: ShardId) -> Option<Done> {
-        self.answers.get(usize::from(shard))?.done.pop()
+        self.answers.get(usize::from(shard))?.pop()
     }
 
     /// Hands `done` to its shard and wakes it.
     fn answer(&self, shard: ShardId, done: Done) {
         if let Some(answers) = self.answers.get(usize::from(shard)) {
-            answers.done.push(done);
-            answers.waker.wake();
+            answers.push(done);
         }
     }
 

@@ -22,12 +22,11 @@ pub(crate) mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::Poll;
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
-use futures_util::task::AtomicWaker;
 
 use crate::bridge::RedisConfig;
+use crate::foreign_queue::ForeignQueue;
 use crate::routing::{InterestChange, ShardId};
 pub use options::ClusterConfig;
 
@@ -67,12 +66,6 @@ pub(crate) enum ToShard {
     Asked { id: u64, nodes: usize },
 }
 
-#[derive(Debug, Default)]
-struct Inbox {
-    items: SegQueue<ToShard>,
-    waker: AtomicWaker,
-}
-
 /// A node as `/api/v1/cluster` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct NodeView {
@@ -97,7 +90,7 @@ pub(crate) struct Cluster {
     remote: ShardId,
     /// What `cluster-in` heard on the cluster channel, for `cluster-out`.
     heard: SegQueue<inbound::Heard>,
-    inboxes: Vec<Inbox>,
+    inboxes: Vec<ForeignQueue<ToShard>>,
     /// The other nodes, as `cluster-out` last saw them.
     view: Mutex<Vec<NodeView>>,
     connected: AtomicBool,
@@ -131,7 +124,7 @@ impl Cluster {
                 .collect(),
             remote: remote_id(shards),
             heard: SegQueue::new(),
-            inboxes: (0..shards).map(|_| Inbox::default()).collect(),
+            inboxes: (0..shards).map(|_| ForeignQueue::default()).collect(),
             view: Mutex::new(Vec::new()),
             connected: AtomicBool::new(false),
             sent: AtomicU64::new(0),
@@ -250,8 +243,7 @@ impl Cluster {
     /// Hands `item` to shard `shard` and wakes it.
     fn to_shard(&self, shard: ShardId, item: ToShard) {
         if let Some(inbox) = self.inboxes.get(usize::from(shard)) {
-            inbox.items.push(item);
-            inbox.waker.wake();
+            inbox.push(item);
         }
     }
 
@@ -264,23 +256,15 @@ impl Cluster {
 
     /// Waits until shard `shard` has something to take.
     pub(crate) async fn arrived(&self, shard: ShardId) {
-        let Some(inbox) = self.inboxes.get(usize::from(shard)) else {
-            return std::future::pending().await;
-        };
-        std::future::poll_fn(|cx| {
-            inbox.waker.register(cx.waker());
-            if inbox.items.is_empty() {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        match self.inboxes.get(usize::from(shard)) {
+            Some(inbox) => inbox.ready().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Shard `shard`'s next item.
     pub(crate) fn take(&self, shard: ShardId) -> Option<ToShard> {
-        self.inboxes.get(usize::from(shard))?.items.pop()
+        self.inboxes.get(usize::from(shard))?.pop()
     }
 
     fn stopping(&self) -> bool {

@@ -82,38 +82,13 @@ impl Shard {
         };
         cluster.proxies.borrow_mut().insert(key, proxy);
         let reply = super::requests::token(self.id, key);
-        match responder {
-            Responder::Local(sub) => {
-                self.bind_reply(&sub, request.subject, reply, deadline);
-                self.deliver_local(
-                    std::slice::from_ref(&sub),
-                    request.subject,
-                    request.headers,
-                    request.payload,
-                    request.flags,
-                    reply,
-                );
-            }
-            Responder::Remote(shard) => {
-                if let Some(link) = self.link(shard) {
-                    link.with_batch(|batch| {
-                        let msg = batch.put_message(
-                            request.subject,
-                            request.headers,
-                            request.payload,
-                            request.flags,
-                        );
-                        batch.push(Record::Request {
-                            msg,
-                            token: reply,
-                            timeout_ms,
-                        });
-                    });
-                    self.metrics.add(Metric::ForwardsOut, 1);
-                }
-            }
-            Responder::None => {}
-        }
+        let message = (
+            request.subject,
+            request.headers,
+            request.payload,
+            request.flags,
+        );
+        self.deliver_request(responder, message, reply, deadline, timeout_ms);
     }
 
     /// A response from another node, for a request of this node.

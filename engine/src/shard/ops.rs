@@ -305,24 +305,35 @@ impl Shard {
             return;
         };
         let reply = token(self.id, key);
-        let headers = frame.headers.as_bytes();
-        let flags = frame.flags.0;
+        let message = (
+            frame.topic,
+            frame.headers.as_bytes(),
+            frame.payload,
+            frame.flags.0,
+        );
+        self.deliver_request(responder, message, reply, deadline, timeout_ms);
+    }
+
+    /// Delivers a request to the responder `route_request` picked, with reply token `reply`:
+    /// bound to a local subscriber, or forwarded to the shard (or the other nodes) that has one.
+    pub(super) fn deliver_request(
+        &self,
+        responder: Responder<LocalSub>,
+        (subject, headers, payload, flags): (&[u8], &[u8], &[u8], u8),
+        reply: u64,
+        deadline: Instant,
+        timeout_ms: u32,
+    ) {
         match responder {
             Responder::Local(sub) => {
-                self.bind_reply(&sub, frame.topic, reply, deadline);
-                self.deliver_local(
-                    std::slice::from_ref(&sub),
-                    frame.topic,
-                    headers,
-                    frame.payload,
-                    flags,
-                    reply,
-                );
+                self.bind_reply(&sub, subject, reply, deadline);
+                let sub = std::slice::from_ref(&sub);
+                self.deliver_local(sub, subject, headers, payload, flags, reply);
             }
             Responder::Remote(shard) => {
                 if let Some(link) = self.link(shard) {
                     link.with_batch(|batch| {
-                        let msg = batch.put_message(frame.topic, headers, frame.payload, flags);
+                        let msg = batch.put_message(subject, headers, payload, flags);
                         batch.push(Record::Request {
                             msg,
                             token: reply,

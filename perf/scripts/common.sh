@@ -1,0 +1,52 @@
+# What the comparison scripts share (sourced): a free port, a process's CPU, shardbus-bench's
+# report in room_bench.js's fields, and appending a section to perf/RESULTS.md.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# CPU seconds (user + system) the processes (comma-separated pids) have used, from /proc (USER_HZ 100).
+cpu() {
+  local total=0 pid
+  for pid in ${1//,/ }; do
+    total=$(awk -v t="$total" '{print t + ($14 + $15) / 100}' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+
+# shardbus-bench with `$2...` against the processes `$1` (comma-separated pids, whose CPU is
+# counted), reported in room_bench.js's fields.
+rust_room() {
+  local pids=$1
+  shift
+  local before after report
+  before=$(cpu "$pids")
+  report=$(target/release/shardbus-bench --json "$@")
+  after=$(cpu "$pids")
+  python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); cpu = float(sys.argv[3]) - float(sys.argv[2])
+print(json.dumps({"deliveries_per_s": r["received_per_sec"], "p50_us": r["latency"]["p50_us"],
+    "p99_us": r["latency"]["p99_us"], "p999_us": r["latency"]["p999_us"],
+    "lost": r["missing"], "server_cpu_us_per_delivery": cpu * 1e6 / max(r["received"], 1)}))
+' "$report" "$before" "$after"
+}
+
+# The machine and the time, for a section's first line.
+machine() { echo "nproc $(nproc), $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')"; }
+
+# Appends a section to perf/RESULTS.md (newest first): title `$1`, table `$2`, then each further
+# argument as a line of the list above the table.
+results_section() {
+  local title=$1 table=$2 section line
+  shift 2
+  section=$(mktemp)
+  {
+    echo "## $(date -u +%Y-%m-%d) — $title"
+    echo
+    for line in "$@"; do echo "- $line"; done
+    echo
+    echo "$table"
+    echo
+  } >"$section"
+  python3 perf/scripts/insert_section.py "$section"
+  rm -f "$section"
+}
