@@ -17,7 +17,7 @@ use shardbus_protocol::client::{Client, Subscription};
 use shardbus_tests::cluster::{node_with, nodes_seen};
 use shardbus_tests::node::NodeProcess;
 use shardbus_tests::redis::RedisServer;
-use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+use shardbus_tests::{PATIENCE, http_request, wait_until};
 
 fn settings(redis: &RedisServer, name: &str) -> Vec<String> {
     vec![
