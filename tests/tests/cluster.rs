@@ -232,3 +232,44 @@ fn a_push_to_a_user_reaches_their_connections_on_every_node_and_counts_them_all(
         );
     }
 }
+
+#[test]
+fn a_push_to_a_room_reaches_its_members_on_every_node_and_counts_them_all() {
+    let redis = RedisServer::start();
+    let rooms = |config: &mut shardbus_engine::config::Config| {
+        config.rooms = vec![shardbus_engine::rooms::RoomConfig {
+            pattern: "chat.>".into(),
+            ..Default::default()
+        }];
+    };
+    let (a, b, c) = (
+        node_with(&redis, "pa", rooms),
+        node_with(&redis, "pb", rooms),
+        node_with(&redis, "pc", rooms),
+    );
+    let clients = [
+        a.client_on(0),
+        b.client_on(0),
+        b.client_on(1),
+        c.client_on(1),
+    ];
+    let members: Vec<_> = clients
+        .iter()
+        .map(|c| c.join("chat.lobby").unwrap())
+        .collect();
+    for client in &clients {
+        client.flush().unwrap();
+    }
+    wait_for_interest(a.http, "pb", 1);
+    wait_for_interest(a.http, "pc", 1);
+    let body = serde_json::json!({"room": "chat.lobby", "text": "to everyone"});
+    let answer = http_request(a.http, "POST", "/api/v1/publish", Some(&body.to_string()));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["recipients"], 4);
+    for member in &members {
+        assert_eq!(
+            member.recv_timeout(PATIENCE).unwrap().payload(),
+            b"to everyone"
+        );
+    }
+}

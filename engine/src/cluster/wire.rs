@@ -12,6 +12,8 @@ const NODE_ANSWER: u8 = 6;
 
 /// A node ask's kind: deliver a push to a user's connections, answer how many.
 pub(crate) const ASK_PUSH_USER: u8 = 1;
+/// A node ask's kind: how many members the room (the body) has on the node.
+pub(crate) const ASK_ROOM_MEMBERS: u8 = 2;
 /// The first byte of a node-to-node batch.
 pub(crate) const BATCH_VERSION: u8 = 1;
 

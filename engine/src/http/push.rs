@@ -142,7 +142,13 @@ pub(crate) async fn publish(
             &serde_json::json!({ "ok": true }),
         )),
         (Answer::Frame(Fields::Ok, ..), Some(room)) => {
-            let recipients = super::rooms::recipients(shard, identity, room).await;
+            let here = super::rooms::recipients(shard, identity, room).await;
+            // In a cluster the room's members on the other nodes count too.
+            let elsewhere = shard
+                .gather_nodes(crate::cluster::wire::ASK_ROOM_MEMBERS, room.as_bytes())
+                .await;
+            let there: u64 = elsewhere.items.iter().filter_map(|n| n.as_u64()).sum();
+            let recipients = here.filter(|_| elsewhere.complete).map(|here| here + there);
             Ok(super::rooms::published(recipients))
         }
         (other, _) => Err(other.into_refusal()),

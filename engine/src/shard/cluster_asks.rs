@@ -1,6 +1,6 @@
 //! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
 //! over Redis*): a push to a user reaches the user's connections on every node, and its
-//! recipient count is the sum. The ask goes to `cluster-out`, which sends it to every node it
+//! recipient count is the sum; a push to a room counts the room's members on every node. The ask goes to `cluster-out`, which sends it to every node it
 //! knows and tells this shard how many; each node answers a JSON array, gathered like another
 //! shard's part of a listing, within the listing's wait.
 
@@ -47,11 +47,41 @@ impl Shard {
 
     /// Another node's ask: done on this node (every shard), answered to its origin.
     pub(super) fn node_ask_arrived(&self, origin: &[u8], id: u64, kind: u8, body: &[u8]) {
-        if kind != wire::ASK_PUSH_USER {
+        match kind {
+            wire::ASK_PUSH_USER => self.push_asked(origin, id, body),
+            wire::ASK_ROOM_MEMBERS => self.room_members_asked(origin, id, body),
             // An ask of a newer version: answered empty, so the origin does not wait for it.
+            _ => self.answer_node_ask(origin, id, b"[]"),
+        }
+    }
+
+    /// Another node's room push: how many members the room has here.
+    fn room_members_asked(&self, origin: &[u8], id: u64, room: &[u8]) {
+        let (Some(shard), Ok(room)) = (
+            self.this.get().and_then(std::rc::Weak::upgrade),
+            std::str::from_utf8(room),
+        ) else {
             self.answer_node_ask(origin, id, b"[]");
             return;
-        }
+        };
+        let (origin, room) = (origin.to_vec(), room.to_owned());
+        glommio::spawn_local(async move {
+            let identity = std::sync::Arc::new(crate::auth::Identity {
+                name: std::sync::Arc::from("$cluster"),
+                role: std::sync::Arc::from("admin"),
+                permissions: std::sync::Arc::new(crate::auth::Permissions::admin()),
+                expires: None,
+                credential: crate::auth::Credential::Anonymous,
+            });
+            let members = crate::http::rooms::recipients(&shard, identity, &room).await;
+            let answer = serde_json::to_vec(&[members.unwrap_or(0)]).unwrap_or_default();
+            shard.answer_node_ask(&origin, id, &answer);
+        })
+        .detach();
+    }
+
+    /// Another node's push to a user: delivered on this node's shards, counted.
+    fn push_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
         let Some((user, message)) = wire::read_push_body(body) else {
             self.answer_node_ask(origin, id, b"[]");
             return;
