@@ -33,7 +33,21 @@ pub fn broker_binary() -> PathBuf {
 impl NodeProcess {
     /// Starts the broker with `settings` (`section.key=value`, each passed as `--set`).
     pub fn start(settings: &[String]) -> NodeProcess {
+        NodeProcess::start_with("", settings)
+    }
+
+    /// Starts the broker with the TOML `config` (for what `--set` cannot say, such as
+    /// `[[rooms]]`) and `settings`.
+    pub fn start_with(config: &str, settings: &[String]) -> NodeProcess {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let file = std::env::temp_dir().join(format!(
+            "shardbus-node-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&file, config).unwrap();
         let mut command = Command::new(broker_binary());
+        command.arg("--config").arg(&file);
         command.args([
             "--listen",
             "127.0.0.1:0",
