@@ -133,6 +133,10 @@ fn redis_stopped_under_load_leaves_each_node_serving_and_traffic_comes_back() {
     assert_eq!(near.recv_timeout(PATIENCE).unwrap().payload(), b"before");
 
     redis.stop();
+    wait_until("da to say it is degraded", || {
+        let ready = http_request(a.http, "GET", "/readyz", None).json();
+        ready["status"] == "degraded"
+    });
     // The node's own subscribers never wait for Redis.
     for i in 0..100u32 {
         publisher.publish("feed.one", &i.to_le_bytes()).unwrap();
@@ -145,6 +149,9 @@ fn redis_stopped_under_load_leaves_each_node_serving_and_traffic_comes_back() {
     }
     redis.restart();
     // Back: the nodes find each other again and traffic between them resumes.
+    wait_until("da to be ready again", || {
+        http_request(a.http, "GET", "/readyz", None).json()["status"] == "ready"
+    });
     wait_until("da to see db again", || {
         nodes_seen(a.http).contains(&("db".to_owned(), 1))
     });

@@ -92,13 +92,18 @@ impl Shared {
         self.bridge.get()
     }
 
-    /// Why the server serves less than it should (Redis unreachable: history in memory only).
+    /// Why the server serves less than it should: Redis unreachable, so room history is kept
+    /// in memory only, or the other nodes of its cluster are out of reach.
     pub(crate) fn degraded(&self) -> Option<String> {
-        let (why, lasted) = self.bridge.get()?.status.outage()?;
-        Some(format!(
-            "redis unreachable for {} ms ({why}): room history is kept in memory only",
-            lasted.as_millis()
-        ))
+        if let Some((why, lasted)) = self.bridge.get().and_then(|b| b.status.outage()) {
+            return Some(format!(
+                "redis unreachable for {} ms ({why}): room history is kept in memory only",
+                lasted.as_millis()
+            ));
+        }
+        let cluster = self.cluster.get()?;
+        (!cluster.is_connected())
+            .then(|| "the cluster's redis is unreachable: the other nodes are out of reach".into())
     }
 
     /// Hands the shards the cluster threads (before they start).
