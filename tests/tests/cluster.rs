@@ -273,3 +273,51 @@ fn a_push_to_a_room_reaches_its_members_on_every_node_and_counts_them_all() {
         );
     }
 }
+
+#[test]
+fn the_admin_listings_cover_every_node_and_a_kick_reaches_the_node_that_has_the_connection() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "la"), node(&redis, "lb"));
+    let named = |server: &TestServer, name: &str| {
+        server.client_on_with(0, ClientOptions::new().no_reconnect().name(name))
+    };
+    let near = named(&a, "near");
+    let far = named(&b, "far");
+    let _sub = far.subscribe("inventory.>").unwrap();
+    far.flush().unwrap();
+    wait_for_interest(a.http, "lb", 1);
+
+    let listing = http_request(a.http, "GET", "/api/v1/connections", None).json();
+    assert_eq!(listing["complete"], true, "{listing}");
+    let connections = listing["connections"].as_array().unwrap();
+    let find = |name: &str| {
+        connections
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {listing}"))
+            .clone()
+    };
+    assert_eq!(find("near")["node"], "la");
+    let remote = find("far");
+    assert_eq!(remote["node"], "lb");
+    // Topics are merged over every shard of every node: node lb's subscription counts here.
+    let topics = http_request(a.http, "GET", "/api/v1/topics", None).json();
+    assert!(
+        topics["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["pattern"] == "inventory.>" && t["subscribers"] == 1),
+        "{topics}"
+    );
+
+    // Connection ids are each node's own: the kick names the node.
+    let id = remote["id"].as_u64().unwrap();
+    let path = format!("/api/v1/connections/{id}?node=lb");
+    let kicked = http_request(a.http, "DELETE", &path, None);
+    assert_eq!(kicked.status, 200, "{}", kicked.text());
+    wait_until("the far client to be kicked", || !far.is_connected());
+    assert!(near.flush().is_ok(), "the near client is untouched");
+    let again = http_request(a.http, "DELETE", &path, None);
+    assert_eq!(again.json()["error"]["name"], "UNKNOWN_CONNECTION");
+}

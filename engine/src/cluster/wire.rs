@@ -14,6 +14,24 @@ const NODE_ANSWER: u8 = 6;
 pub(crate) const ASK_PUSH_USER: u8 = 1;
 /// A node ask's kind: how many members the room (the body) has on the node.
 pub(crate) const ASK_ROOM_MEMBERS: u8 = 2;
+/// A node ask's kind: an admin listing of the node (`listing_body`).
+pub(crate) const ASK_LISTING: u8 = 3;
+
+/// What a listing ask asks: the node's connections (1), topics (2), or to kick connection
+/// `id` (3) if the ask names this node.
+pub(crate) fn listing_body(kind: u8, id: u64, node: &str) -> Vec<u8> {
+    let mut body = vec![kind];
+    body.extend_from_slice(&id.to_le_bytes());
+    body.extend_from_slice(node.as_bytes());
+    body
+}
+
+/// A listing ask read back: kind, id, node.
+pub(crate) fn read_listing_body(body: &[u8]) -> Option<(u8, u64, &[u8])> {
+    let (&kind, rest) = body.split_first()?;
+    let id = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((kind, id, rest.get(8..)?))
+}
 /// The first byte of a node-to-node batch.
 pub(crate) const BATCH_VERSION: u8 = 1;
 

@@ -115,7 +115,15 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "kick",
         about: "close a connection with KICKED, on whichever shard has it",
-        params: &[param("client_id", Kind::Unsigned, true, "the connection")],
+        params: &[
+            param("client_id", Kind::Unsigned, true, "the connection"),
+            param(
+                "node",
+                Kind::Text,
+                false,
+                "the cluster node that has it (default: this one)",
+            ),
+        ],
         default_roles: &[],
     },
     Command {

@@ -90,7 +90,10 @@ async fn run_checked(
             let (offset, limit) = page();
             Ok(listings::connections(shard, offset, limit).await)
         }
-        "kick" => listings::kick(shard, params.unsigned("client_id").unwrap_or(0)).await,
+        "kick" => {
+            let id = params.unsigned("client_id").unwrap_or(0);
+            listings::kick(shard, id, params.text("node")).await
+        }
         "rooms" => {
             let (offset, limit) = page();
             Ok(rooms::list(shard, offset, limit).await)

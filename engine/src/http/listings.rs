@@ -1,6 +1,7 @@
 //! `/api/v1/connections` (paged) and `/api/v1/topics` (merged over shards), from every shard's
-//! part gathered over the mesh (`shard/listing.rs`). `"complete": false` says a shard did not
-//! answer in time.
+//! part gathered over the mesh (`shard/listing.rs`), and in a cluster every node's
+//! (`shard/cluster_asks.rs`: each connection names its `node`). `"complete": false` says a
+//! shard or node did not answer in time.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +14,20 @@ use crate::shard::listing::Listing;
 /// The `connections` command (`/api/v1/connections?offset=N&limit=M`): connections ordered
 /// by id.
 pub(crate) async fn connections(shard: &Shard, offset: usize, limit: usize) -> serde_json::Value {
-    let gathered = shard.gather(Listing::Connections).await;
+    let gathered = shard.gather_everywhere(Listing::Connections).await;
     let mut all = gathered.items;
-    all.sort_by_key(|c| c.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0));
+    let key = |c: &serde_json::Value| {
+        let node = c
+            .get("node")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        (
+            node,
+            c.get("id").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        )
+    };
+    all.sort_by_key(key);
     let total = all.len();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
     serde_json::json!({
@@ -30,7 +42,7 @@ pub(crate) async fn connections(shard: &Shard, offset: usize, limit: usize) -> s
 /// `/api/v1/topics`: each subscribed pattern (per queue group) with its subscribers on every
 /// shard.
 pub(crate) async fn topics(shard: &Shard) -> serde_json::Value {
-    let gathered = shard.gather(Listing::Topics).await;
+    let gathered = shard.gather_everywhere(Listing::Topics).await;
     let mut merged: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     for item in &gathered.items {
         let pattern = item["pattern"].as_str().unwrap_or_default().to_owned();
@@ -46,15 +58,23 @@ pub(crate) async fn topics(shard: &Shard) -> serde_json::Value {
     serde_json::json!({ "complete": gathered.complete, "topics": topics })
 }
 
-/// The `kick` command (`DELETE /api/v1/connections/{id}`): closes the connection with
-/// `KICKED`, on whichever shard has it.
-pub(crate) async fn kick(shard: &Shard, id: u64) -> Result<serde_json::Value, Refusal> {
-    let gathered = shard.gather(Listing::Kick(id)).await;
+/// The `kick` command (`DELETE /api/v1/connections/{id}[?node=NAME]`): closes the connection
+/// with `KICKED`, on whichever shard of this node (or of node `node`) has it.
+pub(crate) async fn kick(
+    shard: &Shard,
+    id: u64,
+    node: Option<&str>,
+) -> Result<serde_json::Value, Refusal> {
+    let gathered = match node {
+        Some(node) if Some(node) != shard.node_name() => shard.kick_on_node(id, node).await,
+        _ => shard.gather(Listing::Kick(id)).await,
+    };
     if gathered.items.is_empty() {
+        let at = node.map_or_else(String::new, |node| format!(" on node {node}"));
         return Err(Refusal::new(
             ErrorCode::UNKNOWN_CONNECTION,
-            format!("no connection {id}"),
+            format!("no connection {id}{at}"),
         ));
     }
-    Ok(serde_json::json!({ "kicked": id }))
+    Ok(serde_json::json!({ "kicked": id, "node": node.or(shard.node_name()) }))
 }

@@ -39,6 +39,11 @@ impl ShardCluster {
         }
     }
 
+    /// This node's name.
+    pub(super) fn node(&self) -> &str {
+        self.cluster.node()
+    }
+
     pub(super) fn with_out(&self, fill: impl FnOnce(&mut Vec<u8>)) {
         let mut out = self.out.borrow_mut();
         let was_empty = out.is_empty();
@@ -50,6 +55,11 @@ impl ShardCluster {
 }
 
 impl Shard {
+    /// This node's name in its cluster (`None`: not clustered).
+    pub(crate) fn node_name(&self) -> Option<&str> {
+        self.cluster.as_ref().map(ShardCluster::node)
+    }
+
     /// Hands the cluster link's batches to `cluster-out` (a task of its own): the mesh's
     /// flusher, with the cluster thread for the peer. While `cluster-out` is far behind the
     /// batch waits (and grows until the link is congested and readers pause, as on the mesh).

@@ -1,14 +1,30 @@
 //! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
 //! over Redis*): a push to a user reaches the user's connections on every node, and its
-//! recipient count is the sum; a push to a room counts the room's members on every node. The ask goes to `cluster-out`, which sends it to every node it
+//! recipient count is the sum; a push to a room counts the room's members on every node; the
+//! admin listings (connections, topics) cover every node, each item naming its node, and a
+//! kick reaches the node that has the connection. The ask goes to `cluster-out`, which sends it to every node it
 //! knows and tells this shard how many; each node answers a JSON array, gathered like another
 //! shard's part of a listing, within the listing's wait.
 
 use std::time::Instant;
 
 use super::Shard;
-use super::listing::{Gathered, Gathering};
+use super::listing::{Gathered, Gathering, Listing};
 use crate::cluster::wire;
+
+/// A listing ask's kinds.
+const LIST_CONNECTIONS: u8 = 1;
+const LIST_TOPICS: u8 = 2;
+const LIST_KICK: u8 = 3;
+
+/// Names `node` in every listed item that is an object (connections, topics).
+fn name_node(items: &mut [serde_json::Value], node: &str) {
+    for item in items {
+        if let Some(map) = item.as_object_mut() {
+            map.insert("node".to_owned(), node.into());
+        }
+    }
+}
 
 impl Shard {
     /// Asks every other node `kind` with `body` and gathers their answers (`complete`: every
@@ -50,9 +66,65 @@ impl Shard {
         match kind {
             wire::ASK_PUSH_USER => self.push_asked(origin, id, body),
             wire::ASK_ROOM_MEMBERS => self.room_members_asked(origin, id, body),
+            wire::ASK_LISTING => self.listing_asked(origin, id, body),
             // An ask of a newer version: answered empty, so the origin does not wait for it.
             _ => self.answer_node_ask(origin, id, b"[]"),
         }
+    }
+
+    /// This node's part of `listing`, and every other node's (each item with its `node`).
+    pub(crate) async fn gather_everywhere(&self, listing: Listing) -> Gathered {
+        let mut here = self.gather(listing).await;
+        let Some(cluster) = &self.cluster else {
+            return here;
+        };
+        let node = cluster.node().to_owned();
+        name_node(&mut here.items, &node);
+        let (kind, id) = match listing {
+            Listing::Connections => (LIST_CONNECTIONS, 0),
+            Listing::Topics => (LIST_TOPICS, 0),
+            // Connection ids are a node's own: a kick goes to the node it names.
+            Listing::Kick(_) | Listing::Rooms | Listing::ServiceStats => return here,
+        };
+        let body = wire::listing_body(kind, id, &node);
+        let there = self.gather_nodes(wire::ASK_LISTING, &body).await;
+        here.items.extend(there.items);
+        here.complete &= there.complete;
+        here
+    }
+
+    /// Kicks connection `id` of node `node` (another node's: asked, and its answer kept).
+    pub(crate) async fn kick_on_node(&self, id: u64, node: &str) -> Gathered {
+        let body = wire::listing_body(LIST_KICK, id, node);
+        self.gather_nodes(wire::ASK_LISTING, &body).await
+    }
+
+    /// Another node's listing: this node's part, each item naming this node.
+    fn listing_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
+        let Some(cluster) = &self.cluster else { return };
+        let node = cluster.node().to_owned();
+        let listing = match wire::read_listing_body(body) {
+            Some((LIST_CONNECTIONS, _, _)) => Some(Listing::Connections),
+            Some((LIST_TOPICS, _, _)) => Some(Listing::Topics),
+            Some((LIST_KICK, connection, named)) if named == node.as_bytes() => {
+                Some(Listing::Kick(connection))
+            }
+            _ => None,
+        };
+        let (Some(listing), Some(shard)) =
+            (listing, self.this.get().and_then(std::rc::Weak::upgrade))
+        else {
+            self.answer_node_ask(origin, id, b"[]");
+            return;
+        };
+        let origin = origin.to_vec();
+        glommio::spawn_local(async move {
+            let mut gathered = shard.gather(listing).await;
+            name_node(&mut gathered.items, &node);
+            let answer = serde_json::to_vec(&gathered.items).unwrap_or_default();
+            shard.answer_node_ask(&origin, id, &answer);
+        })
+        .detach();
     }
 
     /// Another node's room push: how many members the room has here.
