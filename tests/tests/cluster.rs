@@ -272,6 +272,25 @@ fn a_push_to_a_room_reaches_its_members_on_every_node_and_counts_them_all() {
             b"to everyone"
         );
     }
+    // The rooms listing: one entry per node the room has members on, each naming its node.
+    let listing = http_request(a.http, "GET", "/api/v1/rooms", None).json();
+    let entries: Vec<(String, u64)> = listing["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["room"] == "chat.lobby")
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap().to_owned(),
+                r["clients"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![("pa".into(), 1), ("pb".into(), 2), ("pc".into(), 1)],
+        "{listing}"
+    );
 }
 
 #[test]

@@ -111,15 +111,21 @@ impl MembersBody {
 }
 
 /// The `rooms` command (`GET /api/v1/rooms?offset=&limit=`): rooms with members, by name,
-/// with their counts.
+/// with their counts; in a cluster one entry per room and node (each room has a home on every
+/// node its members use), each naming its `node`.
 pub(crate) async fn list(shard: &Shard, offset: usize, limit: usize) -> serde_json::Value {
-    let gathered = shard.gather(Listing::Rooms).await;
+    let gathered = shard.gather_everywhere(Listing::Rooms).await;
     let mut rooms = gathered.items;
-    rooms.sort_by(|a, b| {
-        a.get("room")
-            .and_then(|r| r.as_str())
-            .cmp(&b.get("room").and_then(|r| r.as_str()))
-    });
+    let key = |item: &serde_json::Value| {
+        let text = |name| {
+            item.get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        (text("room"), text("node"))
+    };
+    rooms.sort_by_key(key);
     let total = rooms.len();
     let page: Vec<_> = rooms.into_iter().skip(offset).take(limit).collect();
     serde_json::json!({

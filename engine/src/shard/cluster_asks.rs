@@ -1,8 +1,8 @@
 //! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
 //! over Redis*): a push to a user reaches the user's connections on every node, and its
 //! recipient count is the sum; a push to a room counts the room's members on every node; the
-//! admin listings (connections, topics) cover every node, each item naming its node, and a
-//! kick reaches the node that has the connection. The ask goes to `cluster-out`, which sends it to every node it
+//! admin listings (connections, topics, rooms) cover every node, each item naming its node,
+//! and a kick reaches the node that has the connection. The ask goes to `cluster-out`, which sends it to every node it
 //! knows and tells this shard how many; each node answers a JSON array, gathered like another
 //! shard's part of a listing, within the listing's wait.
 
@@ -16,8 +16,9 @@ use crate::cluster::wire;
 const LIST_CONNECTIONS: u8 = 1;
 const LIST_TOPICS: u8 = 2;
 const LIST_KICK: u8 = 3;
+const LIST_ROOMS: u8 = 4;
 
-/// Names `node` in every listed item that is an object (connections, topics).
+/// Names `node` in every listed item that is an object (connections, topics, rooms).
 fn name_node(items: &mut [serde_json::Value], node: &str) {
     for item in items {
         if let Some(map) = item.as_object_mut() {
@@ -83,8 +84,9 @@ impl Shard {
         let (kind, id) = match listing {
             Listing::Connections => (LIST_CONNECTIONS, 0),
             Listing::Topics => (LIST_TOPICS, 0),
+            Listing::Rooms => (LIST_ROOMS, 0),
             // Connection ids are a node's own: a kick goes to the node it names.
-            Listing::Kick(_) | Listing::Rooms | Listing::ServiceStats => return here,
+            Listing::Kick(_) | Listing::ServiceStats => return here,
         };
         let body = wire::listing_body(kind, id, &node);
         let there = self.gather_nodes(wire::ASK_LISTING, &body).await;
@@ -106,6 +108,7 @@ impl Shard {
         let listing = match wire::read_listing_body(body) {
             Some((LIST_CONNECTIONS, _, _)) => Some(Listing::Connections),
             Some((LIST_TOPICS, _, _)) => Some(Listing::Topics),
+            Some((LIST_ROOMS, _, _)) => Some(Listing::Rooms),
             Some((LIST_KICK, connection, named)) if named == node.as_bytes() => {
                 Some(Listing::Kick(connection))
             }
