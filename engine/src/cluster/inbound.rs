@@ -2,7 +2,8 @@
 //! nodes, each handed whole to one shard, the same shard for everything one origin shard sends,
 //! so their order holds) and to the cluster channel (interest changes, heartbeats, goodbyes,
 //! handed to `cluster-out`). A broken subscription is made again with backoff, and
-//! `cluster-out` is told: it may have missed changes, so it reads every node again.
+//! `cluster-out` is told: it may have missed changes, so it reads every node again. While the
+//! shards have more than `MAX_QUEUED_BYTES` of batches not yet taken, it stops reading.
 
 use std::time::Duration;
 
@@ -115,6 +116,12 @@ fn listen(cluster: &Cluster, client: &Client, settings: &Settings) -> redis::Red
         let bytes = message.get_payload_bytes();
         if message.get_channel_name() == own {
             if let Some(shard) = target_shard(bytes, cluster.inboxes.len()) {
+                // A shard far behind holds up the subscription, not memory: Redis then buffers
+                // for this node, within its own output-buffer limit for subscribers.
+                while cluster.inbound_backed_up() && !cluster.stopping() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                cluster.inbound_bytes(bytes.len() as isize);
                 cluster.to_shard(shard, ToShard::Batch(bytes.to_vec()));
             }
         } else if let Some(heard) = parse(bytes) {

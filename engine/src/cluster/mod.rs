@@ -83,6 +83,8 @@ pub(crate) struct Cluster {
     /// What the shards hand `cluster-out`, in order per shard.
     uplink: SegQueue<(ShardId, Uplink)>,
     queued_bytes: AtomicUsize,
+    /// Bytes of other nodes' batches handed to the shards and not taken yet.
+    inbound_bytes: AtomicUsize,
     spare: ArrayQueue<Vec<u8>>,
     /// Per shard, emptied batches back from `cluster-out`.
     spare_batches: Vec<ArrayQueue<crate::mesh::batch::Batch>>,
@@ -118,6 +120,7 @@ impl Cluster {
             node: config.node_name(),
             uplink: SegQueue::new(),
             queued_bytes: AtomicUsize::new(0),
+            inbound_bytes: AtomicUsize::new(0),
             spare: ArrayQueue::new(SPARE_BUFFERS),
             spare_batches: (0..shards)
                 .map(|_| ArrayQueue::new(SPARE_BATCHES))
@@ -189,6 +192,23 @@ impl Cluster {
     /// Whether `cluster-out` is so far behind that the shards should wait.
     pub(crate) fn is_backed_up(&self) -> bool {
         self.queued_bytes.load(Ordering::Relaxed) > MAX_QUEUED_BYTES
+    }
+
+    /// Whether the shards have so many of other nodes' batches to take that `cluster-in`
+    /// should wait.
+    fn inbound_backed_up(&self) -> bool {
+        self.inbound_bytes.load(Ordering::Relaxed) > MAX_QUEUED_BYTES
+    }
+
+    /// Counts `delta` bytes of other nodes' batches handed to (or taken by) the shards.
+    pub(crate) fn inbound_bytes(&self, delta: isize) {
+        if delta >= 0 {
+            self.inbound_bytes
+                .fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.inbound_bytes
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     /// Hands a shard's node-addressed records to `cluster-out` and wakes it.

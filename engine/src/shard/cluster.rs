@@ -105,7 +105,10 @@ impl Shard {
             while let Some(item) = cluster.take(self.id) {
                 match item {
                     ToShard::Interest(change) => self.router.borrow_mut().apply(&change),
-                    ToShard::Batch(batch) => self.batch_arrived(&batch),
+                    ToShard::Batch(batch) => {
+                        self.batch_arrived(&batch);
+                        cluster.inbound_bytes(-(batch.len() as isize));
+                    }
                     ToShard::Asked { id, nodes } => self.node_ask_sent(id, nodes),
                 }
             }
