@@ -13,7 +13,6 @@ use shardbus_protocol::ErrorCode;
 
 use super::Shard;
 use crate::cluster::wire;
-use crate::mesh::batch::{MessageSpans, Record};
 use crate::metrics::Metric;
 use crate::routing::Responder;
 
@@ -93,32 +92,8 @@ impl Shard {
 
     /// A response from another node, for a request of this node.
     pub(super) fn response_arrived(&self, response: &wire::Response<'_>) {
-        let Some((shard, key)) = super::requests::parse_token(response.token) else {
-            self.metrics.add(Metric::LateResponses, 1);
-            return;
-        };
-        let wire::Response {
-            headers,
-            payload,
-            flags,
-            code,
-            ..
-        } = *response;
-        if shard == self.id {
-            self.complete_request(key, headers, payload, flags, code);
-            return;
-        }
-        match self.link(shard) {
-            Some(link) => link.with_batch(|batch| {
-                let msg = if code == 0 {
-                    batch.put_message(&[], headers, payload, flags)
-                } else {
-                    MessageSpans::default()
-                };
-                batch.push(Record::Response { key, msg, code });
-            }),
-            None => self.metrics.add(Metric::LateResponses, 1),
-        }
+        let answer = (response.headers, response.payload, response.flags);
+        self.answer_token(response.token, answer, response.code);
     }
 
     /// When `key` is a proxy: ends it and sends its answer (a response, or ERR `code`) back to

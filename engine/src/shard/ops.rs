@@ -459,17 +459,31 @@ impl Shard {
                 return;
             }
         }
-        let headers = frame.headers.as_bytes();
-        let flags = frame.flags.0;
-        match parse_token(reply) {
+        let response = (frame.headers.as_bytes(), frame.payload, frame.flags.0);
+        self.answer_token(reply, response, 0);
+    }
+
+    /// Takes a response (or, with a non-zero `code`, an ERR) for reply token `token` to the
+    /// shard that issued it: completed here, or forwarded; a token no shard issued is late.
+    pub(super) fn answer_token(
+        &self,
+        token: u64,
+        (headers, payload, flags): (&[u8], &[u8], u8),
+        code: u16,
+    ) {
+        match parse_token(token) {
             Some((shard, key)) if shard == self.id => {
-                self.complete_request(key, headers, frame.payload, flags, 0);
+                self.complete_request(key, headers, payload, flags, code);
             }
             Some((shard, key)) => match self.link(shard) {
                 Some(link) => {
                     link.with_batch(|batch| {
-                        let msg = batch.put_message(&[], headers, frame.payload, flags);
-                        batch.push(Record::Response { key, msg, code: 0 });
+                        let msg = if code == 0 {
+                            batch.put_message(&[], headers, payload, flags)
+                        } else {
+                            crate::mesh::batch::MessageSpans::default()
+                        };
+                        batch.push(Record::Response { key, msg, code });
                     });
                     self.metrics.add(Metric::ForwardsOut, 1);
                 }
