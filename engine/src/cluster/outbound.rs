@@ -82,6 +82,8 @@ struct State {
     changes: Vec<InterestChange>,
     /// Records put in this round's batches.
     records_out: u64,
+    /// A publication's group names for one node, reused.
+    groups: Vec<u8>,
     change: Script,
     heartbeat: Script,
 }
@@ -94,6 +96,7 @@ pub(super) fn run(cluster: &Cluster, client: &Client, settings: &Settings) {
         out: FastMap::default(),
         changes: Vec::new(),
         records_out: 0,
+        groups: Vec::new(),
         change: Script::new(CHANGE),
         heartbeat: Script::new(HEARTBEAT),
     };
@@ -414,34 +417,30 @@ fn batch_for<'a>(
 
 /// Adds a shard's publication to the batch of every node it goes to.
 fn route(cluster: &Cluster, state: &mut State, shard: u16, message: &wire::Message<'_>) {
-    let matches = state.nodes.route(
-        message.subject,
-        message.plain,
-        message.groups,
-        &mut state.picks,
-    );
-    state.records_out += state.picks.len() as u64;
-    for pick in &state.picks {
-        let batch = state.out.entry((pick.node, shard)).or_default();
-        if batch.is_empty() {
-            wire::put_batch_header(batch, cluster.node(), shard);
-        }
-        let mut groups = String::new();
+    let mut picks = std::mem::take(&mut state.picks);
+    let matches = state
+        .nodes
+        .route(message.subject, message.plain, message.groups, &mut picks);
+    let mut groups = std::mem::take(&mut state.groups);
+    for pick in &picks {
+        groups.clear();
         for &at in &pick.groups {
             if let Some((name, _)) = matches.queues.get(usize::from(at)) {
                 if !groups.is_empty() {
-                    groups.push(' ');
+                    groups.push(b' ');
                 }
-                groups.push_str(name);
+                groups.extend_from_slice(name.as_bytes());
             }
         }
         let out = wire::Message {
             plain: pick.plain,
-            groups: groups.as_bytes(),
+            groups: &groups,
             ..*message
         };
-        wire::put_message(batch, &out);
+        wire::put_message(batch_for(cluster, state, pick.node, shard), &out);
     }
+    state.groups = groups;
+    state.picks = picks;
 }
 
 /// Takes what `cluster-in` heard: changes applied in order, a node read whole when it is new

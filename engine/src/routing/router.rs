@@ -309,30 +309,31 @@ impl<V: Subscriber> Router<V> {
             );
         }
         for group in groups.split(|&b| b == b' ').filter(|g| !g.is_empty()) {
-            let members = local.queues.iter().find(|(n, _)| n.as_bytes() == group);
+            // Group names are single ASCII tokens (the decoder checked them where they came in).
+            let Ok(name) = std::str::from_utf8(group) else {
+                continue;
+            };
+            let members = local
+                .queues
+                .iter()
+                .find(|(n, _)| n.as_bytes() == group)
+                .map_or(&[][..], |(_, m)| m.as_slice());
             let remote_group = remote
                 .queues
                 .iter()
                 .position(|(n, _)| n.as_bytes() == group);
-            let shards: Vec<ShardId> = remote_group
+            let shards = remote_group
                 .and_then(|i| remote.queues.get(i))
-                .map(|(_, m)| m.iter().copied().filter(|&s| s != not_to).collect())
-                .unwrap_or_default();
-            let local_count = members.map_or(0, |(_, m)| m.len());
-            let total = local_count + shards.len();
+                .map_or(&[][..], |(_, m)| m.as_slice());
+            let others = || shards.iter().filter(|&&shard| shard != not_to);
+            let total = members.len() + others().count();
             if total == 0 {
                 continue;
             }
-            let name = members.map_or_else(
-                || String::from_utf8_lossy(group).into_owned(),
-                |(n, _)| n.to_string(),
-            );
-            let pick = self.next_turn(&name) % total;
-            if pick < local_count {
-                route
-                    .local
-                    .extend(members.and_then(|(_, m)| m.get(pick)).cloned());
-            } else if let Some(&shard) = shards.get(pick - local_count) {
+            let pick = self.next_turn(name) % total;
+            if pick < members.len() {
+                route.local.extend(members.get(pick).cloned());
+            } else if let Some(&shard) = others().nth(pick - members.len()) {
                 route.remote.push((shard, remote_group));
             }
         }
