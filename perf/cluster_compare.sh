@@ -33,7 +33,7 @@ cleanup() {
   rm -rf "$config" "$redis_dir"
 }
 trap cleanup EXIT
-until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; do sleep 0.1; done
+wait_for_ports "$redis_port"
 redis_url="redis://127.0.0.1:$redis_port/"
 
 sb_http=() sb_pids=() sio_ports=() sio_pids=()
@@ -48,9 +48,7 @@ for node in 1 2; do
   sio_pids+=($!) sio_ports+=("$port")
 done
 pids+=("${sb_pids[@]}" "${sio_pids[@]}")
-for port in "${sb_http[@]}" "${sio_ports[@]}"; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-done
+wait_for_ports "${sb_http[@]}" "${sio_ports[@]}"
 # The members join on node 2 and the publisher's first message must find their interest on
 # node 1: wait until node 1 sees node 2.
 for _ in $(seq 100); do

@@ -31,7 +31,7 @@ cleanup() {
   rm -rf "$config" "$redis_dir"
 }
 trap cleanup EXIT
-until (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; do sleep 0.1; done
+wait_for_ports "$redis_port"
 
 # One broker with history in `$1`, one load; prints room_bench.js's fields.
 run() {
@@ -41,7 +41,7 @@ run() {
     --shards "$cores" --set "history.backend=$backend" --set "redis.url=redis://127.0.0.1:$redis_port/" \
     2>/tmp/history-compare-shardbus.log &
   sb_pid=$!
-  until (exec 3<>"/dev/tcp/127.0.0.1/$http") 2>/dev/null; do sleep 0.1; done
+  wait_for_ports "$http"
   rust_room "$sb_pid" --target "ws://127.0.0.1:$http" -n 2000 -s 64 room -m "$members" -w 64 --room "$room"
   kill "$sb_pid"
   wait "$sb_pid" 2>/dev/null || true

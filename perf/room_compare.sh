@@ -46,10 +46,7 @@ cleanup() {
   rm -f "$config"
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$sb_http") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$sio_port") 2>/dev/null && break
-  sleep 0.1
-done
+wait_for_ports "$sb_http" "$sio_port"
 
 bench() { (cd perf/socketio && node room_bench.js "$@"); }
 sb=(--target shardbus --url "ws://127.0.0.1:$sb_http/ws" --server-pid "$sb_pid")
@@ -83,17 +80,8 @@ done
 table=$(python3 perf/scripts/room_table.py "$results")
 echo "$table"
 if [ "${RESULTS:-1}" != 0 ]; then
-  section=$(mktemp)
-  {
-    echo "## $(date -u +%Y-%m-%d) — rooms: shardbus vs Socket.IO 4, side by side (perf/room_compare.sh)"
-    echo
-    echo "- Command: \`perf/room_compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores, spin 0); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') on Node $(node --version), one process, websocket transport only. Load on the same cores: \`shardbus-bench room\` (Rust, one reader thread) and perf/socketio/room_bench.js (Node, 2 processes), 64-byte payloads."
-    echo
-    echo "$table"
-    echo
-  } >"$section"
-  python3 perf/scripts/insert_section.py "$section"
-  rm -f "$section"
+  results_section "rooms: shardbus vs Socket.IO 4, side by side (perf/room_compare.sh)" "$table" \
+    "Command: \`perf/room_compare.sh $rounds\` ($rounds rounds, alternating). $(machine)." \
+    "shardbus $(git rev-parse --short HEAD) (--shards $cores, spin 0); Socket.IO $(cd perf/socketio && node -p 'require("socket.io/package.json").version') on Node $(node --version), one process, websocket transport only. Load on the same cores: \`shardbus-bench room\` (Rust, one reader thread) and perf/socketio/room_bench.js (Node, 2 processes), 64-byte payloads."
 fi
 rm -f "$results"

@@ -14,6 +14,7 @@
 # CPU model and date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. perf/scripts/common.sh
 
 rounds=${1:-3}
 cores=$(nproc)
@@ -23,7 +24,6 @@ fi
 cargo build --release -q --bin shardbus --bin shardbus-bench
 bench=target/release/shardbus-bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 config=$(mktemp --suffix .toml)
 for entry in rr:round_robin lp:least_pending w:weighted ch:consistent_hash; do
   printf '[[services]]\nname = "%s"\nstrategy = "%s"\n' "${entry%%:*}" "${entry#*:}" >>"$config"
@@ -41,10 +41,7 @@ cleanup() {
   rm -f "$config"
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$sb_port") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
-  sleep 0.1
-done
+wait_for_ports "$sb_port" "$nats_port"
 sb="shardbus://127.0.0.1:$sb_port"
 nats="nats://127.0.0.1:$nats_port"
 
@@ -109,17 +106,8 @@ PY
 )
 echo "$table"
 if [ "${RESULTS:-1}" != 0 ]; then
-  section=$(mktemp)
-  {
-    echo "## $(date -u +%Y-%m-%d) — services: shardbus's balancing vs NATS request/reply over a queue group (perf/service_compare.sh)"
-    echo
-    echo "- Command: \`perf/service_compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "- shardbus $(git rev-parse --short HEAD) (--shards $cores) and nats-server (GOMAXPROCS=$cores) on loopback, \`shardbus-bench\` on the same cores, 16-byte payloads; the slow responder answers each request after 2 ms, one at a time."
-    echo
-    echo "$table"
-    echo
-  } >"$section"
-  python3 perf/scripts/insert_section.py "$section"
-  rm -f "$section"
+  results_section "services: shardbus's balancing vs NATS request/reply over a queue group (perf/service_compare.sh)" "$table" \
+    "Command: \`perf/service_compare.sh $rounds\` ($rounds rounds, alternating). $(machine), nats-server $(nats-server --version | awk '{print $2}')." \
+    "shardbus $(git rev-parse --short HEAD) (--shards $cores) and nats-server (GOMAXPROCS=$cores) on loopback, \`shardbus-bench\` on the same cores, 16-byte payloads; the slow responder answers each request after 2 ms, one at a time."
 fi
 rm -f "$results"

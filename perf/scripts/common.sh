@@ -1,7 +1,19 @@
-# What the comparison scripts share (sourced): a free port, a process's CPU, shardbus-bench's
-# report in room_bench.js's fields, and appending a section to perf/RESULTS.md.
+# What the comparison scripts share (sourced): a free port, waiting for ports, a process's
+# CPU, shardbus-bench's report in room_bench.js's fields, and appending a section to
+# perf/RESULTS.md.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits (up to 10 s each) until every port given accepts connections on 127.0.0.1.
+wait_for_ports() {
+  local port
+  for port in "$@"; do
+    for _ in $(seq 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+}
 
 # CPU seconds (user + system) the processes (comma-separated pids) have used, from /proc (USER_HZ 100).
 cpu() {
