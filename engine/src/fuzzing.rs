@@ -308,6 +308,33 @@ pub fn redis_input(data: &[u8]) {
                     Record::NodeAnswer { node, id, body } => {
                         wire::put_node_answer(&mut again, node, *id, body);
                     }
+                    Record::RoomMember {
+                        joined,
+                        room,
+                        member,
+                    } => wire::put_room_member(&mut again, *joined, room, member),
+                    Record::RoomRoster {
+                        node,
+                        room,
+                        members,
+                    } => {
+                        // A cut member ends a roster's reading: what is read writes back whole.
+                        wire::put_room_roster(
+                            &mut again,
+                            node,
+                            room,
+                            wire::roster_members(members),
+                        );
+                        let read = wire::Records::new(&again).next();
+                        let read = match read {
+                            Some(Record::RoomRoster { members, .. }) => Some(members),
+                            _ => None,
+                        };
+                        assert!(read.is_some(), "a roster reads back as one");
+                        let read = read.unwrap_or_default();
+                        assert!(wire::roster_members(read).eq(wire::roster_members(members)));
+                        continue;
+                    }
                 }
                 let reread: Vec<Record<'_>> = wire::Records::new(&again).collect();
                 assert_eq!(reread, vec![record]);

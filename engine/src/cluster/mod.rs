@@ -64,6 +64,10 @@ pub(crate) enum ToShard {
     Batch(Vec<u8>),
     /// A node ask of this shard went to this many nodes (their answers follow).
     Asked { id: u64, nodes: usize },
+    /// Another node came (new, or a new incarnation: what it had before is gone).
+    NodeCame(Box<str>),
+    /// Another node went (goodbye, silence, or a new incarnation that follows).
+    NodeGone(Box<str>),
 }
 
 /// A node as `/api/v1/cluster` shows it.
@@ -268,6 +272,17 @@ impl Cluster {
     }
 
     /// Hands `change` to every shard.
+    fn node_noticed(&self, node: &str, came: bool) {
+        for shard in 0..self.inboxes.len() {
+            let notice = if came {
+                ToShard::NodeCame(node.into())
+            } else {
+                ToShard::NodeGone(node.into())
+            };
+            self.to_shard(shard as ShardId, notice);
+        }
+    }
+
     fn to_every_shard(&self, change: &InterestChange) {
         for shard in 0..self.inboxes.len() {
             self.to_shard(shard as ShardId, ToShard::Interest(change.clone()));

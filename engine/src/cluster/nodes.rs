@@ -50,6 +50,9 @@ pub(super) struct Nodes {
     request_turn: usize,
     /// The pseudo shard the changes for the shards name.
     remote: ShardId,
+    /// Nodes that came (`true`: new, or a new incarnation) or went since the shards were last
+    /// told, in order: the shards keep other nodes' room members by them.
+    pub(super) notices: Vec<(Box<str>, bool)>,
 }
 
 /// One node a publication goes to: whether its plain subscribers get it, and the groups (by
@@ -74,6 +77,7 @@ impl Nodes {
             turns: FastMap::default(),
             request_turn: 0,
             remote,
+            notices: Vec::new(),
         }
     }
 
@@ -137,6 +141,14 @@ impl Nodes {
         now: Instant,
         out: &mut Vec<InterestChange>,
     ) {
+        match self.nodes.get(node) {
+            None => self.notices.push((node.into(), true)),
+            Some(known) if known.incarnation != incarnation => {
+                self.notices.push((node.into(), false));
+                self.notices.push((node.into(), true));
+            }
+            Some(_) => {}
+        }
         if !self.nodes.contains_key(node) {
             let index = self.next_index;
             self.next_index = self.next_index.wrapping_add(1);
@@ -183,6 +195,7 @@ impl Nodes {
         let Some(known) = self.nodes.remove(node) else {
             return;
         };
+        self.notices.push((node.into(), false));
         self.names.remove(&known.index);
         for key in known.keys.into_keys() {
             self.remove(known.index, &key, out);

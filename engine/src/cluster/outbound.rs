@@ -218,6 +218,9 @@ fn serve(
         for change in state.changes.drain(..) {
             cluster.to_every_shard(&change);
         }
+        for (node, came) in state.nodes.notices.drain(..) {
+            cluster.node_noticed(&node, came);
+        }
         if !pipe.is_empty() {
             pipe.query::<redis::Value>(connection)?;
         }
@@ -347,6 +350,26 @@ fn take_addressed(cluster: &Cluster, state: &mut State, shard: u16, record: wire
                     ..response
                 };
                 wire::put_response(batch_for(cluster, state, node, shard), &response);
+            }
+        }
+        wire::Record::RoomMember {
+            joined,
+            room,
+            member,
+        } => {
+            for node in state.nodes.indexes() {
+                let out = batch_for(cluster, state, node, shard);
+                wire::put_room_member(out, joined, room, &member);
+            }
+        }
+        wire::Record::RoomRoster {
+            node,
+            room,
+            members,
+        } => {
+            if let Some(node) = state.nodes.index_of(node) {
+                let out = batch_for(cluster, state, node, shard);
+                wire::put_room_roster(out, &[], room, wire::roster_members(members));
             }
         }
         wire::Record::Message(_) | wire::Record::Request(_) => {}

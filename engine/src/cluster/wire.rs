@@ -9,13 +9,16 @@ const REQUEST: u8 = 3;
 const RESPONSE: u8 = 4;
 const NODE_ASK: u8 = 5;
 const NODE_ANSWER: u8 = 6;
+const ROOM_MEMBER: u8 = 7;
+const ROOM_ROSTER: u8 = 8;
 
 /// A node ask's kind: deliver a push to a user's connections, answer how many.
 pub(crate) const ASK_PUSH_USER: u8 = 1;
-/// A node ask's kind: how many members the room (the body) has on the node.
-pub(crate) const ASK_ROOM_MEMBERS: u8 = 2;
+// Kind 2 asked a node how many members a room had: rooms share their members now.
 /// A node ask's kind: an admin listing of the node (`listing_body`).
 pub(crate) const ASK_LISTING: u8 = 3;
+/// A node ask's kind: the node's members of the room (the body), answered by a `RoomRoster`.
+pub(crate) const ASK_ROOM_ROSTER: u8 = 4;
 
 /// What a listing ask asks: the node's connections (1), topics (2), or to kick connection
 /// `id` (3) if the ask names this node.
@@ -55,6 +58,85 @@ pub(crate) enum Record<'a> {
         id: u64,
         body: &'a [u8],
     },
+    /// A member of the sending node joined or left `room` (for every other node).
+    RoomMember {
+        joined: bool,
+        room: &'a [u8],
+        member: Member<'a>,
+    },
+    /// Every member the sending node has in `room` (`members`: read with `roster_members`),
+    /// for `node` (named in a shard's records, empty in a batch).
+    RoomRoster {
+        node: &'a [u8],
+        room: &'a [u8],
+        members: &'a [u8],
+    },
+}
+
+/// A room member as nodes tell each other: its connection on its node, who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member<'a> {
+    pub(crate) conn: u64,
+    pub(crate) user: &'a [u8],
+    pub(crate) name: &'a [u8],
+    pub(crate) info: &'a [u8],
+}
+
+fn put_member(out: &mut Vec<u8>, member: &Member<'_>) {
+    out.extend_from_slice(&member.conn.to_le_bytes());
+    put_len16(out, member.user.len());
+    put_len16(out, member.name.len());
+    put_len32(out, member.info.len());
+    out.extend_from_slice(member.user);
+    out.extend_from_slice(member.name);
+    out.extend_from_slice(member.info);
+}
+
+/// Appends a member's join or leave.
+pub(crate) fn put_room_member(out: &mut Vec<u8>, joined: bool, room: &[u8], member: &Member<'_>) {
+    out.push(ROOM_MEMBER);
+    out.push(u8::from(joined));
+    put_len16(out, room.len());
+    out.extend_from_slice(room);
+    put_member(out, member);
+}
+
+/// Appends a room's roster for `node`.
+pub(crate) fn put_room_roster<'m>(
+    out: &mut Vec<u8>,
+    node: &[u8],
+    room: &[u8],
+    members: impl Iterator<Item = Member<'m>>,
+) {
+    out.push(ROOM_ROSTER);
+    put_len16(out, node.len());
+    put_len16(out, room.len());
+    out.extend_from_slice(node);
+    out.extend_from_slice(room);
+    let at = out.len();
+    put_len32(out, 0);
+    for member in members {
+        put_member(out, &member);
+    }
+    let len = (out.len() - at - 4).min(u32::MAX as usize) as u32;
+    if let Some(slot) = out.get_mut(at..at + 4) {
+        slot.copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+/// The members of a `RoomRoster`, until the bytes end or one is cut.
+pub(crate) fn roster_members(bytes: &[u8]) -> impl Iterator<Item = Member<'_>> + '_ {
+    let mut records = Records::new(bytes);
+    std::iter::from_fn(move || {
+        if records.rest.is_empty() {
+            return None;
+        }
+        let member = records.member();
+        if member.is_none() {
+            records.rest = &[];
+        }
+        member
+    })
 }
 
 /// A request crossing nodes: `token` is the origin's reply token, meaningful only there.
@@ -262,6 +344,17 @@ impl<'a> Records<'a> {
         usize::try_from(u32::from_le_bytes(bytes.try_into().ok()?)).ok()
     }
 
+    fn member(&mut self) -> Option<Member<'a>> {
+        let conn = self.u64()?;
+        let (user_len, name_len, info_len) = (self.len16()?, self.len16()?, self.len32()?);
+        Some(Member {
+            conn,
+            user: self.take(user_len)?,
+            name: self.take(name_len)?,
+            info: self.take(info_len)?,
+        })
+    }
+
     fn record(&mut self) -> Option<Record<'a>> {
         match self.u8()? {
             MESSAGE => {
@@ -327,6 +420,27 @@ impl<'a> Records<'a> {
                     body: self.take(len)?,
                 })
             }
+            ROOM_MEMBER => {
+                let joined = self.u8()? == 1;
+                let room_len = self.len16()?;
+                let room = self.take(room_len)?;
+                Some(Record::RoomMember {
+                    joined,
+                    room,
+                    member: self.member()?,
+                })
+            }
+            ROOM_ROSTER => {
+                let (node_len, room_len) = (self.len16()?, self.len16()?);
+                let node = self.take(node_len)?;
+                let room = self.take(room_len)?;
+                let len = self.len32()?;
+                Some(Record::RoomRoster {
+                    node,
+                    room,
+                    members: self.take(len)?,
+                })
+            }
             _ => None,
         }
     }
@@ -348,7 +462,7 @@ impl<'a> Iterator for Records<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests may panic
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // tests may panic
 mod tests {
     use super::*;
 
@@ -382,19 +496,41 @@ mod tests {
             flags: 0,
         };
         put_response(&mut out, &response);
+        let member = Member {
+            conn: 7 << 48 | 9,
+            user: b"ann",
+            name: b"phone",
+            info: b"\x01",
+        };
+        put_room_member(&mut out, true, b"chat.lobby", &member);
+        let mut roster = Vec::new();
+        put_room_roster(&mut roster, b"", b"r", [member, member].into_iter());
+        out.extend_from_slice(&roster);
         let read: Vec<Record<'_>> = Records::new(&out).collect();
+        let Some(Record::RoomRoster { members, .. }) = read.last() else {
+            panic!("{read:?}");
+        };
         assert_eq!(
-            read,
+            roster_members(members).collect::<Vec<_>>(),
+            vec![member, member]
+        );
+        assert_eq!(
+            read[..4],
             vec![
                 Record::Message(message),
                 Record::Request(request),
                 Record::Response(response),
+                Record::RoomMember {
+                    joined: true,
+                    room: b"chat.lobby",
+                    member
+                },
             ]
         );
         for cut in 0..out.len() {
             // Never a panic, never a whole record past the cut.
             let count = Records::new(&out[..cut]).count();
-            assert!(count <= 2, "{cut}");
+            assert!(count <= 4, "{cut}");
         }
         assert_eq!(Records::new(&[9, 9, 9]).count(), 0);
     }

@@ -142,13 +142,8 @@ pub(crate) async fn publish(
             &serde_json::json!({ "ok": true }),
         )),
         (Answer::Frame(Fields::Ok, ..), Some(room)) => {
-            let here = super::rooms::recipients(shard, identity, room).await;
-            // In a cluster the room's members on the other nodes count too.
-            let elsewhere = shard
-                .gather_nodes(crate::cluster::wire::ASK_ROOM_MEMBERS, room.as_bytes())
-                .await;
-            let there: u64 = elsewhere.items.iter().filter_map(|n| n.as_u64()).sum();
-            let recipients = here.filter(|_| elsewhere.complete).map(|here| here + there);
+            // The room's presence counts its members on every node of a cluster.
+            let recipients = super::rooms::recipients(shard, identity, room).await;
             Ok(super::rooms::published(recipients))
         }
         (other, _) => Err(other.into_refusal()),

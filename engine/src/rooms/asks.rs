@@ -6,6 +6,7 @@
 use shardbus_protocol::{ErrorCode, Fields, RoomFlags};
 
 use crate::history::Position;
+use crate::rooms::members::Member;
 
 /// A room op of connection `conn`, for the room's home.
 #[derive(Debug, Clone)]
@@ -43,6 +44,31 @@ pub(crate) enum AskKind {
         after: Option<Position>,
         limit: u32,
         reverse: bool,
+    },
+    /// What another node told of its members of the room (never answered).
+    Remote(Box<Remote>),
+}
+
+/// Another node's members of a room, as its records arrived: `node` names it, and each
+/// member's `conn` is that node's connection id.
+#[derive(Debug, Clone)]
+pub(crate) enum Remote {
+    Joined {
+        node: Box<str>,
+        member: Member,
+    },
+    Left {
+        node: Box<str>,
+        conn: u64,
+    },
+    /// Every member the node has in the room (an answer to a roster ask).
+    Roster {
+        node: Box<str>,
+        members: Vec<Member>,
+    },
+    /// The node asks for this node's members of the room.
+    RosterAsked {
+        node: Box<str>,
     },
 }
 

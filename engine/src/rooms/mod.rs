@@ -10,6 +10,7 @@
 
 pub(crate) mod asks;
 pub(crate) mod members;
+pub(crate) mod node_slots;
 pub(crate) mod options;
 pub(crate) mod positions;
 

@@ -110,6 +110,8 @@ impl Shard {
                         cluster.inbound_bytes(-(batch.len() as isize));
                     }
                     ToShard::Asked { id, nodes } => self.node_ask_sent(id, nodes),
+                    ToShard::NodeCame(node) => self.node_came(&node),
+                    ToShard::NodeGone(node) => self.node_gone(&node),
                 }
             }
         }
@@ -138,6 +140,10 @@ impl Shard {
                 }
                 wire::Record::NodeAnswer { id, body, .. } => {
                     self.node_answer_arrived(id, body);
+                    continue;
+                }
+                wire::Record::RoomMember { .. } | wire::Record::RoomRoster { .. } => {
+                    self.room_record_arrived(origin.node(), &record);
                     continue;
                 }
             };

@@ -1,7 +1,6 @@
 //! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
 //! over Redis*): a push to a user reaches the user's connections on every node, and its
-//! recipient count is the sum; a push to a room counts the room's members on every node; the
-//! admin listings (connections, topics, rooms) cover every node, each item naming its node,
+//! recipient count is the sum; the admin listings (connections, topics, rooms) cover every node, each item naming its node,
 //! and a kick reaches the node that has the connection. The ask goes to `cluster-out`, which sends it to every node it
 //! knows and tells this shard how many; each node answers a JSON array, gathered like another
 //! shard's part of a listing, within the listing's wait.
@@ -37,11 +36,7 @@ impl Shard {
                 complete: true,
             };
         };
-        let count = self.next_listing.get() + 1;
-        self.next_listing.set(count);
-        // The answers come to whichever shard takes the answering node's batch: the id names
-        // this shard, above the counter.
-        let id = ((u64::from(self.id) + 1) << 48) | (count & ((1 << 48) - 1));
+        let id = self.next_node_ask_id();
         // How many nodes is not known until `cluster-out` has sent it.
         let gathering = Gathering {
             parts: Vec::new(),
@@ -53,8 +48,19 @@ impl Shard {
             .await
     }
 
+    /// A new node ask's id. The answers come to whichever shard takes the answering node's
+    /// batch: the id names this shard, above the counter.
+    pub(super) fn next_node_ask_id(&self) -> u64 {
+        let count = self.next_listing.get() + 1;
+        self.next_listing.set(count);
+        ((u64::from(self.id) + 1) << 48) | (count & ((1 << 48) - 1))
+    }
+
     /// `cluster-out` sent node ask `id` to `nodes` nodes.
     pub(super) fn node_ask_sent(&self, id: u64, nodes: usize) {
+        if self.roster_ask_sent(id, nodes) {
+            return;
+        }
         if let Some(gathering) = self.listings.borrow_mut().get_mut(&id) {
             // Answers come after this (the batch goes out after `cluster-out` said so).
             gathering.missing = nodes.saturating_sub(gathering.parts.len());
@@ -66,8 +72,11 @@ impl Shard {
     pub(super) fn node_ask_arrived(&self, origin: &[u8], id: u64, kind: u8, body: &[u8]) {
         match kind {
             wire::ASK_PUSH_USER => self.push_asked(origin, id, body),
-            wire::ASK_ROOM_MEMBERS => self.room_members_asked(origin, id, body),
             wire::ASK_LISTING => self.listing_asked(origin, id, body),
+            wire::ASK_ROOM_ROSTER => {
+                let ask = wire::Record::NodeAsk { id, kind, body };
+                self.room_record_arrived(origin, &ask);
+            }
             // An ask of a newer version: answered empty, so the origin does not wait for it.
             _ => self.answer_node_ask(origin, id, b"[]"),
         }
@@ -125,31 +134,6 @@ impl Shard {
             let mut gathered = shard.gather(listing).await;
             name_node(&mut gathered.items, &node);
             let answer = serde_json::to_vec(&gathered.items).unwrap_or_default();
-            shard.answer_node_ask(&origin, id, &answer);
-        })
-        .detach();
-    }
-
-    /// Another node's room push: how many members the room has here.
-    fn room_members_asked(&self, origin: &[u8], id: u64, room: &[u8]) {
-        let (Some(shard), Ok(room)) = (
-            self.this.get().and_then(std::rc::Weak::upgrade),
-            std::str::from_utf8(room),
-        ) else {
-            self.answer_node_ask(origin, id, b"[]");
-            return;
-        };
-        let (origin, room) = (origin.to_vec(), room.to_owned());
-        glommio::spawn_local(async move {
-            let identity = std::sync::Arc::new(crate::auth::Identity {
-                name: std::sync::Arc::from("$cluster"),
-                role: std::sync::Arc::from("admin"),
-                permissions: std::sync::Arc::new(crate::auth::Permissions::admin()),
-                expires: None,
-                credential: crate::auth::Credential::Anonymous,
-            });
-            let members = crate::http::rooms::recipients(&shard, identity, &room).await;
-            let answer = serde_json::to_vec(&[members.unwrap_or(0)]).unwrap_or_default();
             shard.answer_node_ask(&origin, id, &answer);
         })
         .detach();

@@ -105,6 +105,10 @@ impl Shard {
 
     /// Handles what a member's shard asked of a room this shard is home to.
     pub(crate) fn home_ask(&self, ask: &Ask) {
+        if let AskKind::Remote(remote) = &ask.kind {
+            self.remote_members(&ask.room, remote);
+            return;
+        }
         let Some(options) = self.rooms.options(&ask.room) else {
             // No longer a room (a reload removed its pattern): its members still leave, and
             // an op on its way is answered.
@@ -114,7 +118,7 @@ impl Shard {
                     return;
                 }
                 AskKind::Join { sid, .. } | AskKind::History { sid, .. } => sid,
-                AskKind::Presence { .. } => 0,
+                AskKind::Presence { .. } | AskKind::Remote(_) => 0,
             };
             let reply = Reply::Refused {
                 code: ErrorCode::NOT_A_ROOM,
@@ -124,7 +128,7 @@ impl Shard {
             self.answer(ask.conn, ask.op_id, &ask.room, reply, ask.counted);
             return;
         };
-        if self.store_defers(&options, ask) {
+        if self.roster_defers(&options, ask) || self.store_defers(&options, ask) {
             return;
         }
         match &ask.kind {
@@ -137,6 +141,7 @@ impl Shard {
             } => {
                 let member = Member {
                     conn: ask.conn,
+                    node: 0,
                     sid: *sid,
                     user: user.clone(),
                     name: name.clone(),
@@ -158,7 +163,7 @@ impl Shard {
                     ("users".to_owned(), Value::U64(counts.users)),
                 ];
                 if !*stats_only {
-                    let listed = page.iter().map(|m| m.value()).collect();
+                    let listed = page.iter().map(|m| self.member_value(m)).collect();
                     map.push(("members".to_owned(), Value::List(listed)));
                 }
                 let fields = RoomFields {
@@ -178,6 +183,7 @@ impl Shard {
                     ask.counted,
                 );
             }
+            AskKind::Remote(_) => {}
             AskKind::History {
                 sid,
                 after,
@@ -221,7 +227,10 @@ impl Shard {
         counted: bool,
     ) {
         let (conn, sid) = (member.conn, member.sid);
-        let described = options.join_leave.then(|| encode(&member.value()));
+        let described = options
+            .join_leave
+            .then(|| encode(&self.member_value(&member)));
+        let shared = self.shares_members(options).then(|| member.clone());
         let joined = self
             .rooms
             .homes
@@ -243,7 +252,10 @@ impl Shard {
         };
         self.metrics.add(Metric::RoomJoins, 1);
         self.note_membership();
-        if counts.clients == 1 {
+        if let Some(member) = shared {
+            self.share_member(room, &member, true);
+        }
+        if counts.here == 1 {
             self.room_event(crate::events::EventKind::RoomCreated, room);
         }
         let mut fields = RoomFields {
@@ -314,11 +326,15 @@ impl Shard {
         };
         self.metrics.add(Metric::RoomLeaves, 1);
         self.note_membership();
-        if counts.clients == 0 {
+        if counts.here == 0 {
             self.room_event(crate::events::EventKind::RoomRemoved, room);
         }
+        if self.cluster.is_some() {
+            self.share_member(room, &member, false);
+        }
         if options.join_leave {
-            self.member_event(room, conn, RoomFlags::LEFT, encode(&member.value()));
+            let payload = encode(&self.member_value(&member));
+            self.member_event(room, conn, RoomFlags::LEFT, payload);
         }
     }
 
@@ -334,8 +350,8 @@ impl Shard {
 
     fn note_membership(&self) {
         let (rooms, members) = self.rooms.homes.borrow().size();
-        self.metrics.set(Metric::Rooms, rooms as u64);
-        self.metrics.set(Metric::RoomMembers, members as u64);
+        self.metrics.set(Metric::Rooms, rooms);
+        self.metrics.set(Metric::RoomMembers, members);
     }
 
     /// Sends the publications `query` picks to subscription `sid` of `conn`; `labelled`: as a
@@ -408,7 +424,13 @@ impl Shard {
     }
 
     /// Tells every shard with members in `room` (this one too) that a member joined or left.
-    fn member_event(&self, room: &[u8], except: u64, flags: RoomFlags, payload: Vec<u8>) {
+    pub(super) fn member_event(
+        &self,
+        room: &[u8],
+        except: u64,
+        flags: RoomFlags,
+        payload: Vec<u8>,
+    ) {
         let shards: Vec<ShardId> = self.rooms.homes.borrow().shards(room).collect();
         for shard in shards {
             let event = MemberEvent {

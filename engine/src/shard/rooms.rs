@@ -55,6 +55,10 @@ pub(crate) struct ShardRooms {
     pub(super) local: RefCell<FastMap<Rc<[u8]>, Vec<LocalSub>>>,
     /// The rooms this shard is home to.
     pub(super) homes: RefCell<members::Rooms>,
+    /// The other nodes whose members `homes` keeps, by slot.
+    pub(super) node_slots: RefCell<crate::rooms::node_slots::NodeSlots>,
+    /// Ops on rooms waiting for the other nodes' members.
+    pub(super) roster_waits: RefCell<super::room_nodes::RosterWaits>,
     pub(super) history: RefCell<MemoryHistory>,
     /// With `history.backend = "redis"`: the Redis side of this shard's home rooms.
     pub(super) store: Option<super::room_store::RoomStore>,
@@ -77,6 +81,8 @@ impl ShardRooms {
             memberships: RefCell::new(FastMap::default()),
             local: RefCell::new(FastMap::default()),
             homes: RefCell::new(members::Rooms::default()),
+            node_slots: RefCell::default(),
+            roster_waits: RefCell::default(),
             history: RefCell::new(MemoryHistory::new(history_bytes)),
             store,
             headers: RefCell::new((Vec::new(), Vec::new())),
@@ -92,7 +98,7 @@ impl ShardRooms {
     /// Whether this shard still holds room state (memberships, or rooms it is home to): when
     /// a reload removes every pattern, the connections that are members must still leave.
     pub(super) fn holds_state(&self) -> bool {
-        !self.memberships.borrow().is_empty() || self.homes.borrow().size().0 > 0
+        !self.memberships.borrow().is_empty() || self.homes.borrow().kept().next().is_some()
     }
 
     pub(super) fn options(&self, subject: &[u8]) -> Option<Rc<RoomConfig>> {
