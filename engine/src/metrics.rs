@@ -127,6 +127,9 @@ metrics! {
     HistoryOverflows = "history_overflows", counter;
     /// Requests this shard has on their way to Redis.
     HistoryPending = "history_pending", gauge;
+    /// Room copies read again from Redis because a publication of another node did not come
+    /// in time to keep the room's order (a cluster's gap).
+    HistoryGapReloads = "history_gap_reloads", counter;
     /// Records (publications, requests, responses, asks) from other nodes this shard took.
     ClusterIn = "cluster_in", counter;
     /// Batches from other nodes that were not well formed (dropped).

@@ -162,3 +162,98 @@ fn a_node_with_no_member_answers_presence_with_the_other_nodes_members() {
         asker.presence("chat.quiet", 0, 0).unwrap().clients == 0
     });
 }
+
+fn history_rooms(redis: &RedisServer) -> impl Fn(&mut shardbus_engine::config::Config) + '_ {
+    move |config| {
+        config.history.backend = shardbus_engine::config::HistoryBackend::Redis;
+        config.redis.url = redis.url();
+        config.rooms = vec![shardbus_engine::rooms::RoomConfig {
+            pattern: "log.>".into(),
+            history_size: 2_000,
+            recover: true,
+            ..Default::default()
+        }];
+    }
+}
+
+/// The offset and payload of each of the next `n` publications of `room`.
+fn offsets(room: &Room, n: usize) -> Vec<(u64, Vec<u8>)> {
+    (0..n)
+        .map(|_| {
+            let message = room.recv_timeout(PATIENCE).unwrap();
+            let offset = message.headers().get("sb-offset").unwrap().parse().unwrap();
+            (offset, message.payload().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn publications_from_two_nodes_reach_every_member_in_the_rooms_one_order() {
+    let redis = RedisServer::start();
+    let nodes = [
+        node_with(&redis, "oa", history_rooms(&redis)),
+        node_with(&redis, "ob", history_rooms(&redis)),
+        node_with(&redis, "oc", history_rooms(&redis)),
+    ];
+    for node in &nodes {
+        wait_until("every node to see the two others", || {
+            nodes_seen(node.http).len() == 2
+        });
+    }
+    let [a, b, c] = &nodes;
+    let members: Vec<(Client, Room)> = [a, b, c, c]
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let client = node.client_on(i as u16 % 2);
+            let room = client.join("log.shared").unwrap();
+            (client, room)
+        })
+        .collect();
+    for node in [a, b] {
+        wait_until("interest of every node", || {
+            nodes_seen(node.http).iter().all(|(_, n)| *n >= 1)
+        });
+    }
+    const EACH: usize = 300;
+    let publishers: Vec<_> = [a, b]
+        .iter()
+        .enumerate()
+        .map(|(who, node)| {
+            let client = node.client_on(who as u16);
+            std::thread::spawn(move || {
+                for n in 0..EACH {
+                    client
+                        .publish("log.shared", format!("{who}-{n}").as_bytes())
+                        .unwrap();
+                    if n % 16 == 0 {
+                        client.flush().unwrap();
+                    }
+                }
+                client.flush().unwrap();
+                client
+            })
+        })
+        .collect();
+    let publishers: Vec<Client> = publishers.into_iter().map(|p| p.join().unwrap()).collect();
+    // Every member, on every node, sees offsets 1, 2, 3 ... once each, with the same
+    // publication at each offset, and each publisher's publications in its order.
+    let first = offsets(&members[0].1, 2 * EACH);
+    assert_eq!(
+        first.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (1..=2 * EACH as u64).collect::<Vec<_>>()
+    );
+    for who in 0..2 {
+        let sent: Vec<String> = first
+            .iter()
+            .map(|(_, p)| String::from_utf8(p.clone()).unwrap())
+            .filter(|p| p.starts_with(&format!("{who}-")))
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|n| format!("{who}-{n}")).collect();
+        assert_eq!(sent, expected);
+    }
+    for (_, room) in &members[1..] {
+        assert_eq!(offsets(room, 2 * EACH), first);
+    }
+    drop(publishers);
+}

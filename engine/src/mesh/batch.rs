@@ -111,6 +111,13 @@ pub(crate) enum Record {
     /// To a room's home: a publication to a room that keeps publications, to be stamped and
     /// fanned out from there.
     RoomPublish { msg: MessageSpans },
+    /// To a room's home: another node's stamped publication to a room whose history Redis
+    /// keeps, to be delivered here in the room's order (as `Deliver` would).
+    RoomArrived {
+        msg: MessageSpans,
+        plain: bool,
+        groups: Span,
+    },
     /// Deliver a push to this shard's connections of `user` (MSG sid 0) and answer how many
     /// with a `ListPart` for gathering `id`.
     UserPush {

@@ -42,6 +42,25 @@ pub(crate) fn strip_positions(headers: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The position a stamped publication's headers carry (`None`: they carry none).
+pub(crate) fn read_position(headers: &[u8]) -> Option<Position> {
+    let (mut epoch, mut offset) = (None, None);
+    for (key, value) in Headers::parse(headers).ok()? {
+        if key == EPOCH_HEADER {
+            epoch = value.parse().ok();
+        } else if key == OFFSET_HEADER {
+            offset = value.parse().ok();
+        }
+        if epoch.is_some() && offset.is_some() {
+            break;
+        }
+    }
+    Some(Position {
+        epoch: epoch?,
+        offset: offset?,
+    })
+}
+
 /// `position` as headers, then `headers`.
 pub(crate) fn positioned(position: Position, headers: &[u8], out: &mut Vec<u8>) {
     out.clear();
@@ -68,6 +87,8 @@ mod tests {
             offset: 42,
         };
         positioned(position, &stripped, &mut stamped);
+        assert_eq!(read_position(&stamped), Some(position));
+        assert_eq!(read_position(&stripped), None);
         let entries: Vec<_> = Headers::parse(&stamped).unwrap().iter().collect();
         assert_eq!(
             entries,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::Shard;
 use super::notify::Notify;
+use super::room_order::Arrived;
 use crate::cluster::{Cluster, ToShard, wire};
 use crate::metrics::Metric;
 
@@ -147,26 +148,66 @@ impl Shard {
                     continue;
                 }
             };
-            let mut route = self.route.borrow_mut();
-            self.router.borrow_mut().route_arrived(
-                message.subject,
-                message.plain,
-                message.groups,
-                &mut route,
-            );
-            let wire::Message {
-                subject,
-                headers,
-                payload,
-                flags,
-                ..
-            } = message;
-            self.deliver_local(&route.local, subject, headers, payload, flags, 0);
-            self.forward(
-                &route,
-                (subject, headers, payload, flags),
-                |msg, plain, groups| crate::mesh::batch::Record::Deliver { msg, plain, groups },
-            );
+            let arrived = Arrived {
+                subject: message.subject,
+                headers: message.headers,
+                payload: message.payload,
+                flags: message.flags,
+                plain: message.plain,
+                groups: message.groups,
+            };
+            if self.ordered_across_nodes(arrived.subject) {
+                self.to_room_home(&arrived);
+            } else {
+                self.deliver_arrived(&arrived);
+            }
         }
+    }
+
+    /// Delivers another node's publication to this node's subscribers (never back out).
+    pub(super) fn deliver_arrived(&self, arrived: &Arrived<'_>) {
+        let mut route = self.route.borrow_mut();
+        self.router.borrow_mut().route_arrived(
+            arrived.subject,
+            arrived.plain,
+            arrived.groups,
+            &mut route,
+        );
+        let Arrived {
+            subject,
+            headers,
+            payload,
+            flags,
+            ..
+        } = *arrived;
+        self.deliver_local(&route.local, subject, headers, payload, flags, 0);
+        self.forward(
+            &route,
+            (subject, headers, payload, flags),
+            |msg, plain, groups| crate::mesh::batch::Record::Deliver { msg, plain, groups },
+        );
+    }
+
+    /// Sends another node's publication to its room's home here, to be put in order.
+    fn to_room_home(&self, arrived: &Arrived<'_>) {
+        let Some(link) = self.link(self.home_of(arrived.subject)) else {
+            self.room_arrived(arrived);
+            return;
+        };
+        link.with_batch(|batch| {
+            let msg = batch.put_message(
+                arrived.subject,
+                arrived.headers,
+                arrived.payload,
+                arrived.flags,
+            );
+            let groups = batch.put(arrived.groups);
+            batch.push(crate::mesh::batch::Record::RoomArrived {
+                msg,
+                plain: arrived.plain,
+                groups,
+            });
+        });
+        self.metrics.add(Metric::ForwardsOut, 1);
     }
 }

@@ -79,6 +79,17 @@ impl Shard {
                     batch.get(msg.payload),
                     msg.flags,
                 ),
+                Record::RoomArrived { msg, plain, groups } => {
+                    let arrived = super::room_order::Arrived {
+                        subject: batch.get(msg.subject),
+                        headers: batch.get(msg.headers),
+                        payload: batch.get(msg.payload),
+                        flags: msg.flags,
+                        plain: *plain,
+                        groups: batch.get(*groups),
+                    };
+                    self.room_arrived(&arrived);
+                }
                 Record::Event { msg, plain, groups } => {
                     self.deliver_forwarded(batch, msg, *plain, *groups, true);
                 }

@@ -26,6 +26,7 @@ pub(crate) mod room_admin;
 mod room_answers;
 mod room_home;
 pub(crate) mod room_nodes;
+mod room_order;
 mod room_queries;
 pub(crate) mod room_store;
 mod rooms;

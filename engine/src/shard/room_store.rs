@@ -59,6 +59,23 @@ impl RoomStore {
     }
 }
 
+impl RoomStore {
+    /// Whether Redis is reachable.
+    pub(super) fn is_up(&self) -> bool {
+        self.bridge.status.is_up()
+    }
+
+    /// Whether `room`'s stream is being loaded.
+    pub(super) fn is_loading(&self, room: &[u8]) -> bool {
+        self.loading.borrow().contains_key(room)
+    }
+
+    /// Whether `room`'s history went on in memory while Redis could not keep it.
+    pub(super) fn diverged(&self, room: &[u8]) -> bool {
+        self.diverged.borrow().contains_key(room)
+    }
+}
+
 impl Shard {
     /// Sends a publication of a history room to Redis (or keeps it in memory while Redis is
     /// away); it is fanned out when its position is known.
@@ -128,7 +145,7 @@ impl Shard {
     }
 
     /// Asks Redis for the room's stream (asks for the room wait until it comes).
-    fn load_room(&self, store: &RoomStore, room: &[u8], keep: Retention) {
+    pub(super) fn load_room(&self, store: &RoomStore, room: &[u8], keep: Retention) {
         if store.loading.borrow().contains_key(room) {
             return;
         }
@@ -272,6 +289,12 @@ impl Shard {
                 std::iter::empty(),
             );
         }
+        if self.cluster.is_some() {
+            // Other nodes write the room too: delivered in the room's order with theirs.
+            drop(history);
+            self.sequence_own(store, room, keep, position, (headers, payload, flags));
+            return;
+        }
         let kept = history.append_at(room, keep, now, position, headers, payload, flags);
         drop(history);
         if !kept && !store.loading.borrow().contains_key(room) {
@@ -318,6 +341,10 @@ impl Shard {
 
     /// The room's stream is in the copy (or the memory took over): its waiting asks go on.
     fn loaded(&self, store: &RoomStore, room: &[u8]) {
+        if let Some(options) = self.rooms.options(room) {
+            // Publications first: the asks' replays and answers follow them.
+            self.order_loaded(store, room, options.retention());
+        }
         let waiting = store.loading.borrow_mut().remove(room).unwrap_or_default();
         for ask in &waiting {
             self.home_ask(ask);

@@ -59,6 +59,8 @@ pub(crate) struct ShardRooms {
     pub(super) node_slots: RefCell<crate::rooms::node_slots::NodeSlots>,
     /// Ops on rooms waiting for the other nodes' members.
     pub(super) roster_waits: RefCell<super::room_nodes::RosterWaits>,
+    /// Publications waiting for an earlier one of their room (a cluster's rooms in Redis).
+    pub(super) order: super::room_order::RoomOrder,
     pub(super) history: RefCell<MemoryHistory>,
     /// With `history.backend = "redis"`: the Redis side of this shard's home rooms.
     pub(super) store: Option<super::room_store::RoomStore>,
@@ -83,6 +85,7 @@ impl ShardRooms {
             homes: RefCell::new(members::Rooms::default()),
             node_slots: RefCell::default(),
             roster_waits: RefCell::default(),
+            order: super::room_order::RoomOrder::default(),
             history: RefCell::new(MemoryHistory::new(history_bytes)),
             store,
             headers: RefCell::new((Vec::new(), Vec::new())),
