@@ -1,6 +1,7 @@
 //! Nodes over Redis when things fail, with broker processes and a real redis-server: a node
 //! killed with SIGKILL under load drops out of the others' view within the node timeout while
-//! they keep serving; Redis stopped under load and started again: each node goes on serving its
+//! they keep serving, its room members leave presence and its client recovers the room on
+//! another node with no gap and no duplicate; Redis stopped under load and started again: each node goes on serving its
 //! own clients, and traffic between nodes comes back; every node and Redis (appendonly)
 //! restarted: every history publication that was delivered is still there.
 #![allow(
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use shardbus_protocol::client::{Client, Subscription};
+use shardbus_protocol::client::{Client, ClientOptions, JoinOptions, Room, Subscription};
+use shardbus_protocol::container::Value;
 use shardbus_tests::cluster::{node_with, nodes_seen};
 use shardbus_tests::node::NodeProcess;
 use shardbus_tests::redis::RedisServer;
@@ -243,4 +245,131 @@ fn every_node_and_redis_restarted_keep_every_delivered_history_publication() {
         recovered, delivered,
         "every delivered publication, in order, once"
     );
+}
+
+/// Reads `room` until its connection dies: the last position seen and every number received.
+fn member_until_killed(
+    room: Room,
+    client: Client,
+    seen: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<((u64, u64), Vec<u64>)> {
+    std::thread::spawn(move || {
+        let mut last = (0, 0);
+        let mut numbers = Vec::new();
+        while let Ok(message) = room.recv_timeout(Duration::from_secs(5)) {
+            let header = |name| message.headers().get(name).unwrap().parse().unwrap();
+            last = (header("sb-epoch"), header("sb-offset"));
+            numbers.push(u64::from_le_bytes(message.payload().try_into().unwrap()));
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(client);
+        (last, numbers)
+    })
+}
+
+#[test]
+fn a_killed_nodes_members_leave_and_its_client_recovers_the_room_on_another_node() {
+    let redis = RedisServer::start();
+    let rooms = "[[rooms]]\npattern = \"chat.>\"\nhistory_size = 200000\nrecover = true\n\
+                 presence = true\njoin_leave = true\n";
+    let url = redis.url();
+    let history = |name: &str| {
+        let mut settings = settings(&url, name);
+        settings.extend([
+            "history.backend=redis".to_owned(),
+            format!("redis.url={url}"),
+        ]);
+        settings
+    };
+    let first = NodeProcess::start_with(rooms, &history("m1"));
+    let mut second = NodeProcess::start_with(rooms, &history("m2"));
+    let third = NodeProcess::start_with(rooms, &history("m3"));
+    for node in [&first, &second, &third] {
+        wait_until("every node to see the two others", || {
+            nodes_seen(node.http).len() == 2
+        });
+    }
+    let watching = Client::connect(first.addr).unwrap();
+    let watcher = watching.join("chat.live").unwrap();
+    let doomed = Client::connect_with(second.addr, ClientOptions::new().no_reconnect()).unwrap();
+    let member = doomed.join("chat.live").unwrap();
+    assert_eq!(member.joined().clients, 2);
+    let joined = watcher.next_event(PATIENCE).unwrap();
+    assert!(joined.joined);
+    assert_eq!(joined.member.get("node"), Some(&Value::Str("m2".into())));
+
+    // Under load from the third node: the member on the second reads until it is killed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicU64::new(0));
+    let reader = member_until_killed(member, doomed, Arc::clone(&seen));
+    let publishing = Client::connect(third.addr).unwrap();
+    let load = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                publishing.publish("chat.live", &n.to_le_bytes()).unwrap();
+                n += 1;
+                if n.is_multiple_of(8) {
+                    publishing.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            publishing.flush().unwrap();
+            n
+        })
+    };
+    wait_until("the member to receive", || {
+        seen.load(Ordering::Relaxed) > 500
+    });
+    second.kill();
+
+    // The others drop the killed node's member: a MEMBER LEFT naming it, and presence.
+    loop {
+        let event = watcher.next_event(PATIENCE).unwrap();
+        if !event.joined && event.member.get("node") == Some(&Value::Str("m2".into())) {
+            break;
+        }
+    }
+    wait_until("presence on m1 without the killed node's member", || {
+        watching.presence("chat.live", 0, 0).unwrap().clients == 1
+    });
+    let ((epoch, offset), before) = reader.join().unwrap();
+    assert!(!before.is_empty());
+
+    // Its client comes back on the third node and recovers from the last position it saw.
+    let back = Client::connect(third.addr).unwrap();
+    let options = JoinOptions {
+        info: None,
+        from: Some((epoch, offset)),
+    };
+    let room = back.join_with("chat.live", options).unwrap();
+    assert!(room.joined().recovered, "{:?}", room.joined());
+    assert_eq!(room.joined().epoch, epoch);
+    assert_eq!(room.joined().clients, 2);
+    let mut after = Vec::new();
+    let mut next_offset = offset + 1;
+    let mut read_one = |after: &mut Vec<u64>| {
+        let message = room.recv_timeout(PATIENCE).unwrap();
+        let at: u64 = message.headers().get("sb-offset").unwrap().parse().unwrap();
+        assert_eq!(at, next_offset, "in order, with no gap and no duplicate");
+        next_offset += 1;
+        after.push(u64::from_le_bytes(message.payload().try_into().unwrap()));
+    };
+    for _ in 0..1_000 {
+        read_one(&mut after);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().unwrap();
+    while (before.len() + after.len()) < sent as usize {
+        read_one(&mut after);
+    }
+    let all: Vec<u64> = before.into_iter().chain(after).collect();
+    assert_eq!(
+        all,
+        (0..sent).collect::<Vec<_>>(),
+        "every publication once, in order"
+    );
+    let health = http_request(first.http, "GET", "/healthz", None).json();
+    assert_eq!(health["status"], "ok");
 }
