@@ -373,3 +373,76 @@ fn a_killed_nodes_members_leave_and_its_client_recovers_the_room_on_another_node
     let health = http_request(first.http, "GET", "/healthz", None).json();
     assert_eq!(health["status"], "ok");
 }
+
+#[test]
+fn a_killed_nodes_service_instances_leave_every_listing_and_the_others_serve() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let first = NodeProcess::start(&settings(&url, "s1"));
+    let mut second = NodeProcess::start(&settings(&url, "s2"));
+    let third = NodeProcess::start(&settings(&url, "s3"));
+    for node in [&first, &second, &third] {
+        wait_until("every node to see the two others", || {
+            nodes_seen(node.http).len() == 2
+        });
+    }
+    let spec = shardbus_protocol::client::ServiceSpec::new("1.0.0")
+        .endpoint("echo.say")
+        .heartbeat(Duration::from_millis(200));
+    let mut serving = Vec::new();
+    for (node, tag) in [(&second, "s2"), (&third, "s3")] {
+        let client = Client::connect_with(node.addr, ClientOptions::new().no_reconnect()).unwrap();
+        let service = client.register("echo", &spec).unwrap();
+        serving.push(std::thread::spawn(move || {
+            while let Ok(request) = service.requests().recv_timeout(Duration::from_secs(30)) {
+                if client.respond(&request, tag.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    let requester = Client::connect(first.addr).unwrap();
+    let nodes = |client: &Client| -> Vec<String> {
+        let mut nodes: Vec<String> = client
+            .discover("echo", "")
+            .unwrap()
+            .iter()
+            .map(|i| match i.entry.get("node") {
+                Some(Value::Str(node)) => node.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        nodes.sort();
+        nodes
+    };
+    wait_until("s1 to find both instances", || {
+        nodes(&requester) == ["s2", "s3"]
+    });
+    wait_until("s1 to see both nodes' endpoints", || {
+        nodes_seen(first.http)
+            .iter()
+            .all(|(_, interest)| *interest >= 1)
+    });
+    let ask = || {
+        let answer = requester
+            .request("echo.say", b"?", Duration::from_secs(10))
+            .unwrap();
+        String::from_utf8(answer.payload().to_vec()).unwrap()
+    };
+    let before: Vec<String> = (0..10).map(|_| ask()).collect();
+    assert!(before.iter().any(|t| t == "s2") && before.iter().any(|t| t == "s3"));
+
+    second.kill();
+    wait_until("the killed node's instance to leave s1's discovery", || {
+        nodes(&requester) == ["s3"]
+    });
+    let listed = http_request(first.http, "GET", "/api/v1/services/echo", None).json();
+    assert_eq!(listed["instances"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["instances"][0]["node"], "s3");
+    let after: Vec<String> = (0..20).map(|_| ask()).collect();
+    assert!(after.iter().all(|t| t == "s3"), "{after:?}");
+    drop(third);
+    for thread in serving {
+        thread.join().unwrap();
+    }
+}

@@ -12,7 +12,7 @@ pub(crate) const SERVICE_PREFIX: &str = "/api/v1/services/";
 
 /// `GET /api/v1/services`.
 pub(crate) async fn list(shard: &Shard) -> serde_json::Value {
-    shard.services_report(">").await
+    shard.services_everywhere(">").await
 }
 
 /// `GET /api/v1/services/{name}`: the service, or `UNKNOWN_SERVICE` (404).
@@ -25,7 +25,7 @@ pub(crate) async fn one(shard: &Shard, name: &str) -> Result<serde_json::Value, 
             "a service name is a subject (PROTOCOL.md §4)",
         ));
     }
-    let mut report = shard.services_report(name).await;
+    let mut report = shard.services_everywhere(name).await;
     let complete = report.get("complete").cloned().unwrap_or_default();
     let found = report
         .get_mut("services")

@@ -397,6 +397,13 @@ impl<V: Subscriber> Router<V> {
         }
     }
 
+    /// Whether another node has a responder for `subject` (a plain or queue subscription).
+    pub fn other_nodes_serve(&mut self, subject: &[u8]) -> bool {
+        let nodes = self.other_nodes;
+        let remote = self.replica.shards_for(subject);
+        remote.plain.contains(&nodes) || remote.queues.iter().any(|(_, m)| m.contains(&nodes))
+    }
+
     /// Picks one local subscription for a request another shard forwarded here.
     pub fn local_responder(&mut self, subject: &[u8]) -> Option<V> {
         let local = self.cache.get(&self.trie, subject);

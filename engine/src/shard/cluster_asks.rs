@@ -1,24 +1,31 @@
 //! Asking every other node of a cluster and adding up their answers (ARCHITECTURE.md, *Nodes
 //! over Redis*): a push to a user reaches the user's connections on every node, and its
-//! recipient count is the sum; the admin listings (connections, topics, rooms) cover every node, each item naming its node,
-//! and a kick reaches the node that has the connection. The ask goes to `cluster-out`, which sends it to every node it
-//! knows and tells this shard how many; each node answers a JSON array, gathered like another
-//! shard's part of a listing, within the listing's wait.
+//! recipient count is the sum; the admin listings (connections, topics, rooms) cover every
+//! node, each item naming its node, and a kick reaches the node that has the connection. The
+//! ask goes to `cluster-out`, which sends it to every node it knows and tells this shard how
+//! many; each node answers a JSON array, gathered like another shard's part of a listing,
+//! within `NODE_ASK_WAIT`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Shard;
 use super::listing::{Gathered, Gathering, Listing};
 use crate::cluster::wire;
+
+/// How long a node ask waits for the other nodes' answers: a node that died answers nothing
+/// until it is dropped (`node_timeout_ms`), and the asker's client must not time out first.
+const NODE_ASK_WAIT: Duration = Duration::from_secs(2);
 
 /// A listing ask's kinds.
 const LIST_CONNECTIONS: u8 = 1;
 const LIST_TOPICS: u8 = 2;
 const LIST_KICK: u8 = 3;
 const LIST_ROOMS: u8 = 4;
+pub(super) const LIST_SERVICES: u8 = 5;
+pub(super) const LIST_DISCOVER: u8 = 6;
 
 /// Names `node` in every listed item that is an object (connections, topics, rooms).
-fn name_node(items: &mut [serde_json::Value], node: &str) {
+pub(super) fn name_node(items: &mut [serde_json::Value], node: &str) {
     for item in items {
         if let Some(map) = item.as_object_mut() {
             map.insert("node".to_owned(), node.into());
@@ -44,7 +51,7 @@ impl Shard {
         };
         self.listings.borrow_mut().insert(id, gathering);
         cluster.with_out(|out| wire::put_node_ask(out, id, kind, body));
-        self.wait_for_parts(id, Instant::now() + super::listing::LISTING_WAIT)
+        self.wait_for_parts(id, Instant::now() + NODE_ASK_WAIT)
             .await
     }
 
@@ -114,6 +121,17 @@ impl Shard {
     fn listing_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
         let Some(cluster) = &self.cluster else { return };
         let node = cluster.node().to_owned();
+        match wire::read_listing_body(body) {
+            Some((LIST_SERVICES, _, pattern)) => {
+                self.services_asked(origin, id, &node, pattern);
+                return;
+            }
+            Some((LIST_DISCOVER, _, asked)) => {
+                self.discover_asked(origin, id, &node, asked);
+                return;
+            }
+            _ => {}
+        }
         let listing = match wire::read_listing_body(body) {
             Some((LIST_CONNECTIONS, _, _)) => Some(Listing::Connections),
             Some((LIST_TOPICS, _, _)) => Some(Listing::Topics),
@@ -185,7 +203,7 @@ impl Shard {
         }
     }
 
-    fn answer_node_ask(&self, origin: &[u8], id: u64, answer: &[u8]) {
+    pub(super) fn answer_node_ask(&self, origin: &[u8], id: u64, answer: &[u8]) {
         if let Some(cluster) = &self.cluster {
             cluster.with_out(|out| wire::put_node_answer(out, origin, id, answer));
         }

@@ -6,6 +6,7 @@
 mod cluster;
 mod cluster_asks;
 mod cluster_requests;
+mod cluster_services;
 mod commands;
 pub(crate) mod conn;
 mod events;

@@ -355,6 +355,10 @@ impl Shard {
             return;
         }
         let Some(target) = self.pick_instance(frame.topic, &frame.headers, 0) else {
+            // None here may serve: another node's instances may.
+            if self.request_on_other_nodes(conn, frame, request_id, timeout_ms) {
+                return;
+            }
             let why = "no instance of the service may serve (unhealthy, draining or tripped)";
             self.no_responders(conn, frame, request_id, why);
             return;

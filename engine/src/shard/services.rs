@@ -504,35 +504,19 @@ impl Shard {
                 }
             },
         };
-        let registry = self.services.registry.borrow();
-        let found = registry.discover(frame.topic_str(), version.as_ref());
-        // As many as fit in one payload, in name order.
-        let max = self.settings.limits.max_payload as usize;
-        let mut entries = Vec::new();
-        let mut size = 16;
-        for instance in found {
-            let entry = instance.describe();
-            size += entry.to_binary().map_or(max, |b| b.len());
-            if size > max {
-                break;
-            }
-            entries.push(entry);
+        // In name order (in a cluster, this node's first).
+        let found: Vec<_> = self
+            .services
+            .registry
+            .borrow()
+            .discover(frame.topic_str(), version.as_ref())
+            .into_iter()
+            .map(|instance| instance.describe())
+            .collect();
+        if self.cluster.is_some() {
+            self.discover_everywhere(conn, frame, requirement, found);
+            return;
         }
-        let count = entries.len() as u32;
-        let payload = shardbus_protocol::container::Value::List(entries)
-            .to_binary()
-            .unwrap_or_default();
-        conn.send(&Outgoing {
-            topic: frame.topic,
-            flags: Flags::CONTAINER.0,
-            payload: &payload,
-            ..Outgoing::bare(
-                Fields::Discover(ServiceFields {
-                    count,
-                    ..ServiceFields::default()
-                }),
-                frame.op_id,
-            )
-        });
+        self.send_discovered(conn, frame.op_id, frame.topic, found);
     }
 }
