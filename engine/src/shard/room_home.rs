@@ -329,7 +329,7 @@ impl Shard {
         if counts.here == 0 {
             self.room_event(crate::events::EventKind::RoomRemoved, room);
         }
-        if self.cluster.is_some() {
+        if self.shares_members(options) {
             self.share_member(room, &member, false);
         }
         if options.join_leave {
