@@ -1,6 +1,6 @@
 //! Nodes of a cluster over Redis for the tests: an in-process node with test-sized heartbeats
-//! (100 ms, gone after 1 s of silence), what a node's `/api/v1/cluster` says of the others, and
-//! waiting until a node sees another's interest.
+//! (100 ms, gone after 1 s of silence), what a node's `/api/v1/cluster` says of the others,
+//! waiting until a node sees another's interest, and the nodes a DISCOVER names.
 
 use std::net::SocketAddr;
 
@@ -46,4 +46,18 @@ pub fn wait_for_interest(http: SocketAddr, node: &str, patterns: u64) {
     wait_until(&format!("node {node} with {patterns} patterns"), || {
         nodes_seen(http).contains(&(node.to_owned(), patterns))
     });
+}
+
+/// The nodes of the instances of `service` that `client`'s DISCOVER lists, sorted.
+pub fn discovered_nodes(client: &shardbus_protocol::client::Client, service: &str) -> Vec<String> {
+    let found = client.discover(service, "").unwrap_or_default();
+    let mut nodes: Vec<String> = found
+        .iter()
+        .filter_map(|i| match i.entry.get("node") {
+            Some(shardbus_protocol::container::Value::Str(node)) => Some(node.clone()),
+            _ => None,
+        })
+        .collect();
+    nodes.sort();
+    nodes
 }

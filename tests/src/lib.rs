@@ -18,6 +18,7 @@ pub mod pki;
 pub mod proxy;
 pub mod raw;
 pub mod redis;
+pub mod services;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use shardbus_protocol::client::{Client, ClientOptions, JoinOptions, Room, Subscription};
 use shardbus_protocol::container::Value;
-use shardbus_tests::cluster::{node_with, nodes_seen};
+use shardbus_tests::cluster::{discovered_nodes, node_with, nodes_seen};
 use shardbus_tests::node::NodeProcess;
 use shardbus_tests::redis::RedisServer;
 use shardbus_tests::{PATIENCE, http_request, wait_until};
@@ -29,6 +29,16 @@ fn settings(url: &str, name: &str) -> Vec<String> {
         "cluster.heartbeat_ms=100".to_owned(),
         "cluster.node_timeout_ms=1000".to_owned(),
     ]
+}
+
+/// A node's settings with its room history in the cluster's Redis.
+fn history_settings(url: &str, name: &str) -> Vec<String> {
+    let mut settings = settings(url, name);
+    settings.extend([
+        "history.backend=redis".to_owned(),
+        format!("redis.url={url}"),
+    ]);
+    settings
 }
 
 /// Publishes numbered messages on `subject` until told to stop; returns how many it sent.
@@ -182,14 +192,7 @@ fn every_node_and_redis_restarted_keep_every_delivered_history_publication() {
     let mut redis = RedisServer::persistent();
     let rooms = "[[rooms]]\npattern = \"chat.>\"\nhistory_size = 1000\nrecover = true\n";
     let url = redis.url();
-    let history = |name: &str| {
-        let mut settings = settings(&url, name);
-        settings.extend([
-            "history.backend=redis".to_owned(),
-            format!("redis.url={url}"),
-        ]);
-        settings
-    };
+    let history = |name: &str| history_settings(&url, name);
     let mut nodes: Vec<NodeProcess> = ["h1", "h2", "h3"]
         .iter()
         .map(|name| NodeProcess::start_with(rooms, &history(name)))
@@ -273,14 +276,7 @@ fn a_killed_nodes_members_leave_and_its_client_recovers_the_room_on_another_node
     let rooms = "[[rooms]]\npattern = \"chat.>\"\nhistory_size = 200000\nrecover = true\n\
                  presence = true\njoin_leave = true\n";
     let url = redis.url();
-    let history = |name: &str| {
-        let mut settings = settings(&url, name);
-        settings.extend([
-            "history.backend=redis".to_owned(),
-            format!("redis.url={url}"),
-        ]);
-        settings
-    };
+    let history = |name: &str| history_settings(&url, name);
     let first = NodeProcess::start_with(rooms, &history("m1"));
     let mut second = NodeProcess::start_with(rooms, &history("m2"));
     let third = NodeProcess::start_with(rooms, &history("m3"));
@@ -402,19 +398,7 @@ fn a_killed_nodes_service_instances_leave_every_listing_and_the_others_serve() {
         }));
     }
     let requester = Client::connect(first.addr).unwrap();
-    let nodes = |client: &Client| -> Vec<String> {
-        let mut nodes: Vec<String> = client
-            .discover("echo", "")
-            .unwrap()
-            .iter()
-            .map(|i| match i.entry.get("node") {
-                Some(Value::Str(node)) => node.clone(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        nodes.sort();
-        nodes
-    };
+    let nodes = |client: &Client| discovered_nodes(client, "echo");
     wait_until("s1 to find both instances", || {
         nodes(&requester) == ["s2", "s3"]
     });

@@ -13,23 +13,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use shardbus_protocol::Health;
-use shardbus_protocol::client::{Client, Service, ServiceSpec};
-use shardbus_protocol::container::Value;
-use shardbus_tests::cluster::{node, nodes_seen};
+use shardbus_protocol::client::{Client, ServiceSpec};
+use shardbus_tests::cluster::{discovered_nodes, node, nodes_seen};
 use shardbus_tests::redis::RedisServer;
+use shardbus_tests::services::serve;
 use shardbus_tests::{TestServer, http_request, wait_until};
-
-/// Answers every request to `service` with `tag` until the client closes.
-fn serve(client: &Client, service: Service, tag: &'static str) -> std::thread::JoinHandle<()> {
-    let client = client.clone();
-    std::thread::spawn(move || {
-        while let Ok(request) = service.requests().recv_timeout(Duration::from_secs(60)) {
-            if client.respond(&request, tag.as_bytes()).is_err() {
-                return;
-            }
-        }
-    })
-}
 
 fn ask(client: &Client) -> String {
     let answer = client
@@ -52,18 +40,6 @@ fn spec() -> ServiceSpec {
         .heartbeat(Duration::from_millis(200))
 }
 
-fn nodes_of(client: &Client) -> BTreeSet<String> {
-    client
-        .discover("echo", "")
-        .unwrap()
-        .iter()
-        .map(|i| match i.entry.get("node") {
-            Some(Value::Str(node)) => node.clone(),
-            other => panic!("{other:?}"),
-        })
-        .collect()
-}
-
 #[test]
 fn instances_on_two_nodes_are_found_and_serve_a_node_that_has_none() {
     let redis = RedisServer::start();
@@ -83,7 +59,7 @@ fn instances_on_two_nodes_are_found_and_serve_a_node_that_has_none() {
     let requester = c.client_on(0);
     let both: BTreeSet<String> = ["sa", "sb"].map(String::from).into();
     wait_until("both instances found from sc", || {
-        nodes_of(&requester) == both
+        discovered_nodes(&requester, "echo") == ["sa", "sb"]
     });
     let report = http_request(c.http, "GET", "/api/v1/services/echo", None).json();
     let listed: BTreeSet<String> = report["instances"]

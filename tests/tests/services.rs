@@ -13,24 +13,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use shardbus_engine::metrics::Metric;
-use shardbus_protocol::client::{Client, ClientOptions, Service, ServiceSpec};
+use shardbus_protocol::client::{Client, ClientOptions, ServiceSpec};
 use shardbus_protocol::container::Value;
 use shardbus_protocol::{Fields, Health, HelloOptions, ServiceFields};
 use shardbus_tests::proxy::Proxy;
 use shardbus_tests::raw::Raw;
+use shardbus_tests::services::serve;
 use shardbus_tests::{PATIENCE, TestServer, wait_until};
-
-/// Answers every request to `service` with its own name until the client closes.
-fn serve(client: &Client, service: Service, tag: &'static str) -> std::thread::JoinHandle<()> {
-    let client = client.clone();
-    std::thread::spawn(move || {
-        while let Ok(request) = service.requests().recv_timeout(Duration::from_secs(60)) {
-            if client.respond(&request, tag.as_bytes()).is_err() {
-                return;
-            }
-        }
-    })
-}
 
 fn ask(client: &Client, subject: &str) -> String {
     let answer = client

@@ -289,14 +289,7 @@ fn take_link_record(
             }
         }
         MeshRecord::Deliver { msg, plain, groups } => {
-            let message = wire::Message {
-                subject: batch.get(msg.subject),
-                headers: batch.get(msg.headers),
-                payload: batch.get(msg.payload),
-                flags: msg.flags,
-                plain: *plain,
-                groups: batch.get(*groups),
-            };
+            let message = wire::Message::in_batch(batch, msg, *plain, *groups);
             route(cluster, state, shard, &message);
         }
         MeshRecord::Request {

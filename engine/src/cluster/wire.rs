@@ -175,6 +175,25 @@ pub(crate) struct Message<'a> {
     pub(crate) groups: &'a [u8],
 }
 
+impl<'a> Message<'a> {
+    /// A mesh batch's delivery (`msg` with its `plain` and `groups`) as a publication.
+    pub(crate) fn in_batch(
+        batch: &'a crate::mesh::batch::Batch,
+        msg: &crate::mesh::batch::MessageSpans,
+        plain: bool,
+        groups: crate::mesh::batch::Span,
+    ) -> Message<'a> {
+        Message {
+            subject: batch.get(msg.subject),
+            headers: batch.get(msg.headers),
+            payload: batch.get(msg.payload),
+            flags: msg.flags,
+            plain,
+            groups: batch.get(groups),
+        }
+    }
+}
+
 /// Appends a publication.
 pub(crate) fn put_message(out: &mut Vec<u8>, message: &Message<'_>) {
     out.push(MESSAGE);

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use super::Shard;
 use super::notify::Notify;
-use super::room_order::Arrived;
 use crate::cluster::{Cluster, ToShard, wire};
 use crate::metrics::Metric;
 
@@ -148,24 +147,16 @@ impl Shard {
                     continue;
                 }
             };
-            let arrived = Arrived {
-                subject: message.subject,
-                headers: message.headers,
-                payload: message.payload,
-                flags: message.flags,
-                plain: message.plain,
-                groups: message.groups,
-            };
-            if self.ordered_across_nodes(arrived.subject) {
-                self.to_room_home(&arrived);
+            if self.ordered_across_nodes(message.subject) {
+                self.to_room_home(&message);
             } else {
-                self.deliver_arrived(&arrived);
+                self.deliver_arrived(&message);
             }
         }
     }
 
     /// Delivers another node's publication to this node's subscribers (never back out).
-    pub(super) fn deliver_arrived(&self, arrived: &Arrived<'_>) {
+    pub(super) fn deliver_arrived(&self, arrived: &wire::Message<'_>) {
         let mut route = self.route.borrow_mut();
         self.router.borrow_mut().route_arrived(
             arrived.subject,
@@ -173,7 +164,7 @@ impl Shard {
             arrived.groups,
             &mut route,
         );
-        let Arrived {
+        let wire::Message {
             subject,
             headers,
             payload,
@@ -189,7 +180,7 @@ impl Shard {
     }
 
     /// Sends another node's publication to its room's home here, to be put in order.
-    fn to_room_home(&self, arrived: &Arrived<'_>) {
+    fn to_room_home(&self, arrived: &wire::Message<'_>) {
         let Some(link) = self.link(self.home_of(arrived.subject)) else {
             self.room_arrived(arrived);
             return;

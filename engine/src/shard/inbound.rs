@@ -80,14 +80,8 @@ impl Shard {
                     msg.flags,
                 ),
                 Record::RoomArrived { msg, plain, groups } => {
-                    let arrived = super::room_order::Arrived {
-                        subject: batch.get(msg.subject),
-                        headers: batch.get(msg.headers),
-                        payload: batch.get(msg.payload),
-                        flags: msg.flags,
-                        plain: *plain,
-                        groups: batch.get(*groups),
-                    };
+                    let arrived =
+                        crate::cluster::wire::Message::in_batch(batch, msg, *plain, *groups);
                     self.room_arrived(&arrived);
                 }
                 Record::Event { msg, plain, groups } => {

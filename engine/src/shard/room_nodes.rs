@@ -141,13 +141,7 @@ impl Shard {
     /// Tells the other nodes that this node's `member` joined or left `room`.
     pub(super) fn share_member(&self, room: &[u8], member: &Member, joined: bool) {
         let Some(cluster) = &self.cluster else { return };
-        let member = wire::Member {
-            conn: member.conn,
-            user: member.user.as_bytes(),
-            name: member.name.as_bytes(),
-            info: &member.info,
-        };
-        cluster.with_out(|out| wire::put_room_member(out, joined, room, &member));
+        cluster.with_out(|out| wire::put_room_member(out, joined, room, &on_wire(member)));
     }
 
     /// `member` as MEMBER and PRESENCE show it: with its node's name in a cluster.
@@ -247,12 +241,7 @@ impl Shard {
             Remote::RosterAsked { node } => {
                 let Some(cluster) = &self.cluster else { return };
                 let homes = self.rooms.homes.borrow();
-                let members = homes.members_here(room).map(|member| wire::Member {
-                    conn: member.conn,
-                    user: member.user.as_bytes(),
-                    name: member.name.as_bytes(),
-                    info: &member.info,
-                });
+                let members = homes.members_here(room).map(on_wire);
                 cluster.with_out(|out| {
                     wire::put_room_roster(out, node.as_bytes(), room, members);
                 });
@@ -343,6 +332,16 @@ impl Shard {
                 self.ask_rosters(&room);
             }
         }
+    }
+}
+
+/// This node's member as nodes tell each other.
+fn on_wire(member: &Member) -> wire::Member<'_> {
+    wire::Member {
+        conn: member.conn,
+        user: member.user.as_bytes(),
+        name: member.name.as_bytes(),
+        info: &member.info,
     }
 }
 

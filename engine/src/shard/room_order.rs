@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::Shard;
 use super::room_store::RoomStore;
+use crate::cluster::wire;
 use crate::fast_map::FastMap;
 use crate::history::{Position, Query, Retention};
 use crate::metrics::Metric;
@@ -30,16 +31,6 @@ use crate::rooms::positions::{positioned, read_position, strip_positions};
 const GAP_WAIT: Duration = Duration::from_millis(250);
 /// Publications a room holds at most while it waits; past it they are dropped and counted.
 const MAX_HELD: usize = 4096;
-
-/// Another node's stamped publication, as it arrived.
-pub(crate) struct Arrived<'a> {
-    pub(crate) subject: &'a [u8],
-    pub(crate) headers: &'a [u8],
-    pub(crate) payload: &'a [u8],
-    pub(crate) flags: u8,
-    pub(crate) plain: bool,
-    pub(crate) groups: &'a [u8],
-}
 
 /// A publication to put in order: this node's (`own`: fanned out everywhere) or another's
 /// (delivered to this node's subscribers only); `headers` without the position headers.
@@ -114,7 +105,7 @@ impl Shard {
     }
 
     /// Another node's publication to a room this shard is home to.
-    pub(super) fn room_arrived(&self, arrived: &Arrived<'_>) {
+    pub(super) fn room_arrived(&self, arrived: &wire::Message<'_>) {
         let store = self.rooms.store.as_ref();
         let options = self.rooms.options(arrived.subject);
         let position = read_position(arrived.headers);
@@ -249,7 +240,7 @@ impl Shard {
         }
         let mut stamped = std::mem::take(&mut self.rooms.headers.borrow_mut().1);
         positioned(position, part.headers, &mut stamped);
-        self.deliver_arrived(&Arrived {
+        self.deliver_arrived(&wire::Message {
             subject: room,
             headers: &stamped,
             payload: part.payload,
