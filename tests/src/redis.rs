@@ -1,5 +1,6 @@
 //! A real `redis-server` for a test: its own free port and temporary directory, started and
-//! stopped by PID (SIGTERM for a clean stop, SIGSTOP/SIGCONT to make it hang), never a mock.
+//! stopped by PID (SIGTERM for a clean stop, SIGSTOP/SIGCONT to make it hang), never a mock;
+//! optionally with a password and TLS (a second port, with the test PKI's server certificate).
 //! `scripts/test.sh` installs Debian's `redis-server` when it is missing.
 
 use std::io::{Read, Write};
@@ -17,6 +18,16 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     appendonly: bool,
+    secured: Option<Secured>,
+}
+
+/// A password every client must give, and TLS on a port of its own.
+struct Secured {
+    password: String,
+    tls_port: u16,
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisServer {
@@ -31,7 +42,24 @@ impl RedisServer {
         RedisServer::launch(true)
     }
 
+    /// A redis-server that wants `password` and serves TLS (with `pki`'s server certificate)
+    /// on a port of its own: `tls_url` names it.
+    pub fn secured(pki: &crate::pki::Pki, password: &str) -> RedisServer {
+        let secured = Secured {
+            password: password.to_owned(),
+            tls_port: 0,
+            cert: pki.server.cert.clone(),
+            key: pki.server.key.clone(),
+            ca: pki.ca.clone(),
+        };
+        RedisServer::launch_with(false, Some(secured))
+    }
+
     fn launch(appendonly: bool) -> RedisServer {
+        RedisServer::launch_with(appendonly, None)
+    }
+
+    fn launch_with(appendonly: bool, secured: Option<Secured>) -> RedisServer {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "shardbus-redis-{}-{}",
@@ -44,14 +72,21 @@ impl RedisServer {
             port: 0,
             dir,
             appendonly,
+            secured,
         };
-        // A port the OS just handed out; another process may take it first: then try again.
-        for _ in 0..20 {
-            redis.port = TcpListener::bind("127.0.0.1:0")
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
-                .port();
+                .port()
+        };
+        // A port the OS just handed out; another process may take it first: then try again.
+        for _ in 0..20 {
+            redis.port = free();
+            if let Some(secured) = &mut redis.secured {
+                secured.tls_port = free();
+            }
             if redis.run() {
                 return redis;
             }
@@ -61,15 +96,26 @@ impl RedisServer {
 
     /// Starts the process on `self.port`; false if it exited (the port was taken).
     fn run(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--protected-mode", "no", "--daemonize", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
             .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+            .arg(&self.dir);
+        if let Some(secured) = &self.secured {
+            command
+                .args(["--requirepass", &secured.password])
+                .args(["--tls-port", &secured.tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&secured.cert)
+                .arg("--tls-key-file")
+                .arg(&secured.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&secured.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let mut child = match child {
             Ok(child) => child,
             Err(error) => panic!(
@@ -96,6 +142,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `rediss://:<password>@127.0.0.1:<tls port>/` of a secured server (the plain URL, with
+    /// the password, of any other).
+    pub fn tls_url(&self) -> String {
+        match &self.secured {
+            Some(s) => format!("rediss://:{}@127.0.0.1:{}/", s.password, s.tls_port),
+            None => self.url(),
+        }
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
@@ -116,12 +171,24 @@ impl RedisServer {
     pub fn command(&self, args: &[&str]) -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut reply = vec![0; 64 << 10];
+        if let Some(secured) = &self.secured {
+            let auth = format!(
+                "*2\r\n$4\r\nAUTH\r\n${}\r\n{}\r\n",
+                secured.password.len(),
+                secured.password
+            );
+            stream.write_all(auth.as_bytes()).ok()?;
+            let n = stream.read(&mut reply).ok()?;
+            if !reply.get(..n)?.starts_with(b"+OK") {
+                return None;
+            }
+        }
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
         }
         stream.write_all(request.as_bytes()).ok()?;
-        let mut reply = vec![0; 64 << 10];
         let n = stream.read(&mut reply).ok()?;
         (n > 0).then(|| String::from_utf8_lossy(&reply[..n]).into_owned())
     }

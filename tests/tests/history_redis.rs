@@ -2,7 +2,8 @@
 //! started for each test: history that survives a restart of the broker and of Redis, one order
 //! for a room that two brokers write, and Redis going away under load — messaging goes on,
 //! history goes on in memory at a new epoch, `/readyz` says degraded, and when Redis is back
-//! the rooms start a new epoch there too.
+//! the rooms start a new epoch there too; a Redis that wants TLS and a password is reached with
+//! them, and a wrong password degrades rather than stops.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -202,6 +203,8 @@ fn redis_stopped_under_load_degrades_history_and_it_comes_back() {
     }
     let ready = readyz(&server);
     assert_eq!(ready["status"], "degraded", "{ready}");
+    let reason = ready["reason"].as_str().unwrap();
+    assert!(reason.contains("authentication failed"), "{reason}");
     assert!(
         ready["reason"]
             .as_str()
@@ -302,4 +305,54 @@ fn a_broker_started_before_redis_serves_degraded_until_redis_comes() {
     let (_, epoch, offset) = receive(&room, 1).remove(0);
     assert_ne!(epoch, memory_epoch);
     assert_eq!(offset, 1);
+}
+
+#[test]
+fn history_reaches_a_redis_that_wants_tls_and_a_password_and_a_wrong_one_degrades() {
+    let pki = shardbus_tests::pki::Pki::new();
+    let redis = RedisServer::secured(&pki, "s3cret");
+    let secured = |url: String| {
+        let ca = pki.ca.clone();
+        TestServer::with(move |config| {
+            config.history.backend = HistoryBackend::Redis;
+            config.redis.url = url;
+            config.redis.ca_file = Some(ca);
+            config.rooms = vec![RoomConfig {
+                pattern: "chat.>".into(),
+                history_size: 100,
+                recover: true,
+                ..RoomConfig::default()
+            }];
+        })
+    };
+    let server = secured(redis.tls_url());
+    assert_eq!(readyz(&server)["status"], "ready");
+    let member = server.client_on(0);
+    let room = member.join("chat.safe").unwrap();
+    for i in 0..5u8 {
+        member.publish("chat.safe", &[i]).unwrap();
+    }
+    let offsets: Vec<u64> = receive(&room, 5).iter().map(|(_, _, o)| *o).collect();
+    assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        redis.command(&["XLEN", "sb:{chat.safe}:s"]).unwrap(),
+        ":5\r\n"
+    );
+    drop((room, member, server));
+
+    // The wrong password: serving, degraded and saying why, history in memory.
+    let wrong = redis.tls_url().replace("s3cret", "guess");
+    let server = secured(wrong);
+    let ready = readyz(&server);
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let reason = ready["reason"].as_str().unwrap();
+    assert!(reason.contains("authentication failed"), "{reason}");
+    let member = server.client_on(1);
+    let room = member.join("chat.safe").unwrap();
+    member.publish("chat.safe", b"kept here").unwrap();
+    assert_eq!(receive(&room, 1)[0].0, b"kept here");
+    assert_eq!(
+        redis.command(&["XLEN", "sb:{chat.safe}:s"]).unwrap(),
+        ":5\r\n"
+    );
 }
