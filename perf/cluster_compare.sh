@@ -5,7 +5,8 @@
 #   perf/cluster_compare.sh [rounds]     (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md)
 #
 # The members of one room connect to the second node and the publisher to the first, so every
-# delivery crossed Redis. Each shardbus node runs one shard (the two nodes have the machine's
+# delivery crossed Redis. A last scenario uses a room whose history shardbus keeps in Redis
+# (kept, then delivered in the room's one order on the second node). Each shardbus node runs one shard (the two nodes have the machine's
 # two cores between them, as the two single-threaded Socket.IO processes do); the load tool is
 # perf/socketio/room_bench.js (Node, 2 processes: socket.io-client for Socket.IO, the WebSocket
 # JSON mapping for shardbus). Server CPU is both nodes' and Redis's. Prints per scenario the
@@ -21,7 +22,7 @@ command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y
 cargo build --release -q --bin shardbus --bin shardbus-bench
 
 config=$(mktemp --suffix .toml)
-printf '[[rooms]]\npattern = "bench.>"\n' >"$config"
+printf '[[rooms]]\npattern = "bench.>"\n\n[[rooms]]\npattern = "hist.>"\nhistory_size = 1000\n' >"$config"
 redis_port=$(free_port)
 redis_dir=$(mktemp -d)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir" >/dev/null &
@@ -41,7 +42,8 @@ for node in 1 2; do
   port=$(free_port) http=$(free_port)
   target/release/shardbus --config "$config" --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
     --shards 1 --spin-before-park-us 0 --set "cluster.redis_url=$redis_url" \
-    --set "cluster.node_id=bench$node" 2>"/tmp/cluster-compare-shardbus$node.log" &
+    --set "cluster.node_id=bench$node" --set history.backend=redis --set "redis.url=$redis_url" \
+    2>"/tmp/cluster-compare-shardbus$node.log" &
   sb_pids+=($!) sb_http+=("$http")
   port=$(free_port)
   (cd perf/socketio && exec node server.js "$port" "$redis_url") >"/tmp/cluster-compare-socketio$node.log" 2>&1 &
@@ -86,6 +88,14 @@ for ((round = 1; round <= rounds; round++)); do
     -n 2000 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
   printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
     -n 300 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
+  # A room with history in Redis: every publication kept in Redis and delivered on node 2 in
+  # the room's one order (Socket.IO has no history: its row is the plain room's again).
+  name="across nodes, shardbus-bench room: history room in Redis (Socket.IO: plain), 1,000 members, window 64"
+  echo "round $round: $name" >&2
+  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_all" --target "ws://127.0.0.1:${sb_http[1]}" \
+    -n 2000 -s 64 room -m 1000 -w 64 --room "hist.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
+  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
+    -n 300 -s 64 room -m 1000 -w 64 --room "hist.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
 done
 table=$(python3 perf/scripts/room_table.py "$results")
 echo "$table"

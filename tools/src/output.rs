@@ -157,12 +157,19 @@ pub fn member(member: &Value, json: bool) -> String {
         Some(Value::U64(n)) => n.to_string(),
         _ => String::new(),
     };
-    format!(
+    let mut line = format!(
         "{} {} {}",
         text("client"),
         text("user"),
         json_string(&text("name"))
-    )
+    );
+    // In a cluster: the node the member is connected to (client ids are each node's own).
+    let node = text("node");
+    if !node.is_empty() {
+        line.push_str(" on ");
+        line.push_str(&node);
+    }
+    line
 }
 
 /// Another member joined or left.
