@@ -10,12 +10,15 @@
 )]
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use shardbus_protocol::client::{Client, MemberEvent, Room};
+use shardbus_protocol::client::{Client, ClientOptions, MemberEvent, Room};
 use shardbus_protocol::container::Value;
 use shardbus_tests::cluster::{node_with, nodes_seen};
 use shardbus_tests::redis::RedisServer;
-use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+use shardbus_tests::{
+    PATIENCE, TestServer, http_request, http_request_as, token_config, wait_until,
+};
 
 fn rooms(config: &mut shardbus_engine::config::Config) {
     config.rooms = vec![shardbus_engine::rooms::RoomConfig {
@@ -256,4 +259,58 @@ fn publications_from_two_nodes_reach_every_member_in_the_rooms_one_order() {
         assert_eq!(offsets(room, 2 * EACH), first);
     }
     drop(publishers);
+}
+
+#[test]
+fn a_backend_joins_and_removes_a_users_connections_on_every_node() {
+    let redis = RedisServer::start();
+    let node = |name: &str| {
+        node_with(&redis, name, |config| {
+            rooms(config);
+            config.auth.tokens = vec![
+                token_config("backend", "backend-secret", "admin"),
+                token_config("alice", "alice-secret", "user"),
+            ];
+        })
+    };
+    let nodes = [node("ja"), node("jb")];
+    for node in &nodes {
+        wait_until("each node to see the other", || {
+            nodes_seen(node.http).len() == 1
+        });
+    }
+    let alice: Vec<Client> = nodes
+        .iter()
+        .map(|node| {
+            node.client_on_with(0, ClientOptions::new().no_reconnect().token("alice-secret"))
+        })
+        .collect();
+    // Server-side joins are kept for a client once it asks for them.
+    for client in &alice {
+        assert!(client.server_room(Duration::from_millis(1)).is_err());
+    }
+    let body = serde_json::json!({"user": "alice"});
+    let path = "/api/v1/rooms/chat.team/members";
+    let answer = http_request_as(nodes[0].http, "POST", path, "backend-secret", Some(&body));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["changed"], 2);
+    let rooms: Vec<Room> = alice
+        .iter()
+        .map(|client| client.server_room(PATIENCE).unwrap())
+        .collect();
+    wait_until("both memberships in presence", || {
+        alice[0].presence("chat.team", 0, 0).unwrap().clients == 2
+    });
+    let removed = http_request_as(
+        nodes[1].http,
+        "DELETE",
+        "/api/v1/rooms/chat.team/members/alice",
+        "backend-secret",
+        None,
+    );
+    assert_eq!(removed.json()["changed"], 2, "{}", removed.text());
+    wait_until("presence empty", || {
+        alice[1].presence("chat.team", 0, 0).unwrap().clients == 0
+    });
+    drop(rooms);
 }

@@ -19,6 +19,31 @@ pub(crate) const ASK_PUSH_USER: u8 = 1;
 pub(crate) const ASK_LISTING: u8 = 3;
 /// A node ask's kind: the node's members of the room (the body), answered by a `RoomRoster`.
 pub(crate) const ASK_ROOM_ROSTER: u8 = 4;
+/// A node ask's kind: a server-side membership change (`membership_body`), answered with how
+/// many connections it changed.
+pub(crate) const ASK_ROOM_MEMBERSHIP: u8 = 5;
+
+/// A server-side membership change as a node ask's body: join or remove, the user, the room,
+/// then the member info.
+pub(crate) fn membership_body(join: bool, user: &str, room: &[u8], info: &[u8]) -> Vec<u8> {
+    let mut body = vec![u8::from(join)];
+    put_len16(&mut body, user.len());
+    put_len16(&mut body, room.len());
+    body.extend_from_slice(user.as_bytes());
+    body.extend_from_slice(room);
+    body.extend_from_slice(info);
+    body
+}
+
+/// A membership change read back: join, user, room, info.
+pub(crate) fn read_membership_body(body: &[u8]) -> Option<(bool, &str, &[u8], &[u8])> {
+    let mut records = Records::new(body);
+    let join = records.u8()? == 1;
+    let (user_len, room_len) = (records.len16()?, records.len16()?);
+    let user = std::str::from_utf8(Records::take(&mut records, user_len)?).ok()?;
+    let room = Records::take(&mut records, room_len)?;
+    Some((join, user, room, records.rest))
+}
 
 /// What a listing ask asks: the node's connections (1), topics (2), or to kick connection
 /// `id` (3) if the ask names this node.

@@ -80,6 +80,7 @@ impl Shard {
         match kind {
             wire::ASK_PUSH_USER => self.push_asked(origin, id, body),
             wire::ASK_LISTING => self.listing_asked(origin, id, body),
+            wire::ASK_ROOM_MEMBERSHIP => self.membership_asked(origin, id, body),
             wire::ASK_ROOM_ROSTER => {
                 let ask = wire::Record::NodeAsk { id, kind, body };
                 self.room_record_arrived(origin, &ask);

@@ -82,9 +82,58 @@ impl Shard {
         true
     }
 
-    /// Applies `change` on every shard; returns the connections changed (`None` when a shard
-    /// did not answer in time).
+    /// Applies `change` on every shard of every node; returns the connections changed (`None`
+    /// when a shard or node did not answer in time).
     pub(crate) async fn change_members_everywhere(&self, change: MemberChange<'_>) -> Option<u64> {
+        let here = self.change_members_on_node(change).await;
+        if self.cluster.is_none() {
+            return here;
+        }
+        let body = crate::cluster::wire::membership_body(
+            change.join,
+            change.user,
+            change.room,
+            change.info,
+        );
+        let there = self
+            .gather_nodes(crate::cluster::wire::ASK_ROOM_MEMBERSHIP, &body)
+            .await;
+        let changed: u64 = there.items.iter().filter_map(|n| n.as_u64()).sum();
+        here.filter(|_| there.complete).map(|here| here + changed)
+    }
+
+    /// Another node's server-side membership change: applied on this node, answered with how
+    /// many connections it changed.
+    pub(super) fn membership_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
+        let shard = self.this.get().and_then(std::rc::Weak::upgrade);
+        let read = crate::cluster::wire::read_membership_body(body);
+        let (Some(shard), Some((join, user, room, info))) = (shard, read) else {
+            self.answer_node_ask(origin, id, b"[]");
+            return;
+        };
+        let (origin, user, room, info) = (
+            origin.to_vec(),
+            user.to_owned(),
+            room.to_vec(),
+            info.to_vec(),
+        );
+        glommio::spawn_local(async move {
+            let change = MemberChange {
+                user: &user,
+                room: &room,
+                info: &info,
+                join,
+            };
+            let changed = shard.change_members_on_node(change).await.unwrap_or(0);
+            let answer = serde_json::to_vec(&[changed]).unwrap_or_default();
+            shard.answer_node_ask(&origin, id, &answer);
+        })
+        .detach();
+    }
+
+    /// Applies `change` on every shard of this node; returns the connections changed (`None`
+    /// when a shard did not answer in time).
+    async fn change_members_on_node(&self, change: MemberChange<'_>) -> Option<u64> {
         let local = self.change_members(change);
         let part = serde_json::to_vec(&[local]).unwrap_or_default();
         let gathered = self
