@@ -203,8 +203,6 @@ fn redis_stopped_under_load_degrades_history_and_it_comes_back() {
     }
     let ready = readyz(&server);
     assert_eq!(ready["status"], "degraded", "{ready}");
-    let reason = ready["reason"].as_str().unwrap();
-    assert!(reason.contains("authentication failed"), "{reason}");
     assert!(
         ready["reason"]
             .as_str()
