@@ -195,6 +195,26 @@ pub enum Command {
     },
     /// List the rooms with members (the `rooms` command), by name.
     Rooms,
+    /// A live view of the server (`q` quits): rates per shard, the busiest connections, slow
+    /// consumers, services, errors. The connections and services need an admin identity.
+    Top {
+        /// Seconds between looks (rates are over this interval).
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// What the connections are ordered by (`s` changes it on the screen).
+        #[arg(long, value_enum, default_value_t = crate::top::SortKey::MsgsIn)]
+        sort: crate::top::SortKey,
+        /// Connections shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Connections asked for at most each look.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: u64,
+        /// Look twice, one interval apart, print the view and exit (with `--json`: one JSON
+        /// object).
+        #[arg(long)]
+        once: bool,
+    },
     /// Run a built-in command (`help` lists them) and print its answer as JSON.
     Cmd {
         /// The command.

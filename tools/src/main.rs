@@ -6,6 +6,7 @@ mod args;
 mod credentials;
 mod output;
 mod services;
+mod top;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -258,6 +259,23 @@ fn run(args: &Args, client: &Client) -> Result<(), ClientError> {
         Command::Cmd { name, params } => {
             let answer = client.command(name, &services::params(params))?;
             println!("{}", output::value(&answer));
+        }
+        Command::Top {
+            interval,
+            sort,
+            limit,
+            max_connections,
+            once,
+        } => {
+            let options = top::TopOptions {
+                interval: Duration::from_secs_f64(interval.clamp(0.1, 3600.0)),
+                sort: *sort,
+                limit: *limit,
+                max_connections: *max_connections,
+                once: *once,
+                json: args.json,
+            };
+            top::run(client, &options)?;
         }
         Command::Status => {
             let status = client.status()?;
