@@ -23,6 +23,9 @@
 //     (req) => req.respond({ said: req.data }));
 //   svc.setHealth("draining"); await svc.deregister();
 //
+// Built-in commands (PROTOCOL.md §3.14): `await bus.command("status")`, `bus.command("kick",
+// { client_id: 7 })` — what the dashboard (/dashboard) is built on.
+//
 // Options: `name`, `token` (credentials), `echo` (receive your own publishes),
 // `minBackoffMs`, `maxBackoffMs`.
 
@@ -517,6 +520,14 @@ export class Shardbus {
       this.requests.set(requestId, { resolve, reject, timer });
       this._send({ op: "req", topic, request_id: requestId, timeout_ms: timeoutMs, ...payloadFields(payload) });
     });
+  }
+
+  /** Runs built-in command `name` (PROTOCOL.md §3.14: `status`, `connections`, `kick`, ...)
+   *  with `params`; resolves with its answer, or rejects with a `ShardbusError`
+   *  (`PERMISSION_DENIED`, `BAD_PARAMETER`, ...). */
+  async command(name, params = {}, { timeoutMs = 5000 } = {}) {
+    const answer = await this.req(`$sys.cmd.${name}`, params, { timeoutMs });
+    return answer.data;
   }
 
   /** Resolves once the server has handled everything sent before, and this connection's

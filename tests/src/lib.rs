@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod cdp;
 pub mod cluster;
 pub mod http;
 pub mod json_ws;

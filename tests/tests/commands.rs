@@ -63,7 +63,7 @@ fn help_and_status_answer_anyone_and_the_admin_commands_need_their_role() {
     let server = server();
     let user = server.client_on(0);
     let help = user.command("help", &Value::Null).unwrap();
-    assert_eq!(list_len(&help, "commands"), 9);
+    assert_eq!(list_len(&help, "commands"), 10);
     let Some(Value::List(commands)) = help.get("commands") else {
         panic!()
     };
@@ -80,6 +80,8 @@ fn help_and_status_answer_anyone_and_the_admin_commands_need_their_role() {
     let monitor = server.client_on_with(1, ClientOptions::new().token("mon-secret"));
     let listing = monitor.command("connections", &Value::Null).unwrap();
     assert!(list_len(&listing, "connections") >= 2);
+    let refused = user.command("topics", &Value::Null).unwrap_err();
+    assert_eq!(code(&refused), Some(ErrorCode::PERMISSION_DENIED));
     let refused = monitor
         .command("kick", &map(&[("client_id", Value::U64(1))]))
         .unwrap_err();

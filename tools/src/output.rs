@@ -226,7 +226,8 @@ pub fn status(value: &Value, json: bool) -> String {
     }
     let _ = writeln!(out, "{:>12}", "total");
     for (name, total) in totals {
-        if name == "errors" {
+        // The error counts follow; the latency histogram is for tools that chart it.
+        if name == "errors" || name == "request_latency" {
             continue;
         }
         let _ = write!(out, "{name:<26}");

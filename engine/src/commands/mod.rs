@@ -166,6 +166,12 @@ pub const COMMANDS: &[Command] = &[
         params: &[],
         default_roles: &["*"],
     },
+    Command {
+        name: "topics",
+        about: "every subscribed pattern per queue group, with its subscribers",
+        params: &[],
+        default_roles: &[],
+    },
 ];
 
 /// The command named `name`.

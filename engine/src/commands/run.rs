@@ -94,6 +94,7 @@ async fn run_checked(
             let id = params.unsigned("client_id").unwrap_or(0);
             listings::kick(shard, id, params.text("node")).await
         }
+        "topics" => Ok(listings::topics(shard).await),
         "rooms" => {
             let (offset, limit) = page();
             Ok(rooms::list(shard, offset, limit).await)

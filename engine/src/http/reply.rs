@@ -16,6 +16,25 @@ pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Bod
 }
 
 /// A response with `status`, `bytes` and a content type.
+/// A file built into the binary (no copy).
+pub(crate) fn asset(bytes: &'static [u8], content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(bytes)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// `302 Found` to `location` (a path of this server).
+pub(crate) fn redirect(location: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::FOUND;
+    response
+        .headers_mut()
+        .insert(hyper::header::LOCATION, HeaderValue::from_static(location));
+    response
+}
+
 pub(crate) fn with_type(
     status: StatusCode,
     bytes: Vec<u8>,

@@ -52,23 +52,14 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return None;
     }
-    let response = match request.uri().path() {
+    let path = request.uri().path();
+    if let Some((body, kind)) = assets::find(path) {
+        return Some(reply::asset(body, kind));
+    }
+    let response = match path {
         "/ws" => crate::ws::refuse(request),
-        "/js/shardbus.js" => reply::with_type(
-            StatusCode::OK,
-            assets::CLIENT_JS.as_bytes().to_vec(),
-            "text/javascript; charset=utf-8",
-        ),
-        "/demo" => reply::with_type(
-            StatusCode::OK,
-            assets::DEMO_HTML.as_bytes().to_vec(),
-            "text/html; charset=utf-8",
-        ),
-        "/demo/chat" => reply::with_type(
-            StatusCode::OK,
-            assets::CHAT_HTML.as_bytes().to_vec(),
-            "text/html; charset=utf-8",
-        ),
+        // The dashboard is what a person opening the server's address wants.
+        "/" => reply::redirect("/dashboard"),
         "/healthz" => healthz(&shard.shared),
         "/readyz" => readyz(&shard.shared),
         _ => return None,

@@ -51,6 +51,28 @@ fn errors(metrics: &[&ShardMetrics]) -> Value {
     )
 }
 
+/// Every shard's request latency histogram added up: bounds in microseconds, counts per bucket.
+fn request_latency(metrics: &[&ShardMetrics]) -> Value {
+    let mut counts = vec![0u64; crate::latency::BOUNDS_SECONDS.len() + 1];
+    for shard in metrics {
+        let buckets = shard.request_latency.snapshot().buckets;
+        for (total, (_, n)) in counts.iter_mut().zip(buckets) {
+            *total += n;
+        }
+    }
+    let bounds = crate::latency::BOUNDS_SECONDS
+        .iter()
+        .map(|s| Value::U64((s * 1e6).round() as u64))
+        .collect();
+    Value::Map(vec![
+        ("bounds_us".to_owned(), Value::List(bounds)),
+        (
+            "counts".to_owned(),
+            Value::List(counts.into_iter().map(Value::U64).collect()),
+        ),
+    ])
+}
+
 /// The whole status map: `server`, `totals`, `shards`.
 pub(crate) fn status_value(shared: &Shared, answering_shard: u16) -> Value {
     let all: Vec<&ShardMetrics> = shared.metrics().collect();
@@ -72,6 +94,7 @@ pub(crate) fn status_value(shared: &Shared, answering_shard: u16) -> Value {
         })
         .collect();
     totals.push(("errors".to_owned(), errors(&all)));
+    totals.push(("request_latency".to_owned(), request_latency(&all)));
     Value::Map(vec![
         (
             "server".to_owned(),
