@@ -21,7 +21,8 @@ let connections = []; // the last listing, with rates
 let lastCounts = new Map(); // connection key -> { msgs_in, msgs_out, bytes_in, bytes_out, at }
 let sortKey = "msgs_in_rate";
 let timer = null;
-const series = { t: [], msgsIn: [], msgsOut: [], bytesIn: [], bytesOut: [] };
+const series = { t: [], msgsIn: [], msgsOut: [], bytesIn: [], bytesOut: [], shards: [] };
+const playSubs = [];
 let charts = null;
 const events = [];
 
@@ -130,6 +131,24 @@ function rates(before, after, seconds) {
   return { msgs_in: per("msgs_in"), msgs_out: per("msgs_out"), bytes_in: per("bytes_in"), bytes_out: per("bytes_out") };
 }
 
+/** The per-shard chart, made once the number of shards is known. */
+function makeShardChart(shards) {
+  const colors = ["#2457c5", "#c2410c", "#15803d", "#7c3aed", "#b45309", "#0e7490", "#be123c", "#4d7c0f"];
+  const lines = [{}];
+  for (let i = 0; i < shards; i++) {
+    const color = colors[i % colors.length];
+    lines.push({ label: `shard ${i} in`, stroke: color, width: 2 });
+    lines.push({ label: `shard ${i} out`, stroke: color, width: 1, dash: [4, 4] });
+  }
+  series.shards = Array.from({ length: 2 * shards }, () => []);
+  charts.shards = new uPlot({
+    width: Math.max(280, $("chart-shards").clientWidth), height: 220,
+    scales: { x: { time: true, range: (_, min, max) => [max - HISTORY_POINTS, max] } },
+    axes: [{}, { values: (_, ticks) => ticks.map(rate), size: 70 }],
+    series: lines,
+  }, [[], ...series.shards], $("chart-shards"));
+}
+
 function makeCharts() {
   const width = (id) => Math.max(280, $(id).clientWidth);
   const options = (title, format) => ({
@@ -144,19 +163,27 @@ function makeCharts() {
     bytes: new uPlot(options("bytes", bytes), [[], [], []], $("chart-bytes")),
   };
   window.addEventListener("resize", () => {
-    for (const [chart, id] of [[charts.msgs, "chart-msgs"], [charts.bytes, "chart-bytes"]]) {
-      chart.setSize({ width: width(id), height: 220 });
+    for (const [chart, id] of [[charts.msgs, "chart-msgs"], [charts.bytes, "chart-bytes"], [charts.shards, "chart-shards"]]) {
+      if (chart) chart.setSize({ width: width(id), height: 220 });
     }
   });
 }
 
-function chart(at, total) {
+function chart(at, total, perShard) {
+  if (!charts.shards) makeShardChart(perShard.length);
   series.t.push(at / 1000);
   series.msgsIn.push(total.msgs_in);
   series.msgsOut.push(total.msgs_out);
   series.bytesIn.push(total.bytes_in);
   series.bytesOut.push(total.bytes_out);
-  for (const list of Object.values(series)) if (list.length > HISTORY_POINTS) list.shift();
+  perShard.forEach((r, i) => {
+    series.shards[2 * i]?.push(r.msgs_in);
+    series.shards[2 * i + 1]?.push(r.msgs_out);
+  });
+  for (const list of [series.t, series.msgsIn, series.msgsOut, series.bytesIn, series.bytesOut, ...series.shards]) {
+    if (list.length > HISTORY_POINTS) list.shift();
+  }
+  charts.shards.setData([series.t, ...series.shards]);
   charts.msgs.setData([series.t, series.msgsIn, series.msgsOut]);
   charts.bytes.setData([series.t, series.bytesIn, series.bytesOut]);
   $("chart-msgs").dataset.points = String(series.t.length);
@@ -175,10 +202,11 @@ async function tickStatus() {
     const bounds = now.latency?.bounds_us || [];
     const latency = { p50: percentile(bounds, delta, 0.5), p90: percentile(bounds, delta, 0.9), p99: percentile(bounds, delta, 0.99) };
     drawTotals(now, total, latency);
-    chart(at, total);
+    const perShard = now.shards.map((shard, i) => rates(previous.shards[i] || shard, shard, seconds));
+    chart(at, total, perShard);
     fill($("shards"), [["shard"], ["msgs in/s", true], ["msgs out/s", true], ["bytes in/s", true], ["bytes out/s", true], ["connections", true], ["subscriptions", true], ["slow consumers", true]],
       now.shards.map((shard, i) => {
-        const r = rates(previous.shards[i] || shard, shard, seconds);
+        const r = perShard[i];
         return [`shard ${i}`, rate(r.msgs_in), rate(r.msgs_out), bytes(r.bytes_in), bytes(r.bytes_out), shard.connections, shard.subscriptions, shard.slow_consumers];
       }));
     const errors = Object.entries(now.totals.errors || {}).sort((a, b) => b[1] - a[1]);
@@ -302,6 +330,7 @@ function signOut(reason) {
   if (bus) bus.close();
   bus = null;
   previous = null;
+  playSubs.length = 0;
   $("board").hidden = true;
   $("login").hidden = false;
   $("logout").hidden = true;
@@ -337,6 +366,41 @@ async function signIn(token) {
   await bus.flush();
   tick();
 }
+
+function played(line) {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()} ${line}`;
+  $("play-log").prepend(li);
+  while ($("play-log").children.length > MAX_EVENTS) $("play-log").lastChild.remove();
+}
+
+function shown(msg) {
+  return msg.text ?? (msg.data !== undefined ? JSON.stringify(msg.data) : `base64 ${msg.base64}`);
+}
+
+$("play-sub").addEventListener("click", async () => {
+  const pattern = $("play-topic").value.trim();
+  if (!pattern || !bus) return;
+  playSubs.push(bus.sub(pattern, (msg) => played(`${msg.topic}: ${shown(msg)}`)));
+  await bus.flush();
+  played(`subscribed to ${pattern}`);
+});
+$("play-pub").addEventListener("click", () => {
+  const topic = $("play-topic").value.trim();
+  if (!topic || !bus) return;
+  bus.pub(topic, { text: $("play-payload").value });
+  played(`published to ${topic}`);
+});
+$("play-req").addEventListener("click", async () => {
+  const topic = $("play-topic").value.trim();
+  if (!topic || !bus) return;
+  try {
+    const answer = await bus.req(topic, { text: $("play-payload").value }, { timeoutMs: 3000 });
+    played(`answer from ${topic}: ${shown(answer)}`);
+  } catch (err) {
+    played(`request to ${topic}: ${err.message}`);
+  }
+});
 
 $("login").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -1,7 +1,8 @@
 //! The dashboard (`/dashboard`, and `/` leads there) in headless Chromium driven over the
 //! DevTools protocol, against the real server under a load: it signs in with an admin token
 //! typed into the page, shows the rates moving, lists a connection and kicks it, shows a
-//! room's presence count, a service's instance and an event; screenshots at 1280×900 and
+//! room's presence count, a service's instance and an event, subscribes, receives and
+//! requests from its playground; screenshots at 1280×900 and
 //! 390×844 (written to `docs/` when `SHARDBUS_SCREENSHOTS=docs`, else checked and dropped).
 // Tests: a failed expectation must fail loudly.
 #![allow(
@@ -170,6 +171,35 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
     assert_eq!(
         victim.terminal_error().map(|(code, _)| code.name()),
         Some("KICKED")
+    );
+
+    // The playground: subscribe, publish and request from the page.
+    browser.eval(
+        "document.getElementById('play-topic').value = 'play.>';
+         document.getElementById('play-sub').click(); true",
+    );
+    browser.wait_for(
+        "the page's subscription",
+        &shows("play-log", "subscribed to play.>"),
+    );
+    let from_rust = server.client_on(0);
+    from_rust.publish("play.from_rust", b"hi page").unwrap();
+    from_rust.flush().unwrap();
+    browser.wait_for(
+        "a publication received",
+        &shows("play-log", "play.from_rust: hi page"),
+    );
+    browser.eval(
+        "document.getElementById('play-topic').value = 'echo.say';
+         document.getElementById('play-req').click(); true",
+    );
+    browser.wait_for(
+        "the service's answer",
+        &shows("play-log", "answer from echo.say: echoed"),
+    );
+    browser.wait_for(
+        "the per-shard chart",
+        "document.querySelectorAll('#chart-shards canvas').length > 0",
     );
 
     // A few seconds of history in the charts, and request percentiles, before the pictures.
