@@ -21,6 +21,18 @@ pub struct Browser {
     next_id: u64,
 }
 
+/// How a test runs the browser: headless, quiet, no first-run work.
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+];
+
 /// The browser's path: `$SHARDBUS_CHROMIUM` or Debian's.
 pub fn chromium() -> String {
     let path = std::env::var("SHARDBUS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -38,18 +50,8 @@ impl Browser {
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile = std::env::temp_dir().join(format!("shardbus-cdp-{}-{n}", std::process::id()));
         let mut child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--hide-scrollbars",
-                "--remote-debugging-port=0",
-            ])
+            .args(HEADLESS)
+            .args(["--hide-scrollbars", "--remote-debugging-port=0"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())

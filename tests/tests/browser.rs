@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use shardbus_engine::rooms::RoomConfig;
 use shardbus_protocol::client::Subscription;
 use shardbus_protocol::container::{ContainerLimits, Value};
+use shardbus_tests::cdp::{HEADLESS, chromium};
 use shardbus_tests::proxy::Proxy;
 use shardbus_tests::{PATIENCE, TestServer, http_request};
 
@@ -30,31 +31,13 @@ impl Drop for Browser {
     }
 }
 
-fn chromium() -> String {
-    let path = std::env::var("SHARDBUS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "{path} is missing: the README's test command (scripts/test.sh) installs Debian's chromium"
-    );
-    path
-}
-
 fn open(url: &str) -> Browser {
     static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let profile =
         std::env::temp_dir().join(format!("shardbus-chromium-{}-{n}", std::process::id()));
     let child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(url)
         .stdout(Stdio::null())
