@@ -1,6 +1,7 @@
 //! `shardbus-bench`: load scenarios against shardbus, nats-server, or nothing (the tool's own
 //! ceiling), in the spirit of `nats bench`. One table row (or JSON object) per run.
 
+mod cpu;
 mod error;
 mod report;
 mod scenario;
@@ -55,6 +56,10 @@ struct Args {
     /// Print JSON lines instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// The broker's process id(s), comma-separated: the report gives their CPU share beside
+    /// the tool's (and `conns` the broker's memory per connection).
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<String>,
     /// Credentials for shardbus targets: a static token.
     #[arg(long, global = true, env = "SHARDBUS_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -104,9 +109,6 @@ enum Scenario {
         /// Connections to hold.
         #[arg(long, short, default_value_t = 10_000)]
         connections: usize,
-        /// The broker's pid, to report its RSS per connection (Linux `/proc`).
-        #[arg(long)]
-        server_pid: Option<u32>,
         /// After the run, keep the connections open this long (another run can measure the
         /// broker meanwhile); "holding" is printed on stderr when it starts.
         #[arg(long, default_value_t = 0)]
@@ -249,12 +251,11 @@ fn run(args: &Args) -> Result<Report, BenchError> {
             Scenario::Service { ref name, ref load } => reqrep(load, msgs, Some(name)).run(),
             Scenario::Conns {
                 connections,
-                server_pid,
                 hold_secs,
             } => Conns {
                 target: args.target,
                 connections,
-                server_pid,
+                server_pid: args.server_pid.first().and_then(|pid| pid.parse().ok()),
                 size: args.size,
                 hold: Duration::from_secs(hold_secs),
             }
@@ -295,5 +296,14 @@ fn run(args: &Args) -> Result<Report, BenchError> {
     if args.warmup {
         once((args.msgs / 10).max(1))?;
     }
-    once(args.msgs)
+    let clock = cpu::CpuClock::start(&args.server_pid);
+    let mut report = once(args.msgs)?;
+    let share = clock.share();
+    report.tool_cpu_percent = Some(share.tool_percent);
+    report.server_cpu_percent = share.server_percent;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(warning) = share.warning(cores) {
+        eprintln!("shardbus-bench: warning: {warning}");
+    }
+    Ok(report)
 }

@@ -71,6 +71,12 @@ pub struct Report {
     /// `conns` with `--server-pid`: the broker's RSS growth per held connection, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_bytes_per_connection: Option<f64>,
+    /// The tool's CPU over the run, in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_cpu_percent: Option<f64>,
+    /// The broker's CPU over the run (with `--server-pid`), in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_percent: Option<f64>,
 }
 
 /// What a scenario measured; [`Report::new`] derives the rates from it.
@@ -126,6 +132,8 @@ impl Report {
             missing: m.expected.saturating_sub(m.received),
             latency: Latency::of(latency),
             server_rss_bytes_per_connection: rss_per_connection,
+            tool_cpu_percent: None,
+            server_cpu_percent: None,
         }
     }
 
@@ -168,6 +176,14 @@ impl Report {
             .server_rss_bytes_per_connection
             .map(|b| format!("   server RSS per connection: {:.0} B", b))
             .unwrap_or_default()
+            + &self
+                .tool_cpu_percent
+                .map(|t| format!("   CPU: tool {t:.0}%"))
+                .unwrap_or_default()
+            + &self
+                .server_cpu_percent
+                .map(|s| format!(", server {s:.0}%"))
+                .unwrap_or_default()
     }
 }
 

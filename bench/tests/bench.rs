@@ -151,6 +151,28 @@ fn conns_holds_connections_and_reports_the_server_memory_per_connection() {
 }
 
 #[test]
+fn a_report_gives_the_tools_cpu_share_and_the_servers() {
+    let server = TestServer::start();
+    let pid = std::process::id().to_string();
+    let report = run(
+        &format!("shardbus://{}", server.addr),
+        &["-n", "200000", "--server-pid", &pid, "pubsub"],
+    );
+    assert_eq!(report["missing"], 0, "{report}");
+    // The broker (this test process) delivered 200,000 messages: it used some CPU, and so did
+    // the tool that sent and read them.
+    assert!(report["tool_cpu_percent"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["server_cpu_percent"].as_f64().unwrap() > 0.0, "{report}");
+    let table = Command::new(BENCH)
+        .args(["--target", &format!("shardbus://{}", server.addr)])
+        .args(["-n", "1000", "--server-pid", &pid, "pubsub"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("CPU: tool") && text.contains("server"), "{text}");
+}
+
+#[test]
 fn a_fixed_rate_run_sends_at_that_rate() {
     let server = TestServer::start();
     let report = run(
