@@ -161,15 +161,24 @@ fn a_report_gives_the_tools_cpu_share_and_the_servers() {
     assert_eq!(report["missing"], 0, "{report}");
     // The broker (this test process) delivered 200,000 messages: it used some CPU, and so did
     // the tool that sent and read them.
-    assert!(report["tool_cpu_percent"].as_f64().unwrap() > 0.0, "{report}");
-    assert!(report["server_cpu_percent"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["tool_cpu_percent"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["server_cpu_percent"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     let table = Command::new(BENCH)
         .args(["--target", &format!("shardbus://{}", server.addr)])
         .args(["-n", "1000", "--server-pid", &pid, "pubsub"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("CPU: tool") && text.contains("server"), "{text}");
+    assert!(
+        text.contains("CPU: tool") && text.contains("server"),
+        "{text}"
+    );
 }
 
 #[test]
