@@ -81,21 +81,20 @@ for ((round = 1; round <= rounds; round++)); do
     printf '%s\tshardbus\t%s\n' "$name" "$(bench "${sb[@]}" --room "bench.room$round" "${load[@]}")" >>"$results"
     printf '%s\tsocketio\t%s\n' "$name" "$(bench "${sio[@]}" --room "bench.room$round" "${load[@]}")" >>"$results"
   done
-  # The Rust load tool (lighter than Node: the brokers, not the tool, are what is measured).
-  name="across nodes, shardbus-bench room: 1,000 members, window 64"
-  echo "round $round: $name" >&2
-  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_all" --target "ws://127.0.0.1:${sb_http[1]}" \
-    -n 2000 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
-  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
-    -n 300 -s 64 room -m 1000 -w 64 --room "bench.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
-  # A room with history in Redis: every publication kept in Redis and delivered on node 2 in
-  # the room's one order (Socket.IO has no history: its row is the plain room's again).
-  name="across nodes, shardbus-bench room: history room in Redis (Socket.IO: plain), 1,000 members, window 64"
-  echo "round $round: $name" >&2
-  printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_all" --target "ws://127.0.0.1:${sb_http[1]}" \
-    -n 2000 -s 64 room -m 1000 -w 64 --room "hist.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
-  printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
-    -n 300 -s 64 room -m 1000 -w 64 --room "hist.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
+  # The Rust load tool (lighter than Node: the brokers, not the tool, are what is measured),
+  # on a plain room and on a room whose history shardbus keeps in Redis (kept, then delivered
+  # on node 2 in the room's one order; Socket.IO has no history: its row is a plain room's).
+  for room in bench hist; do
+    case $room in
+      bench) name="across nodes, shardbus-bench room: 1,000 members, window 64" ;;
+      hist) name="across nodes, shardbus-bench room: history room in Redis (Socket.IO: plain), 1,000 members, window 64" ;;
+    esac
+    echo "round $round: $name" >&2
+    printf '%s\tshardbus\t%s\n' "$name" "$(rust_room "$sb_all" --target "ws://127.0.0.1:${sb_http[1]}" \
+      -n 2000 -s 64 room -m 1000 -w 64 --room "$room.rust$round" --publish-to "ws://127.0.0.1:${sb_http[0]}")" >>"$results"
+    printf '%s\tsocketio\t%s\n' "$name" "$(rust_room "$sio_all" --target "socketio://127.0.0.1:${sio_ports[1]}" \
+      -n 300 -s 64 room -m 1000 -w 64 --room "$room.rust$round" --publish-to "socketio://127.0.0.1:${sio_ports[0]}")" >>"$results"
+  done
 done
 table=$(python3 perf/scripts/room_table.py "$results")
 echo "$table"

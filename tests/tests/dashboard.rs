@@ -57,6 +57,13 @@ fn load(server: &TestServer, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<
     })
 }
 
+/// Types `value` into the page's input `input`, then runs `then` (a submit, a click).
+fn type_in(browser: &mut Browser, input: &str, value: &str, then: &str) {
+    browser.eval(&format!(
+        "document.getElementById({input:?}).value = {value:?}; {then}; true"
+    ));
+}
+
 /// Whether the page's element `id` has `text` in it.
 fn shows(id: &str, text: &str) -> String {
     format!("(document.getElementById({id:?})?.textContent || '').includes({text:?})")
@@ -117,10 +124,8 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
         "document.getElementById('login-fields')?.disabled === false",
     );
     // A token that is not an admin's is refused with a reason, and nothing is kept.
-    browser.eval(
-        "document.getElementById('token').value = 'guest-secret';
-         document.getElementById('login').requestSubmit(); true",
-    );
+    let submit = "document.getElementById('login').requestSubmit()";
+    type_in(&mut browser, "token", "guest-secret", submit);
     browser.wait_for(
         "the refusal of a user's token",
         &shows("login-error", "not an admin"),
@@ -130,10 +135,7 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
         serde_json::json!(0),
         "a refused token is not kept"
     );
-    browser.eval(&format!(
-        "document.getElementById('token').value = {ADMIN:?};
-         document.getElementById('login').requestSubmit(); true"
-    ));
+    type_in(&mut browser, "token", ADMIN, submit);
     browser.wait_for("the board", "!document.getElementById('board').hidden");
     assert!(
         !browser
@@ -174,10 +176,8 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
     );
 
     // The playground: subscribe, publish and request from the page.
-    browser.eval(
-        "document.getElementById('play-topic').value = 'play.>';
-         document.getElementById('play-sub').click(); true",
-    );
+    let click = |button: &str| format!("document.getElementById({button:?}).click()");
+    type_in(&mut browser, "play-topic", "play.>", &click("play-sub"));
     browser.wait_for(
         "the page's subscription",
         &shows("play-log", "subscribed to play.>"),
@@ -189,10 +189,7 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
         "a publication received",
         &shows("play-log", "play.from_rust: hi page"),
     );
-    browser.eval(
-        "document.getElementById('play-topic').value = 'echo.say';
-         document.getElementById('play-req').click(); true",
-    );
+    type_in(&mut browser, "play-topic", "echo.say", &click("play-req"));
     browser.wait_for(
         "the service's answer",
         &shows("play-log", "answer from echo.say: echoed"),

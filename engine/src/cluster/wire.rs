@@ -152,16 +152,7 @@ pub(crate) fn put_room_roster<'m>(
 /// The members of a `RoomRoster`, until the bytes end or one is cut.
 pub(crate) fn roster_members(bytes: &[u8]) -> impl Iterator<Item = Member<'_>> + '_ {
     let mut records = Records::new(bytes);
-    std::iter::from_fn(move || {
-        if records.rest.is_empty() {
-            return None;
-        }
-        let member = records.member();
-        if member.is_none() {
-            records.rest = &[];
-        }
-        member
-    })
+    std::iter::from_fn(move || records.read_one(Records::member))
 }
 
 /// A request crossing nodes: `token` is the origin's reply token, meaningful only there.
@@ -490,18 +481,25 @@ impl<'a> Records<'a> {
     }
 }
 
+impl<'a> Records<'a> {
+    /// The next item `read` takes, until the bytes end; a malformed one ends the reading.
+    fn read_one<T>(&mut self, read: impl FnOnce(&mut Records<'a>) -> Option<T>) -> Option<T> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let item = read(self);
+        if item.is_none() {
+            self.rest = &[];
+        }
+        item
+    }
+}
+
 impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
 
     fn next(&mut self) -> Option<Record<'a>> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let record = self.record();
-        if record.is_none() {
-            self.rest = &[];
-        }
-        record
+        self.read_one(Records::record)
     }
 }
 

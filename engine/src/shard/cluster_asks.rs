@@ -24,6 +24,11 @@ const LIST_ROOMS: u8 = 4;
 pub(super) const LIST_SERVICES: u8 = 5;
 pub(super) const LIST_DISCOVER: u8 = 6;
 
+/// A node ask's answer: `value` as JSON (an array the origin adds up or lists).
+pub(super) fn json_answer(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
 /// Names `node` in every listed item that is an object (connections, topics, rooms).
 pub(super) fn name_node(items: &mut [serde_json::Value], node: &str) {
     for item in items {
@@ -122,7 +127,7 @@ impl Shard {
     fn listing_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
         let Some(cluster) = &self.cluster else { return };
         let node = cluster.node().to_owned();
-        match wire::read_listing_body(body) {
+        let listing = match wire::read_listing_body(body) {
             Some((LIST_SERVICES, _, pattern)) => {
                 self.services_asked(origin, id, &node, pattern);
                 return;
@@ -131,59 +136,57 @@ impl Shard {
                 self.discover_asked(origin, id, &node, asked);
                 return;
             }
-            _ => {}
-        }
-        let listing = match wire::read_listing_body(body) {
-            Some((LIST_CONNECTIONS, _, _)) => Some(Listing::Connections),
-            Some((LIST_TOPICS, _, _)) => Some(Listing::Topics),
-            Some((LIST_ROOMS, _, _)) => Some(Listing::Rooms),
+            Some((LIST_CONNECTIONS, _, _)) => Listing::Connections,
+            Some((LIST_TOPICS, _, _)) => Listing::Topics,
+            Some((LIST_ROOMS, _, _)) => Listing::Rooms,
             Some((LIST_KICK, connection, named)) if named == node.as_bytes() => {
-                Some(Listing::Kick(connection))
+                Listing::Kick(connection)
             }
-            _ => None,
+            _ => {
+                self.answer_node_ask(origin, id, b"[]");
+                return;
+            }
         };
-        let (Some(listing), Some(shard)) =
-            (listing, self.this.get().and_then(std::rc::Weak::upgrade))
-        else {
-            self.answer_node_ask(origin, id, b"[]");
-            return;
-        };
-        let origin = origin.to_vec();
-        glommio::spawn_local(async move {
+        self.answer_node_ask_later(origin, id, move |shard| async move {
             let mut gathered = shard.gather(listing).await;
             name_node(&mut gathered.items, &node);
-            let answer = serde_json::to_vec(&gathered.items).unwrap_or_default();
-            shard.answer_node_ask(&origin, id, &answer);
-        })
-        .detach();
+            json_answer(&gathered.items)
+        });
     }
 
     /// Another node's push to a user: delivered on this node's shards, counted.
     fn push_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
-        let Some((user, message)) = wire::read_push_body(body) else {
+        let body = body.to_vec();
+        self.answer_node_ask_later(origin, id, move |shard| async move {
+            let Some((user, message)) = wire::read_push_body(&body) else {
+                return b"[]".to_vec();
+            };
+            let push = super::users::Push {
+                user,
+                subject: message.subject,
+                headers: message.headers,
+                payload: message.payload,
+                flags: message.flags,
+            };
+            json_answer(&[shard.push_on_this_node(push).await.unwrap_or(0)])
+        });
+    }
+
+    /// Answers node ask `id` of node `origin` with what `work` gives once it is done (a task
+    /// of its own: the work may wait for this node's other shards).
+    pub(super) fn answer_node_ask_later<F, Fut>(&self, origin: &[u8], id: u64, work: F)
+    where
+        F: FnOnce(std::rc::Rc<Shard>) -> Fut,
+        Fut: std::future::Future<Output = Vec<u8>> + 'static,
+    {
+        let Some(shard) = self.this.get().and_then(std::rc::Weak::upgrade) else {
             self.answer_node_ask(origin, id, b"[]");
             return;
         };
-        let Some(shard) = self.this.get().and_then(std::rc::Weak::upgrade) else {
-            return;
-        };
-        let (origin, user) = (origin.to_vec(), user.to_owned());
-        let (subject, headers, payload) = (
-            message.subject.to_vec(),
-            message.headers.to_vec(),
-            message.payload.to_vec(),
-        );
-        let flags = message.flags;
+        let origin = origin.to_vec();
+        let answer = work(std::rc::Rc::clone(&shard));
         glommio::spawn_local(async move {
-            let push = super::users::Push {
-                user: &user,
-                subject: &subject,
-                headers: &headers,
-                payload: &payload,
-                flags,
-            };
-            let reached = shard.push_on_this_node(push).await.unwrap_or(0);
-            let answer = serde_json::to_vec(&[reached]).unwrap_or_default();
+            let answer = answer.await;
             shard.answer_node_ask(&origin, id, &answer);
         })
         .detach();

@@ -10,7 +10,7 @@ use shardbus_protocol::container::Value;
 use shardbus_protocol::{Fields, Flags, Frame, ServiceFields};
 
 use super::Shard;
-use super::cluster_asks::{LIST_DISCOVER, LIST_SERVICES, name_node};
+use super::cluster_asks::{LIST_DISCOVER, LIST_SERVICES, json_answer, name_node};
 use super::conn::{Conn, Outgoing};
 use crate::cluster::wire;
 
@@ -68,22 +68,17 @@ impl Shard {
 
     /// Another node's services report: this node's services, each instance naming the node.
     pub(super) fn services_asked(&self, origin: &[u8], id: u64, node: &str, pattern: &[u8]) {
-        let (Some(shard), Ok(pattern)) = (
-            self.this.get().and_then(std::rc::Weak::upgrade),
-            std::str::from_utf8(pattern),
-        ) else {
+        let Ok(pattern) = std::str::from_utf8(pattern) else {
             self.answer_node_ask(origin, id, b"[]");
             return;
         };
-        let (origin, node, pattern) = (origin.to_vec(), node.to_owned(), pattern.to_owned());
-        glommio::spawn_local(async move {
+        let (node, pattern) = (node.to_owned(), pattern.to_owned());
+        self.answer_node_ask_later(origin, id, move |shard| async move {
             let mut report = shard.services_report(&pattern).await;
             let mut services = take_services(&mut report);
             name_service_nodes(&mut services, &node);
-            let answer = serde_json::to_vec(&services).unwrap_or_default();
-            shard.answer_node_ask(&origin, id, &answer);
-        })
-        .detach();
+            json_answer(&services)
+        });
     }
 
     /// DISCOVER on a clustered node: this node's instances and every other node's, each
@@ -165,7 +160,7 @@ impl Shard {
                 super::service_listing::container_to_json(&entry)
             })
             .collect();
-        let answer = serde_json::to_vec(&found).unwrap_or_default();
+        let answer = json_answer(&found);
         self.answer_node_ask(origin, id, &answer);
     }
 }

@@ -105,30 +105,21 @@ impl Shard {
     /// Another node's server-side membership change: applied on this node, answered with how
     /// many connections it changed.
     pub(super) fn membership_asked(&self, origin: &[u8], id: u64, body: &[u8]) {
-        let shard = self.this.get().and_then(std::rc::Weak::upgrade);
-        let read = crate::cluster::wire::read_membership_body(body);
-        let (Some(shard), Some((join, user, room, info))) = (shard, read) else {
-            self.answer_node_ask(origin, id, b"[]");
-            return;
-        };
-        let (origin, user, room, info) = (
-            origin.to_vec(),
-            user.to_owned(),
-            room.to_vec(),
-            info.to_vec(),
-        );
-        glommio::spawn_local(async move {
+        let body = body.to_vec();
+        self.answer_node_ask_later(origin, id, move |shard| async move {
+            let Some((join, user, room, info)) = crate::cluster::wire::read_membership_body(&body)
+            else {
+                return b"[]".to_vec();
+            };
             let change = MemberChange {
-                user: &user,
-                room: &room,
-                info: &info,
+                user,
+                room,
+                info,
                 join,
             };
             let changed = shard.change_members_on_node(change).await.unwrap_or(0);
-            let answer = serde_json::to_vec(&[changed]).unwrap_or_default();
-            shard.answer_node_ask(&origin, id, &answer);
-        })
-        .detach();
+            super::cluster_asks::json_answer(&[changed])
+        });
     }
 
     /// Applies `change` on every shard of this node; returns the connections changed (`None`

@@ -33,11 +33,13 @@ const GAP_WAIT: Duration = Duration::from_millis(250);
 const MAX_HELD: usize = 4096;
 
 /// A publication to put in order: this node's (`own`: fanned out everywhere) or another's
-/// (delivered to this node's subscribers only); `headers` without the position headers.
+/// (delivered to this node's subscribers only); `headers` without the position headers,
+/// `stamped` with them as another node's publication arrived (empty: written when delivered).
 #[derive(Clone, Copy)]
 struct Part<'a> {
     own: bool,
     headers: &'a [u8],
+    stamped: &'a [u8],
     payload: &'a [u8],
     flags: u8,
     plain: bool,
@@ -59,6 +61,7 @@ impl Held {
         Part {
             own: self.own,
             headers: &self.headers,
+            stamped: &[],
             payload: &self.payload,
             flags: self.flags,
             plain: self.plain,
@@ -118,6 +121,7 @@ impl Shard {
         let part = Part {
             own: false,
             headers: &headers,
+            stamped: arrived.headers,
             payload: arrived.payload,
             flags: arrived.flags,
             plain: arrived.plain,
@@ -139,6 +143,7 @@ impl Shard {
         let part = Part {
             own: true,
             headers,
+            stamped: &[],
             payload,
             flags,
             plain: true,
@@ -238,16 +243,22 @@ impl Shard {
             self.fan_out_kept(room, position, part.headers, part.payload, part.flags);
             return;
         }
-        let mut stamped = std::mem::take(&mut self.rooms.headers.borrow_mut().1);
-        positioned(position, part.headers, &mut stamped);
-        self.deliver_arrived(&wire::Message {
+        let message = |headers| wire::Message {
             subject: room,
-            headers: &stamped,
+            headers,
             payload: part.payload,
             flags: part.flags,
             plain: part.plain,
             groups: part.groups,
-        });
+        };
+        if !part.stamped.is_empty() {
+            // Delivered as it came: its headers already carry this position.
+            self.deliver_arrived(&message(part.stamped));
+            return;
+        }
+        let mut stamped = std::mem::take(&mut self.rooms.headers.borrow_mut().1);
+        positioned(position, part.headers, &mut stamped);
+        self.deliver_arrived(&message(&stamped));
         self.rooms.headers.borrow_mut().1 = stamped;
     }
 
