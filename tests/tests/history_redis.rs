@@ -177,6 +177,8 @@ fn redis_stopped_under_load_degrades_history_and_it_comes_back() {
     let member = server.client_on(1);
     let room = member.join("chat.ops").unwrap();
     let plain = member.subscribe("plain.>").unwrap();
+    // The PONG says the subscription is in effect on every shard.
+    member.flush().unwrap();
     let publisher = server.client_on(0);
     for i in 0..5u8 {
         publisher.publish("chat.ops", &[i]).unwrap();
@@ -256,6 +258,8 @@ fn a_frozen_redis_holds_back_history_rooms_only_and_then_is_left_behind() {
     let member = server.client_on(1);
     let room = member.join("chat.slow").unwrap();
     let plain = member.subscribe("plain.>").unwrap();
+    // The PONG says the subscription is in effect on every shard.
+    member.flush().unwrap();
     let publisher = server.client_on(0);
     publisher.publish("chat.slow", b"before").unwrap();
     let epoch = receive(&room, 1)[0].1;

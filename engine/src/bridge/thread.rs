@@ -103,7 +103,8 @@ fn connect(client: &Client, settings: &Settings, scripts: &Scripts) -> RedisResu
     Ok(connection)
 }
 
-/// Serves requests until the connection breaks or the bridge stops; returns why it ended.
+/// Serves requests until the connection breaks or the bridge stops; returns why it ended,
+/// leaving in `batch` the requests it could not answer.
 fn serve(
     bridge: &Bridge,
     connection: &mut Connection,
@@ -146,10 +147,9 @@ fn serve(
                     bridge.answer(shard, Done { request, outcome });
                 }
             }
-            Err(error) => {
-                fail_batch(bridge, batch);
-                return error.to_string();
-            }
+            // The batch is failed by the caller after it marks Redis down, so whoever is
+            // answered "failed" already sees the outage in readiness and status.
+            Err(error) => return error.to_string(),
         }
     }
 }
