@@ -63,7 +63,7 @@ fn help_and_status_answer_anyone_and_the_admin_commands_need_their_role() {
     let server = server();
     let user = server.client_on(0);
     let help = user.command("help", &Value::Null).unwrap();
-    assert_eq!(list_len(&help, "commands"), 10);
+    assert_eq!(list_len(&help, "commands"), 11);
     let Some(Value::List(commands)) = help.get("commands") else {
         panic!()
     };
@@ -226,4 +226,52 @@ fn commands_are_rate_limited_like_requests() {
         }
     }
     assert!(limited, "ten commands in a row at two a second");
+}
+
+#[test]
+fn a_push_reaches_every_connection_of_a_user_and_says_who_sent_it() {
+    let server = TestServer::with(|config| {
+        config.auth.tokens = vec![
+            token_config("alice", "alice-secret", "chat"),
+            token_config("bob", "bob-secret", "chat"),
+            token_config("eve", "eve-secret", "user"),
+        ];
+        config
+            .auth
+            .roles
+            .insert("chat".into(), shardbus_engine::auth::Permissions::user());
+        config.commands.0.insert("push".into(), vec!["chat".into()]);
+    });
+    let bob = |shard| server.client_on_with(shard, ClientOptions::new().token("bob-secret"));
+    let (phone, laptop) = (bob(0), bob(1));
+    let inboxes = [phone.pushes().unwrap(), laptop.pushes().unwrap()];
+    let alice = server.client_on_with(1, ClientOptions::new().token("alice-secret"));
+    let params = map(&[
+        ("user", Value::Str("bob".into())),
+        ("text", Value::Str("lunch?".into())),
+    ]);
+    let answer = alice.command("push", &params).unwrap();
+    assert_eq!(answer.get("recipients"), Some(&Value::U64(2)));
+    for inbox in &inboxes {
+        let pushed = inbox.recv_timeout(shardbus_tests::PATIENCE).unwrap();
+        assert_eq!(pushed.topic(), "$user.bob");
+        assert_eq!(pushed.payload(), b"lunch?");
+        assert_eq!(pushed.headers().get("sb-from"), Some("alice"));
+    }
+    // A role the command does not list may not push; a user nobody is has no recipients.
+    let eve = server.client_on_with(0, ClientOptions::new().token("eve-secret"));
+    let refused = eve.command("push", &params).unwrap_err();
+    assert_eq!(code(&refused), Some(ErrorCode::PERMISSION_DENIED));
+    let nobody = map(&[
+        ("user", Value::Str("carol".into())),
+        ("text", Value::Str("hi".into())),
+    ]);
+    let answer = alice.command("push", &nobody).unwrap();
+    assert_eq!(answer.get("recipients"), Some(&Value::U64(0)));
+    let bad = map(&[
+        ("user", Value::Str("bad user".into())),
+        ("text", Value::Str("hi".into())),
+    ]);
+    let refused = alice.command("push", &bad).unwrap_err();
+    assert_eq!(code(&refused), Some(ErrorCode::BAD_PARAMETER));
 }

@@ -199,7 +199,7 @@ fn cmd_runs_a_built_in_command_and_services_info_shows_the_figures() {
     assert!(out.status.success());
     let out = cli(&server, &["cmd", "help"]);
     let help: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(help["commands"].as_array().unwrap().len(), 10);
+    assert_eq!(help["commands"].as_array().unwrap().len(), 11);
     let out = cli(&server, &["cmd", "connections", "limit=1"]);
     assert!(!out.status.success(), "a user may not list connections");
     assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"));

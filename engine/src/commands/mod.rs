@@ -1,6 +1,6 @@
 //! Built-in commands (PROTOCOL.md §3.14): requests on `$sys.cmd.<name>` with typed parameters
-//! that the server itself answers — `help`, `status`, `connections`, `kick`, `rooms`,
-//! `presence`, `history`, `services`, `reload`. The HTTP API runs the same commands for its
+//! that the server itself answers — `help`, `status`, `connections`, `kick`, `topics`,
+//! `rooms`, `presence`, `history`, `services`, `push`, `reload`. The HTTP API runs the same commands for its
 //! listings, so each has one implementation (`run.rs`), whatever edge asked.
 //!
 //! Each command needs a role: admin identities may run every command; others only those
@@ -141,6 +141,15 @@ pub const COMMANDS: &[Command] = &[
             param("stats", Kind::Bool, false, "counts only"),
         ],
         default_roles: &["*"],
+    },
+    Command {
+        name: "push",
+        about: "a message to every connection of a user (MSG sid 0), carrying the sender in `sb-from`",
+        params: &[
+            param("user", Kind::Text, true, "the identity to reach"),
+            param("text", Kind::Text, true, "the message (UTF-8 text)"),
+        ],
+        default_roles: &[],
     },
     Command {
         name: "reload",

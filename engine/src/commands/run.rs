@@ -134,6 +134,11 @@ async fn run_checked(
             Some(name) => services::one(shard, name).await,
             None => Ok(services::list(shard).await),
         },
+        "push" => {
+            let user = params.text("user").unwrap_or("");
+            let text = params.text("text").unwrap_or("");
+            push(shard, identity, user, text).await
+        }
         "reload" => reload(shard).await,
         _ => Err(Refusal::new(ErrorCode::UNKNOWN_COMMAND, "not implemented")),
     }
@@ -154,4 +159,41 @@ async fn reload(shard: &Shard) -> Result<Json, Refusal> {
         Ok(changed) => Ok(serde_json::json!({ "reloaded": true, "changed": changed })),
         Err(error) => Err(Refusal::new(ErrorCode::BAD_PAYLOAD, error)),
     }
+}
+
+/// Pushes `text` to every connection of `user` on every shard (and node), as MSG sid 0 on
+/// `$user.<user>` with the caller's identity in `sb-from`: the server says who sent it, so a
+/// receiver can trust it (a direct message in a chat, say).
+async fn push(
+    shard: &Shard,
+    identity: &Identity,
+    user: &str,
+    text: &str,
+) -> Result<Json, Refusal> {
+    let limits = &shard.settings.limits;
+    if text.len() > limits.max_payload as usize {
+        return Err(Refusal::new(
+            ErrorCode::PAYLOAD_TOO_LARGE,
+            format!("text: over max_payload ({} bytes)", limits.max_payload),
+        ));
+    }
+    let subject = format!("$user.{user}");
+    shardbus_protocol::topic::validate_subject(
+        subject.as_bytes(),
+        usize::from(limits.max_topic_len),
+    )
+    .map_err(|e| Refusal::new(ErrorCode::BAD_PARAMETER, format!("user: {e}")))?;
+    let mut headers = shardbus_protocol::HeadersBuilder::new();
+    headers
+        .insert("sb-from", &identity.name)
+        .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+    let push = crate::shard::users::Push {
+        user,
+        subject: subject.as_bytes(),
+        headers: headers.as_bytes(),
+        payload: text.as_bytes(),
+        flags: 0,
+    };
+    let recipients = shard.push_everywhere(push).await;
+    Ok(serde_json::json!({ "recipients": recipients }))
 }
