@@ -164,12 +164,7 @@ async fn reload(shard: &Shard) -> Result<Json, Refusal> {
 /// Pushes `text` to every connection of `user` on every shard (and node), as MSG sid 0 on
 /// `$user.<user>` with the caller's identity in `sb-from`: the server says who sent it, so a
 /// receiver can trust it (a direct message in a chat, say).
-async fn push(
-    shard: &Shard,
-    identity: &Identity,
-    user: &str,
-    text: &str,
-) -> Result<Json, Refusal> {
+async fn push(shard: &Shard, identity: &Identity, user: &str, text: &str) -> Result<Json, Refusal> {
     let limits = &shard.settings.limits;
     if text.len() > limits.max_payload as usize {
         return Err(Refusal::new(

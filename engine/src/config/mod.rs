@@ -258,6 +258,10 @@ pub struct HttpConfig {
     /// Serve `/ws-echo`, a WebSocket that echoes every message through the same stack as
     /// `/ws`: for conformance suites (Autobahn), off by default.
     pub websocket_echo: bool,
+    /// A directory whose files are served at `static_path`, read once at start (empty: none).
+    pub static_dir: String,
+    /// Where `static_dir`'s files are served: `index.html` at `<static_path>/`.
+    pub static_path: String,
 }
 
 impl Default for HttpConfig {
@@ -268,6 +272,8 @@ impl Default for HttpConfig {
             max_header_bytes: 16 << 10,
             max_request_timeout_ms: 60_000,
             websocket_echo: false,
+            static_dir: String::new(),
+            static_path: "/app".to_owned(),
         }
     }
 }
@@ -395,7 +401,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 32] = [
+        let checks: [(&str, bool, &str); 33] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -513,6 +519,11 @@ impl Config {
                 "http.header_timeout_ms",
                 self.http.header_timeout_ms >= 1,
                 "at least 1",
+            ),
+            (
+                "http.static_path",
+                static_path_is_free(&self.http.static_path),
+                "a path such as /app, not / nor one of the server's own (/api, /js, /ws, /dashboard, /demo, /healthz, /readyz, /metrics)",
             ),
             (
                 "http.body_timeout_ms",
@@ -645,4 +656,27 @@ impl Config {
     pub fn to_toml(&self) -> Result<String, ConfigError> {
         toml::to_string(self).map_err(|e| ConfigError::Print(e.to_string()))
     }
+}
+
+/// Whether `path` can hold static files without hiding one of the server's own routes.
+fn static_path_is_free(path: &str) -> bool {
+    const OWN: [&str; 8] = [
+        "/api",
+        "/js",
+        "/ws",
+        "/dashboard",
+        "/demo",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ];
+    let path = path.trim_end_matches('/');
+    path.starts_with('/')
+        && path.len() > 1
+        && !path.contains("//")
+        && !OWN.iter().any(|own| {
+            path == *own
+                || path.starts_with(&format!("{own}/"))
+                || own.starts_with(&format!("{path}/"))
+        })
 }

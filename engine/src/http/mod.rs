@@ -5,6 +5,7 @@
 //! slowloris, 408), the body (`limits.max_payload`, 413).
 
 mod assets;
+pub(crate) mod files;
 mod head;
 mod io;
 pub(crate) mod listings;
@@ -48,6 +49,8 @@ pub(crate) struct HttpSettings {
     pub(crate) tls: Option<crate::tls::ServerTls>,
     /// The configuration as the server runs it, for `/api/v1/server`.
     pub(crate) limits: serde_json::Value,
+    /// `[http] static_dir`'s files, when configured (`Server::start` reads them).
+    pub(crate) files: Option<std::sync::Arc<files::StaticFiles>>,
 }
 
 impl HttpSettings {
@@ -61,6 +64,7 @@ impl HttpSettings {
             websocket_echo: config.http.websocket_echo,
             tls: None,
             limits: serde_json::to_value(&config.limits).unwrap_or_default(),
+            files: None,
         }
     }
 }

@@ -15,10 +15,14 @@ pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Bod
     with_type(status, body.to_string().into_bytes(), "application/json")
 }
 
-/// A response with `status`, `bytes` and a content type.
 /// A file built into the binary (no copy).
 pub(crate) fn asset(bytes: &'static [u8], content_type: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(bytes)));
+    file(Bytes::from_static(bytes), content_type)
+}
+
+/// A file's bytes (shared, not copied) with its content type.
+pub(crate) fn file(bytes: Bytes, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(bytes));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -27,14 +31,22 @@ pub(crate) fn asset(bytes: &'static [u8], content_type: &'static str) -> Respons
 
 /// `302 Found` to `location` (a path of this server).
 pub(crate) fn redirect(location: &'static str) -> Response<Body> {
+    redirect_to(location)
+}
+
+/// `302 Found` to `location`, a path of this server (one that is not a valid header value
+/// goes to `/`).
+pub(crate) fn redirect_to(location: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::FOUND;
+    let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"));
     response
         .headers_mut()
-        .insert(hyper::header::LOCATION, HeaderValue::from_static(location));
+        .insert(hyper::header::LOCATION, location);
     response
 }
 
+/// A response with `status`, `bytes` and a content type.
 pub(crate) fn with_type(
     status: StatusCode,
     bytes: Vec<u8>,

@@ -11,6 +11,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 use shardbus_protocol::ErrorCode;
 
+use super::files::Found;
 use super::reply::{self, Body, Refusal};
 use super::{HttpSettings, assets, listings, metrics, push, rooms, services, status};
 use crate::auth::Identity;
@@ -24,7 +25,7 @@ pub(crate) async fn handle(
     settings: Rc<HttpSettings>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    if let Some(open) = open_route(&shard, &request) {
+    if let Some(open) = open_route(&shard, &settings, &request) {
         return Ok(open);
     }
     let path = request.uri().path();
@@ -47,7 +48,11 @@ pub(crate) async fn handle(
 }
 
 /// Routes anyone may use: health, readiness, the browser client and demo, `/ws` refusals.
-fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Body>> {
+fn open_route(
+    shard: &Shard,
+    settings: &HttpSettings,
+    request: &Request<Incoming>,
+) -> Option<Response<Body>> {
     // HEAD answers as GET does; hyper leaves the body out.
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return None;
@@ -55,6 +60,12 @@ fn open_route(shard: &Shard, request: &Request<Incoming>) -> Option<Response<Bod
     let path = request.uri().path();
     if let Some((body, kind)) = assets::find(path) {
         return Some(reply::asset(body, kind));
+    }
+    if let Some(found) = settings.files.as_ref().and_then(|files| files.find(path)) {
+        return Some(match found {
+            Found::File(body, kind) => reply::file(body.clone(), kind),
+            Found::Directory(to) => reply::redirect_to(&to),
+        });
     }
     let response = match path {
         "/ws" => crate::ws::refuse(request),

@@ -40,6 +40,12 @@ pub enum StartError {
         /// What glommio said.
         reason: String,
     },
+    /// `[http] static_dir` could not be read, or passes a bound.
+    #[error("http.static_dir: {reason}")]
+    StaticFiles {
+        /// What went wrong.
+        reason: String,
+    },
     /// A shard's thread ended abnormally.
     #[error("shard {shard} failed: {reason}")]
     ShardFailed {

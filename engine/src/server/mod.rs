@@ -80,6 +80,7 @@ impl Server {
                 "the HTTP API is OPEN: requests without credentials are served (auth.http_open)"
             );
         }
+        let files = static_files(config)?;
         let mut ends = mesh::build(shards).into_iter();
         let mut server = Server {
             local_addr: config.listen,
@@ -97,6 +98,7 @@ impl Server {
                 core,
                 config,
                 settings.clone(),
+                files.clone(),
                 ends.next().unwrap_or_default(),
             );
             if let Err(error) = started {
@@ -113,6 +115,7 @@ impl Server {
         core: Option<usize>,
         config: &Config,
         settings: Settings,
+        files: Option<Arc<crate::http::files::StaticFiles>>,
         ends: mesh::MeshEnds,
     ) -> Result<(), StartError> {
         let builder = shard_executor(id, core, config);
@@ -122,6 +125,7 @@ impl Server {
         let shared = Arc::clone(&self.shared);
         let mut http = HttpSettings::new(config);
         http.tls = settings.tls.clone();
+        http.files = files;
         let handle = builder
             .spawn(move || async move {
                 // Marks the shard stopped however its thread ends, a panic included.
@@ -280,4 +284,17 @@ fn bind(
         })
     };
     Ok((listen(tcp, LISTEN_FLAG)?, listen(http, HTTP_LISTEN_FLAG)?))
+}
+
+/// `[http] static_dir`'s files, read once before the shards start.
+fn static_files(
+    config: &Config,
+) -> Result<Option<Arc<crate::http::files::StaticFiles>>, StartError> {
+    if config.http.static_dir.is_empty() {
+        return Ok(None);
+    }
+    let dir = std::path::Path::new(&config.http.static_dir);
+    let files = crate::http::files::StaticFiles::load(dir, &config.http.static_path)
+        .map_err(|reason| StartError::StaticFiles { reason })?;
+    Ok(Some(Arc::new(files)))
 }
