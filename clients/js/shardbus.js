@@ -26,7 +26,7 @@
 // Built-in commands (PROTOCOL.md §3.14): `await bus.command("status")`, `bus.command("kick",
 // { client_id: 7 })` — what the dashboard (/dashboard) is built on.
 //
-// Options: `name`, `token` (credentials), `echo` (receive your own publishes),
+// Options: `name`, credentials (`token`, `jwt`, or `user` + `pass`), `echo` (receive your own publishes),
 // `minBackoffMs`, `maxBackoffMs`.
 
 /** A payload argument: any JSON value is sent as `data`; `{ text }` or `{ base64 }` as those. */
@@ -105,6 +105,8 @@ export class Shardbus {
         const hello = { op: "hello", name: this.options.name, id: this.nextId++ };
         if (this.options.echo) hello.echo = true;
         if (this.options.token) hello.token = this.options.token;
+        if (this.options.jwt) hello.jwt = this.options.jwt;
+        if (this.options.user) Object.assign(hello, { user: this.options.user, pass: this.options.pass });
         ws.send(JSON.stringify(hello));
       };
       ws.onmessage = (event) => {

@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod raw;
 pub mod redis;
 pub mod services;
+pub mod tmux;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

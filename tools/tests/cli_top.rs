@@ -10,12 +10,12 @@
     clippy::indexing_slicing
 )]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use shardbus_protocol::client::{Client, ClientOptions, ServiceSpec};
+use shardbus_tests::tmux::Tmux;
 use shardbus_tests::{TestServer, token_config, wait_until};
 
 mod support;
@@ -146,66 +146,6 @@ fn top_once_shows_the_rates_the_busiest_connection_and_the_services() {
     }
 }
 
-/// A tmux server of the test's own, with one session running a command in a 140×40 terminal.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(command: &str) -> Tmux {
-        let socket = format!("shardbus-top-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "top",
-                "-x",
-                "140",
-                "-y",
-                "40",
-            ])
-            .arg(command)
-            .status()
-            .expect("tmux (scripts/test.sh installs it)");
-        assert!(status.success());
-        Tmux { socket }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "top"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "top", keys])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn running(&self) -> bool {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "has-session", "-t", "top"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
 #[test]
 fn the_live_screen_shows_the_load_sorts_on_s_and_quits_on_q() {
     let server = server();
@@ -215,11 +155,12 @@ fn the_live_screen_shows_the_load_sorts_on_s_and_quits_on_q() {
         "{CLI} --server {} --token {ADMIN} top --interval 0.3",
         server.addr
     );
-    let tmux = Tmux::run(&command);
+    let tmux = Tmux::new("top");
+    tmux.run("top", (140, 40), &command);
     wait_until(
         "the screen to show shards, the loader and the service",
         || {
-            let screen = tmux.screen();
+            let screen = tmux.screen("top");
             [
                 "shard 0",
                 "shard 1",
@@ -235,7 +176,7 @@ fn the_live_screen_shows_the_load_sorts_on_s_and_quits_on_q() {
     );
     // The rates move: the loader's messages in per second are counted.
     wait_until("the loader's rate on the screen", || {
-        let screen = tmux.screen();
+        let screen = tmux.screen("top");
         screen.lines().any(|line| {
             let mut words = line
                 .trim_matches('│')
@@ -244,10 +185,10 @@ fn the_live_screen_shows_the_load_sorts_on_s_and_quits_on_q() {
             words.nth(1).is_some_and(|rate| rate != "0")
         })
     });
-    tmux.keys("s");
+    tmux.keys("top", &["s"]);
     wait_until("the sort key to change", || {
-        tmux.screen().contains("connections by msgs_out")
+        tmux.screen("top").contains("connections by msgs_out")
     });
-    tmux.keys("q");
-    wait_until("top to quit", || !tmux.running());
+    tmux.keys("top", &["q"]);
+    wait_until("top to quit", || !tmux.running("top"));
 }
