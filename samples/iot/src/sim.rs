@@ -99,9 +99,11 @@ pub fn run(clients: &[Client], options: &SimOptions) -> Result<u64, ClientError>
                 continue;
             }
             let jitter = 1.0 + options.jitter * (rng.f64() * 2.0 - 1.0);
-            // From now, not from when it was due: a round that ran late never sends two
-            // readings of a device closer together than the jitter allows.
-            device.next = now + period.mul_f64(jitter.max(0.05));
+            // From when it was due, so a late round costs no readings; but never sooner than
+            // half a period from now, so a round that ran late sends no burst (two readings of
+            // one device close together would look like a jump in its values).
+            let step = period.mul_f64(jitter.max(0.05));
+            device.next = (device.next + step).max(now + step / 2);
             soonest = soonest.min(device.next);
             device.seq += 1;
             device.battery = (device.battery - 0.001).max(0.0);
