@@ -154,6 +154,18 @@ impl Browser {
         );
     }
 
+    /// A PNG of the page at `width`×`height` (a desktop viewport), once it is laid out so.
+    pub fn picture(&mut self, width: u32, height: u32) -> Vec<u8> {
+        self.viewport(width, height, false);
+        self.wait_for(
+            "the page's new width",
+            &format!("document.documentElement.clientWidth >= {width}"),
+        );
+        let png = self.screenshot();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+        png
+    }
+
     /// A PNG of the page as it is now.
     pub fn screenshot(&mut self) -> Vec<u8> {
         let result = self.call("Page.captureScreenshot", json!({"format": "png"}));
@@ -228,5 +240,17 @@ fn devtools_get(port: u16, path: &str) -> Option<String> {
         if body.len() >= length {
             return Some(String::from_utf8_lossy(&body[..length]).into_owned());
         }
+    }
+}
+
+/// With `SHARDBUS_SCREENSHOTS=docs`, writes each `(name, bytes)` into `dir` (what a README
+/// shows, taken by its test); without, nothing.
+pub fn keep_for_docs(dir: &std::path::Path, files: &[(&str, &[u8])]) {
+    if std::env::var("SHARDBUS_SCREENSHOTS").as_deref() != Ok("docs") {
+        return;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
     }
 }

@@ -87,6 +87,26 @@ impl TestServer {
         TestServer::with(|_| {})
     }
 
+    /// A server configured as `shardbus --config <path> --set <sets>...` would be (a sample's
+    /// own file, say), but on free ports with the tests' shards, locked memory and shutdown.
+    pub fn from_file(path: &str, sets: &[&str]) -> TestServer {
+        use clap::Parser;
+        let mut args = vec!["shardbus", "--config", path];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let cli = shardbus_engine::config::Cli::parse_from(args);
+        let file = shardbus_engine::config::load(&cli, Vec::new()).unwrap();
+        TestServer::with(move |config| {
+            let ours = std::mem::replace(config, file);
+            config.listen = ours.listen;
+            config.http_listen = ours.http_listen;
+            config.shards = ours.shards;
+            config.runtime = ours.runtime;
+            config.shutdown = ours.shutdown;
+        })
+    }
+
     /// A server with the test configuration changed by `change`.
     pub fn with(change: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = test_config();

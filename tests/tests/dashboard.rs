@@ -218,12 +218,14 @@ fn the_dashboard_signs_in_shows_the_load_kicks_and_lists_rooms_services_and_even
     for shot in [&wide, &narrow] {
         assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     }
-    if std::env::var("SHARDBUS_SCREENSHOTS").as_deref() == Ok("docs") {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("dashboard-1280x900.png"), &wide).unwrap();
-        std::fs::write(docs.join("dashboard-390x844.png"), &narrow).unwrap();
-    }
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    shardbus_tests::cdp::keep_for_docs(
+        &docs,
+        &[
+            ("dashboard-1280x900.png", &wide),
+            ("dashboard-390x844.png", &narrow),
+        ],
+    );
     stop.store(true, Ordering::Relaxed);
     loader.join().unwrap();
     requesting.join().unwrap();

@@ -7,14 +7,12 @@
 // Tests: a failed expectation must fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clap::Parser;
-use shardbus_engine::config::{Cli, load};
 use shardbus_protocol::client::{Client, ClientOptions};
 use shardbus_protocol::container::Value;
-use shardbus_tests::cdp::Browser;
+use shardbus_tests::cdp::{Browser, keep_for_docs};
 use shardbus_tests::proxy::Proxy;
 use shardbus_tests::tmux::Tmux;
-use shardbus_tests::{TestServer, test_config, wait_until};
+use shardbus_tests::{TestServer, wait_until};
 
 const CHAT: &str = env!("CARGO_BIN_EXE_shardbus-chat");
 /// The JWT the sample's README gives (user `dave`, role `chat`, signed with `chat.toml`'s key).
@@ -25,24 +23,7 @@ const SIZE: (u16, u16) = (120, 30);
 fn broker() -> TestServer {
     let dir = env!("CARGO_MANIFEST_DIR");
     let web = format!("http.static_dir=\"{dir}/web\"");
-    let cli = Cli::parse_from([
-        "shardbus",
-        "--config",
-        &format!("{dir}/chat.toml"),
-        "--set",
-        &web,
-    ]);
-    let sample = load(&cli, Vec::new()).unwrap();
-    TestServer::with(move |config| {
-        let ours = test_config();
-        *config = sample;
-        // Free ports, two shards, small locked memory: as every test server.
-        config.listen = ours.listen;
-        config.http_listen = ours.http_listen;
-        config.shards = ours.shards;
-        config.runtime = ours.runtime;
-        config.shutdown = ours.shutdown;
-    })
+    TestServer::from_file(&format!("{dir}/chat.toml"), &[&web])
 }
 
 /// A room message as the chat's clients publish it.
@@ -68,19 +49,16 @@ fn page_says(browser: &mut Browser, text: &str) {
 /// With `SHARDBUS_SCREENSHOTS=docs`, writes bob's terminal and the web page (1280×800) into the
 /// sample's `docs/`, as its README shows them; else checks the page's picture is one.
 fn keep_pictures(tmux: &Tmux, browser: &mut Browser) {
-    browser.viewport(1280, 800, false);
-    browser.wait_for(
-        "the wide layout",
-        "document.documentElement.clientWidth >= 1280",
+    let page = browser.picture(1280, 800);
+    let terminal = tmux.screen("bob");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    keep_for_docs(
+        &docs,
+        &[
+            ("web-1280x800.png", &page),
+            ("terminal-bob.txt", terminal.as_bytes()),
+        ],
     );
-    let page = browser.screenshot();
-    assert!(page.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    if std::env::var("SHARDBUS_SCREENSHOTS").as_deref() == Ok("docs") {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("web-1280x800.png"), &page).unwrap();
-        std::fs::write(docs.join("terminal-bob.txt"), tmux.screen("bob")).unwrap();
-    }
 }
 
 fn screen_shows(tmux: &Tmux, who: &str, what: &str) {

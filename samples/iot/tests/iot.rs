@@ -16,12 +16,10 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use clap::Parser;
-use shardbus_engine::config::{Cli, load};
 use shardbus_protocol::client::{Client, ClientOptions};
 use shardbus_protocol::container::{ContainerLimits, Value};
-use shardbus_tests::cdp::Browser;
-use shardbus_tests::{PATIENCE, TestServer, test_config, wait_until};
+use shardbus_tests::cdp::{Browser, keep_for_docs};
+use shardbus_tests::{PATIENCE, TestServer, wait_until};
 
 const IOT: &str = env!("CARGO_BIN_EXE_shardbus-iot");
 const FAULTY: &str = "site2.d004";
@@ -30,23 +28,7 @@ const FAULTY: &str = "site2.d004";
 fn broker() -> TestServer {
     let dir = env!("CARGO_MANIFEST_DIR");
     let web = format!("http.static_dir=\"{dir}/web\"");
-    let cli = Cli::parse_from([
-        "shardbus",
-        "--config",
-        &format!("{dir}/iot.toml"),
-        "--set",
-        &web,
-    ]);
-    let sample = load(&cli, Vec::new()).unwrap();
-    TestServer::with(move |config| {
-        let ours = test_config();
-        *config = sample;
-        config.listen = ours.listen;
-        config.http_listen = ours.http_listen;
-        config.shards = ours.shards;
-        config.runtime = ours.runtime;
-        config.shutdown = ours.shutdown;
-    })
+    TestServer::from_file(&format!("{dir}/iot.toml"), &[&web])
 }
 
 /// A `shardbus-iot` process, killed when dropped.
@@ -102,18 +84,9 @@ fn query(client: &Client, subject: &str, params: Value) -> Value {
 /// With `SHARDBUS_SCREENSHOTS=docs`, writes the page at 1280×900 into the sample's `docs/` (as
 /// its README shows it); else checks it is a picture.
 fn keep_picture(browser: &mut Browser) {
-    browser.viewport(1280, 900, false);
-    browser.wait_for(
-        "the wide layout",
-        "document.documentElement.clientWidth >= 1280",
-    );
-    let page = browser.screenshot();
-    assert!(page.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    if std::env::var("SHARDBUS_SCREENSHOTS").as_deref() == Ok("docs") {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("page-1280x900.png"), &page).unwrap();
-    }
+    let page = browser.picture(1280, 900);
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    keep_for_docs(&docs, &[("page-1280x900.png", &page)]);
 }
 
 fn page_shows(id: &str, text: &str) -> String {
