@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side: shardbus against nats-server, same machine, same load tool, same run.
 #
-#   perf/compare.sh [rounds]        (default 3 rounds; RESULTS=0 to skip writing perf/RESULTS.md;
+#   perf/compare.sh [rounds]        (default 3 rounds, request/reply 3× as many: REQREP_ROUNDS;
+#                                    RESULTS=0 to skip writing perf/RESULTS.md;
 #                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns;
 #                                    "..., 10k conns held" runs while a second load tool holds
 #                                    10,000 subscribed connections to the same broker;
@@ -11,7 +12,8 @@
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
 # both brokers on loopback with the same core count, runs every scenario against each in
 # alternation (A B A B ...), and prints per scenario the median, the spread (min–max) and the
-# shardbus/NATS ratio of the medians, then runs perf/service_compare.sh (services against
+# shardbus/NATS ratio of the medians (request/reply also per placement: whether the requester
+# and the responder landed on one shard), then runs perf/service_compare.sh (services against
 # NATS's queue group), perf/room_compare.sh (rooms against Socket.IO),
 # perf/cluster_compare.sh (two nodes over Redis against Socket.IO's Redis adapter) and
 # perf/history_compare.sh (history in Redis against in memory).
@@ -99,7 +101,10 @@ for entry in "${scenarios[@]}"; do
   args=${entry#*|}
   # ONLY=conns (a name prefix) runs a subset.
   case $name in "${ONLY:-}"*) ;; *) continue ;; esac
-  for round in $(seq "$rounds"); do
+  # Request/reply depends on where its two ends land: more rounds, to see each placement.
+  runs=$rounds
+  case $name in reqrep*) runs=${REQREP_ROUNDS:-$((rounds * 3))} ;; esac
+  for round in $(seq "$runs"); do
     case $name in *conns*) start_brokers ;; esac
     for target in "shardbus://127.0.0.1:$sb_port" "nats://127.0.0.1:$nats_port"; do
       case $target in shardbus*) pid=$sb_pid ;; *) pid=$nats_pid ;; esac
@@ -149,6 +154,22 @@ for name in order:
         if all(m for m in meds):
             ratio = f"{meds[0] / meds[1]:.2f}×" if not lat else f"{meds[0] / meds[1]:.2f} (lower is better)"
         print(f"| {name} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
+    # shardbus's runs by where the requesters and responders landed (from WELCOME), against
+    # all of NATS's (which has no shards).
+    if req:
+        kinds = sorted({r["placement"]["kind"] for r in rows[name]["shardbus"] if r.get("placement")})
+        for kind in kinds:
+            runs = [r for r in rows[name]["shardbus"] if r.get("placement", {}).get("kind") == kind]
+            nats = [r for r in rows[name]["nats"] if not r.get("failed")]
+            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True)]:
+                vals = [get(r) for r in runs]
+                med = statistics.median(vals)
+                fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
+                ratio = "—"
+                if nats:
+                    base = statistics.median([get(r) for r in nats])
+                    ratio = f"{med / base:.2f}×" if not lat else f"{med / base:.2f} (lower is better)"
+                print(f"| {name}, {kind} ({len(runs)} of {len(rows[name]['shardbus'])} runs) | {label} | {fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))}) | all runs | {ratio} |")
 PY
 )
 echo "$table"

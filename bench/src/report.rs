@@ -77,6 +77,40 @@ pub struct Report {
     /// The broker's CPU over the run (with `--server-pid`), in percent of one core.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_percent: Option<f64>,
+    /// Where a request/reply's two ends landed, on a broker with shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// The shards a request/reply's requesters and responders landed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub requesters: Vec<u16>,
+    pub responders: Vec<u16>,
+    /// `same shard` (every end on one shard), `cross-shard` (no requester shares a shard with
+    /// a responder) or `mixed`.
+    pub kind: &'static str,
+}
+
+impl Placement {
+    /// From each end's shard; `None` when the broker has no shards.
+    pub fn of(requesters: &[Option<u16>], responders: &[Option<u16>]) -> Option<Placement> {
+        let requesters: Vec<u16> = requesters.iter().copied().collect::<Option<_>>()?;
+        let responders: Vec<u16> = responders.iter().copied().collect::<Option<_>>()?;
+        let first = requesters.first()?;
+        let kind = if requesters.iter().chain(&responders).all(|s| s == first) {
+            "same shard"
+        } else if requesters.iter().all(|s| !responders.contains(s)) {
+            "cross-shard"
+        } else {
+            "mixed"
+        };
+        Some(Placement {
+            requesters,
+            responders,
+            kind,
+        })
+    }
 }
 
 /// What a scenario measured; [`Report::new`] derives the rates from it.
@@ -134,6 +168,7 @@ impl Report {
             server_rss_bytes_per_connection: rss_per_connection,
             tool_cpu_percent: None,
             server_cpu_percent: None,
+            placement: None,
         }
     }
 
@@ -184,6 +219,16 @@ impl Report {
                 .server_cpu_percent
                 .map(|s| format!(", server {s:.0}%"))
                 .unwrap_or_default()
+            + &self
+                .placement
+                .as_ref()
+                .map(|p| {
+                    format!(
+                        "   {}: requesters on {:?}, responders on {:?}",
+                        p.kind, p.requesters, p.responders
+                    )
+                })
+                .unwrap_or_default()
     }
 }
 
@@ -193,4 +238,23 @@ impl Report {
 /// Only if hdrhistogram refused these constant bounds.
 pub fn histogram() -> Result<Histogram<u64>, BenchError> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| BenchError::Setup(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic
+mod tests {
+    use super::Placement;
+
+    #[test]
+    fn a_placement_says_whether_the_ends_share_a_shard() {
+        let kind = |req: &[u16], resp: &[u16]| {
+            let some = |s: &[u16]| s.iter().map(|&x| Some(x)).collect::<Vec<_>>();
+            Placement::of(&some(req), &some(resp)).unwrap().kind
+        };
+        assert_eq!(kind(&[1], &[1]), "same shard");
+        assert_eq!(kind(&[0], &[1]), "cross-shard");
+        assert_eq!(kind(&[0, 0], &[1, 1]), "cross-shard");
+        assert_eq!(kind(&[0, 1], &[1]), "mixed");
+        assert_eq!(Placement::of(&[None], &[Some(0)]), None, "NATS has no shards");
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{core_for, join_all, pin};
 use crate::error::BenchError;
-use crate::report::{self, Measured, Report};
+use crate::report::{self, Measured, Placement, Report};
 use crate::stamp;
 use crate::wire::{self, Event, ReplyTo, Target};
 
@@ -92,7 +92,7 @@ impl ReqRep {
                     }
                     wire.flush()?;
                 }
-                Ok(())
+                Ok(wire.shard())
             }));
         }
         ready.wait();
@@ -128,18 +128,18 @@ impl ReqRep {
                     }
                     let _ = latency.record(stamp::now_ns().saturating_sub(sent).max(1));
                 }
-                Ok((latency, Instant::now()))
+                Ok((latency, Instant::now(), wire.shard()))
             }));
         }
         start_line.wait();
         let started = Instant::now();
         let results = join_all(requesters);
         stop.store(true, Ordering::Relaxed);
-        join_all(responders)?;
+        let responder_shards = join_all(responders)?;
         let results = results?;
         let mut latency = report::histogram()?;
         let mut end = started;
-        for (h, finished) in &results {
+        for (h, finished, _) in &results {
             latency
                 .add(h)
                 .map_err(|e| BenchError::Setup(e.to_string()))?;
@@ -147,7 +147,8 @@ impl ReqRep {
         }
         let secs = end.duration_since(started).as_secs_f64().max(1e-9);
         let total = self.requests * self.requesters as u64;
-        Ok(Report::new(
+        let requester_shards: Vec<Option<u16>> = results.iter().map(|r| r.2).collect();
+        let mut report = Report::new(
             Measured {
                 scenario: if self.service.is_some() {
                     "service"
@@ -166,6 +167,8 @@ impl ReqRep {
             },
             &latency,
             None,
-        ))
+        );
+        report.placement = Placement::of(&requester_shards, &responder_shards);
+        Ok(report)
     }
 }

@@ -62,6 +62,11 @@ pub trait Wire: Send {
         let _ = (service, subject);
         Err(io::Error::other("only shardbus has a service registry"))
     }
+    /// The shard the broker put this connection on (shardbus's WELCOME says), to report where
+    /// the two ends of a conversation landed; `None` for a broker without shards.
+    fn shard(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// What to connect to.

@@ -26,6 +26,8 @@ pub struct ShardbusWire {
     next_sid: u64,
     next_request: u64,
     next_ping: u32,
+    /// The shard WELCOME named.
+    shard: u16,
 }
 
 impl ShardbusWire {
@@ -46,6 +48,7 @@ impl ShardbusWire {
             next_sid: 0,
             next_request: 0,
             next_ping: 0,
+            shard: 0,
         };
         let hello = Head {
             fields: Fields::Hello {
@@ -69,6 +72,7 @@ impl ShardbusWire {
             if let Some(w) = welcome {
                 wire.limits.max_frame = w.max_frame;
                 wire.limits.max_payload = w.max_payload;
+                wire.shard = w.shard;
                 return Ok(wire);
             }
             read_some(&mut wire.stream, &mut wire.input)?;
@@ -198,6 +202,10 @@ impl Wire for ShardbusWire {
             }
             read_some(&mut self.stream, &mut self.input)?;
         }
+    }
+
+    fn shard(&self) -> Option<u16> {
+        Some(self.shard)
     }
 
     fn register(&mut self, service: &str, subject: &str) -> io::Result<()> {
