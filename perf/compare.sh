@@ -66,7 +66,7 @@ scenarios=(
   "fan-out 1:4 16 B|-n 500000 pubsub -S 4"
   "fan-out 1:4 1 KiB|-n 200000 -s 1024 pubsub -S 4"
   "queue 1:4 16 B|-n 1000000 queue -w 4"
-  "reqrep 1 sync client|-n 20000 reqrep"
+  "reqrep 1 sync client|-n 20000 --server-pid {pid} reqrep"
   "conns 10k|conns -c 10000 --server-pid {pid}"
   "pubsub 1:1 16 B, 10k conns held|-n 2000000 pubsub"
 )
@@ -133,7 +133,7 @@ for name in order:
     req = name.startswith("reqrep")
     metrics = [("received/s", "received_per_sec", False)]
     if req:
-        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True)]
+        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True), ("server CPU %", "server_cpu_percent", True)]
     if name.startswith("conns"):
         metrics = [("server RSS B/conn", "server_rss_bytes_per_connection", True)]
     for label, key, lat in metrics:
@@ -161,7 +161,7 @@ for name in order:
         for kind in kinds:
             runs = [r for r in rows[name]["shardbus"] if r.get("placement", {}).get("kind") == kind]
             nats = [r for r in rows[name]["nats"] if not r.get("failed")]
-            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True)]:
+            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True), ("server CPU %", lambda r: r.get("server_cpu_percent", 0), True)]:
                 vals = [get(r) for r in runs]
                 med = statistics.median(vals)
                 fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
@@ -178,7 +178,7 @@ if [ "${RESULTS:-1}" = "1" ]; then
   {
     echo "## $(date -u +%Y-%m-%d) — shardbus vs nats-server, side by side (perf/compare.sh)"
     echo
-    echo "- Command: \`${ONLY:+ONLY=$ONLY }perf/compare.sh $rounds\` ($rounds rounds, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "- Command: \`${ONLY:+ONLY=$ONLY }perf/compare.sh $rounds\` ($rounds rounds, request/reply ${REQREP_ROUNDS:-$((rounds * 3))}, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores ${SERVER_FLAGS:-}, GOMAXPROCS=$cores); the load tool runs on the same cores."
     echo
     echo "$table"
