@@ -255,6 +255,10 @@ mod tests {
         assert_eq!(kind(&[0], &[1]), "cross-shard");
         assert_eq!(kind(&[0, 0], &[1, 1]), "cross-shard");
         assert_eq!(kind(&[0, 1], &[1]), "mixed");
-        assert_eq!(Placement::of(&[None], &[Some(0)]), None, "NATS has no shards");
+        assert_eq!(
+            Placement::of(&[None], &[Some(0)]),
+            None,
+            "NATS has no shards"
+        );
     }
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub events: crate::events::EventsConfig,
     /// For a built-in command, the roles besides admin that may run it (`*`: everyone).
     pub commands: crate::commands::CommandsConfig,
+    /// `[routing]`: how requests choose among responders.
+    pub routing: crate::routing::RoutingConfig,
 }
 
 /// Where room history is kept (PROTOCOL.md §3.11).
@@ -313,6 +315,7 @@ impl Default for Config {
             services: Vec::new(),
             events: crate::events::EventsConfig::default(),
             commands: crate::commands::CommandsConfig::default(),
+            routing: crate::routing::RoutingConfig::default(),
         }
     }
 }
@@ -401,7 +404,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 33] = [
+        let checks: [(&str, bool, &str); 34] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -504,6 +507,11 @@ impl Config {
                 "limits.max_presence_page",
                 l.max_presence_page >= 1,
                 "at least 1",
+            ),
+            (
+                "routing.request_local_share",
+                self.routing.request_local_share <= 100,
+                "a percentage, 0 to 100",
             ),
             (
                 "limits.max_history_page",

@@ -4,10 +4,12 @@
 
 mod interest;
 mod match_cache;
+pub mod options;
 mod router;
 mod trie;
 
 pub use interest::{InterestChange, InterestReplica, LocalInterest, ShardId};
 pub use match_cache::{MatchCache, SubjectCache};
+pub use options::RoutingConfig;
 pub use router::{Responder, Route, Router, SubKey, Subscriber};
 pub use trie::{Matches, SubscriptionTrie};

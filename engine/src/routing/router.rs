@@ -3,7 +3,8 @@
 //! gets a published message, which one member of each queue group, which one responder gets a
 //! request. Queue groups and requests rotate over every member on every shard: the replica
 //! holds a shard once per remote member, so a rotation over local members followed by remote
-//! entries is a rotation over all members.
+//! entries is a rotation over all members. A share of requests (`[routing]
+//! request_local_share`) may stay with a responder on the requester's own shard instead.
 
 use crate::fast_map::FastMap;
 use std::rc::Rc;
@@ -104,11 +105,23 @@ pub struct Router<V = SubKey> {
     replica: InterestReplica,
     group_turns: FastMap<Box<str>, usize>,
     request_turn: usize,
+    /// Percent of requests kept on this shard when it has a responder (`[routing]`).
+    local_share: u8,
+    /// Accumulates `local_share` per request: past 100, the request stays here. Spreads the
+    /// kept requests evenly among the others rather than in runs.
+    local_credit: u16,
+    local_turn: usize,
     /// The pseudo shard that stands for the other nodes of a cluster in the replica.
     other_nodes: ShardId,
 }
 
 impl<V: Subscriber> Router<V> {
+    /// Keeps `share` percent of requests on this shard when it has a responder.
+    pub fn with_request_local_share(mut self, share: u8) -> Router<V> {
+        self.local_share = share.min(100);
+        self
+    }
+
     /// Names the pseudo shard that stands for the other nodes of a cluster: requests go to it
     /// only when no shard of this node has a responder, and what arrives from other nodes is
     /// never routed back to it.
@@ -128,6 +141,9 @@ impl<V: Subscriber> Router<V> {
             replica: InterestReplica::new(cache_capacity),
             group_turns: FastMap::default(),
             request_turn: 0,
+            local_share: 0,
+            local_credit: 0,
+            local_turn: 0,
             other_nodes: ShardId::MAX,
         }
     }
@@ -384,6 +400,12 @@ impl<V: Subscriber> Router<V> {
                 Responder::None
             };
         }
+        if local_count > 0 && self.keeps_here() {
+            self.local_turn = self.local_turn.wrapping_add(1);
+            return local_all()
+                .nth(self.local_turn % local_count)
+                .map_or(Responder::None, |k| Responder::Local(k.clone()));
+        }
         self.request_turn = self.request_turn.wrapping_add(1);
         let pick = self.request_turn % total;
         if pick < local_count {
@@ -395,6 +417,16 @@ impl<V: Subscriber> Router<V> {
                 .nth(pick - local_count)
                 .map_or(Responder::None, |&s| Responder::Remote(s))
         }
+    }
+
+    /// Whether this request stays on this shard (`local_share` percent of them).
+    fn keeps_here(&mut self) -> bool {
+        self.local_credit += u16::from(self.local_share);
+        if self.local_credit >= 100 {
+            self.local_credit -= 100;
+            return true;
+        }
+        false
     }
 
     /// Whether another node has a responder for `subject` (a plain or queue subscription).

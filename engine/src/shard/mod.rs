@@ -110,6 +110,8 @@ pub(crate) struct Settings {
     pub(crate) services: Vec<crate::services::ServiceConfig>,
     pub(crate) events: crate::events::EventsConfig,
     pub(crate) commands: crate::commands::CommandsConfig,
+    /// `[routing] request_local_share`.
+    pub(crate) request_local_share: u8,
 }
 
 impl Settings {
@@ -152,6 +154,7 @@ impl Settings {
             services: config.services.clone(),
             events: config.events.clone(),
             commands: config.commands.clone(),
+            request_local_share: config.routing.request_local_share,
         })
     }
 }
@@ -253,6 +256,7 @@ impl Shard {
             .map(|peer| (peer != usize::from(id)).then(PeerLink::default))
             .chain(cluster.is_some().then(|| Some(PeerLink::default())))
             .collect();
+        let local_share = settings.request_local_share;
         Shard {
             id,
             settings,
@@ -261,7 +265,9 @@ impl Shard {
             links,
             conns: RefCell::new(FastMap::default()),
             router: RefCell::new(
-                Router::new(id, MATCH_CACHE_SUBJECTS).with_other_nodes(other_nodes),
+                Router::new(id, MATCH_CACHE_SUBJECTS)
+                    .with_other_nodes(other_nodes)
+                    .with_request_local_share(local_share),
             ),
             route: RefCell::new(Route::default()),
             requests: RefCell::new(requests),
