@@ -1,7 +1,7 @@
 //! Built-in commands (PROTOCOL.md §3.14): requests on `$sys.cmd.<name>` with typed parameters
 //! that the server itself answers — `help`, `status`, `connections`, `kick`, `topics`,
-//! `rooms`, `presence`, `history`, `services`, `push`, `reload`. The HTTP API runs the same commands for its
-//! listings, so each has one implementation (`run.rs`), whatever edge asked.
+//! `rooms`, `presence`, `history`, `services`, `push`, `reload`. The HTTP API runs the same
+//! commands for its listings, so each has one implementation (`run.rs`), whatever edge asked.
 //!
 //! Each command needs a role: admin identities may run every command; others only those
 //! whose entry in `[commands]` (or, unset, the built-in default) lists their role or `*`.

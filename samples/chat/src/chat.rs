@@ -74,7 +74,8 @@ impl Chat {
         let pushes = client.pushes()?;
         let direct = sender.clone();
         std::thread::spawn(move || {
-            while let Ok(message) = pushes.recv_timeout(Duration::from_secs(3600 * 24)) {
+            // Until the client closes, however long nobody writes.
+            for message in pushes {
                 let from = message.headers().get("sb-from").unwrap_or("?").to_owned();
                 let text = String::from_utf8_lossy(message.payload()).into_owned();
                 if direct.send(Event::Direct { from, text }).is_err() {

@@ -61,7 +61,8 @@ pub fn run(client: &Client, span: Duration) -> Result<(), ClientError> {
     let service = client.register(SERVICE, &spec)?;
     let reader = Arc::clone(&state);
     std::thread::spawn(move || {
-        while let Ok(message) = readings.recv_timeout(Duration::from_secs(3600)) {
+        // Until the client closes, however long the devices are quiet.
+        for message in readings {
             let Some(reading) = Reading::from_message(&message) else {
                 continue;
             };

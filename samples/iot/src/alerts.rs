@@ -31,7 +31,12 @@ pub fn run(client: &Client, rules: Vec<Rule>, operator: &str) -> Result<(), Clie
     let answering = (client.clone(), Arc::clone(&evaluator));
     std::thread::spawn(move || {
         let (client, evaluator) = answering;
-        while let Ok(request) = service.requests().recv_timeout(Duration::from_secs(3600)) {
+        loop {
+            let request = match service.requests().recv_timeout(Duration::from_secs(3600)) {
+                Ok(request) => request,
+                Err(ClientError::Timeout) => continue,
+                Err(_) => return,
+            };
             let active = evaluator
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
