@@ -243,6 +243,12 @@ fn devtools_get(port: u16, path: &str) -> Option<String> {
     }
 }
 
+/// A JavaScript expression true when the page's element `id` has `text` in it (for
+/// [`Browser::wait_for`]).
+pub fn shows(id: &str, text: &str) -> String {
+    format!("(document.getElementById({id:?})?.textContent || '').includes({text:?})")
+}
+
 /// With `SHARDBUS_SCREENSHOTS=docs`, writes each `(name, bytes)` into `dir` (what a README
 /// shows, taken by its test); without, nothing.
 pub fn keep_for_docs(dir: &std::path::Path, files: &[(&str, &[u8])]) {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use shardbus_engine::rooms::RoomConfig;
 use shardbus_protocol::client::{Client, ClientOptions, ServiceSpec};
-use shardbus_tests::cdp::Browser;
+use shardbus_tests::cdp::{Browser, shows};
 use shardbus_tests::{TestServer, http_request, token_config, wait_until};
 
 const ADMIN: &str = "ops-secret";
@@ -62,11 +62,6 @@ fn type_in(browser: &mut Browser, input: &str, value: &str, then: &str) {
     browser.eval(&format!(
         "document.getElementById({input:?}).value = {value:?}; {then}; true"
     ));
-}
-
-/// Whether the page's element `id` has `text` in it.
-fn shows(id: &str, text: &str) -> String {
-    format!("(document.getElementById({id:?})?.textContent || '').includes({text:?})")
 }
 
 #[test]

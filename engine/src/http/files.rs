@@ -76,14 +76,17 @@ impl StaticFiles {
             if kind.is_dir() {
                 self.read_dir(&path, &served, depth + 1, bytes)?;
             } else if kind.is_file() {
-                let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                *bytes += body.len() as u64;
+                let size = entry
+                    .metadata()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                *bytes += size.len();
                 if *bytes > MAX_BYTES || self.files.len() >= MAX_FILES {
                     return Err(format!(
                         "{}: over {MAX_FILES} files or {MAX_BYTES} bytes",
                         dir.display()
                     ));
                 }
+                let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 self.files
                     .insert(served, (Bytes::from(body), content_type(&name)));
             }

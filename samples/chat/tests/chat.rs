@@ -9,7 +9,7 @@
 
 use shardbus_protocol::client::{Client, ClientOptions};
 use shardbus_protocol::container::Value;
-use shardbus_tests::cdp::{Browser, keep_for_docs};
+use shardbus_tests::cdp::{Browser, keep_for_docs, shows};
 use shardbus_tests::proxy::Proxy;
 use shardbus_tests::tmux::Tmux;
 use shardbus_tests::{TestServer, wait_until};
@@ -32,11 +32,6 @@ fn line(from: &str, text: &str) -> Value {
         ("from".into(), Value::Str(from.into())),
         ("text".into(), Value::Str(text.into())),
     ])
-}
-
-/// Whether the page's element `id` has `text` in it.
-fn page_shows(id: &str, text: &str) -> String {
-    format!("(document.getElementById({id:?})?.textContent || '').includes({text:?})")
 }
 
 /// Types `text` into the web client's message box and sends it.
@@ -108,11 +103,11 @@ fn two_terminals_and_a_browser_talk_and_a_dropped_terminal_recovers() {
         "document.getElementById('name').value = 'dave'; document.getElementById('kind').value = 'jwt';
          document.getElementById('secret').value = {DAVE_JWT:?}; document.getElementById('login').requestSubmit(); true"
     ));
-    browser.wait_for("the room's history", &page_shows("lines", "earlier 3"));
+    browser.wait_for("the room's history", &shows("lines", "earlier 3"));
     for member in ["alice", "bob", "carol", "dave"] {
         browser.wait_for(
             &format!("{member} among the members"),
-            &page_shows("members", member),
+            &shows("members", member),
         );
     }
     assert_eq!(
@@ -125,7 +120,7 @@ fn two_terminals_and_a_browser_talk_and_a_dropped_terminal_recovers() {
     // Everyone hears everyone.
     tmux.type_line("alice", "hello from alice");
     screen_shows(&tmux, "bob", "alice: hello from alice");
-    browser.wait_for("alice's message", &page_shows("lines", "hello from alice"));
+    browser.wait_for("alice's message", &shows("lines", "hello from alice"));
     page_says(&mut browser, "hi from dave");
     screen_shows(&tmux, "alice", "dave: hi from dave");
     screen_shows(&tmux, "bob", "dave: hi from dave");
@@ -143,10 +138,7 @@ fn two_terminals_and_a_browser_talk_and_a_dropped_terminal_recovers() {
     tmux.keys("bob", &["Tab"]);
     screen_shows(&tmux, "bob", "#chat.lobby");
     tmux.type_line("alice", "/msg dave to the browser");
-    browser.wait_for(
-        "alice's direct message",
-        &page_shows("conversations", "@alice"),
-    );
+    browser.wait_for("alice's direct message", &shows("conversations", "@alice"));
     tmux.keys("alice", &["Tab"]);
     tmux.type_line("alice", "/who");
     screen_shows(&tmux, "alice", "4 here:");
@@ -154,10 +146,7 @@ fn two_terminals_and_a_browser_talk_and_a_dropped_terminal_recovers() {
     browser.eval(
         "[...document.querySelectorAll('#conversations button')].find((b) => b.textContent.startsWith('#chat.lobby')).click(); true",
     );
-    browser.wait_for(
-        "the lobby on the page",
-        &page_shows("lines", "hi from dave"),
-    );
+    browser.wait_for("the lobby on the page", &shows("lines", "hi from dave"));
     keep_pictures(&tmux, &mut browser);
 
     // alice's connection drops: the others see her go; what is said meanwhile she gets back.
@@ -177,7 +166,7 @@ fn two_terminals_and_a_browser_talk_and_a_dropped_terminal_recovers() {
     screen_shows(&tmux, "alice", "carol: while away 2");
     screen_shows(&tmux, "bob", "alice joined");
     tmux.type_line("alice", "I am back");
-    browser.wait_for("alice back on the page", &page_shows("lines", "I am back"));
+    browser.wait_for("alice back on the page", &shows("lines", "I am back"));
 
     tmux.keys("alice", &["Escape"]);
     wait_until("alice's client to quit", || !tmux.running("alice"));

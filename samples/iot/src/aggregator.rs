@@ -144,7 +144,7 @@ fn answer(state: &State, instance: u64, request: &Message) -> Option<Value> {
             let Some(Value::Map(mut entries)) = state.windows.site_value(&site, now) else {
                 return None;
             };
-            let (_, devices) = state.windows.sites().find(|(name, _)| **name == site)?;
+            let devices = state.windows.site(&site)?;
             let devices = devices
                 .iter()
                 .map(|(name, window)| {

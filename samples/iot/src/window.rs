@@ -114,6 +114,11 @@ impl Windows {
         self.sites.get(site)?.get(device)
     }
 
+    /// A site's devices' windows.
+    pub fn site(&self, site: &str) -> Option<&BTreeMap<String, DeviceWindow>> {
+        self.sites.get(site)
+    }
+
     /// The sites, each with its devices' windows.
     pub fn sites(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, DeviceWindow>)> {
         self.sites.iter()
@@ -123,7 +128,7 @@ impl Windows {
     /// within the span), `faults` (last status not ok), and each metric over every reporting
     /// device's last reading.
     pub fn site_value(&self, site: &str, now_ms: u64) -> Option<Value> {
-        let devices = self.sites.get(site)?;
+        let devices = self.site(site)?;
         let oldest = now_ms.saturating_sub(self.span_ms);
         let lasts: Vec<&Reading> = devices
             .values()

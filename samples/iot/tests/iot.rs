@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use shardbus_protocol::client::{Client, ClientOptions};
 use shardbus_protocol::container::{ContainerLimits, Value};
-use shardbus_tests::cdp::{Browser, keep_for_docs};
+use shardbus_tests::cdp::{Browser, keep_for_docs, shows};
 use shardbus_tests::{PATIENCE, TestServer, wait_until};
 
 const IOT: &str = env!("CARGO_BIN_EXE_shardbus-iot");
@@ -89,10 +89,6 @@ fn keep_picture(browser: &mut Browser) {
     keep_for_docs(&docs, &[("page-1280x900.png", &page)]);
 }
 
-fn page_shows(id: &str, text: &str) -> String {
-    format!("(document.getElementById({id:?})?.textContent || '').includes({text:?})")
-}
-
 #[test]
 fn a_failing_sensor_raises_exactly_one_alert_and_clears_it() {
     let server = broker();
@@ -152,7 +148,7 @@ fn a_failing_sensor_raises_exactly_one_alert_and_clears_it() {
     );
     browser.wait_for(
         "the failing device in alarm",
-        &page_shows("alarms", &format!("{FAULTY}: hot")),
+        &shows("alarms", &format!("{FAULTY}: hot")),
     );
     browser.wait_for(
         "its row marked",
@@ -202,16 +198,13 @@ fn a_failing_sensor_raises_exactly_one_alert_and_clears_it() {
     );
     let active = query(&operator, "iot.alerts.active", Value::Map(vec![]));
     assert_eq!(active.get("active"), Some(&Value::List(vec![])));
-    browser.wait_for(
-        "the alarm cleared on the page",
-        &page_shows("alarms", "none"),
-    );
+    browser.wait_for("the alarm cleared on the page", &shows("alarms", "none"));
     browser.wait_for(
         "both in the log",
         &format!(
             "{} && {}",
-            page_shows("log", "raised hot"),
-            page_shows("log", "cleared hot")
+            shows("log", "raised hot"),
+            shows("log", "cleared hot")
         ),
     );
 
