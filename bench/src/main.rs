@@ -44,7 +44,8 @@ struct Args {
     #[arg(long, global = true, default_value_t = 256)]
     batch: usize,
     /// Fixed send rate per publisher in messages per second (latency under load, corrected
-    /// for coordinated omission); default: as fast as possible.
+    /// for coordinated omission), or requests per second per requester for `reqrep` and
+    /// `service`; default: as fast as possible.
     #[arg(long, global = true)]
     rate: Option<u64>,
     /// A short unmeasured run first, with a tenth of the messages.
@@ -239,6 +240,7 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         service: service.cloned(),
         slow: load.slow,
         slow_time: Duration::from_micros(load.slow_us),
+        rate: args.rate,
     };
     let once = |msgs: u64| -> Result<Report, BenchError> {
         match args.scenario {

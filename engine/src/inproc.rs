@@ -14,7 +14,7 @@ use shardbus_protocol::{Fields, Frame, encode};
 use crate::config::Config;
 use crate::metrics::Metric;
 use crate::routing::ShardId;
-use crate::server::{Shared, StartError, core_of, prepare_process, shard_executor};
+use crate::server::{Shared, StartError, core_of, prepare_process, shard_executor, spin_window};
 use crate::shard::{self, Settings, Shard, inproc};
 
 /// How often the waiting sides look at the counters.
@@ -97,12 +97,17 @@ pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
     let (started_tx, started_rx) = mpsc::sync_channel(1);
     let mut handles = Vec::with_capacity(shards);
     let mut pinned = Vec::with_capacity(shards);
-    for (id, ends) in crate::mesh::build(shards).into_iter().enumerate() {
+    let mesh = crate::mesh::build(shards).map_err(|error| StartError::Mesh {
+        reason: error.to_string(),
+    })?;
+    for (id, ends) in mesh.into_iter().enumerate() {
         let core = core_of(&cores, id);
         let (shared, settings, load) = (Arc::clone(&shared), settings.clone(), load.clone());
         let started_tx = started_tx.clone();
+        let (idle_policy, window) = (config.runtime.idle_policy, spin_window(config));
         let handle = shard_executor(id, core, config)
             .spawn(move || async move {
+                crate::idle::start(idle_policy, window);
                 let shard =
                     Shard::into_rc(Shard::new(id as ShardId, settings, Arc::clone(&shared)));
                 shard::spawn_mesh(&shard, ends);

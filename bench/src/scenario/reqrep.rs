@@ -1,6 +1,7 @@
 //! `reqrep`: C requesters each send a request and wait for its response before the next (a
 //! synchronous client, the shape that exposes wake-up latency); R responders in one queue group
-//! answer each request with its own payload. Latency is the request's round trip.
+//! answer each request with its own payload. Latency is the request's round trip. With a rate,
+//! each requester paces its requests (a synchronous client at an ordinary load).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -37,6 +38,10 @@ pub struct ReqRep {
     pub slow: usize,
     /// The slow responders' time per request.
     pub slow_time: Duration,
+    /// Requests per second per requester: a request starts at its slot (or at once when the
+    /// previous answer came late), so CPU per request can be read at an ordinary rate, not
+    /// only at saturation. `None`: each request as soon as the previous answer came.
+    pub rate: Option<u64>,
 }
 
 impl ReqRep {
@@ -108,7 +113,18 @@ impl ReqRep {
                 start_line.wait();
                 let mut wire = setup?;
                 let mut latency = report::histogram()?;
-                for _ in 0..run.requests {
+                let interval = run
+                    .rate
+                    .filter(|&rate| rate > 0)
+                    .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
+                let paced_from = Instant::now();
+                for n in 0..run.requests {
+                    if let Some(interval) = interval {
+                        let slot = paced_from + interval.mul_f64(n as f64);
+                        if let Some(wait) = slot.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     let sent = stamp::now_ns();
                     stamp::write(&mut payload, sent);
                     wire.request(SUBJECT, &payload)?;

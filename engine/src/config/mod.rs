@@ -121,10 +121,12 @@ pub struct RuntimeConfig {
     /// Bytes of I/O buffer memory each shard registers with io_uring. Locked memory needed:
     /// 3 × `io_memory` × shards (see [`crate::memlock`]).
     pub io_memory: usize,
-    /// How long an idle shard spins before parking, in microseconds. 0 parks at once (least
-    /// CPU); more spinning trades CPU for cross-shard latency. Measured round trips
-    /// (`perf/examples/mesh_wakeup.rs`, perf/RESULTS.md): p50 ~60 µs at 0, ~38 µs at 50,
-    /// ~23 µs at 200. The default (50) is provisional until the full request path is measured.
+    /// What an idle shard does: `park` at once, `spin` for `spin_before_park_us` after every
+    /// burst of work, or `adaptive`: spin up to that long only while work keeps arriving at
+    /// least that often ([`crate::idle`]; measured in perf/RESULTS.md).
+    pub idle_policy: crate::idle::IdlePolicy,
+    /// How long an idle shard may spin before parking, in microseconds (the window of
+    /// `idle_policy`). 0 parks at once whatever the policy.
     pub spin_before_park_us: u64,
     /// How often each shard's watch task records its heartbeat and looks for a shutdown
     /// request, microseconds. Nothing but the watch task wakes on it.
@@ -324,6 +326,7 @@ impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
+            idle_policy: crate::idle::IdlePolicy::default(),
             spin_before_park_us: 50,
             watch_interval_us: 20_000,
             stall_timeout_ms: 10_000,

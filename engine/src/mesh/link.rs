@@ -6,10 +6,9 @@
 
 use std::cell::RefCell;
 
-use glommio::channels::shared_channel::ConnectedSender;
-
 use super::BatchPool;
 use super::batch::Batch;
+use super::channel::Sender;
 use crate::shard::notify::Notify;
 
 /// An open batch this large (records) makes the link congested.
@@ -72,7 +71,7 @@ impl PeerLink {
     /// The flusher: sends the open batch whenever it has records, one channel item per batch.
     /// Ends when the peer's receiving side is gone (the peer shard stopped).
     /// Emptied batches come back through `pool` and become the next open batch.
-    pub(crate) async fn run_flusher(&self, sender: ConnectedSender<Batch>, pool: BatchPool) {
+    pub(crate) async fn run_flusher(&self, sender: Sender, pool: BatchPool) {
         loop {
             let has_work = self.has_work.notified();
             if self.open.borrow().is_empty() {
@@ -94,7 +93,6 @@ impl PeerLink {
 mod tests {
     use std::rc::Rc;
 
-    use glommio::channels::shared_channel;
     use glommio::{LocalExecutorBuilder, Placement};
 
     use super::*;
@@ -109,19 +107,30 @@ mod tests {
     /// clears when the peer drains.
     #[test]
     fn a_peer_that_stops_receiving_congests_the_link_until_it_drains() {
-        let (tx, rx) = shared_channel::new_bounded::<Batch>(2);
+        let (bell, ear) = crate::mesh::doorbell::new().unwrap();
+        let (tx, rx) = crate::mesh::channel::new(2, bell);
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let receiver = LocalExecutorBuilder::new(Placement::Unbound)
             .io_memory(64 << 10)
             .spawn(move || async move {
-                let rx = rx.connect().await;
+                let mut waiter = ear.into_waiter();
                 // Stalled until the sender has seen congestion.
                 go_rx.recv().unwrap();
                 let mut records = 0;
-                while let Some(batch) = rx.recv().await {
-                    records += batch.len();
+                loop {
+                    while let Some(batch) = rx.pop() {
+                        records += batch.len();
+                    }
+                    if rx.is_finished() {
+                        return records;
+                    }
+                    waiter.arm();
+                    if rx.has_work() || rx.is_finished() {
+                        waiter.disarm();
+                        continue;
+                    }
+                    assert!(waiter.wait().await);
                 }
-                records
             })
             .unwrap();
         let sender = LocalExecutorBuilder::new(Placement::Unbound)
@@ -131,7 +140,6 @@ mod tests {
                 let flusher = {
                     let link = Rc::clone(&link);
                     glommio::spawn_local(async move {
-                        let tx = tx.connect().await;
                         let pool = std::sync::Arc::new(crossbeam_queue::ArrayQueue::new(1));
                         link.run_flusher(tx, pool).await;
                     })

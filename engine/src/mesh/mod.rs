@@ -1,16 +1,17 @@
 //! The cross-shard mesh (ARCHITECTURE.md, "The mesh"): one bounded single-producer
-//! single-consumer channel per ordered pair of shards, built from glommio `shared_channel`
-//! pairs (not `MeshBuilder`, whose shared `Rc` is dropped on several threads: ARCHITECTURE.md,
-//! "The dependencies as measured"). Each channel is FIFO, so everything one shard sends
-//! another, interest changes and messages alike, is applied in the order it was sent.
+//! single-consumer [`channel`] per ordered pair of shards, and one [`doorbell`] per shard that
+//! the others ring when they hand it work while it is idle. Each channel is FIFO, so everything
+//! one shard sends another, interest changes and messages alike, is applied in the order it was
+//! sent.
 
 pub(crate) mod batch;
+pub(crate) mod channel;
+pub(crate) mod doorbell;
 pub(crate) mod link;
 
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
-use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 
 use crate::routing::ShardId;
 use batch::Batch;
@@ -30,14 +31,14 @@ pub(crate) type BatchPool = Arc<ArrayQueue<Batch>>;
 /// One direction of the mesh, as its sending shard holds it.
 pub(crate) struct SendEnd {
     pub(crate) peer: ShardId,
-    pub(crate) channel: SharedSender<Batch>,
+    pub(crate) channel: channel::Sender,
     pub(crate) pool: BatchPool,
 }
 
 /// One direction of the mesh, as its receiving shard holds it.
 pub(crate) struct ReceiveEnd {
     pub(crate) peer: ShardId,
-    pub(crate) channel: SharedReceiver<Batch>,
+    pub(crate) channel: channel::Receiver,
     pub(crate) pool: BatchPool,
 }
 
@@ -48,17 +49,31 @@ pub(crate) struct MeshEnds {
     pub(crate) senders: Vec<SendEnd>,
     /// From each other shard.
     pub(crate) receivers: Vec<ReceiveEnd>,
+    /// What the other shards ring when this one is idle (none with a single shard).
+    pub(crate) doorbell: Option<doorbell::Ear>,
 }
 
 /// Creates every channel of an `n`-shard mesh and hands each shard its ends.
-pub(crate) fn build(n: usize) -> Vec<MeshEnds> {
+///
+/// # Errors
+/// A doorbell's socket pair could not be created (out of file descriptors).
+pub(crate) fn build(n: usize) -> std::io::Result<Vec<MeshEnds>> {
     let mut ends: Vec<MeshEnds> = (0..n).map(|_| MeshEnds::default()).collect();
+    if n < 2 {
+        return Ok(ends);
+    }
+    let mut bells = Vec::with_capacity(n);
+    for end in &mut ends {
+        let (bell, ear) = doorbell::new()?;
+        end.doorbell = Some(ear);
+        bells.push(bell);
+    }
     for from in 0..n {
-        for to in 0..n {
+        for (to, bell) in bells.iter().enumerate() {
             if from == to {
                 continue;
             }
-            let (sender, receiver) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+            let (sender, receiver) = channel::new(CHANNEL_CAPACITY, bell.clone());
             let pool: BatchPool = Arc::new(ArrayQueue::new(RECYCLED_BATCHES));
             // n <= MAX_SHARDS (1024), so the ids fit a u16.
             if let Some(end) = ends.get_mut(from) {
@@ -77,5 +92,5 @@ pub(crate) fn build(n: usize) -> Vec<MeshEnds> {
             }
         }
     }
-    ends
+    Ok(ends)
 }

@@ -40,6 +40,12 @@ pub enum StartError {
         /// What glommio said.
         reason: String,
     },
+    /// The mesh between the shards could not be built.
+    #[error("cannot connect the shards: {reason}")]
+    Mesh {
+        /// What the OS said.
+        reason: String,
+    },
     /// `[http] static_dir` could not be read, or passes a bound.
     #[error("http.static_dir: {reason}")]
     StaticFiles {

@@ -12,7 +12,8 @@ use shardbus_protocol::{ErrorCode, Fields};
 use super::Shard;
 use super::conn::Outgoing;
 use super::{keepalive, session, watch};
-use crate::mesh::MeshEnds;
+use crate::mesh::doorbell::Ear;
+use crate::mesh::{MeshEnds, ReceiveEnd};
 
 /// How often the drain looks whether every connection has gone.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -41,23 +42,32 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
     drain(&shard).await;
 }
 
-/// Spawns the tasks that carry the mesh: a flusher per outgoing link, a receiver per incoming one.
+/// Spawns the tasks that carry the mesh: a flusher per outgoing link, and one receiver for
+/// every incoming channel, which waits on the shard's doorbell when they are all empty.
 pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
     for end in ends.senders {
         let shard = Rc::clone(shard);
         glommio::spawn_local(async move {
-            let sender = end.channel.connect().await;
             if let Some(link) = shard.link(end.peer) {
-                link.run_flusher(sender, end.pool).await;
+                link.run_flusher(end.channel, end.pool).await;
             }
         })
         .detach();
     }
-    for end in ends.receivers {
-        let shard = Rc::clone(shard);
-        glommio::spawn_local(async move {
-            let receiver = end.channel.connect().await;
-            while let Some(mut batch) = receiver.recv().await {
+    if let Some(ear) = ends.doorbell {
+        glommio::spawn_local(receive_mesh(Rc::clone(shard), ends.receivers, ear)).detach();
+    }
+}
+
+/// Applies what the other shards send, in each one's order, until they are all gone.
+async fn receive_mesh(shard: Rc<Shard>, receivers: Vec<ReceiveEnd>, ear: Ear) {
+    let mut waiter = ear.into_waiter();
+    loop {
+        let mut took = false;
+        for end in &receivers {
+            while let Some(mut batch) = end.channel.pop() {
+                took = true;
+                crate::idle::work_arrived();
                 shard.apply_batch(end.peer, &batch);
                 batch.clear();
                 // A full pool just drops the batch: the sender allocates another.
@@ -65,9 +75,24 @@ pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
                 // Pausing here fills the channel, which congests the sender's link, which
                 // pauses the publishers over there: backpressure across shards.
                 shard.wait_for_backlog().await;
+                glommio::yield_if_needed().await;
             }
-        })
-        .detach();
+        }
+        if receivers.iter().all(|end| end.channel.is_finished()) {
+            return;
+        }
+        if took {
+            continue;
+        }
+        waiter.arm();
+        if receivers.iter().any(|end| end.channel.has_work()) {
+            waiter.disarm();
+            continue;
+        }
+        if !waiter.wait().await {
+            tracing::error!("the mesh doorbell failed: this shard no longer hears the others");
+            return;
+        }
     }
 }
 
