@@ -4,9 +4,10 @@
 #   perf/compare.sh [rounds]        (default 3 rounds, request/reply 3× as many: REQREP_ROUNDS;
 #                                    RESULTS=0 to skip writing perf/RESULTS.md;
 #                                    ONLY=<scenario name prefix> to run a subset, e.g. ONLY=conns;
+#                                    OTHERS=0 to skip the other comparison scripts named below;
 #                                    "..., 10k conns held" runs while a second load tool holds
 #                                    10,000 subscribed connections to the same broker;
-#                                    SERVER_FLAGS="--spin-before-park-us 0" for extra shardbus flags;
+#                                    SERVER_FLAGS="--spin-before-park-us 50" for extra shardbus flags;
 #                                    not SHARDBUS_*: shardbus reads those as configuration)
 #
 # Installs nats-server from Debian's packages when missing, builds the release binaries, starts
@@ -67,6 +68,7 @@ scenarios=(
   "fan-out 1:4 1 KiB|-n 200000 -s 1024 pubsub -S 4"
   "queue 1:4 16 B|-n 1000000 queue -w 4"
   "reqrep 1 sync client|-n 20000 --server-pid {pid} reqrep"
+  "reqrep 1 sync client, 1,000/s|-n 3000 --rate 1000 --server-pid {pid} reqrep"
   "conns 10k|conns -c 10000 --server-pid {pid}"
   "pubsub 1:1 16 B, 10k conns held|-n 2000000 pubsub"
 )
@@ -123,6 +125,8 @@ for line in open(sys.argv[1]):
     name, target, blob = line.rstrip("\n").split("\t", 2)
     broker = target.split(":")[0]
     r = json.loads(blob)
+    if r.get("received_per_sec") and "server_cpu_percent" in r:
+        r["cpu_us_per_request"] = r["server_cpu_percent"] * 1e4 / r["received_per_sec"]
     if name not in rows:
         rows[name] = {"shardbus": [], "nats": []}
         order.append(name)
@@ -133,7 +137,7 @@ for name in order:
     req = name.startswith("reqrep")
     metrics = [("received/s", "received_per_sec", False)]
     if req:
-        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True), ("server CPU %", "server_cpu_percent", True)]
+        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True), ("server CPU %", "server_cpu_percent", True), ("server CPU µs/request", "cpu_us_per_request", True)]
     if name.startswith("conns"):
         metrics = [("server RSS B/conn", "server_rss_bytes_per_connection", True)]
     for label, key, lat in metrics:
@@ -161,7 +165,7 @@ for name in order:
         for kind in kinds:
             runs = [r for r in rows[name]["shardbus"] if r.get("placement", {}).get("kind") == kind]
             nats = [r for r in rows[name]["nats"] if not r.get("failed")]
-            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True), ("server CPU %", lambda r: r.get("server_cpu_percent", 0), True)]:
+            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True), ("server CPU %", lambda r: r.get("server_cpu_percent", 0), True), ("server CPU µs/request", lambda r: r.get("cpu_us_per_request", 0), True)]:
                 vals = [get(r) for r in runs]
                 med = statistics.median(vals)
                 fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
@@ -189,7 +193,7 @@ fi
 
 # Services (shardbus's balancing against NATS's queue group) and rooms (shardbus against
 # Socket.IO 4): their own scripts, with their own brokers' configuration and load tools.
-if [ -z "${ONLY:-}" ]; then
+if [ -z "${ONLY:-}" ] && [ "${OTHERS:-1}" != 0 ]; then
   perf/service_compare.sh "$rounds"
   perf/room_compare.sh "$rounds"
   perf/cluster_compare.sh "$rounds"

@@ -14,7 +14,7 @@ use shardbus_protocol::{Fields, Frame, encode};
 use crate::config::Config;
 use crate::metrics::Metric;
 use crate::routing::ShardId;
-use crate::server::{Shared, StartError, core_of, prepare_process, shard_executor, spin_window};
+use crate::server::{Shared, StartError, core_of, prepare_process, shard_executor};
 use crate::shard::{self, Settings, Shard, inproc};
 
 /// How often the waiting sides look at the counters.
@@ -104,10 +104,8 @@ pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
         let core = core_of(&cores, id);
         let (shared, settings, load) = (Arc::clone(&shared), settings.clone(), load.clone());
         let started_tx = started_tx.clone();
-        let (idle_policy, window) = (config.runtime.idle_policy, spin_window(config));
         let handle = shard_executor(id, core, config)
             .spawn(move || async move {
-                crate::idle::start(idle_policy, window);
                 let shard =
                     Shard::into_rc(Shard::new(id as ShardId, settings, Arc::clone(&shared)));
                 shard::spawn_mesh(&shard, ends);

@@ -14,7 +14,6 @@ pub(crate) mod foreign_queue;
 pub mod fuzzing;
 pub(crate) mod history;
 pub(crate) mod http;
-pub mod idle;
 pub mod inproc;
 pub mod latency;
 pub mod logging;

@@ -66,7 +66,6 @@ fn main() -> ExitCode {
         tls,
         shards = cores.len(),
         cores = %cores.join(","),
-        idle_policy = ?config.runtime.idle_policy,
         spin_before_park_us = config.runtime.spin_before_park_us,
         "shardbus listening (binary protocol)"
     );

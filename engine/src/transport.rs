@@ -119,14 +119,10 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let read = match self.get_mut() {
+        match self.get_mut() {
             Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Transport::Tls(stream) => Pin::new(&mut **stream).poll_read(cx, buf),
-        };
-        if matches!(read, Poll::Ready(Ok(n)) if n > 0) {
-            crate::idle::work_arrived();
         }
-        read
     }
 }
 

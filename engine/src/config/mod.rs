@@ -121,12 +121,11 @@ pub struct RuntimeConfig {
     /// Bytes of I/O buffer memory each shard registers with io_uring. Locked memory needed:
     /// 3 × `io_memory` × shards (see [`crate::memlock`]).
     pub io_memory: usize,
-    /// What an idle shard does: `park` at once, `spin` for `spin_before_park_us` after every
-    /// burst of work, or `adaptive`: spin up to that long only while work keeps arriving at
-    /// least that often ([`crate::idle`]; measured in perf/RESULTS.md).
-    pub idle_policy: crate::idle::IdlePolicy,
-    /// How long an idle shard may spin before parking, in microseconds (the window of
-    /// `idle_policy`). 0 parks at once whatever the policy.
+    /// How long an idle shard spins before parking, in microseconds. 0 (the default) parks at
+    /// once. Measured end to end (perf/RESULTS.md, ARCHITECTURE.md "Idle policy"): on a host
+    /// where the clients share the cores, and on one where the shard has its core to itself,
+    /// spinning cost more CPU per request at every rate and gained no latency; a spin helps
+    /// only an isolated cross-core wake-up (`perf/examples/mesh_wakeup.rs`).
     pub spin_before_park_us: u64,
     /// How often each shard's watch task records its heartbeat and looks for a shutdown
     /// request, microseconds. Nothing but the watch task wakes on it.
@@ -326,8 +325,7 @@ impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
-            idle_policy: crate::idle::IdlePolicy::default(),
-            spin_before_park_us: 50,
+            spin_before_park_us: 0,
             watch_interval_us: 20_000,
             stall_timeout_ms: 10_000,
         }

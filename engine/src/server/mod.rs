@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use glommio::ExecutorJoinHandle;
 
 pub use error::StartError;
-pub(crate) use process::{core_of, prepare_process, shard_executor, spin_window};
+pub(crate) use process::{core_of, prepare_process, shard_executor};
 use process::{raise_open_files_limit, refuse_taken_port};
 pub use reloader::Reloader;
 pub use shared::{Reload, ShardHealth, Shared};
@@ -123,7 +123,6 @@ impl Server {
         ends: mesh::MeshEnds,
     ) -> Result<(), StartError> {
         let builder = shard_executor(id, core, config);
-        let (idle_policy, spin_window) = (config.runtime.idle_policy, spin_window(config));
         let (bound_tx, bound_rx) = mpsc::sync_channel(1);
         // Shard 0 binds the configured addresses (port 0 picks one); the rest bind what it got.
         let addrs = (self.local_addr, self.http_addr);
@@ -135,7 +134,6 @@ impl Server {
             .spawn(move || async move {
                 // Marks the shard stopped however its thread ends, a panic included.
                 let _stopped = StoppedOnDrop(Arc::clone(&shared), id);
-                crate::idle::start(idle_policy, spin_window);
                 let (listener, http_listener) = match bind(addrs) {
                     Ok(listeners) => listeners,
                     Err(error) => {

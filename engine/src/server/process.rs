@@ -49,15 +49,10 @@ pub(crate) fn shard_executor(
     let builder = LocalExecutorBuilder::new(placement)
         .name(&format!("shard-{id}"))
         .io_memory(config.runtime.io_memory);
-    match crate::idle::glommio_spin(config.runtime.idle_policy, spin_window(config)) {
-        Some(spin) => builder.spin_before_park(spin),
-        None => builder,
+    if config.runtime.spin_before_park_us == 0 {
+        return builder;
     }
-}
-
-/// `runtime.spin_before_park_us` as a duration: the idle policy's window.
-pub(crate) fn spin_window(config: &Config) -> Duration {
-    Duration::from_micros(config.runtime.spin_before_park_us)
+    builder.spin_before_park(Duration::from_micros(config.runtime.spin_before_park_us))
 }
 
 /// Every connection is a file descriptor, and the usual soft limit (1,024) is far below what a

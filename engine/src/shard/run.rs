@@ -67,7 +67,6 @@ async fn receive_mesh(shard: Rc<Shard>, receivers: Vec<ReceiveEnd>, ear: Ear) {
         for end in &receivers {
             while let Some(mut batch) = end.channel.pop() {
                 took = true;
-                crate::idle::work_arrived();
                 shard.apply_batch(end.peer, &batch);
                 batch.clear();
                 // A full pool just drops the batch: the sender allocates another.
