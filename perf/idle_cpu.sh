@@ -8,7 +8,7 @@
 # Each broker is started on loopback with the machine's core count, `shardbus-bench conns`
 # opens and subscribes the connections and holds them; once it says it is holding, the
 # broker's CPU (user + system, /proc) is read at the start and end of the window. Both
-# brokers' keepalive pings run as configured by default (shardbus: `keepalive.interval_ms`;
+# brokers' keepalive pings run as configured by default (shardbus: `limits.ping_interval_ms`, 30 s;
 # NATS: `ping_interval` 2 min), so the window sees what an idle broker really does.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -211,3 +211,42 @@ fn pongs_keep_the_order_of_their_pings_when_a_barrier_is_pending() {
         .collect();
     assert_eq!(pongs, vec![first, second]);
 }
+
+/// `runtime.write_delay_us` holds a waking writer until the shard's next tick: everything
+/// still arrives, in order, on both shards, and a request still gets its answer.
+#[test]
+fn a_write_delay_holds_writes_to_the_tick_and_loses_nothing() {
+    let server = TestServer::with(|config| config.runtime.write_delay_us = 20_000);
+    let local_sub = server.client_on(0);
+    let remote_sub = server.client_on(1);
+    let publisher = server.client_on(0);
+    let local = local_sub.subscribe("ticks").unwrap();
+    let remote = remote_sub.subscribe("ticks").unwrap();
+    local_sub.flush().unwrap();
+    remote_sub.flush().unwrap();
+
+    for round in 0..3u8 {
+        for n in 0..50u8 {
+            publisher.publish("ticks", &[round, n]).unwrap();
+        }
+        publisher.flush().unwrap();
+        for sub in [&local, &remote] {
+            for n in 0..50u8 {
+                let message = sub.recv_timeout(PATIENCE).unwrap();
+                assert_eq!(message.payload(), [round, n]);
+            }
+        }
+    }
+
+    let responder = server.client_on(1);
+    let service = responder.subscribe("echo").unwrap();
+    responder.flush().unwrap();
+    let answering = std::thread::spawn(move || {
+        let request = service.recv_timeout(PATIENCE).unwrap();
+        responder.respond(&request, b"pong").unwrap();
+        responder
+    });
+    let answer = publisher.request("echo", b"ping", PATIENCE).unwrap();
+    assert_eq!(answer.payload(), b"pong");
+    drop(answering.join().unwrap());
+}

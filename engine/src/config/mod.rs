@@ -127,9 +127,24 @@ pub struct RuntimeConfig {
     /// spinning cost more CPU per request at every rate and gained no latency; a spin helps
     /// only an isolated cross-core wake-up (`perf/examples/mesh_wakeup.rs`).
     pub spin_before_park_us: u64,
+    /// Submission entries of each of a shard's io_uring rings. The kernel sizes a ring's
+    /// cancel table from it (a bucket per 32 completion entries, at most 256), and glommio
+    /// cancels a timer every poll cycle, which the kernel looks for among the ring's pending
+    /// polls, one per idle connection: with glommio's 128, 10,000 connections made each cancel
+    /// walk ~600 of them (perf/RESULTS.md). 4096 gives the most buckets.
+    pub ring_depth: u32,
     /// How often each shard's watch task records its heartbeat and looks for a shutdown
-    /// request, microseconds. Nothing but the watch task wakes on it.
+    /// request or a reload, microseconds: how long a shutdown or a reload may wait to start.
+    /// Nothing else wakes an idle shard this often, and every wake of a shard holding many
+    /// connections is dear (glommio cancels a timer per poll cycle, and the kernel looks for
+    /// it among the ring's pending polls: at 20 ms, 10,000 idle connections cost 4.7% of a
+    /// core, perf/RESULTS.md), so the default is 250 ms.
     pub watch_interval_us: u64,
+    /// How long a connection's writer, woken from idle, waits for more frames before it
+    /// writes, microseconds: latency traded for CPU at ordinary loads, one write carrying what
+    /// came meanwhile ([`crate::shard::write_tick`]; measured in perf/RESULTS.md). 0 (the
+    /// default) writes as soon as the writer runs. At most 100 ms.
+    pub write_delay_us: u64,
     /// A shard whose heartbeat is older than this, milliseconds, is stalled: `/healthz` and
     /// `/readyz` answer 503 and the process exits with an error so a supervisor restarts it.
     pub stall_timeout_ms: u64,
@@ -326,7 +341,9 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
             spin_before_park_us: 0,
-            watch_interval_us: 20_000,
+            ring_depth: 4096,
+            watch_interval_us: 250_000,
+            write_delay_us: 0,
             stall_timeout_ms: 10_000,
         }
     }
@@ -405,7 +422,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 34] = [
+        let checks: [(&str, bool, &str); 36] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -425,6 +442,16 @@ impl Config {
                 "runtime.spin_before_park_us",
                 self.runtime.spin_before_park_us <= 1_000_000,
                 "at most 1 s",
+            ),
+            (
+                "runtime.ring_depth",
+                (16..=32_768).contains(&self.runtime.ring_depth),
+                "between 16 and 32768",
+            ),
+            (
+                "runtime.write_delay_us",
+                self.runtime.write_delay_us <= 100_000,
+                "at most 100000 (100 ms)",
             ),
             (
                 "runtime.watch_interval_us",

@@ -48,7 +48,8 @@ pub(crate) fn shard_executor(
     let placement = core.map_or(Placement::Unbound, Placement::Fixed);
     let builder = LocalExecutorBuilder::new(placement)
         .name(&format!("shard-{id}"))
-        .io_memory(config.runtime.io_memory);
+        .io_memory(config.runtime.io_memory)
+        .ring_depth(config.runtime.ring_depth as usize);
     if config.runtime.spin_before_park_us == 0 {
         return builder;
     }

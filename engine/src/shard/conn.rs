@@ -254,11 +254,12 @@ impl Conn {
         stream: Option<SharedStream>,
         remote: Option<SocketAddr>,
         max_pending: usize,
+        write_tick: Option<Rc<super::write_tick::WriteTick>>,
         metrics: Arc<ShardMetrics>,
     ) -> Conn {
         Conn {
             id,
-            outbox: Outbox::new(max_pending),
+            outbox: Outbox::new(max_pending, write_tick),
             stream,
             options: Cell::new(HelloOptions(0)),
             name: RefCell::new(String::new()),

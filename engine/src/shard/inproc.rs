@@ -20,6 +20,7 @@ pub(crate) fn open(shard: &Rc<Shard>) -> Rc<Conn> {
         None,
         None,
         shard.settings.max_pending,
+        None,
         Arc::clone(&shard.metrics),
     ));
     conn.options.set(HelloOptions(0));

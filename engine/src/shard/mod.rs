@@ -43,6 +43,7 @@ pub(crate) use status::status_value;
 pub(crate) mod stream;
 pub(crate) mod users;
 mod watch;
+pub(crate) mod write_tick;
 
 use crate::fast_map::FastMap;
 use std::cell::{Cell, RefCell};
@@ -89,6 +90,7 @@ pub(crate) struct Settings {
     pub(crate) ping_interval_ms: u32,
     pub(crate) grace: Duration,
     pub(crate) watch_interval: Duration,
+    pub(crate) write_delay: Duration,
     pub(crate) shards: usize,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<crate::tls::ServerTls>,
@@ -137,6 +139,7 @@ impl Settings {
             ping_interval_ms: l.ping_interval_ms,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
+            write_delay: Duration::from_micros(config.runtime.write_delay_us),
             shards,
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
@@ -167,6 +170,8 @@ pub(crate) struct Shard {
     pub(crate) metrics: Arc<ShardMetrics>,
     /// Outgoing mesh links, indexed by shard; `None` at this shard's own index.
     links: Vec<Option<PeerLink>>,
+    /// Delays a waking writer to its next tick (`runtime.write_delay_us`), when set.
+    pub(crate) write_tick: Option<Rc<write_tick::WriteTick>>,
     conns: RefCell<FastMap<u64, Rc<Conn>>>,
     router: RefCell<Router<LocalSub>>,
     route: RefCell<Route<LocalSub>>,
@@ -257,8 +262,10 @@ impl Shard {
             .chain(cluster.is_some().then(|| Some(PeerLink::default())))
             .collect();
         let local_share = settings.request_local_share;
+        let write_tick = write_tick::WriteTick::new(settings.write_delay);
         Shard {
             id,
+            write_tick,
             settings,
             shared,
             metrics,

@@ -7,8 +7,10 @@
 //! consumer that is slow only for a moment is not cut.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use super::notify::Notify;
+use super::write_tick::WriteTick;
 
 /// The bound was reached; the frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +31,12 @@ pub(crate) struct Outbox {
     ready: Notify,
     /// Signalled each time the writer finished a batch (or the outbox closed).
     drained: Notify,
+    /// The shard's write tick, when writes wait for it.
+    tick: Option<Rc<WriteTick>>,
 }
 
 impl Outbox {
-    pub(crate) fn new(max_pending: usize) -> Outbox {
+    pub(crate) fn new(max_pending: usize, tick: Option<Rc<WriteTick>>) -> Outbox {
         Outbox {
             // Empty until the first frame: an idle connection holds no outbound buffer.
             pending: RefCell::new(Vec::new()),
@@ -43,6 +47,7 @@ impl Outbox {
             active: Cell::new(false),
             ready: Notify::default(),
             drained: Notify::default(),
+            tick,
         }
     }
 
@@ -116,7 +121,7 @@ impl Outbox {
     }
 
     /// For the writer: the next batch to write, or `None` when closed and drained. Waits while
-    /// there is nothing to write.
+    /// there is nothing to write, and then for the shard's write tick when there is one.
     pub(crate) async fn next_batch(&self) -> Option<Vec<u8>> {
         loop {
             let ready = self.ready.notified();
@@ -132,6 +137,9 @@ impl Outbox {
                 return None;
             }
             ready.await;
+            if let Some(tick) = &self.tick {
+                tick.wait().await;
+            }
         }
     }
 

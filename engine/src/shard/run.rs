@@ -23,6 +23,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Runs shard `shard` until the server shuts down.
 pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds) {
     spawn_mesh(&shard, ends);
+    if let Some(tick) = &shard.write_tick {
+        glommio::spawn_local(Rc::clone(tick).run()).detach();
+    }
     glommio::spawn_local(request_timer(Rc::clone(&shard))).detach();
     glommio::spawn_local(keepalive::run(Rc::clone(&shard))).detach();
     glommio::spawn_local(Rc::clone(&shard).watch_instances()).detach();

@@ -53,6 +53,7 @@ async fn serve_boxed(shard: Rc<Shard>, stream: Box<TcpStream>) {
         Some(stream.clone()),
         Some(remote),
         shard.settings.max_pending,
+        shard.write_tick.clone(),
         std::sync::Arc::clone(&shard.metrics),
     ));
     let writer = glommio::spawn_local(write_loop(Rc::clone(&conn), stream.clone()));

@@ -64,6 +64,7 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, r
         None,
         Some(remote),
         shard.settings.max_pending,
+        shard.write_tick.clone(),
         Arc::clone(&shard.metrics),
     ));
     let (code, reason) = run(&shard, &conn, &mut ws).await;
