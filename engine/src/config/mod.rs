@@ -131,7 +131,9 @@ pub struct RuntimeConfig {
     /// cancel table from it (a bucket per 32 completion entries, at most 256), and glommio
     /// cancels a timer every poll cycle, which the kernel looks for among the ring's pending
     /// polls, one per idle connection: with glommio's 128, 10,000 connections made each cancel
-    /// walk ~600 of them (perf/RESULTS.md). 4096 gives the most buckets.
+    /// walk ~600 of them (perf/RESULTS.md). 1024 (64 buckets) is the deepest whose rings fit
+    /// the locked-memory headroom `memlock` counts; deeper rings (256 buckets at 4096) need
+    /// about 0.5 KiB more locked memory per entry above 1024 per shard.
     pub ring_depth: u32,
     /// How often each shard's watch task records its heartbeat and looks for a shutdown
     /// request or a reload, microseconds: how long a shutdown or a reload may wait to start.
@@ -341,7 +343,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
             spin_before_park_us: 0,
-            ring_depth: 4096,
+            ring_depth: 1024,
             watch_interval_us: 250_000,
             write_delay_us: 0,
             stall_timeout_ms: 10_000,
