@@ -97,9 +97,10 @@ pub fn run(config: &Config, load: &Load) -> Result<Report, LoadError> {
     let (started_tx, started_rx) = mpsc::sync_channel(1);
     let mut handles = Vec::with_capacity(shards);
     let mut pinned = Vec::with_capacity(shards);
-    let mesh = crate::mesh::build(shards).map_err(|error| StartError::Mesh {
+    let (mesh, bells) = crate::mesh::build(shards).map_err(|error| StartError::Mesh {
         reason: error.to_string(),
     })?;
+    shared.set_doorbells(bells);
     for (id, ends) in mesh.into_iter().enumerate() {
         let core = core_of(&cores, id);
         let (shared, settings, load) = (Arc::clone(&shared), settings.clone(), load.clone());

@@ -136,8 +136,8 @@ pub struct RuntimeConfig {
     /// about 0.5 KiB more locked memory per entry above 1024 per shard.
     pub ring_depth: u32,
     /// How often each shard's watch task records its heartbeat and looks for a shutdown
-    /// request or a reload, microseconds: how long a shutdown or a reload may wait to start.
-    /// Nothing else wakes an idle shard this often, and every wake of a shard holding many
+    /// request or a reload, microseconds (a shutdown or a reload also wakes it at once through
+    /// the shard's doorbell). Nothing else wakes an idle shard this often, and every wake of a shard holding many
     /// connections is dear (glommio cancels a timer per poll cycle, and the kernel looks for
     /// it among the ring's pending polls: at 20 ms, 10,000 idle connections cost 4.7% of a
     /// core, perf/RESULTS.md), so the default is 250 ms.

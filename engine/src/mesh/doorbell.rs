@@ -1,7 +1,8 @@
 //! `Doorbell`: how a shard that hands another shard work wakes it when it is idle. The idle
 //! shard keeps a read on one end of a socket pair in its ring and says, before it waits, that
 //! it is waiting; a shard that has just queued work for it writes one byte to the other end,
-//! and only when it is waiting. Nothing else crosses between the two threads to wake anyone.
+//! and only when it is waiting. The server rings every shard's bell too, whether it waits or
+//! not, to *nudge* it: a shutdown or a reload was published (`Shared::nudge_shards`).
 //!
 //! glommio's `shared_channel`, which the mesh used before, also writes the *sending* shard's
 //! eventfd on every receive, so that a sender waiting for room would know. A sender that has
@@ -21,13 +22,14 @@ use futures_lite::AsyncReadExt;
 /// wait, so a few cover what can have piled up.
 const READ_AT_ONCE: usize = 64;
 
+#[derive(Debug)]
 struct State {
     waiting: AtomicBool,
     ring: UnixStream,
 }
 
 /// The side other shards ring. Cheap to clone: one per sending link.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Bell {
     state: Arc<State>,
 }

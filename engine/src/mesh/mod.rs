@@ -49,19 +49,17 @@ pub(crate) struct MeshEnds {
     pub(crate) senders: Vec<SendEnd>,
     /// From each other shard.
     pub(crate) receivers: Vec<ReceiveEnd>,
-    /// What the other shards ring when this one is idle (none with a single shard).
+    /// What the other shards (and a shutdown or a reload) ring when this one is idle.
     pub(crate) doorbell: Option<doorbell::Ear>,
 }
 
-/// Creates every channel of an `n`-shard mesh and hands each shard its ends.
+/// Creates every channel of an `n`-shard mesh and hands each shard its ends; also answers
+/// each shard's doorbell, for `Shared` to nudge them.
 ///
 /// # Errors
 /// A doorbell's socket pair could not be created (out of file descriptors).
-pub(crate) fn build(n: usize) -> std::io::Result<Vec<MeshEnds>> {
+pub(crate) fn build(n: usize) -> std::io::Result<(Vec<MeshEnds>, Vec<doorbell::Bell>)> {
     let mut ends: Vec<MeshEnds> = (0..n).map(|_| MeshEnds::default()).collect();
-    if n < 2 {
-        return Ok(ends);
-    }
     let mut bells = Vec::with_capacity(n);
     for end in &mut ends {
         let (bell, ear) = doorbell::new()?;
@@ -92,5 +90,5 @@ pub(crate) fn build(n: usize) -> std::io::Result<Vec<MeshEnds>> {
             }
         }
     }
-    Ok(ends)
+    Ok((ends, bells))
 }

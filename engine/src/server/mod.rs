@@ -81,11 +81,11 @@ impl Server {
             );
         }
         let files = static_files(config)?;
-        let mut ends = mesh::build(shards)
-            .map_err(|error| StartError::Mesh {
-                reason: error.to_string(),
-            })?
-            .into_iter();
+        let (ends, bells) = mesh::build(shards).map_err(|error| StartError::Mesh {
+            reason: error.to_string(),
+        })?;
+        shared.set_doorbells(bells);
+        let mut ends = ends.into_iter();
         let mut server = Server {
             local_addr: config.listen,
             http_addr: config.http_listen,

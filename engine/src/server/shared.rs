@@ -41,6 +41,11 @@ pub struct Shared {
     bridge: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
     /// The cluster threads, when `[cluster] redis_url` is set.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Each shard's doorbell, rung by [`Shared::nudge_shards`] so a shutdown or a reload
+    /// reaches a parked shard at once instead of at its next watch tick.
+    doorbells: std::sync::OnceLock<Vec<crate::mesh::doorbell::Bell>>,
+    /// How many times the shards were nudged.
+    nudges: AtomicU64,
     shards: usize,
     started: Instant,
     server_id: String,
@@ -75,6 +80,8 @@ impl Shared {
             reloader: std::sync::OnceLock::new(),
             bridge: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
+            doorbells: std::sync::OnceLock::new(),
+            nudges: AtomicU64::new(0),
             shards,
             started,
             server_id,
@@ -163,12 +170,33 @@ impl Shared {
             && self.failed_shard().is_none()
     }
 
-    /// Hands a reloaded configuration to every shard (each applies it at its next watch tick).
+    /// Hands a reloaded configuration to every shard, and nudges them: each applies it as soon
+    /// as its watch task runs.
     pub fn publish_reload(&self, reload: Reload) {
         if let Ok(mut slot) = self.reload.lock() {
             *slot = Some(Arc::new(reload));
             self.reload_generation.fetch_add(1, Ordering::AcqRel);
         }
+        self.nudge_shards();
+    }
+
+    /// Installs the shards' doorbells (once, when the mesh is built).
+    pub(crate) fn set_doorbells(&self, bells: Vec<crate::mesh::doorbell::Bell>) {
+        let _ = self.doorbells.set(bells);
+    }
+
+    /// Wakes every shard's watch task now (a shutdown or a reload was published).
+    fn nudge_shards(&self) {
+        self.nudges.fetch_add(1, Ordering::AcqRel);
+        for bell in self.doorbells.get().into_iter().flatten() {
+            bell.ring_always();
+        }
+    }
+
+    /// How many times the shards were nudged: a shard's doorbell waiter compares it to know a
+    /// wake was a nudge.
+    pub(crate) fn nudges(&self) -> u64 {
+        self.nudges.load(Ordering::Acquire)
     }
 
     /// Counts a reload attempt that failed (a refused configuration), keeping why.
@@ -280,6 +308,7 @@ impl Shared {
     /// Asks every shard to drain and stop.
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
+        self.nudge_shards();
     }
 
     /// Whether shutdown was asked for.

@@ -212,6 +212,8 @@ pub(crate) struct Shard {
     password_checks: login::PasswordChecks,
     /// Notified once, when the server starts shutting down (`watch.rs`).
     stopping: notify::Notify,
+    /// A shutdown or a reload was published: the watch task looks at once.
+    nudged: notify::Notify,
     /// Rooms: options, this shard's memberships, the rooms it is home to (`rooms.rs`); boxed,
     /// so the shard's fields on the publish path stay together.
     rooms: Box<rooms::ShardRooms>,
@@ -297,6 +299,7 @@ impl Shard {
             preauth_bytes: Cell::new(0),
             password_checks: login::PasswordChecks::default(),
             stopping: notify::Notify::default(),
+            nudged: notify::Notify::default(),
             rooms_any: Cell::new(rooms.any()),
             rooms,
             users: RefCell::new(users::Users::default()),

@@ -46,7 +46,8 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
 }
 
 /// Spawns the tasks that carry the mesh: a flusher per outgoing link, and one receiver for
-/// every incoming channel, which waits on the shard's doorbell when they are all empty.
+/// every incoming channel, which waits on the shard's doorbell when they are all empty (with
+/// one shard, only for nudges).
 pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
     for end in ends.senders {
         let shard = Rc::clone(shard);
@@ -62,9 +63,11 @@ pub(crate) fn spawn_mesh(shard: &Rc<Shard>, ends: MeshEnds) {
     }
 }
 
-/// Applies what the other shards send, in each one's order, until they are all gone.
+/// Applies what the other shards send, in each one's order, until they are all gone; passes
+/// a nudge (a shutdown or a reload published) on to the watch task.
 async fn receive_mesh(shard: Rc<Shard>, receivers: Vec<ReceiveEnd>, ear: Ear) {
     let mut waiter = ear.into_waiter();
+    let mut nudges = shard.shared.nudges();
     loop {
         let mut took = false;
         for end in &receivers {
@@ -80,7 +83,7 @@ async fn receive_mesh(shard: Rc<Shard>, receivers: Vec<ReceiveEnd>, ear: Ear) {
                 glommio::yield_if_needed().await;
             }
         }
-        if receivers.iter().all(|end| end.channel.is_finished()) {
+        if !receivers.is_empty() && receivers.iter().all(|end| end.channel.is_finished()) {
             return;
         }
         if took {
@@ -94,6 +97,11 @@ async fn receive_mesh(shard: Rc<Shard>, receivers: Vec<ReceiveEnd>, ear: Ear) {
         if !waiter.wait().await {
             tracing::error!("the mesh doorbell failed: this shard no longer hears the others");
             return;
+        }
+        let now = shard.shared.nudges();
+        if now != nudges {
+            nudges = now;
+            shard.nudged.notify();
         }
     }
 }

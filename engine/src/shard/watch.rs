@@ -1,4 +1,5 @@
-//! The shard's watch task: every `runtime.watch_interval_us` it records the shard's heartbeat
+//! The shard's watch task: every `runtime.watch_interval_us`, and at once when the shard is
+//! nudged (its doorbell rung for a shutdown or a reload), it records the shard's heartbeat
 //! (so `/healthz` and the process see a shard that stopped running its timers) and looks at
 //! the server's shutdown flag, which the signal thread sets. When the flag is up it notifies
 //! `Shard::stopping` once. It also applies a configuration reload when one was published
@@ -21,6 +22,8 @@ pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
     let mut generation = shard.shared.reload_generation();
     let mut refusals = shard.shared.reload_failures();
     loop {
+        // Taken before the looks below, so a nudge that comes during them is not missed.
+        let nudged = shard.nudged.notified();
         shard.shared.beat(shard.id);
         if let Some(reload) = shard.shared.reload_after(&mut generation) {
             shard.apply_reload(&reload);
@@ -37,6 +40,6 @@ pub(crate) async fn run(shard: Rc<Shard>, interval: Duration) {
             shard.stopping.notify();
             return;
         }
-        glommio::timer::sleep(interval).await;
+        futures_lite::future::or(glommio::timer::sleep(interval), nudged).await;
     }
 }
