@@ -121,12 +121,14 @@ impl Flow {
                     if flow.sharing == Sharing::Each && seen.received >= expected {
                         break;
                     }
+                    // Every message of one read arrived at once: one clock read per read, not
+                    // per message (the clock was a third of the tool's CPU, perf/RESULTS.md).
+                    let mut arrived = None;
                     let n = wire.receive(&mut |event| {
                         if let Event::Msg { payload, .. } = event {
                             let sent = stamp::read(payload);
-                            let _ = seen
-                                .latency
-                                .record(stamp::now_ns().saturating_sub(sent).max(1));
+                            let now = *arrived.get_or_insert_with(stamp::now_ns);
+                            let _ = seen.latency.record(now.saturating_sub(sent).max(1));
                         }
                     })?;
                     if n > 0 {
@@ -154,10 +156,12 @@ impl Flow {
                 let mut sent = 0u64;
                 while sent < flow.msgs {
                     let batch = (flow.msgs - sent).min(flow.batch as u64);
+                    // A batch leaves in one write: one stamp for all of it when unpaced.
+                    let batch_at = stamp::now_ns();
                     for k in 0..batch {
                         let at = match interval {
                             Some(step) => started + (sent + k) * step,
-                            None => stamp::now_ns(),
+                            None => batch_at,
                         };
                         stamp::write(&mut payload, at);
                         wire.publish(SUBJECT, &payload)?;
