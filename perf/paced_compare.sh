@@ -4,11 +4,13 @@
 # against nats-server (TCP, 100 subscribers, 1,000 msgs/s, shardbus-bench), all brokers running
 # at once on loopback, rounds alternating.
 #
-#   perf/paced_compare.sh [rounds]   (default 3; prints the table, perf/RESULTS.md is by hand)
+#   perf/paced_compare.sh [rounds]   (default 3; RATE=<msgs/s>, default 1000; prints the table,
+#                                    perf/RESULTS.md is by hand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source perf/scripts/common.sh
 ROUNDS=${1:-3}
+RATE=${RATE:-1000}
 [ -d perf/socketio/node_modules ] || (cd perf/socketio && npm install --no-audit --no-fund --silent)
 command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
 cargo build --release -q --bin shardbus --bin shardbus-bench
@@ -26,13 +28,13 @@ wait_for_ports ${http[0]} ${http[1000]} ${http[5000]} $sio_port $nats_port
 out=$(mktemp)
 for r in $(seq $ROUNDS); do
   for d in 0 1000 5000; do
-    echo "ws delay$d $(cd perf/socketio && node room_bench.js --target shardbus --url ws://127.0.0.1:${http[$d]}/ws --server-pid ${pid[$d]} --room bench.room --members 100 --msgs 5000 --rate 1000 --procs 2)" >> $out
+    echo "ws delay$d $(cd perf/socketio && node room_bench.js --target shardbus --url ws://127.0.0.1:${http[$d]}/ws --server-pid ${pid[$d]} --room bench.room --members 100 --msgs 5000 --rate $RATE --procs 2)" >> $out
   done
-  echo "ws socketio $(cd perf/socketio && node room_bench.js --target socketio --url http://127.0.0.1:$sio_port --server-pid $sio_pid --room bench.room --members 100 --msgs 5000 --rate 1000 --procs 2)" >> $out
+  echo "ws socketio $(cd perf/socketio && node room_bench.js --target socketio --url http://127.0.0.1:$sio_port --server-pid $sio_pid --room bench.room --members 100 --msgs 5000 --rate $RATE --procs 2)" >> $out
   for d in 0 1000 5000; do
-    echo "tcp delay$d $(target/release/shardbus-bench --json -t shardbus://127.0.0.1:${port[$d]} -n 5000 --rate 1000 --server-pid ${pid[$d]} pubsub -S 100 2>/dev/null)" >> $out
+    echo "tcp delay$d $(target/release/shardbus-bench --json -t shardbus://127.0.0.1:${port[$d]} -n 5000 --rate $RATE --server-pid ${pid[$d]} pubsub -S 100 2>/dev/null)" >> $out
   done
-  echo "tcp nats $(target/release/shardbus-bench --json -t nats://127.0.0.1:$nats_port -n 5000 --rate 1000 --server-pid $nats_pid pubsub -S 100 2>/dev/null)" >> $out
+  echo "tcp nats $(target/release/shardbus-bench --json -t nats://127.0.0.1:$nats_port -n 5000 --rate $RATE --server-pid $nats_pid pubsub -S 100 2>/dev/null)" >> $out
 done
 python3 - "$out" <<'PY'
 import json, statistics, sys
