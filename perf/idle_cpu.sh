@@ -17,7 +17,7 @@ source perf/scripts/common.sh
 conns=${1:-10000}
 window=${2:-30}
 cores=$(nproc)
-command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
+ensure_nats_server
 cargo build --release -q --bin shardbus --bin shardbus-bench
 bench=target/release/shardbus-bench
 

@@ -12,7 +12,7 @@ source perf/scripts/common.sh
 ROUNDS=${1:-3}
 RATE=${RATE:-1000}
 [ -d perf/socketio/node_modules ] || (cd perf/socketio && npm install --no-audit --no-fund --silent)
-command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; }
+ensure_nats_server
 cargo build --release -q --bin shardbus --bin shardbus-bench
 cfg=$(mktemp --suffix .toml); printf '[[rooms]]\npattern = "bench.>"\n' > $cfg
 declare -A http port pid

@@ -18,9 +18,7 @@ cd "$(dirname "$0")/.."
 
 rounds=${1:-3}
 cores=$(nproc)
-if ! command -v nats-server >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
-fi
+ensure_nats_server
 cargo build --release -q --bin shardbus --bin shardbus-bench
 bench=target/release/shardbus-bench
 

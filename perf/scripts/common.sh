@@ -4,6 +4,14 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Installs nats-server from Debian's packages when it is missing.
+ensure_nats_server() {
+  if ! command -v nats-server >/dev/null; then
+    echo "installing nats-server (Debian package)" >&2
+    apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+  fi
+}
+
 # Waits (up to 10 s each) until every port given accepts connections on 127.0.0.1.
 wait_for_ports() {
   local port

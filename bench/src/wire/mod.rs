@@ -6,6 +6,7 @@
 
 mod nats;
 mod null;
+mod pub_head;
 mod shardbus;
 mod websocket;
 

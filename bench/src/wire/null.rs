@@ -3,14 +3,14 @@
 
 use std::io;
 
-use shardbus_protocol::{Fields, Flags, Head, encode_head};
-
+use super::pub_head::PubHead;
 use super::{Event, ReplyTo, Wire};
 
 /// A connection to nowhere.
 #[derive(Debug, Default)]
 pub struct NullWire {
     out: Vec<u8>,
+    pub_head: PubHead,
 }
 
 impl Wire for NullWire {
@@ -19,16 +19,7 @@ impl Wire for NullWire {
     }
 
     fn publish(&mut self, subject: &str, payload: &[u8]) -> io::Result<()> {
-        let head = Head {
-            fields: Fields::Pub,
-            flags: Flags::empty(),
-            op_id: 0,
-            topic: subject.as_bytes(),
-            headers: &[],
-        };
-        encode_head(&head, payload.len(), &mut self.out).map_err(io::Error::other)?;
-        self.out.extend_from_slice(payload);
-        Ok(())
+        self.pub_head.append(subject, payload, &mut self.out)
     }
 
     fn request(&mut self, subject: &str, payload: &[u8]) -> io::Result<()> {

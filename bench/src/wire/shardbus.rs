@@ -8,6 +8,7 @@ use shardbus_protocol::{
     Check, Fields, Flags, Head, HelloOptions, Limits, PROTOCOL_VERSION, check, decode, encode_head,
 };
 
+use super::pub_head::PubHead;
 use super::{Event, ReplyTo, Wire, read_some, tune};
 
 /// Request timeout the bench asks for: long enough never to fire in a healthy run.
@@ -28,11 +29,7 @@ pub struct ShardbusWire {
     next_ping: u32,
     /// The shard WELCOME named.
     shard: u16,
-    /// The last PUB head encoded, for its subject and payload length: a run publishes one
-    /// subject at one size, and encoding and validating it per message was an eighth of the
-    /// tool's CPU (perf/RESULTS.md).
-    pub_head: Vec<u8>,
-    pub_head_for: (Vec<u8>, usize),
+    pub_head: PubHead,
 }
 
 impl ShardbusWire {
@@ -54,8 +51,7 @@ impl ShardbusWire {
             next_request: 0,
             next_ping: 0,
             shard: 0,
-            pub_head: Vec::new(),
-            pub_head_for: (Vec::new(), usize::MAX),
+            pub_head: PubHead::default(),
         };
         let hello = Head {
             fields: Fields::Hello {
@@ -162,22 +158,7 @@ impl Wire for ShardbusWire {
     }
 
     fn publish(&mut self, subject: &str, payload: &[u8]) -> io::Result<()> {
-        let (topic, len) = &self.pub_head_for;
-        if topic.as_slice() != subject.as_bytes() || *len != payload.len() {
-            let head = Head {
-                fields: Fields::Pub,
-                flags: Flags::empty(),
-                op_id: 0,
-                topic: subject.as_bytes(),
-                headers: &[],
-            };
-            self.pub_head.clear();
-            encode_head(&head, payload.len(), &mut self.pub_head).map_err(io::Error::other)?;
-            self.pub_head_for = (subject.as_bytes().to_vec(), payload.len());
-        }
-        self.out.extend_from_slice(&self.pub_head);
-        self.out.extend_from_slice(payload);
-        Ok(())
+        self.pub_head.append(subject, payload, &mut self.out)
     }
 
     fn request(&mut self, subject: &str, payload: &[u8]) -> io::Result<()> {
