@@ -10,16 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 old=$1 new=$2 rounds=${3:-3}
+source perf/scripts/common.sh
 cargo build --release -q --bin shardbus-bench
 bench=target/release/shardbus-bench
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for round in $(seq "$rounds"); do
   for which in old new; do
     bin=$new; [ "$which" = old ] && bin=$old
     port=$(free_port)
     "$bin" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --shards 2 2>/dev/null &
     pid=$!
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    wait_for_ports "$port"
     for args in "-n 2000000 pubsub" "-n 500000 pubsub -S 4" "-n 1000000 queue -w 4"; do
       # shellcheck disable=SC2086 # the arguments are meant to split
       rate=$($bench --json --target "shardbus://127.0.0.1:$port" $args |

@@ -1822,7 +1822,8 @@ impl Reactor {
         // period early, and a cancel costs the kernel a search of the ring's pending polls.
         // A timer is cancelled when we may sleep (we would wake up when it expires) and when
         // it is the user timer armed for a sleep.
-        let keep_preempt_timer = preempt_timer().is_some()
+        let preempt = preempt_timer();
+        let keep_preempt_timer = preempt.is_some()
             && self.latency_timer_is_preempt.get()
             && still_in_flight(&self.latency_preemption_timeout_src);
         if !keep_preempt_timer {
@@ -1845,7 +1846,7 @@ impl Reactor {
         // above, in one submission: the preemption timer when we will not sleep, the user timer
         // when we may (if we then cannot sleep, the next poll cancels it, as it is not the
         // preemption timer).
-        if let Some(preempt) = preempt_timer() {
+        if let Some(preempt) = preempt {
             if !keep_preempt_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
@@ -1868,7 +1869,7 @@ impl Reactor {
         // If we generated any event so far, we can't sleep. Need to handle them.
         // shardbus: nor if the user timer armed above has already fired (its completion was
         // consumed just now, so nothing would wake us for it).
-        let should_sleep = preempt_timer().is_none()
+        let should_sleep = preempt.is_none()
             && (woke == 0)
             && (user_timer.is_none() || still_in_flight(&self.latency_preemption_timeout_src))
             && poll_ring.can_sleep()
