@@ -194,6 +194,23 @@ fn a_fixed_rate_run_sends_at_that_rate() {
 }
 
 #[test]
+fn a_paced_run_sends_each_message_at_its_own_time() {
+    let server = TestServer::start();
+    // The default batch (256) is larger than the run: a paced publisher that wrote a whole
+    // batch at once would send messages before the time stamped in them, and their latency
+    // would read as nothing. Over loopback a delivery takes microseconds at the least.
+    let report = run(
+        &format!("shardbus://{}", server.addr),
+        &["-n", "100", "--rate", "2000", "pubsub"],
+    );
+    assert_eq!(report["received"], 100);
+    assert!(
+        report["latency"]["p50_us"].as_f64().unwrap() >= 1.0,
+        "{report}"
+    );
+}
+
+#[test]
 fn the_null_target_measures_the_tool_alone() {
     let report = run("null", &["-n", "100000", "pub"]);
     assert_eq!(report["sent"], 100_000);

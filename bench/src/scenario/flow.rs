@@ -155,9 +155,17 @@ impl Flow {
                 let interval = flow.rate.map(|r| 1_000_000_000 / r.max(1));
                 let mut sent = 0u64;
                 while sent < flow.msgs {
-                    let batch = (flow.msgs - sent).min(flow.batch as u64);
-                    // A batch leaves in one write: one stamp for all of it when unpaced.
+                    // A batch leaves in one write: one stamp for all of it when unpaced. Paced,
+                    // a batch is what is due by now (one message when the tool keeps up), so
+                    // no message leaves before the time stamped in it.
                     let batch_at = stamp::now_ns();
+                    let due = match interval {
+                        Some(step) => {
+                            (batch_at.saturating_sub(started) / step + 1).saturating_sub(sent)
+                        }
+                        None => u64::MAX,
+                    };
+                    let batch = (flow.msgs - sent).min(flow.batch as u64).min(due.max(1));
                     for k in 0..batch {
                         let at = match interval {
                             Some(step) => started + (sent + k) * step,
