@@ -1493,14 +1493,6 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
-                    } else if spin_before_park.is_zero() {
-                        // shardbus: park at once. The park polls the rings itself, and what
-                        // the tasks just queued then goes to the kernel with the sleep, in one
-                        // system call (a spin poll first submitted it in one of its own).
-                        this.parker
-                            .park()
-                            .expect("Failed to park! This is actually pretty bad!");
-                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
