@@ -1902,6 +1902,19 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+        // shardbus: a kept preemption timer can fire between the first consume above and the
+        // last, which then takes its completion: the tasks about to run would have no timer to
+        // preempt them, and one that never suspends (a session whose socket always has input)
+        // would run on with every timer of the executor waiting. Arm a fresh one (upstream
+        // always armed a fresh one before that consume, which cannot fire so soon).
+        if let Some(preempt) = preempt {
+            if !still_in_flight(&self.latency_preemption_timeout_src) {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_is_preempt.set(true);
+                flush_rings!(lat_ring)?;
+            }
+        }
 
         // A Note about `need_preempt`:
         //
