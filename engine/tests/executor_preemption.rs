@@ -1,8 +1,8 @@
-//! The patched glommio under every shard (`vendor/glommio`) keeps its preemption timer across a
-//! sleep and does not arm a new one when a wake finds nothing to run. A task that never
-//! suspends (a session whose socket always has input) yields only when that timer fires, so
-//! the executor must arm it whenever tasks are about to run, whatever woke it: a run without it
-//! never ends, and the shard's timers (heartbeat, keepalive) stop.
+//! The patched glommio under every shard (`vendor/glommio`) keeps its preemption timer while
+//! it runs instead of arming a fresh one on every poll. A task that never suspends (a session
+//! whose socket always has input) yields only when that timer fires, so a timer must be in the
+//! kernel whenever tasks run, whatever woke the executor and whenever the kept one fired: a
+//! run without one never ends, and the shard's timers (heartbeat, keepalive) stop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
@@ -55,9 +55,8 @@ impl Future for SignalWait<'_> {
 }
 
 /// Rounds of: a foreign wake at a time that varies against the preemption timer, then a task
-/// that never suspends until a timer it starts has fired. The wake sometimes lands together
-/// with a preemption timer that ran across the sleep; the executor must still preempt the
-/// task so that the timer runs.
+/// that never suspends until a timer it starts has fired. The executor must preempt the task
+/// every time, so that the timer runs, and must never sleep through the wake.
 #[test]
 fn a_task_that_never_suspends_is_preempted_whatever_woke_the_executor() {
     const ROUNDS: u32 = 3_000;
@@ -98,8 +97,8 @@ fn a_task_that_never_suspends_is_preempted_whatever_woke_the_executor() {
             .unwrap()
     };
 
-    // The pause before each wake sweeps across two preemption periods, so some wakes land as
-    // the timer left running across the sleep fires.
+    // The pause before each wake sweeps across two preemption periods, so some wakes and polls
+    // land as a kept preemption timer fires.
     for round in 0..ROUNDS {
         std::thread::sleep(Duration::from_micros(u64::from(round % 41) * 50));
         signal.raise();
