@@ -1848,9 +1848,7 @@ impl Reactor {
         // preemption timer).
         if let Some(preempt) = preempt {
             if !keep_preempt_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_is_preempt.set(true);
+                self.arm_preemption_timer(&mut lat_ring, preempt);
             }
         } else if let Some(dur) = user_timer {
             self.latency_preemption_timeout_src
@@ -1909,9 +1907,7 @@ impl Reactor {
         // always armed a fresh one before that consume, which cannot fire so soon).
         if let Some(preempt) = preempt {
             if !still_in_flight(&self.latency_preemption_timeout_src) {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_is_preempt.set(true);
+                self.arm_preemption_timer(&mut lat_ring, preempt);
                 flush_rings!(lat_ring)?;
             }
         }
@@ -1924,6 +1920,14 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// shardbus: queues a fresh preemption timer on the latency ring, in the source that
+    /// `wait` keeps while it runs.
+    fn arm_preemption_timer(&self, lat_ring: &mut SleepableRing, preempt: Duration) {
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+        self.latency_timer_is_preempt.set(true);
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
