@@ -1,8 +1,10 @@
 //! The patched glommio under every shard (`vendor/glommio`) keeps its preemption timer while
-//! it runs instead of arming a fresh one on every poll. A task that never suspends (a session
-//! whose socket always has input) yields only when that timer fires, so a timer must be in the
-//! kernel whenever tasks run, whatever woke the executor and whenever the kept one fired: a
-//! run without one never ends, and the shard's timers (heartbeat, keepalive) stop.
+//! it runs, awake or asleep, instead of arming a fresh one on every poll. A task that never
+//! suspends (a session whose socket always has input) yields only when that timer fires, so a
+//! timer must be in the kernel whenever tasks run, whatever woke the executor and whenever the
+//! kept one fired: a run without one never ends, and the shard's timers (heartbeat, keepalive)
+//! stop. And a kept timer can fire before any woken task ran, which must not make the executor
+//! take its queues for empty and park: nothing wakes it again for a task already woken.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
@@ -108,6 +110,44 @@ fn a_task_that_never_suspends_is_preempted_whatever_woke_the_executor() {
                 "round {round}: a task that never suspends ran {stuck:?} without being \
                  preempted; the executor's timers did not run"
             ),
+            Err(error) => panic!("round {round}: the executor did not answer: {error}"),
+        }
+    }
+    executor.join().unwrap();
+}
+
+/// A ping-pong with a foreign thread, answered while the executor spins before parking. A
+/// kept preemption timer that fires after a poll has queued the woken task but before any task
+/// ran must not make the executor take the queue for empty and park: nothing would wake it for
+/// a task already woken, and the ping would never be answered.
+#[test]
+fn a_woken_task_runs_before_the_executor_parks_whenever_the_preemption_timer_fires() {
+    const ROUNDS: u32 = 300_000;
+    // Far above a round trip (tens of microseconds), far below forever.
+    const NO_ANSWER: Duration = Duration::from_secs(30);
+
+    let signal = Arc::new(Signal::default());
+    let (done_tx, done_rx) = mpsc::channel::<u32>();
+    let executor = {
+        let signal = Arc::clone(&signal);
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .preempt_timer(Duration::from_millis(1))
+            .spin_before_park(Duration::from_micros(200))
+            .spawn(move || async move {
+                for round in 0..ROUNDS {
+                    signal.wait().await;
+                    if done_tx.send(round).is_err() {
+                        return;
+                    }
+                }
+            })
+            .unwrap()
+    };
+
+    for round in 0..ROUNDS {
+        signal.raise();
+        match done_rx.recv_timeout(NO_ANSWER) {
+            Ok(answered) => assert_eq!(answered, round),
             Err(error) => panic!("round {round}: the executor did not answer: {error}"),
         }
     }

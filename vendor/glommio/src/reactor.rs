@@ -119,9 +119,12 @@ impl Timers {
         self.timers.insert((when, id), waker);
     }
 
-    /// Return the duration until next event and the number of
+    /// Return the next event's deadline and the number of
     /// ready and woke timers.
-    fn process_timers(&mut self) -> (Option<Duration>, usize) {
+    /// shardbus: the deadline rather than the time left until it, so the
+    /// reactor can tell whether the timer it armed for a sleep still fits (see `wait` in
+    /// `sys/uring.rs`).
+    fn process_timers(&mut self) -> (Option<Instant>, usize) {
         let now = Instant::now();
 
         // Split timers into ready and pending timers.
@@ -133,11 +136,7 @@ impl Timers {
         }
 
         // Calculate the duration until the next event.
-        let next = self
-            .timers
-            .keys()
-            .next()
-            .map(|(when, _)| when.saturating_duration_since(now));
+        let next = self.timers.keys().next().map(|(when, _)| *when);
         (next, woke)
     }
 }
@@ -816,8 +815,8 @@ impl Reactor {
 
     /// Processes ready timers and extends the list of wakers to wake.
     ///
-    /// Returns the duration until the next timer
-    fn process_timers(&self) -> (Option<Duration>, usize) {
+    /// Returns the next timer's deadline
+    fn process_timers(&self) -> (Option<Instant>, usize) {
         let mut timers = self.timers.borrow_mut();
         timers.process_timers()
     }
@@ -858,7 +857,7 @@ impl Reactor {
         Ok(woke > 0)
     }
 
-    fn process_external_events(&self) -> (Option<Duration>, usize) {
+    fn process_external_events(&self) -> (Option<Instant>, usize) {
         let (next_timer, mut woke) = self.process_timers();
         woke += self.process_shared_channels();
         (next_timer, woke)

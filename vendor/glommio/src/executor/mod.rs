@@ -93,6 +93,22 @@ pub fn executor() -> ExecutorProxy {
     ExecutorProxy {}
 }
 
+/// shardbus: whether the executor running on this thread has tasks queued to run. The reactor
+/// asks when it decides whether the tasks about to run need a preemption timer.
+pub(crate) fn has_active_task_queues() -> bool {
+    #[cfg(not(feature = "native-tls"))]
+    {
+        LOCAL_EX.is_set() && LOCAL_EX.with(|ex| ex.has_active_task_queues())
+    }
+
+    #[cfg(feature = "native-tls")]
+    unsafe {
+        LOCAL_EX
+            .as_ref()
+            .is_some_and(|ex| ex.has_active_task_queues())
+    }
+}
+
 pub(crate) fn executor_id() -> Option<usize> {
     #[cfg(not(feature = "native-tls"))]
     {
@@ -1320,20 +1336,30 @@ impl LocalExecutor {
         self.reactor.need_preempt()
     }
 
+    /// shardbus: whether any task queue is waiting to run.
+    fn has_active_task_queues(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
+    /// Runs task queues until none is left (returns false: the caller may park) or the
+    /// preemption timer fires (returns true if it ran any or left any waiting).
     fn run_task_queues(&self) -> bool {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // shardbus: a kept preemption timer (see `wait` in `sys/uring.rs`) can fire
+                // right after the poll that queued the woken tasks, before any of them ran.
+                // Upstream's timer was always fresh here. Reporting "nothing ran" then parked
+                // the executor with those tasks queued, and nothing wakes it for a task that
+                // is already woken: the wake was lost until the next timer or I/O.
+                return ran || self.has_active_task_queues();
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
+            ran = true;
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {
@@ -1493,6 +1519,14 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if spin_before_park.is_zero() {
+                        // shardbus: park at once. The park polls the rings itself, and what
+                        // the tasks just queued then goes to the kernel with the sleep, in one
+                        // system call (a spin poll first submitted it in one of its own).
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
+                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {

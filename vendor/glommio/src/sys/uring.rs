@@ -694,6 +694,14 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, true)
     }
 
+    /// shardbus: moves the queued requests into the ring without entering the kernel (unless
+    /// the ring is full), for a sleep that submits them with its own entry.
+    fn stage_submission_queue(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
         let mut completed = 0;
         loop {
@@ -1045,12 +1053,16 @@ impl SleepableRing {
         }
     }
 
+    /// shardbus: `can_sleep`, but with requests staged in the ring allowed: the sleep submits
+    /// them.
+    fn can_sleep_with_staged(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
+        // shardbus: requests staged in the ring (`stage_submission_queue`) go to the kernel
+        // with the link, in the same system call; upstream glommio refused to sleep with any.
+        let staged = self.waiting_kernel_submission();
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
             let op = UringDescriptor {
@@ -1075,15 +1087,16 @@ impl SleepableRing {
 
             // shardbus: submitted and waited for in one system call (upstream glommio entered
             // the kernel twice). The kernel answers how many entries it took even when the
-            // wait is cut short, so an error means the link was not submitted: no sleep.
-            if self
+            // wait is cut short, and takes them in order, so fewer than all of them means the
+            // link, the last, was not submitted: no sleep.
+            let submitted = self
                 .ring
                 .submit_sqes_and_wait(1)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted as usize;
+            if submitted as usize != staged + 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1092,7 +1105,6 @@ impl SleepableRing {
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
                 // The rings were linked, and we slept.
-                self.in_kernel += 1;
                 Ok(1)
             }
         } else {
@@ -1222,8 +1234,10 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// shardbus: the latency timer above is the preemption timer (not a sleep's user timer).
-    latency_timer_is_preempt: Cell<bool>,
+    /// shardbus: the timer armed for a sleep (the next user timer), apart from the preemption
+    /// timer above, and the deadline it was armed for.
+    user_timeout_src: Cell<Option<Source>>,
+    user_timeout_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1355,7 +1369,8 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_is_preempt: Cell::new(false),
+            user_timeout_src: Cell::new(None),
+            user_timeout_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1800,7 +1815,7 @@ impl Reactor {
     pub(crate) fn wait<Preempt, F>(
         &self,
         preempt_timer: Preempt,
-        user_timer: Option<Duration>,
+        user_timer: Option<Instant>,
         mut woke: usize,
         process_remote_channels: F,
     ) -> io::Result<bool>
@@ -1817,18 +1832,16 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // shardbus: a preemption timer still running is kept while we will not sleep, rather
-        // than cancelled and armed again on every poll: it fires at most one preempt timer
-        // period early, and a cancel costs the kernel a search of the ring's pending polls.
-        // A timer is cancelled when we may sleep (we would wake up when it expires) and when
-        // it is the user timer armed for a sleep.
+        // shardbus: the preemption timer and the user timer each have a source of their own and
+        // each is kept while it still runs, awake or asleep, instead of one timer cancelled and
+        // armed again on every poll (upstream, every wake and park cost a cancel and a new
+        // timer, each in an `io_uring_enter` of the latency ring, and a cancel makes the kernel
+        // search the ring's pending polls). Only running tasks need a preemption timer, so one
+        // is armed when tasks are queued and none is in the kernel: a timer that fires during a
+        // sleep wakes the executor once, and an idle executor then stays asleep.
         let preempt = preempt_timer();
-        let keep_preempt_timer = preempt.is_some()
-            && self.latency_timer_is_preempt.get()
-            && still_in_flight(&self.latency_preemption_timeout_src);
-        if !keep_preempt_timer {
-            drop(self.latency_preemption_timeout_src.take());
-            self.latency_timer_is_preempt.set(false);
+        if let Some(preempt) = preempt {
+            self.arm_preemption_timer_for_queued_tasks(&mut lat_ring, preempt);
         }
 
         // The throughput-based timeout counts completions on the main ring and is kept until
@@ -1842,17 +1855,25 @@ impl Reactor {
             ));
         }
 
-        // shardbus: the timer this poll leaves armed goes to the kernel with the cancellations
-        // above, in one submission: the preemption timer when we will not sleep, the user timer
-        // when we may (if we then cannot sleep, the next poll cancels it, as it is not the
-        // preemption timer).
-        if let Some(preempt) = preempt {
-            if !keep_preempt_timer {
-                self.arm_preemption_timer(&mut lat_ring, preempt);
+        // shardbus: the user timer is armed when we may sleep, and kept while it fires no later
+        // than the next user timer is due (a timer that fires early costs one poll, after which
+        // the next one is armed). It goes to the kernel with the poll's other changes, in one
+        // submission. When it must be armed anew, the preemption timer is cancelled in that
+        // same submission: then it costs no extra system call, and an executor woken only by
+        // its timers (an idle one) is not woken once more by the preemption timer.
+        if preempt.is_none() {
+            if let Some(deadline) = user_timer {
+                let fits = still_in_flight(&self.user_timeout_src)
+                    && self.user_timeout_deadline.get().is_some_and(|armed| armed <= deadline);
+                if !fits {
+                    drop(self.latency_preemption_timeout_src.take());
+                    drop(self.user_timeout_src.take());
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.user_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(left)));
+                    self.user_timeout_deadline.set(Some(deadline));
+                }
             }
-        } else if let Some(dur) = user_timer {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
         }
 
         // This will only dispatch if we run out of sqes. Which means until
@@ -1860,7 +1881,19 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        // shardbus: when we may sleep, what the main ring has queued (the tasks' new polls, the
+        // cancellations above) is staged in it and goes to the kernel with the sleep, in one
+        // system call instead of two; if we do not sleep it is submitted below.
+        flush_rings!(lat_ring, poll_ring)?;
+        if preempt.is_none() {
+            main_ring
+                .stage_submission_queue()
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else {
+            flush_rings!(main_ring)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1869,9 +1902,9 @@ impl Reactor {
         // consumed just now, so nothing would wake us for it).
         let should_sleep = preempt.is_none()
             && (woke == 0)
-            && (user_timer.is_none() || still_in_flight(&self.latency_preemption_timeout_src))
+            && (user_timer.is_none() || still_in_flight(&self.user_timeout_src))
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_with_staged()
             && lat_ring.can_sleep();
 
         if should_sleep {
@@ -1900,14 +1933,16 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
-        // shardbus: a kept preemption timer can fire between the first consume above and the
-        // last, which then takes its completion: the tasks about to run would have no timer to
-        // preempt them, and one that never suspends (a session whose socket always has input)
-        // would run on with every timer of the executor waiting. Arm a fresh one (upstream
-        // always armed a fresh one before that consume, which cannot fire so soon).
+        // shardbus: whatever was staged for a sleep that did not happen (a no-op when the
+        // sleep submitted it).
+        flush_rings!(main_ring)?;
+        // shardbus: the tasks about to run need a preemption timer. A kept one can have fired
+        // between the first consume above and the last, which took its completion, and the
+        // last can have woken the first tasks. Without one a task that never suspends (a
+        // session whose socket always has input) would run on with every timer of the
+        // executor waiting. One more `io_uring_enter`, only then.
         if let Some(preempt) = preempt {
-            if !still_in_flight(&self.latency_preemption_timeout_src) {
-                self.arm_preemption_timer(&mut lat_ring, preempt);
+            if self.arm_preemption_timer_for_queued_tasks(&mut lat_ring, preempt) {
                 flush_rings!(lat_ring)?;
             }
         }
@@ -1922,12 +1957,20 @@ impl Reactor {
         Ok(should_sleep)
     }
 
-    /// shardbus: queues a fresh preemption timer on the latency ring, in the source that
-    /// `wait` keeps while it runs.
-    fn arm_preemption_timer(&self, lat_ring: &mut SleepableRing, preempt: Duration) {
-        self.latency_preemption_timeout_src
-            .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-        self.latency_timer_is_preempt.set(true);
+    /// shardbus: queues a preemption timer on the latency ring when tasks are queued to run and
+    /// no timer is in the kernel; returns whether it queued one.
+    fn arm_preemption_timer_for_queued_tasks(
+        &self,
+        lat_ring: &mut SleepableRing,
+        preempt: Duration,
+    ) -> bool {
+        let needed = !still_in_flight(&self.latency_preemption_timeout_src)
+            && crate::executor::has_active_task_queues();
+        if needed {
+            self.latency_preemption_timeout_src
+                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+        }
+        needed
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
