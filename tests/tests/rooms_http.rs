@@ -122,6 +122,12 @@ fn history_over_http_lists_publications_with_their_offsets() {
         );
         assert_eq!(pushed.status, 200);
     }
+    // A push's 200 means routed: the room's home (maybe another shard than the one this
+    // request lands on) keeps the last one a moment later.
+    wait_until("the room's home to keep the fifth publication", || {
+        http_request(server.http, "GET", "/api/v1/history/chat.log?limit=0", None).json()["offset"]
+            == 5
+    });
     let history = http_request(server.http, "GET", "/api/v1/history/chat.log?limit=3", None);
     assert_eq!(history.status, 200, "{}", history.text());
     let history = history.json();
