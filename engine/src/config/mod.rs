@@ -127,11 +127,6 @@ pub struct RuntimeConfig {
     /// spinning cost more CPU per request at every rate and gained no latency; a spin helps
     /// only an isolated cross-core wake-up (`perf/examples/mesh_wakeup.rs`).
     pub spin_before_park_us: u64,
-    /// With `spin_before_park_us` 0: how long after a request arrives whose responder is on the
-    /// same shard the shard polls instead of parking while that request waits, microseconds
-    /// (0: park at once then too). Its answer is a local turnaround away, and being awake
-    /// when it lands saves the shard a wake-up per request (perf/RESULTS.md).
-    pub spin_awaiting_reply_us: u64,
     /// Submission entries of each of a shard's io_uring rings. The kernel sizes a ring's
     /// cancel table from it (a bucket per 32 completion entries, at most 256), and glommio
     /// cancels a timer every poll cycle, which the kernel looks for among the ring's pending
@@ -348,7 +343,6 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
             spin_before_park_us: 0,
-            spin_awaiting_reply_us: 0,
             ring_depth: 1024,
             watch_interval_us: 250_000,
             write_delay_us: 0,
@@ -430,7 +424,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 37] = [
+        let checks: [(&str, bool, &str); 36] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -449,11 +443,6 @@ impl Config {
             (
                 "runtime.spin_before_park_us",
                 self.runtime.spin_before_park_us <= 1_000_000,
-                "at most 1 s",
-            ),
-            (
-                "runtime.spin_awaiting_reply_us",
-                self.runtime.spin_awaiting_reply_us <= 1_000_000,
                 "at most 1 s",
             ),
             (

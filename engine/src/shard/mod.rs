@@ -91,9 +91,6 @@ pub(crate) struct Settings {
     pub(crate) grace: Duration,
     pub(crate) watch_interval: Duration,
     pub(crate) write_delay: Duration,
-    /// `runtime.spin_awaiting_reply_us`: the idle spin while a request waits for a responder
-    /// on this shard (`run.rs`, `install_spin_hint`).
-    pub(crate) spin_awaiting_reply: Duration,
     pub(crate) shards: usize,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<crate::tls::ServerTls>,
@@ -143,7 +140,6 @@ impl Settings {
             grace: Duration::from_millis(config.shutdown.grace_ms),
             watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
             write_delay: Duration::from_micros(config.runtime.write_delay_us),
-            spin_awaiting_reply: Duration::from_micros(config.runtime.spin_awaiting_reply_us),
             shards,
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),
@@ -242,7 +238,6 @@ impl Shard {
         let rate = rate::RateLimits::new(&settings.rate_limits);
         let auth = Arc::clone(&settings.auth);
         let requests = Requests::new(
-            id,
             settings.max_inflight_requests_per_identity,
             settings.max_inflight_requests_per_shard as usize,
         );
@@ -378,7 +373,7 @@ impl Shard {
                 self.gated_request_over(key, leg);
             }
             let reply = requests::token(self.id, key);
-            match self.link(pending.responder_shard()) {
+            match self.link(pending.responder_shard) {
                 Some(link) => link.with_batch(|b| b.push(Record::ReplyEnded { token: reply })),
                 None => self.replies.borrow_mut().forget(reply),
             }

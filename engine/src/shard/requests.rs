@@ -30,7 +30,7 @@ pub(crate) struct Pending {
     /// The requester's identity, whose in-flight count this request holds.
     identity: Arc<str>,
     /// The shard that delivered it to its responder, which holds the reply token's binding.
-    responder_shard: ShardId,
+    pub(crate) responder_shard: ShardId,
     pub(crate) request_id: u64,
     pub(crate) op_id: u32,
     /// When the request arrived, for the latency histogram.
@@ -38,13 +38,6 @@ pub(crate) struct Pending {
     pub(crate) deadline: Instant,
     /// The instance and endpoint a service's request went to, for its figures.
     pub(crate) service: Option<ServiceLeg>,
-}
-
-impl Pending {
-    /// The shard that delivered it to its responder.
-    pub(crate) fn responder_shard(&self) -> ShardId {
-        self.responder_shard
-    }
 }
 
 /// Which instance a request to a service endpoint went to.
@@ -71,12 +64,6 @@ pub(crate) struct Requests {
     by_identity: FastMap<Arc<str>, u32>,
     max_per_identity: u32,
     max_per_shard: usize,
-    /// This shard: requests whose responder is here too are counted in `answered_here`.
-    shard: ShardId,
-    /// Pending requests whose responder is on this shard, and when the latest of them came:
-    /// while there are any, an answer is a local turnaround away (the idle spin hint).
-    answered_here: usize,
-    latest_here: Option<Instant>,
 }
 
 /// Why a request was not taken in.
@@ -110,7 +97,7 @@ pub(crate) fn parse_token(token: u64) -> Option<(ShardId, u64)> {
 
 impl Requests {
     /// No requests yet, with these caps.
-    pub(crate) fn new(shard: ShardId, max_per_identity: u32, max_per_shard: usize) -> Requests {
+    pub(crate) fn new(max_per_identity: u32, max_per_shard: usize) -> Requests {
         Requests {
             counter: 0,
             keyer: RandomState::new(),
@@ -120,9 +107,6 @@ impl Requests {
             by_identity: FastMap::default(),
             max_per_identity,
             max_per_shard,
-            shard,
-            answered_here: 0,
-            latest_here: None,
         }
     }
 
@@ -160,10 +144,6 @@ impl Requests {
         };
         self.by_identity.insert(Arc::clone(identity), held + 1);
         self.by_conn.insert((conn, key));
-        if responder_shard == self.shard {
-            self.answered_here += 1;
-            self.latest_here = Some(started);
-        }
         self.pending.insert(
             key,
             Pending {
@@ -184,22 +164,6 @@ impl Requests {
     /// Request `key`, while it is pending.
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Pending> {
         self.pending.get_mut(&key)
-    }
-
-    /// Request `key` now waits for a responder on `responder_shard` (a service request sent
-    /// to an instance, or to another after the first vanished).
-    pub(crate) fn set_responder_shard(&mut self, key: u64, responder_shard: ShardId) {
-        let Some(pending) = self.pending.get_mut(&key) else {
-            return;
-        };
-        if pending.responder_shard == self.shard {
-            self.answered_here = self.answered_here.saturating_sub(1);
-        }
-        pending.responder_shard = responder_shard;
-        if responder_shard == self.shard {
-            self.answered_here += 1;
-            self.latest_here = Some(pending.started);
-        }
     }
 
     /// Ends request `key` (its response arrived); `None` when it already ended.
@@ -227,9 +191,6 @@ impl Requests {
     /// Drops what indexes `key` besides `pending` and `deadlines`.
     fn forget(&mut self, key: u64, pending: &Pending) {
         self.by_conn.remove(&(pending.conn, key));
-        if pending.responder_shard == self.shard {
-            self.answered_here = self.answered_here.saturating_sub(1);
-        }
         if let Some(held) = self.by_identity.get_mut(&pending.identity) {
             *held -= 1;
             if *held == 0 {
@@ -254,12 +215,6 @@ impl Requests {
         expired
     }
 
-    /// When the latest request still waiting for a responder on this shard came; `None` when
-    /// no such request waits.
-    pub(crate) fn latest_answered_here(&self) -> Option<Instant> {
-        self.latest_here.filter(|_| self.answered_here > 0)
-    }
-
     /// The earliest deadline, if any request is pending.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|&(deadline, _)| deadline)
@@ -272,7 +227,7 @@ mod tests {
     use super::*;
 
     fn requests() -> Requests {
-        Requests::new(0, u32::MAX, usize::MAX)
+        Requests::new(u32::MAX, usize::MAX)
     }
 
     #[test]
@@ -293,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_connection_that_goes_ends_its_requests_and_frees_its_identitys_share() {
-        let mut requests = Requests::new(1, 3, 5);
+        let mut requests = Requests::new(3, 5);
         let now = Instant::now();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         for i in 0..3 {

@@ -22,7 +22,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs shard `shard` until the server shuts down.
 pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds) {
-    install_spin_hint(&shard);
     spawn_mesh(&shard, ends);
     if let Some(tick) = &shard.write_tick {
         glommio::spawn_local(Rc::clone(tick).run()).detach();
@@ -44,25 +43,6 @@ pub(crate) async fn run(shard: Rc<Shard>, listener: TcpListener, ends: MeshEnds)
     future::or(accept_loop(&shard, &listener), stopping).await;
     drop(listener);
     drain(&shard).await;
-}
-
-/// The idle policy's one exception to parking at once: while a request of this shard waits
-/// for a responder on this shard, its answer is a local turnaround away (the responder's
-/// process reads, answers, and the shard reads it), so the shard polls its rings for up to
-/// `spin_awaiting_reply` after the latest such request came instead of parking, and is still
-/// awake when the answer lands. Requests answered on another shard, and everything else,
-/// park at once (ARCHITECTURE.md, *Idle policy*).
-fn install_spin_hint(shard: &Rc<Shard>) {
-    let window = shard.settings.spin_awaiting_reply;
-    if window.is_zero() {
-        return;
-    }
-    let shard = Rc::downgrade(shard);
-    glommio::executor().set_spin_hint(move || {
-        let shard = shard.upgrade()?;
-        let latest = shard.requests.try_borrow().ok()?.latest_answered_here()?;
-        Some(latest + window)
-    });
 }
 
 /// Spawns the tasks that carry the mesh: a flusher per outgoing link, and one receiver for

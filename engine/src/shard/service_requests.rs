@@ -93,7 +93,6 @@ impl Shard {
         let token = super::requests::token(self.id, key);
         let deadline = {
             let mut requests = self.requests.borrow_mut();
-            requests.set_responder_shard(key, target.shard);
             let Some(pending) = requests.get_mut(key) else {
                 return;
             };
@@ -105,6 +104,7 @@ impl Shard {
                 retried,
                 gated,
             });
+            pending.responder_shard = target.shard;
             pending.deadline
         };
         if target.shard == self.id {

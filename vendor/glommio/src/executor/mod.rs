@@ -1132,20 +1132,6 @@ pub struct LocalExecutor {
     id: usize,
     reactor: Rc<reactor::Reactor>,
     stall_detector: RefCell<Option<StallDetector>>,
-    /// shardbus: asked when the executor runs out of tasks with `spin_before_park` zero;
-    /// `Some(until)`: work is expected before `until`, so poll the rings until then before
-    /// parking (see [`ExecutorProxy::set_spin_hint`]).
-    spin_hint: RefCell<SpinHint>,
-}
-
-/// shardbus: the application's spin hint, if it gave one.
-#[derive(Default)]
-struct SpinHint(Option<Box<dyn Fn() -> Option<Instant>>>);
-
-impl fmt::Debug for SpinHint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SpinHint").field(&self.0.is_some()).finish()
-    }
 }
 
 impl LocalExecutor {
@@ -1207,26 +1193,7 @@ impl LocalExecutor {
                     .map(|x| StallDetector::new(id, x))
                     .transpose()?,
             ),
-            spin_hint: RefCell::default(),
         })
-    }
-
-    /// shardbus: polls the rings until a task wakes or the spin hint's deadline passes;
-    /// whether a task woke. No hint, or one already past, returns at once.
-    fn spin_for_hint(&self) -> bool {
-        let until = match self.spin_hint.borrow().0.as_ref() {
-            Some(hint) => hint(),
-            None => return false,
-        };
-        let Some(until) = until else {
-            return false;
-        };
-        while Instant::now() < until {
-            if self.reactor.spin_poll_io().unwrap() {
-                return true;
-            }
-        }
-        false
     }
 
     /// Enable or disable task stall detection at runtime
@@ -1556,13 +1523,9 @@ impl LocalExecutor {
                         // shardbus: park at once. The park polls the rings itself, and what
                         // the tasks just queued then goes to the kernel with the sleep, in one
                         // system call (a spin poll first submitted it in one of its own).
-                        // Unless the application expects work within a moment: then it
-                        // polls until that moment first, and parks only if nothing came.
-                        if !this.spin_for_hint() {
-                            this.parker
-                                .park()
-                                .expect("Failed to park! This is actually pretty bad!");
-                        }
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
                         pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
@@ -2151,24 +2114,6 @@ pub unsafe fn spawn_scoped_local_into<'a, T>(
 pub struct ExecutorProxy {}
 
 impl ExecutorProxy {
-    /// shardbus: tells the executor when work is expected shortly. With `spin_before_park`
-    /// zero, each time the executor runs out of tasks it calls `hint`; `Some(until)` makes it
-    /// poll its rings (no system call unless they hold work) until a task wakes or `until`
-    /// passes, and park only then. `None` parks at once. `hint` runs outside every task, so
-    /// it may borrow what tasks borrow; it must not call into the executor.
-    pub fn set_spin_hint(&self, hint: impl Fn() -> Option<Instant> + 'static) {
-        let hint: Box<dyn Fn() -> Option<Instant>> = Box::new(hint);
-        #[cfg(not(feature = "native-tls"))]
-        LOCAL_EX.with(|local_ex| local_ex.spin_hint.borrow_mut().0 = Some(hint));
-
-        #[cfg(feature = "native-tls")]
-        unsafe {
-            if let Some(local_ex) = LOCAL_EX.as_ref() {
-                local_ex.spin_hint.borrow_mut().0 = Some(hint);
-            }
-        }
-    }
-
     /// Checks if this task has run for too long and need to be preempted. This
     /// is useful for situations where we can't call .await, for instance,
     /// if a [`RefMut`] is held. If this tests true, then the user is
