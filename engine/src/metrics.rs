@@ -47,6 +47,8 @@ metrics! {
     ConnectionsTotal = "connections_total", counter;
     /// Connections refused at the connection limit.
     ConnectionsRefused = "connections_refused", counter;
+    /// Connections that moved here from another shard (a requester to its responder's shard).
+    ConnectionsMovedIn = "connections_moved_in", counter;
     /// Live subscriptions.
     Subscriptions = "subscriptions", gauge;
     /// PUB and REQ frames received.

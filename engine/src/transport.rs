@@ -104,6 +104,11 @@ pub(crate) async fn accept(
 }
 
 impl Transport {
+    /// Plaintext TCP: nothing but the kernel's socket holds the connection's state.
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self, Transport::Plain(_))
+    }
+
     /// The socket's descriptor (for shutting it down under a pending read or write).
     pub(crate) fn raw_fd(&self) -> RawFd {
         match self {

@@ -7,7 +7,8 @@
 #   perf/scripts/ab_reqrep.sh OLD_BINARY NEW_BINARY [rounds]
 #
 # Prints one table (median, min–max per broker, placement and pace); RATE (default 1000) sets
-# the paced rate.
+# the paced rate. OLD_FLAGS and NEW_FLAGS are extra flags for each (one binary twice, two
+# settings: `OLD_FLAGS= NEW_FLAGS="--set runtime.x=1" ab_reqrep.sh B B`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source perf/scripts/common.sh
@@ -21,9 +22,11 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$out"' EXIT
 
 declare -A target pid_of
 for which in old new; do
-  bin=$new; [ "$which" = old ] && bin=$old
+  bin=$new flags=${NEW_FLAGS:-}
+  [ "$which" = old ] && bin=$old flags=${OLD_FLAGS:-}
   port=$(free_port)
-  "$bin" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --shards 2 2>/dev/null &
+  # shellcheck disable=SC2086 # extra flags are meant to split
+  "$bin" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --shards 2 $flags 2>/dev/null &
   pid_of[$which]=$! target[$which]="shardbus://127.0.0.1:$port"
   pids+=($!)
   wait_for_ports "$port"

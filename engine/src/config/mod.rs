@@ -127,6 +127,11 @@ pub struct RuntimeConfig {
     /// spinning cost more CPU per request at every rate and gained no latency; a spin helps
     /// only an isolated cross-core wake-up (`perf/examples/mesh_wakeup.rs`).
     pub spin_before_park_us: u64,
+    /// After this many responses in a row from one other shard, a connection that only makes
+    /// requests moves to that shard (0: never). Across shards each request wakes both shards
+    /// twice; on one shard, once each way (perf/RESULTS.md, ARCHITECTURE.md *Moving a
+    /// requester*).
+    pub move_requester_after: u32,
     /// Submission entries of each of a shard's io_uring rings. The kernel sizes a ring's
     /// cancel table from it (a bucket per 32 completion entries, at most 256), and glommio
     /// cancels a timer every poll cycle, which the kernel looks for among the ring's pending
@@ -343,6 +348,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             io_memory: 1 << 20,
             spin_before_park_us: 0,
+            move_requester_after: 16,
             ring_depth: 1024,
             watch_interval_us: 250_000,
             write_delay_us: 0,
@@ -424,7 +430,7 @@ impl Config {
             + 48;
         let tls = &self.tls;
         let shards = self.shards.max(1) as u64;
-        let checks: [(&str, bool, &str); 36] = [
+        let checks: [(&str, bool, &str); 37] = [
             (
                 "shards",
                 self.shards <= MAX_SHARDS,
@@ -444,6 +450,11 @@ impl Config {
                 "runtime.spin_before_park_us",
                 self.runtime.spin_before_park_us <= 1_000_000,
                 "at most 1 s",
+            ),
+            (
+                "runtime.move_requester_after",
+                self.runtime.move_requester_after <= 1_000_000,
+                "at most 1000000",
             ),
             (
                 "runtime.ring_depth",

@@ -102,6 +102,8 @@ pub(crate) enum Record {
     List { id: u64, listing: Listing },
     /// One shard's part of listing `id`: a JSON array.
     ListPart { id: u64, part: Span },
+    /// A connection moving to this shard (`shard/moving.rs`).
+    Arrival(Box<crate::shard::moving::Arrival>),
     /// To a room's home: a member's shard asks (join, leave, presence, history).
     RoomAsk(Box<Ask>),
     /// From a room's home: the answer to an ask.

@@ -55,7 +55,7 @@ impl Shard {
     }
 
     /// This shard as the `Rc` its tasks hold.
-    fn this(&self) -> Option<Rc<Shard>> {
+    pub(super) fn this(&self) -> Option<Rc<Shard>> {
         self.this.get()?.upgrade()
     }
 }

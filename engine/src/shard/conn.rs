@@ -18,7 +18,7 @@ use super::sid_map::SidMap;
 use super::stream::SharedStream;
 use crate::auth::{Identity, Permissions};
 use crate::metrics::{Metric, ShardMetrics};
-use crate::routing::Subscriber;
+use crate::routing::{ShardId, Subscriber};
 
 /// How long a connection closed for cause may take to flush its last frames before the socket
 /// is shut down under it (a slow consumer may never read them).
@@ -195,6 +195,12 @@ pub(crate) struct Conn {
     /// Its own rate-limit buckets, when per-connection limits are set. Boxed: most
     /// connections have none, and every connection would pay for the room.
     pub(crate) rate: RefCell<Option<Box<ConnBuckets>>>,
+    /// The shard the last responses came from and how many in a row (`moving.rs`).
+    pub(crate) answered_from: Cell<(ShardId, u32)>,
+    /// The shard this connection should move to, once nothing holds it here (`moving.rs`).
+    pub(crate) move_to: Cell<Option<ShardId>>,
+    /// It moved to another shard: its writer leaves the socket open.
+    pub(crate) moved: Cell<bool>,
     metrics: Arc<ShardMetrics>,
 }
 
@@ -278,6 +284,9 @@ impl Conn {
             unrestricted: Cell::new(Unrestricted::ALL),
             rate: RefCell::new(None),
             preauth: RefCell::new(None),
+            answered_from: Cell::new((0, 0)),
+            move_to: Cell::new(None),
+            moved: Cell::new(false),
             metrics,
         }
     }
@@ -319,6 +328,11 @@ impl Conn {
             0,
             "outbound buffer full (max_pending)",
         );
+    }
+
+    /// The socket's descriptor, over plaintext TCP only.
+    pub(crate) fn plain_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.stream.as_ref()?.plain_fd()
     }
 
     /// Sets who the connection is and what it may do.

@@ -46,6 +46,7 @@ impl Shard {
                 Record::ReplyEnded { token } => self.replies.borrow_mut().forget(*token),
                 Record::List { id, listing } => self.answer_listing(from, *id, *listing),
                 Record::ListPart { id, part } => self.listing_part_arrived(*id, batch.get(*part)),
+                Record::Arrival(arrival) => self.adopt(arrival),
                 Record::RoomAsk(ask) => self.home_ask(ask),
                 Record::RoomAnswer(answer) => self.room_answered(answer),
                 Record::RoomMember(event) => self.member_event_arrived(event),

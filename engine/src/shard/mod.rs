@@ -15,6 +15,7 @@ pub(crate) mod inproc;
 mod keepalive;
 pub(crate) mod listing;
 pub(crate) mod login;
+pub(crate) mod moving;
 pub(crate) mod notify;
 mod ops;
 pub(crate) mod outbox;
@@ -91,6 +92,8 @@ pub(crate) struct Settings {
     pub(crate) grace: Duration,
     pub(crate) watch_interval: Duration,
     pub(crate) write_delay: Duration,
+    /// `runtime.move_requester_after` (`moving.rs`).
+    pub(crate) move_requester_after: u32,
     pub(crate) shards: usize,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<crate::tls::ServerTls>,
@@ -140,6 +143,7 @@ impl Settings {
             grace: Duration::from_millis(config.shutdown.grace_ms),
             watch_interval: Duration::from_micros(config.runtime.watch_interval_us),
             write_delay: Duration::from_micros(config.runtime.write_delay_us),
+            move_requester_after: config.runtime.move_requester_after,
             shards,
             tls: crate::tls::server(&config.tls)?,
             auth: Arc::new(crate::auth::Authenticator::new(&config.auth)?),

@@ -535,6 +535,7 @@ impl Shard {
         });
         if sent {
             conn.count_out(payload.len());
+            self.note_answer_from(&conn, pending.responder_shard);
         }
     }
 

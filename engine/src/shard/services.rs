@@ -382,6 +382,11 @@ impl Shard {
 
     /// A connection went: so do its instances (the connection is out of the shard's table
     /// already, so their subscriptions go with it rather than one by one).
+    /// Whether connection `conn` has registered service instances.
+    pub(super) fn has_instances(&self, conn: u64) -> bool {
+        self.services.by_conn.borrow().contains_key(&conn)
+    }
+
     pub(super) fn services_conn_gone(&self, conn: u64) {
         let Some(entry) = self.services.by_conn.borrow_mut().remove(&conn) else {
             return;

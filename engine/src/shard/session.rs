@@ -23,12 +23,15 @@ use super::login::{PreauthCharge, hello_frame_limit, verify_password_in_hello};
 use super::read_buffer::{ReadBuffer, SCRATCH_SIZE};
 use super::stream::SharedStream;
 use crate::metrics::Metric;
+use crate::routing::ShardId;
 use crate::transport::{self, Accepted};
 
 /// Why a session's input ended.
 pub(crate) enum Next {
     Continue,
     Close,
+    /// The connection moves to this shard (`moving.rs`); nothing more is read here.
+    Move(ShardId),
 }
 
 /// Serves one accepted connection until it closes.
@@ -57,14 +60,7 @@ async fn serve_boxed(shard: Rc<Shard>, stream: Box<TcpStream>) {
         std::sync::Arc::clone(&shard.metrics),
     ));
     let writer = glommio::spawn_local(write_loop(Rc::clone(&conn), stream.clone()));
-    if shard.shared.try_add_connection() {
-        shard.metrics.add(Metric::Connections, 1);
-        shard.metrics.add(Metric::ConnectionsTotal, 1);
-        read_loop(&shard, &conn, stream.clone()).await;
-        shard.remove_conn(&conn);
-        shard.metrics.sub(Metric::Connections, 1);
-        shard.shared.remove_connection();
-    } else {
+    if !shard.shared.try_add_connection() {
         shard.metrics.add(Metric::ConnectionsRefused, 1);
         conn.fail(
             ErrorCode::MAX_CONNECTIONS,
@@ -72,10 +68,68 @@ async fn serve_boxed(shard: Rc<Shard>, stream: Box<TcpStream>) {
             0,
             "the server is at max_connections",
         );
+        linger(&conn, writer, stream).await;
+        return;
     }
+    shard.metrics.add(Metric::Connections, 1);
+    shard.metrics.add(Metric::ConnectionsTotal, 1);
+    let moving = read_loop(&shard, &conn, stream.clone()).await;
+    finish(&shard, &conn, stream, writer, moving).await;
+}
+
+/// Serves a connection another shard moved here (`moving.rs`), already past HELLO and
+/// registered, from the next frame on.
+pub(crate) async fn serve_arrived(shard: Rc<Shard>, conn: Rc<Conn>, stream: SharedStream) {
+    let writer = glommio::spawn_local(write_loop(Rc::clone(&conn), stream.clone()));
+    shard.metrics.add(Metric::Connections, 1);
+    let moving = Box::pin(serve_frames(
+        &shard,
+        &conn,
+        stream.clone(),
+        ReadBuffer::new(0),
+    ))
+    .await;
+    finish(&shard, &conn, stream, writer, moving).await;
+}
+
+/// Ends a session whose input ended: hands the connection to the shard it moves to, or
+/// forgets it and closes it.
+async fn finish(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    stream: SharedStream,
+    writer: glommio::Task<()>,
+    moving: Option<ShardId>,
+) {
+    if let Some(to) = moving {
+        // Nothing is queued (`holds_nothing_of`): the writer ends at once, and leaves the
+        // socket open for the other shard.
+        conn.moved.set(true);
+        conn.outbox.close();
+        writer.await;
+        if shard.send_away(conn, to) {
+            return;
+        }
+        stream.shutdown();
+        forget_closed(shard, conn);
+        return;
+    }
+    forget_closed(shard, conn);
+    linger(conn, writer, stream).await;
+}
+
+/// Forgets a connection that closed: its state here, and its place in the counts.
+fn forget_closed(shard: &Shard, conn: &Conn) {
+    shard.remove_conn(conn);
+    shard.metrics.sub(Metric::Connections, 1);
+    shard.shared.remove_connection();
+}
+
+/// Closes the outbox and waits for the writer to flush what is left, but a peer that no
+/// longer reads must not keep the socket and this task alive: after the linger the socket is
+/// shut under the writer.
+async fn linger(conn: &Conn, writer: glommio::Task<()>, stream: SharedStream) {
     conn.outbox.close();
-    // The writer flushes what is left, but a peer that no longer reads must not keep the
-    // socket and this task alive: after the linger the socket is shut under the writer.
     let lingering = Box::pin(future::or(writer, async move {
         glommio::timer::sleep(CLOSE_LINGER).await;
         stream.shutdown();
@@ -151,10 +205,17 @@ async fn write_loop(conn: Rc<Conn>, mut stream: SharedStream) {
             break;
         }
     }
-    stream.shutdown();
+    if !conn.moved.get() {
+        stream.shutdown();
+    }
 }
 
-async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream) {
+/// Reads HELLO, then frames until the connection ends; the shard it moves to, if it moves.
+async fn read_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut stream: SharedStream,
+) -> Option<ShardId> {
     // The start of a frame still arriving; empty (and unallocated) between whole frames.
     let mut own = ReadBuffer::new(0);
     // Boxed, in a statement of its own (see `serve`): the HELLO phase's state (the password
@@ -169,7 +230,7 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
     let hello = hello.await;
     match hello {
         Some(true) => {}
-        Some(false) => return,
+        Some(false) => return None,
         None => {
             conn.fail(
                 ErrorCode::HELLO_TIMEOUT,
@@ -177,21 +238,34 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut stream: SharedStream)
                 0,
                 "HELLO did not arrive in time",
             );
-            return;
+            return None;
         }
     }
     // Frames that came in the same read as HELLO.
     if let Next::Close = process(shard, conn, &mut own, None) {
-        return;
+        return None;
     }
+    serve_frames(shard, conn, stream, own).await
+}
+
+/// Reads and handles frames until the connection ends (`None`) or moves (the shard it moves
+/// to); `own` holds the start of a frame already read.
+async fn serve_frames(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut stream: SharedStream,
+    mut own: ReadBuffer,
+) -> Option<ShardId> {
     loop {
         shard.hold_back_own_answers(conn);
         shard.pause_reader().await;
         if conn.outbox.is_closed() {
-            return;
+            return None;
         }
-        if let Next::Close = read_and_process(shard, conn, &mut stream, &mut own, None).await {
-            return;
+        match read_and_process(shard, conn, &mut stream, &mut own, None).await {
+            Next::Continue => {}
+            Next::Close => return None,
+            Next::Move(to) => return Some(to),
         }
         // A socket that always has input would otherwise keep this task running and the
         // shard's timers (keepalive, request deadlines) and other sessions waiting.
@@ -301,8 +375,20 @@ async fn read_and_process(
         _ if own.unread().is_empty() => SCRATCH_SIZE,
         _ => HEADER_LEN,
     };
-    if !read_into_scratch(shard, stream, room.clamp(1, SCRATCH_SIZE)).await {
-        return Next::Close;
+    // Only between whole frames may the connection move: what it sent next stays in the
+    // socket for the other shard to read.
+    let movable = hello.is_none() && own.unread().is_empty();
+    match read_into_scratch(
+        shard,
+        movable.then_some(&**conn),
+        stream,
+        room.clamp(1, SCRATCH_SIZE),
+    )
+    .await
+    {
+        Read::Filled => {}
+        Read::Ended => return Next::Close,
+        Read::Moving(to) => return Next::Move(to),
     }
     conn.heard.set(true);
     let mut scratch = shard.scratch.borrow_mut();
@@ -318,10 +404,28 @@ async fn read_and_process(
     next
 }
 
-/// Reads at most `room` bytes into the shard's scratch; `false` at end of stream or on an error.
-/// The scratch is borrowed only inside a poll, never across the await.
-async fn read_into_scratch(shard: &Shard, stream: &mut SharedStream, room: usize) -> bool {
+/// What a read gave.
+enum Read {
+    Filled,
+    /// End of stream, or an error.
+    Ended,
+    /// Nothing was read: the connection moves to this shard.
+    Moving(ShardId),
+}
+
+/// Reads at most `room` bytes into the shard's scratch. With `movable`, a connection marked
+/// to move is looked at each time the read is polled, before anything is taken off the
+/// socket. The scratch is borrowed only inside a poll, never across the await.
+async fn read_into_scratch(
+    shard: &Shard,
+    movable: Option<&Conn>,
+    stream: &mut SharedStream,
+    room: usize,
+) -> Read {
     future::poll_fn(|cx| {
+        if let Some(to) = movable.and_then(|conn| shard.moves_now(conn)) {
+            return Poll::Ready(Read::Moving(to));
+        }
         let mut scratch = shard.scratch.borrow_mut();
         let spare = scratch.spare(SCRATCH_SIZE);
         let spare = match spare.get_mut(..room) {
@@ -331,9 +435,9 @@ async fn read_into_scratch(shard: &Shard, stream: &mut SharedStream, room: usize
         match std::pin::Pin::new(&mut *stream).poll_read(cx, spare) {
             Poll::Ready(Ok(n)) if n > 0 => {
                 scratch.filled(n);
-                Poll::Ready(true)
+                Poll::Ready(Read::Filled)
             }
-            Poll::Ready(_) => Poll::Ready(false),
+            Poll::Ready(_) => Poll::Ready(Read::Ended),
             Poll::Pending => Poll::Pending,
         }
     })

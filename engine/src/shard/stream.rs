@@ -22,6 +22,13 @@ impl SharedStream {
         SharedStream(Rc::new(RefCell::new(stream)))
     }
 
+    /// The socket's descriptor, over plaintext TCP only (`None` over TLS: rustls's state is
+    /// the connection's too, and does not move with a descriptor).
+    pub(crate) fn plain_fd(&self) -> Option<std::os::fd::RawFd> {
+        let transport = self.0.borrow();
+        transport.is_plain().then(|| transport.raw_fd())
+    }
+
     /// Shuts both directions down, which also ends a read or write pending in the other task.
     /// A socket the peer already closed answers ENOTCONN; that is the outcome wanted anyway.
     pub(crate) fn shutdown(&self) {
