@@ -206,6 +206,26 @@ impl Drop for TestServer {
     }
 }
 
+/// Answers every request on `subject` with the request's payload reversed, on a thread of its
+/// own, until no request comes for `PATIENCE` or `client` fails.
+pub fn reversing_responder(client: Client, subject: &str) -> std::thread::JoinHandle<()> {
+    let sub = client
+        .subscribe(subject)
+        .expect("the responder's subscription");
+    client
+        .flush()
+        .expect("the responder's subscription in effect");
+    std::thread::spawn(move || {
+        while let Ok(request) = sub.recv_timeout(PATIENCE) {
+            let mut answer = request.payload().to_vec();
+            answer.reverse();
+            if client.respond(&request, &answer).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Polls `done` until it holds, failing the test after [`PATIENCE`].
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;

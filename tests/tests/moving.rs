@@ -13,27 +13,12 @@
 
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::client::{Client, ClientOptions};
-use shardbus_tests::{PATIENCE, TestServer, http_request, wait_until};
+use shardbus_tests::{PATIENCE, TestServer, http_request, reversing_responder, wait_until};
 
 const AFTER: u32 = 8;
 
 fn server() -> TestServer {
     TestServer::with(|config| config.runtime.move_requester_after = AFTER)
-}
-
-/// Answers every request on `subject` with the request's payload reversed.
-fn responder(client: Client, subject: &str) -> std::thread::JoinHandle<()> {
-    let sub = client.subscribe(subject).unwrap();
-    client.flush().unwrap();
-    std::thread::spawn(move || {
-        while let Ok(request) = sub.recv_timeout(PATIENCE) {
-            let mut answer = request.payload().to_vec();
-            answer.reverse();
-            if client.respond(&request, &answer).is_err() {
-                return;
-            }
-        }
-    })
 }
 
 /// The listed connections named `name`, as (id, shard).
@@ -59,7 +44,7 @@ fn ask(requester: &Client, i: u32) {
 #[test]
 fn a_requester_answered_on_another_shard_moves_there_and_keeps_working() {
     let server = server();
-    let _responder = responder(server.client_on(1), "svc.echo");
+    let _responder = reversing_responder(server.client_on(1), "svc.echo");
     let options = ClientOptions::new().no_reconnect().name("mover");
     let requester = server.client_on_with(0, options);
     wait_until("the connections that landed elsewhere to leave", || {
@@ -112,7 +97,7 @@ fn a_requester_answered_on_another_shard_moves_there_and_keeps_working() {
 #[test]
 fn a_requester_that_subscribes_stays_on_its_shard() {
     let server = server();
-    let _responder = responder(server.client_on(1), "svc.echo");
+    let _responder = reversing_responder(server.client_on(1), "svc.echo");
     let options = ClientOptions::new().no_reconnect().name("stayer");
     let requester = server.client_on_with(0, options);
     let _sub = requester.subscribe("stayer.news").unwrap();
@@ -130,7 +115,7 @@ fn a_requester_that_subscribes_stays_on_its_shard() {
 #[test]
 fn with_moving_off_a_requester_stays() {
     let server = TestServer::with(|config| config.runtime.move_requester_after = 0);
-    let _responder = responder(server.client_on(1), "svc.echo");
+    let _responder = reversing_responder(server.client_on(1), "svc.echo");
     let requester = server.client_on(0);
     for i in 0..100 {
         ask(&requester, i);

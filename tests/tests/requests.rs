@@ -13,22 +13,11 @@ use std::time::Duration;
 use shardbus_engine::metrics::Metric;
 use shardbus_protocol::client::ClientError;
 use shardbus_protocol::{ErrorCode, Fields, HelloOptions};
-use shardbus_tests::{PATIENCE, Raw, TestServer, wait_until};
+use shardbus_tests::{PATIENCE, Raw, TestServer, reversing_responder, wait_until};
 
 /// Answers every request on `subject` with the request's payload reversed.
 fn responder(server: &TestServer, shard: u16, subject: &str) -> std::thread::JoinHandle<()> {
-    let client = server.client_on(shard);
-    let sub = client.subscribe(subject).unwrap();
-    client.flush().unwrap();
-    std::thread::spawn(move || {
-        while let Ok(request) = sub.recv_timeout(PATIENCE) {
-            let mut answer = request.payload().to_vec();
-            answer.reverse();
-            if client.respond(&request, &answer).is_err() {
-                return;
-            }
-        }
-    })
+    reversing_responder(server.client_on(shard), subject)
 }
 
 #[test]
