@@ -1,8 +1,8 @@
 //! A requester answered on another shard moves to that shard (`runtime.move_requester_after`),
 //! against the real server: every request is answered, in order, before, across and after the
 //! move; the connection is listed once, on its new shard; it goes on publishing, subscribing
-//! and pinging there; and when it closes nothing of it is left on either shard. A connection
-//! that holds something on its shard (a subscription) stays.
+//! and pinging there; it is kicked by its new id; and when it closes nothing of it is left on
+//! either shard. A connection that holds something on its shard (a subscription) stays.
 // Tests: a failed expectation must fail loudly.
 #![allow(
     clippy::unwrap_used,
@@ -125,4 +125,29 @@ fn with_moving_off_a_requester_stays() {
         server.total(Metric::Connections) == 2
     });
     assert_eq!(server.shard_metric(0, Metric::Connections), 1);
+}
+
+#[test]
+fn a_moved_connection_is_kicked_by_its_new_id() {
+    let server = server();
+    let _responder = reversing_responder(server.client_on(1), "svc.echo");
+    let options = ClientOptions::new().no_reconnect().name("kicked");
+    let requester = server.client_on_with(0, options);
+    for i in 0..50 {
+        ask(&requester, i);
+    }
+    assert_eq!(server.total(Metric::ConnectionsMovedIn), 1);
+    wait_until("the tries that landed elsewhere to leave", || {
+        listed(&server, "kicked").len() == 1
+    });
+    let (id, shard) = listed(&server, "kicked")[0];
+    assert_eq!(shard, 1);
+    let path = format!("/api/v1/connections/{id}");
+    let answer = http_request(server.http, "DELETE", &path, None);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["kicked"], id);
+    wait_until("the kicked connection to be gone", || {
+        listed(&server, "kicked").is_empty()
+    });
+    assert!(requester.request("svc.echo", b"?", PATIENCE).is_err());
 }
