@@ -17,7 +17,7 @@ use error::BenchError;
 use report::Report;
 use scenario::conns::Conns;
 use scenario::flow::{Flow, Sharing};
-use scenario::reqrep::ReqRep;
+use scenario::reqrep::{Driver, ReqRep};
 use scenario::room::{RoomLoad, RoomTarget};
 use wire::Target;
 
@@ -169,6 +169,12 @@ struct Requests {
     /// A slow responder's time per request, in microseconds.
     #[arg(long, default_value_t = 2_000)]
     slow_us: u64,
+    /// How the tool drives its connections: `poll` puts the requesters on one thread and the
+    /// responders on another, each waiting on its sockets with poll(2); `threads` gives every
+    /// connection a thread of its own (the tool's wake-ups then cost as much as the broker's).
+    /// A WebSocket target runs `threads`.
+    #[arg(long, value_enum, default_value_t = Driver::Poll)]
+    driver: Driver,
 }
 
 fn main() -> ExitCode {
@@ -241,6 +247,10 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         slow: load.slow,
         slow_time: Duration::from_micros(load.slow_us),
         rate: args.rate,
+        driver: match args.target {
+            Target::Shardbus(_) | Target::Nats(_) => load.driver,
+            _ => Driver::Threads,
+        },
     };
     let once = |msgs: u64| -> Result<Report, BenchError> {
         match args.scenario {

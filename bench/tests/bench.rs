@@ -41,7 +41,20 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
             3000,
         ),
         (vec!["-n", "2000", "queue", "-w", "3"], 2000, 2000),
-        (vec!["-n", "200", "reqrep", "-c", "2"], 400, 400),
+        (vec!["-n", "200", "reqrep", "-c", "2", "-r", "2"], 400, 400),
+        (
+            vec![
+                "-n", "200", "reqrep", "-c", "2", "-r", "2", "--driver", "threads",
+            ],
+            400,
+            400,
+        ),
+        // Paced requesters sharing one thread: each waits for its own slots.
+        (
+            vec!["-n", "50", "--rate", "500", "reqrep", "-c", "3"],
+            150,
+            150,
+        ),
         (
             vec![
                 "-n",

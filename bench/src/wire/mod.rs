@@ -63,6 +63,13 @@ pub trait Wire: Send {
         let _ = (service, subject);
         Err(io::Error::other("only shardbus has a service registry"))
     }
+    /// A handle on the connection's socket (a duplicate descriptor) to wait on with poll(2);
+    /// `None` when the wire holds input poll cannot see (a WebSocket's reader) or has no
+    /// socket. Input left in the wire's own buffer after `receive` is never a whole message, so
+    /// a readable socket is exactly "something to receive".
+    fn poll_socket(&self) -> Option<std::net::TcpStream> {
+        None
+    }
     /// The shard the broker put this connection on (shardbus's WELCOME says), to report where
     /// the two ends of a conversation landed; `None` for a broker without shards.
     fn shard(&self) -> Option<u16> {

@@ -200,6 +200,10 @@ impl Wire for NatsWire {
         }
     }
 
+    fn poll_socket(&self) -> Option<TcpStream> {
+        self.stream.try_clone().ok()
+    }
+
     fn receive(&mut self, on: &mut dyn FnMut(Event<'_>)) -> io::Result<usize> {
         read_some(&mut self.stream, &mut self.input)?;
         self.each_message(on)

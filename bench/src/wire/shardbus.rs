@@ -21,6 +21,8 @@ impl<S: Read + Write + Send> FrameStream for S {}
 /// A shardbus connection.
 pub struct ShardbusWire {
     stream: Box<dyn FrameStream>,
+    /// The TCP socket under `stream`, for poll(2); `None` over a WebSocket.
+    socket: Option<TcpStream>,
     out: Vec<u8>,
     input: Vec<u8>,
     limits: Limits,
@@ -37,13 +39,17 @@ impl ShardbusWire {
     pub fn connect(addr: SocketAddr) -> io::Result<ShardbusWire> {
         let stream = TcpStream::connect(addr)?;
         tune(&stream)?;
-        ShardbusWire::over(Box::new(stream))
+        let socket = stream.try_clone()?;
+        let mut wire = ShardbusWire::over(Box::new(stream))?;
+        wire.socket = Some(socket);
+        Ok(wire)
     }
 
     /// Completes the handshake over `stream`.
     pub fn over(stream: Box<dyn FrameStream>) -> io::Result<ShardbusWire> {
         let mut wire = ShardbusWire {
             stream,
+            socket: None,
             out: Vec::with_capacity(64 << 10),
             input: Vec::new(),
             limits: Limits::default(),
@@ -209,6 +215,10 @@ impl Wire for ShardbusWire {
 
     fn shard(&self) -> Option<u16> {
         Some(self.shard)
+    }
+
+    fn poll_socket(&self) -> Option<TcpStream> {
+        self.socket.as_ref().and_then(|s| s.try_clone().ok())
     }
 
     fn register(&mut self, service: &str, subject: &str) -> io::Result<()> {

@@ -1,7 +1,12 @@
 //! `reqrep`: C requesters each send a request and wait for its response before the next (a
 //! synchronous client, the shape that exposes wake-up latency); R responders in one queue group
 //! answer each request with its own payload. Latency is the request's round trip. With a rate,
-//! each requester paces its requests (a synchronous client at an ordinary load).
+//! each requester paces its requests (a synchronous client at an ordinary load). By default the
+//! requesters share one thread and the responders another, each waiting on its sockets with
+//! poll(2) (`requester.rs`, `responder.rs`), so the tool's own wake-ups do not set the pace.
+
+mod requester;
+mod responder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -11,9 +16,21 @@ use super::{core_for, join_all, pin};
 use crate::error::BenchError;
 use crate::report::{self, Measured, Placement, Report};
 use crate::stamp;
-use crate::wire::{self, Event, ReplyTo, Target};
+use crate::wire::{self, Target};
+use requester::Requester;
+use responder::Responder;
 
 const SUBJECT: &str = "bench.service";
+
+/// How the load threads drive their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    /// All requesters on one thread and all responders that are not slow on another, each
+    /// thread waiting on its sockets with poll(2) (a slow responder keeps a thread of its own).
+    Poll,
+    /// A thread per connection, blocking on its socket.
+    Threads,
+}
 
 /// A request/reply run's parameters.
 #[derive(Debug, Clone)]
@@ -42,117 +59,106 @@ pub struct ReqRep {
     /// previous answer came late), so CPU per request can be read at an ordinary rate, not
     /// only at saturation. `None`: each request as soon as the previous answer came.
     pub rate: Option<u64>,
+    /// How the load threads drive their connections.
+    pub driver: Driver,
 }
 
 impl ReqRep {
+    /// Which responders share a thread: the slow ones alone, the others together when polled.
+    fn responder_threads(&self) -> Vec<Vec<usize>> {
+        let slow = self.slow.min(self.responders);
+        let mut threads: Vec<Vec<usize>> = (0..slow).map(|i| vec![i]).collect();
+        match self.driver {
+            Driver::Poll if slow < self.responders => {
+                threads.push((slow..self.responders).collect())
+            }
+            Driver::Poll => {}
+            Driver::Threads => threads.extend((slow..self.responders).map(|i| vec![i])),
+        }
+        threads
+    }
+
+    /// Which requesters share a thread.
+    fn requester_threads(&self) -> Vec<Vec<usize>> {
+        match self.driver {
+            Driver::Poll => vec![(0..self.requesters).collect()],
+            Driver::Threads => (0..self.requesters).map(|i| vec![i]).collect(),
+        }
+    }
+
+    /// The `index`th responder's connection, subscribed or registered.
+    fn responder(&self, index: usize) -> Result<Responder, BenchError> {
+        let wire = match &self.service {
+            None => wire::subscribed(self.target, SUBJECT, Some("bench-responders"))?,
+            Some(name) => {
+                let mut wire = wire::connect(self.target)?;
+                wire.register(name, SUBJECT)?;
+                wire.sync()?;
+                wire
+            }
+        };
+        let delay = if index < self.slow {
+            self.slow_time
+        } else {
+            Duration::ZERO
+        };
+        Ok(Responder::new(wire, delay))
+    }
+
     /// Runs the scenario.
     ///
     /// # Errors
     /// A connection failed, a response never came, or a load thread died.
     pub fn run(&self) -> Result<Report, BenchError> {
         let size = self.size.max(stamp::MIN_PAYLOAD);
-        let ready = Arc::new(Barrier::new(self.responders + 1));
+        let responder_threads = self.responder_threads();
+        let ready = Arc::new(Barrier::new(responder_threads.len() + 1));
         let stop = Arc::new(AtomicBool::new(false));
         let mut responders = Vec::new();
-        for i in 0..self.responders {
+        for (thread, indices) in responder_threads.into_iter().enumerate() {
             let run = self.clone();
             let (ready, stop) = (Arc::clone(&ready), Arc::clone(&stop));
             responders.push(std::thread::spawn(move || {
-                pin(core_for(&run.cores, 1, i));
-                let setup = match &run.service {
-                    None => wire::subscribed(run.target, SUBJECT, Some("bench-responders")),
-                    Some(name) => wire::connect(run.target).and_then(|mut wire| {
-                        wire.register(name, SUBJECT)?;
-                        wire.sync()?;
-                        Ok(wire)
-                    }),
-                };
-                let delay = if i < run.slow {
-                    run.slow_time
-                } else {
-                    Duration::ZERO
-                };
+                pin(core_for(&run.cores, 1, thread));
+                let setup: Result<Vec<Responder>, BenchError> =
+                    indices.iter().map(|&i| run.responder(i)).collect();
                 // Reach the start line even after a failure, or everyone else waits forever.
                 ready.wait();
-                let mut wire = setup?;
-                let mut pending: Vec<(ReplyTo, Vec<u8>)> = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    wire.receive(&mut |event| {
-                        if let Event::Msg {
-                            payload,
-                            reply: Some(to),
-                        } = event
-                        {
-                            pending.push((to, payload.to_vec()));
-                        }
-                    })?;
-                    for (to, payload) in pending.drain(..) {
-                        if !delay.is_zero() {
-                            std::thread::sleep(delay);
-                        }
-                        wire.reply(&to, &payload)?;
-                        if !delay.is_zero() {
-                            wire.flush()?;
-                        }
-                    }
-                    wire.flush()?;
+                match <[Responder; 1]>::try_from(setup?) {
+                    Ok([alone]) => Ok(vec![alone.run_alone(&stop)?]),
+                    Err(together) => responder::run_together(together, &stop),
                 }
-                Ok(wire.shard())
             }));
         }
         ready.wait();
-        let start_line = Arc::new(Barrier::new(self.requesters + 1));
+        let requester_threads = self.requester_threads();
+        let start_line = Arc::new(Barrier::new(requester_threads.len() + 1));
         let mut requesters = Vec::new();
-        for i in 0..self.requesters {
+        for (thread, indices) in requester_threads.into_iter().enumerate() {
             let run = self.clone();
             let start_line = Arc::clone(&start_line);
             requesters.push(std::thread::spawn(move || {
-                pin(core_for(&run.cores, 0, i));
-                let setup = wire::connect(run.target);
-                let mut payload = vec![0u8; size];
+                pin(core_for(&run.cores, 0, thread));
+                let setup: Result<Vec<Requester>, BenchError> = indices
+                    .iter()
+                    .map(|_| {
+                        Requester::new(wire::connect(run.target)?, size, run.requests, run.rate)
+                    })
+                    .collect();
                 start_line.wait();
-                let mut wire = setup?;
-                let mut latency = report::histogram()?;
-                let interval = run
-                    .rate
-                    .filter(|&rate| rate > 0)
-                    .map(|rate| Duration::from_secs_f64(1.0 / rate as f64));
-                let paced_from = Instant::now();
-                for n in 0..run.requests {
-                    if let Some(interval) = interval {
-                        let slot = paced_from + interval.mul_f64(n as f64);
-                        if let Some(wait) = slot.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                    }
-                    let sent = stamp::now_ns();
-                    stamp::write(&mut payload, sent);
-                    wire.request(SUBJECT, &payload)?;
-                    wire.flush()?;
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    let mut answered = false;
-                    while !answered {
-                        wire.receive(&mut |event| {
-                            // The responder echoes the payload: its stamp names our request.
-                            if let Event::Response { payload } = event {
-                                answered |= stamp::read(payload) == sent;
-                            }
-                        })?;
-                        if Instant::now() > deadline {
-                            return Err(BenchError::Setup("no response within 30 s".to_owned()));
-                        }
-                    }
-                    let _ = latency.record(stamp::now_ns().saturating_sub(sent).max(1));
+                match <[Requester; 1]>::try_from(setup?) {
+                    Ok([alone]) => Ok(vec![alone.run_alone()?]),
+                    Err(together) => requester::run_together(together),
                 }
-                Ok((latency, Instant::now(), wire.shard()))
             }));
         }
         start_line.wait();
         let started = Instant::now();
         let results = join_all(requesters);
         stop.store(true, Ordering::Relaxed);
-        let responder_shards = join_all(responders)?;
-        let results = results?;
+        let responder_shards: Vec<Option<u16>> =
+            join_all(responders)?.into_iter().flatten().collect();
+        let results: Vec<requester::Measured> = results?.into_iter().flatten().collect();
         let mut latency = report::histogram()?;
         let mut end = started;
         for (h, finished, _) in &results {
