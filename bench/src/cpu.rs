@@ -1,6 +1,7 @@
-//! How much CPU the load tool and the broker used during a run (Linux `/proc/<pid>/stat`:
-//! user and system time of every thread, in the kernel's fixed 100 ticks per second), so a
-//! report says whether it measured the broker or the tool's own ceiling.
+//! How much CPU the load tool and the broker used during a run (the tool's own from
+//! getrusage(2), to the microsecond; the broker's from Linux `/proc/<pid>/stat`: user and system
+//! time of every thread, in the kernel's fixed 100 ticks per second), so a report says whether
+//! it measured the broker or the tool's own ceiling.
 
 use std::time::Instant;
 
@@ -17,6 +18,15 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / TICKS_PER_SEC)
+}
+
+/// CPU seconds of this process (user and system, all threads) so far: getrusage, not `/proc`,
+/// whose ticks read a short run's few milliseconds as nothing.
+fn own_cpu_secs() -> Option<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(secs(usage.user_time()) + secs(usage.system_time()))
 }
 
 /// A reading taken when a run starts.
@@ -39,7 +49,7 @@ impl CpuClock {
     pub fn start(server_pids: &[String]) -> CpuClock {
         CpuClock {
             at: Instant::now(),
-            tool: cpu_secs("self"),
+            tool: own_cpu_secs(),
             servers: server_pids
                 .iter()
                 .map(|pid| (pid.clone(), cpu_secs(pid)))
@@ -51,7 +61,7 @@ impl CpuClock {
     pub fn share(&self) -> CpuShare {
         let wall = self.at.elapsed().as_secs_f64().max(1e-6);
         let used = |before: Option<f64>, now: Option<f64>| Some((now? - before?).max(0.0));
-        let tool = used(self.tool, cpu_secs("self")).unwrap_or(0.0);
+        let tool = used(self.tool, own_cpu_secs()).unwrap_or(0.0);
         let server = (!self.servers.is_empty()).then(|| {
             self.servers
                 .iter()

@@ -48,6 +48,10 @@ struct Args {
     /// `service`; default: as fast as possible.
     #[arg(long, global = true)]
     rate: Option<u64>,
+    /// Threads the subscribers of `pubsub` and `queue` share, each waiting on its sockets
+    /// with poll(2); 0: a thread per subscriber. Default: one per core.
+    #[arg(long, global = true)]
+    subscriber_threads: Option<usize>,
     /// A short unmeasured run first, with a tenth of the messages.
     #[arg(long, global = true)]
     warmup: bool,
@@ -235,6 +239,13 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         drain: Duration::from_secs(5),
         cores: cores.clone(),
         progress: !args.json,
+        subscriber_threads: match args.target {
+            Target::Shardbus(_) | Target::Nats(_) => args
+                .subscriber_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            // A WebSocket's reader holds input poll cannot see.
+            _ => 0,
+        },
     };
     let reqrep = |load: &Requests, requests, service: Option<&String>| ReqRep {
         target: args.target,

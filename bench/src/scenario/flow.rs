@@ -1,20 +1,20 @@
 //! `pub`, `pubsub` and `queue`: P publishers send to one subject; S subscribers each get every
 //! message (`pubsub`, fan-out when S > 1) or share them as one queue group (`queue`); with no
 //! subscriber only publishing is measured (`pub`). Subscribers record the latency from each
-//! message's send stamp.
+//! message's send stamp. Subscribers share threads (`subscriber.rs`), one per core by default.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
+use super::subscriber::{self, Subscriber};
 use super::{core_for, join_all, pin};
 use crate::error::BenchError;
 use crate::report::{self, Measured, Report};
 use crate::stamp;
-use crate::wire::{self, Event, Target};
+use crate::wire::{self, Target};
 
 /// Subject every flow scenario publishes on.
 const SUBJECT: &str = "bench.flow";
@@ -53,13 +53,8 @@ pub struct Flow {
     pub cores: Vec<usize>,
     /// Show a progress bar.
     pub progress: bool,
-}
-
-/// What one subscriber saw.
-struct Seen {
-    received: u64,
-    last: Option<Instant>,
-    latency: Histogram<u64>,
+    /// Threads the subscribers share (0: a thread each).
+    pub subscriber_threads: usize,
 }
 
 impl Flow {
@@ -69,6 +64,17 @@ impl Flow {
             Sharing::Each => total,
             Sharing::Queue => total.div_ceil(self.subscribers.max(1) as u64),
         }
+    }
+
+    /// Which subscribers share a thread: round robin over the threads.
+    fn subscriber_groups(&self) -> Vec<Vec<usize>> {
+        let threads = match self.subscriber_threads {
+            0 => self.subscribers,
+            n => n.min(self.subscribers),
+        };
+        (0..threads)
+            .map(|t| (t..self.subscribers).step_by(threads).collect())
+            .collect()
     }
 
     fn expected_total(&self) -> u64 {
@@ -91,13 +97,14 @@ impl Flow {
                 stamp::MIN_PAYLOAD
             )));
         }
-        let start_line = Arc::new(Barrier::new(self.publishers + self.subscribers + 1));
+        let groups = self.subscriber_groups();
+        let start_line = Arc::new(Barrier::new(self.publishers + groups.len() + 1));
         let received_total = Arc::new(AtomicU64::new(0));
         let sent_total = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut subscribers = Vec::new();
-        for i in 0..self.subscribers {
+        for (thread, members) in groups.into_iter().enumerate() {
             let flow = self.clone();
             let (start_line, received_total, stop) = (
                 Arc::clone(&start_line),
@@ -105,39 +112,21 @@ impl Flow {
                 Arc::clone(&stop),
             );
             subscribers.push(std::thread::spawn(move || {
-                pin(core_for(&flow.cores, 1, i));
+                pin(core_for(&flow.cores, 1, thread));
                 let queue = (flow.sharing == Sharing::Queue).then_some("bench-workers");
-                let setup = wire::subscribed(flow.target, SUBJECT, queue);
+                let expected = match flow.sharing {
+                    Sharing::Each => flow.expected_per_subscriber(),
+                    Sharing::Queue => u64::MAX,
+                };
+                let setup: Result<Vec<Subscriber>, BenchError> = members
+                    .iter()
+                    .map(|_| {
+                        Subscriber::new(wire::subscribed(flow.target, SUBJECT, queue)?, expected)
+                    })
+                    .collect();
                 // Reach the start line even after a failure, or everyone else waits forever.
                 start_line.wait();
-                let mut wire = setup?;
-                let mut seen = Seen {
-                    received: 0,
-                    last: None,
-                    latency: report::histogram()?,
-                };
-                let expected = flow.expected_per_subscriber();
-                while !stop.load(Ordering::Relaxed) {
-                    if flow.sharing == Sharing::Each && seen.received >= expected {
-                        break;
-                    }
-                    // Every message of one read arrived at once: one clock read per read, not
-                    // per message (the clock was a third of the tool's CPU, perf/RESULTS.md).
-                    let mut arrived = None;
-                    let n = wire.receive(&mut |event| {
-                        if let Event::Msg { payload, .. } = event {
-                            let sent = stamp::read(payload);
-                            let now = *arrived.get_or_insert_with(stamp::now_ns);
-                            let _ = seen.latency.record(now.saturating_sub(sent).max(1));
-                        }
-                    })?;
-                    if n > 0 {
-                        seen.received += n as u64;
-                        seen.last = Some(Instant::now());
-                        received_total.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                }
-                Ok(seen)
+                subscriber::run(setup?, &received_total, &stop)
             }));
         }
 
@@ -218,7 +207,7 @@ impl Flow {
             }
         }
         stop.store(true, Ordering::Relaxed);
-        let seen = join_all(subscribers)?;
+        let seen: Vec<subscriber::Seen> = join_all(subscribers)?.into_iter().flatten().collect();
 
         let mut latency = report::histogram()?;
         let mut received = 0;

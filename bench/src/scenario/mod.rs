@@ -2,8 +2,10 @@
 
 pub mod conns;
 pub mod flow;
+mod readiness;
 pub mod reqrep;
 pub mod room;
+mod subscriber;
 
 use std::thread::JoinHandle;
 

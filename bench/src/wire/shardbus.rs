@@ -18,11 +18,41 @@ const REQUEST_TIMEOUT_MS: u32 = 30_000;
 pub trait FrameStream: Read + Write + Send {}
 impl<S: Read + Write + Send> FrameStream for S {}
 
+/// What a connection's frames travel on: a TCP socket, which poll(2) can wait on, or another
+/// frame stream (a WebSocket's messages).
+enum Stream {
+    Tcp(TcpStream),
+    Framed(Box<dyn FrameStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.read(buf),
+            Stream::Framed(frames) => frames.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.write(buf),
+            Stream::Framed(frames) => frames.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(socket) => socket.flush(),
+            Stream::Framed(frames) => frames.flush(),
+        }
+    }
+}
+
 /// A shardbus connection.
 pub struct ShardbusWire {
-    stream: Box<dyn FrameStream>,
-    /// The TCP socket under `stream`, for poll(2); `None` over a WebSocket.
-    socket: Option<TcpStream>,
+    stream: Stream,
     out: Vec<u8>,
     input: Vec<u8>,
     limits: Limits,
@@ -39,17 +69,17 @@ impl ShardbusWire {
     pub fn connect(addr: SocketAddr) -> io::Result<ShardbusWire> {
         let stream = TcpStream::connect(addr)?;
         tune(&stream)?;
-        let socket = stream.try_clone()?;
-        let mut wire = ShardbusWire::over(Box::new(stream))?;
-        wire.socket = Some(socket);
-        Ok(wire)
+        ShardbusWire::handshake(Stream::Tcp(stream))
     }
 
     /// Completes the handshake over `stream`.
     pub fn over(stream: Box<dyn FrameStream>) -> io::Result<ShardbusWire> {
+        ShardbusWire::handshake(Stream::Framed(stream))
+    }
+
+    fn handshake(stream: Stream) -> io::Result<ShardbusWire> {
         let mut wire = ShardbusWire {
             stream,
-            socket: None,
             out: Vec::with_capacity(64 << 10),
             input: Vec::new(),
             limits: Limits::default(),
@@ -218,7 +248,10 @@ impl Wire for ShardbusWire {
     }
 
     fn poll_socket(&self) -> Option<TcpStream> {
-        self.socket.as_ref().and_then(|s| s.try_clone().ok())
+        match &self.stream {
+            Stream::Tcp(socket) => socket.try_clone().ok(),
+            Stream::Framed(_) => None,
+        }
     }
 
     fn register(&mut self, service: &str, subject: &str) -> io::Result<()> {

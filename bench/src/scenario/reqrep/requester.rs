@@ -5,15 +5,13 @@
 //! switch per answer, which on a small machine took as much CPU as the broker it measured.
 
 use std::io;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use nix::poll::{PollFd, PollFlags, ppoll};
-use nix::sys::time::TimeSpec;
 
 use crate::error::BenchError;
 use crate::report;
+use crate::scenario::readiness;
 use crate::stamp;
 use crate::wire::{Event, Wire};
 
@@ -163,14 +161,7 @@ impl Requester {
 /// # Errors
 /// A requester's wire has no socket to wait on, a read or write failed, or an answer is late.
 pub fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
-    let sockets: Vec<TcpStream> = requesters
-        .iter()
-        .map(|r| {
-            r.wire.poll_socket().ok_or_else(|| {
-                BenchError::Setup("this target has no socket to poll: use --driver threads".into())
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let sockets = readiness::sockets(requesters.iter().map(|r| &*r.wire))?;
     for requester in &mut requesters {
         requester.start();
     }
@@ -185,27 +176,8 @@ pub fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, Ben
                 None => requester.overdue()?,
             }
         }
-        {
-            let mut fds: Vec<PollFd<'_>> = sockets
-                .iter()
-                .zip(&requesters)
-                .map(|(socket, r)| {
-                    let waits = r.sent != 0;
-                    PollFd::new(
-                        socket,
-                        if waits {
-                            PollFlags::POLLIN
-                        } else {
-                            PollFlags::empty()
-                        },
-                    )
-                })
-                .collect();
-            ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None).map_err(io::Error::from)?;
-            for (flag, fd) in readable.iter_mut().zip(&fds) {
-                *flag = fd.revents().is_some_and(|r| !r.is_empty());
-            }
-        }
+        let waits = |i: usize| requesters.get(i).is_some_and(|r| r.sent != 0);
+        readiness::wait(&sockets, waits, wait, &mut readable)?;
         for (requester, &ready) in requesters.iter_mut().zip(&readable) {
             if ready {
                 requester.read()?;

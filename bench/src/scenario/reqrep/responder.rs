@@ -3,17 +3,15 @@
 //! on one thread that reads whichever socket poll(2) says is readable.
 
 use std::io;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, poll};
-
 use crate::error::BenchError;
+use crate::scenario::readiness;
 use crate::wire::{Event, ReplyTo, Wire};
 
 /// How long a wait for readable sockets lasts at most, so the end of the run is noticed.
-const POLL_AT_MOST_MS: i32 = 100;
+const POLL_AT_MOST: Duration = Duration::from_millis(100);
 
 /// One responder.
 pub struct Responder {
@@ -74,26 +72,10 @@ pub fn run_together(
     mut responders: Vec<Responder>,
     stop: &AtomicBool,
 ) -> Result<Vec<Option<u16>>, BenchError> {
-    let sockets: Vec<TcpStream> = responders
-        .iter()
-        .map(|r| {
-            r.wire.poll_socket().ok_or_else(|| {
-                BenchError::Setup("this target has no socket to poll: use --driver threads".into())
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let sockets = readiness::sockets(responders.iter().map(|r| &*r.wire))?;
     let mut readable = vec![false; responders.len()];
     while !stop.load(Ordering::Relaxed) {
-        {
-            let mut fds: Vec<PollFd<'_>> = sockets
-                .iter()
-                .map(|socket| PollFd::new(socket, PollFlags::POLLIN))
-                .collect();
-            poll(&mut fds, POLL_AT_MOST_MS).map_err(io::Error::from)?;
-            for (flag, fd) in readable.iter_mut().zip(&fds) {
-                *flag = fd.revents().is_some_and(|r| !r.is_empty());
-            }
-        }
+        readiness::wait(&sockets, |_| true, POLL_AT_MOST, &mut readable)?;
         for (responder, &ready) in responders.iter_mut().zip(&readable) {
             if ready {
                 responder.serve()?;
