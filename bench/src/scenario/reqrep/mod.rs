@@ -124,10 +124,7 @@ impl ReqRep {
                     indices.iter().map(|&i| run.responder(i)).collect();
                 // Reach the start line even after a failure, or everyone else waits forever.
                 ready.wait();
-                match <[Responder; 1]>::try_from(setup?) {
-                    Ok([alone]) => Ok(vec![alone.run_alone(&stop)?]),
-                    Err(together) => responder::run_together(together, &stop),
-                }
+                responder::run(setup?, &stop)
             }));
         }
         ready.wait();
@@ -146,10 +143,7 @@ impl ReqRep {
                     })
                     .collect();
                 start_line.wait();
-                match <[Requester; 1]>::try_from(setup?) {
-                    Ok([alone]) => Ok(vec![alone.run_alone()?]),
-                    Err(together) => requester::run_together(together),
-                }
+                requester::run(setup?)
             }));
         }
         start_line.wait();

@@ -140,7 +140,7 @@ impl Requester {
     }
 
     /// Drives this requester alone: blocking reads, sleeping until a paced slot.
-    pub fn run_alone(mut self) -> Result<Measured, BenchError> {
+    fn run_alone(mut self) -> Result<Measured, BenchError> {
         self.start();
         while !self.finished() {
             if let Some(wait) = self.due_in(Instant::now()) {
@@ -155,12 +155,21 @@ impl Requester {
     }
 }
 
-/// Drives `requesters` together on this thread: sends each one's requests when due and reads
-/// the sockets ppoll(2) says are readable.
+/// Drives `requesters` on this thread until each has sent all its requests and had them
+/// answered: one alone, or several together.
 ///
 /// # Errors
 /// A requester's wire has no socket to wait on, a read or write failed, or an answer is late.
-pub fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
+pub fn run(requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
+    match <[Requester; 1]>::try_from(requesters) {
+        Ok([alone]) => Ok(vec![alone.run_alone()?]),
+        Err(together) => run_together(together),
+    }
+}
+
+/// Drives `requesters` together: sends each one's requests when due and reads the sockets
+/// ppoll(2) says are readable.
+fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
     let sockets = readiness::sockets(requesters.iter().map(|r| &*r.wire))?;
     for requester in &mut requesters {
         requester.start();

@@ -56,7 +56,7 @@ impl Responder {
     }
 
     /// Serves alone (blocking reads) until `stop`; returns the shard it was on.
-    pub fn run_alone(mut self, stop: &AtomicBool) -> Result<Option<u16>, BenchError> {
+    fn run_alone(mut self, stop: &AtomicBool) -> Result<Option<u16>, BenchError> {
         while !stop.load(Ordering::Relaxed) {
             self.serve()?;
         }
@@ -64,11 +64,20 @@ impl Responder {
     }
 }
 
-/// Serves `responders` together on this thread until `stop`; returns the shard of each.
+/// Serves `responders` on this thread until `stop`, one alone or several together; returns
+/// the shard of each.
 ///
 /// # Errors
 /// A responder's wire has no socket to wait on, or a read or write failed.
-pub fn run_together(
+pub fn run(responders: Vec<Responder>, stop: &AtomicBool) -> Result<Vec<Option<u16>>, BenchError> {
+    match <[Responder; 1]>::try_from(responders) {
+        Ok([alone]) => Ok(vec![alone.run_alone(stop)?]),
+        Err(together) => run_together(together, stop),
+    }
+}
+
+/// Serves `responders` together, reading the sockets poll(2) says are readable.
+fn run_together(
     mut responders: Vec<Responder>,
     stop: &AtomicBool,
 ) -> Result<Vec<Option<u16>>, BenchError> {
