@@ -40,33 +40,6 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
             1000,
             3000,
         ),
-        // A thread per subscriber, and 3 subscribers on 2 threads (the default on 2 cores).
-        (
-            vec![
-                "-n",
-                "1000",
-                "--subscriber-threads",
-                "0",
-                "pubsub",
-                "-S",
-                "3",
-            ],
-            1000,
-            3000,
-        ),
-        (
-            vec![
-                "-n",
-                "1000",
-                "--subscriber-threads",
-                "2",
-                "pubsub",
-                "-S",
-                "3",
-            ],
-            1000,
-            3000,
-        ),
         (vec!["-n", "2000", "queue", "-w", "3"], 2000, 2000),
         (vec!["-n", "200", "reqrep", "-c", "2", "-r", "2"], 400, 400),
         (
@@ -114,6 +87,22 @@ fn every_scenario_runs_against_the_server_and_loses_nothing() {
                 "{report}"
             );
         }
+    }
+    // A thread per subscriber, one thread for all, and 3 subscribers on 2 threads (the
+    // default on 2 cores): every subscriber gets every message.
+    for threads in ["0", "1", "2"] {
+        let args = [
+            "-n",
+            "1000",
+            "--subscriber-threads",
+            threads,
+            "pubsub",
+            "-S",
+            "3",
+        ];
+        let report = run(&target, &args);
+        assert_eq!(report["received"], 3000, "{args:?}: {report}");
+        assert_eq!(report["missing"], 0, "{args:?}: {report}");
     }
 }
 

@@ -23,6 +23,34 @@ wait_for_ports() {
   done
 }
 
+# Starts a broker in the background on a free port and returns once it accepts connections:
+# `start_shardbus NAME BINARY [flags...]` (2 shards), `start_nats NAME` (GOMAXPROCS=2). Each
+# fills target[NAME] and pid_of[NAME] and appends to pids: declare them first
+# (`declare -A target pid_of; pids=()`).
+start_shardbus() {
+  local name=$1 bin=$2 port
+  shift 2
+  port=$(free_port)
+  "$bin" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --shards 2 "$@" 2>/dev/null &
+  pid_of[$name]=$! target[$name]="shardbus://127.0.0.1:$port"
+  pids+=($!)
+  wait_for_ports "$port"
+}
+start_nats() {
+  local name=$1 port
+  port=$(free_port)
+  GOMAXPROCS=2 nats-server -a 127.0.0.1 -p "$port" 2>/dev/null &
+  pid_of[$name]=$! target[$name]="nats://127.0.0.1:$port"
+  pids+=($!)
+  wait_for_ports "$port"
+}
+
+# Reads one JSON report on stdin and prints it with the fields given as name=value added (the
+# broker, the setting, ...), for perf/scripts/medians.py to group by.
+tagged() {
+  python3 -c 'import json,sys; r=json.load(sys.stdin); r.update(a.split("=", 1) for a in sys.argv[1:]); print(json.dumps(r))' "$@"
+}
+
 # CPU seconds (user + system) the processes (comma-separated pids) have used, from /proc (USER_HZ 100).
 cpu() {
   local total=0 pid
