@@ -14,14 +14,7 @@ rounds=${1:-5}
 shift || true
 load=("$@")
 [ ${#load[@]} -eq 0 ] && load=(-c 8 -r 4)
-cargo build --release -q --bin shardbus --bin shardbus-bench
-bench=target/release/shardbus-bench
-ensure_nats_server
-out=$(mktemp)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$out"' EXIT
-
-declare -A target pid_of
+ab_start
 start_shardbus shardbus target/release/shardbus
 start_nats nats
 

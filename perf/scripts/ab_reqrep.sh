@@ -13,14 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source perf/scripts/common.sh
 old=$1 new=$2 rounds=${3:-6} rate=${RATE:-1000}
-cargo build --release -q --bin shardbus-bench
-bench=target/release/shardbus-bench
-ensure_nats_server
-out=$(mktemp)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$out"' EXIT
-
-declare -A target pid_of
+ab_start
 # shellcheck disable=SC2086 # extra flags are meant to split
 start_shardbus old "$old" ${OLD_FLAGS:-}
 # shellcheck disable=SC2086

@@ -10,12 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source perf/scripts/common.sh
-cargo build --release -q --bin shardbus --bin shardbus-bench
-ensure_nats_server
-out=$(mktemp)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$out"' EXIT
-declare -A target pid_of
+ab_start
 start_shardbus shardbus target/release/shardbus
 start_nats nats
 for round in $(seq ${ROUNDS:-3}); do
@@ -23,7 +18,7 @@ for round in $(seq ${ROUNDS:-3}); do
     name=${shape%%|*}; args=${shape#*|}
     for b in shardbus nats; do
       for st in 0 2; do
-        target/release/shardbus-bench --json -t "${target[$b]}" --server-pid "${pid_of[$b]}" --subscriber-threads $st $args 2>/dev/null |
+        $bench --json -t "${target[$b]}" --server-pid "${pid_of[$b]}" --subscriber-threads $st $args 2>/dev/null |
           tagged shape="$name" broker="$b" "subscriber threads=$st" >>"$out"
       done
     done

@@ -23,10 +23,22 @@ wait_for_ports() {
   done
 }
 
+# The start of an A/B script: the release binaries built ($bench is the load tool),
+# nats-server installed, a file for the reports ($out), and the brokers it then starts
+# (pids, target, pid_of: start_shardbus, start_nats) stopped, and the file removed, at exit.
+ab_start() {
+  cargo build --release -q --bin shardbus --bin shardbus-bench
+  bench=target/release/shardbus-bench
+  ensure_nats_server
+  out=$(mktemp)
+  pids=()
+  declare -gA target pid_of
+  trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$out"' EXIT
+}
+
 # Starts a broker in the background on a free port and returns once it accepts connections:
 # `start_shardbus NAME BINARY [flags...]` (2 shards), `start_nats NAME` (GOMAXPROCS=2). Each
-# fills target[NAME] and pid_of[NAME] and appends to pids: declare them first
-# (`declare -A target pid_of; pids=()`).
+# fills target[NAME] and pid_of[NAME] and appends to pids (ab_start declares them).
 start_shardbus() {
   local name=$1 bin=$2 port
   shift 2
