@@ -66,14 +66,14 @@ impl Flow {
         }
     }
 
-    /// Which subscribers share a thread: round robin over the threads.
-    fn subscriber_groups(&self) -> Vec<Vec<usize>> {
+    /// How many subscribers each subscriber thread drives (dealt round robin).
+    fn subscribers_per_thread(&self) -> Vec<usize> {
         let threads = match self.subscriber_threads {
             0 => self.subscribers,
             n => n.min(self.subscribers),
         };
         (0..threads)
-            .map(|t| (t..self.subscribers).step_by(threads).collect())
+            .map(|t| (self.subscribers - t).div_ceil(threads))
             .collect()
     }
 
@@ -97,14 +97,14 @@ impl Flow {
                 stamp::MIN_PAYLOAD
             )));
         }
-        let groups = self.subscriber_groups();
+        let groups = self.subscribers_per_thread();
         let start_line = Arc::new(Barrier::new(self.publishers + groups.len() + 1));
         let received_total = Arc::new(AtomicU64::new(0));
         let sent_total = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut subscribers = Vec::new();
-        for (thread, members) in groups.into_iter().enumerate() {
+        for (thread, count) in groups.into_iter().enumerate() {
             let flow = self.clone();
             let (start_line, received_total, stop) = (
                 Arc::clone(&start_line),
@@ -118,8 +118,7 @@ impl Flow {
                     Sharing::Each => flow.expected_per_subscriber(),
                     Sharing::Queue => u64::MAX,
                 };
-                let setup: Result<Vec<Subscriber>, BenchError> = members
-                    .iter()
+                let setup: Result<Vec<Subscriber>, BenchError> = (0..count)
                     .map(|_| {
                         Subscriber::new(wire::subscribed(flow.target, SUBJECT, queue)?, expected)
                     })
