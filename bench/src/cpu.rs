@@ -1,7 +1,9 @@
 //! How much CPU the load tool and the broker used during a run (the tool's own from
 //! getrusage(2), to the microsecond; the broker's from Linux `/proc/<pid>/stat`: user and system
 //! time of every thread, in the kernel's fixed 100 ticks per second), so a report says whether
-//! it measured the broker or the tool's own ceiling.
+//! it measured the broker or the tool's own ceiling; and how much the hypervisor took from this
+//! machine meanwhile (steal time, `/proc/stat`), which on a shared host made one run of
+//! request/reply a third as fast as the next with nothing else changed.
 
 use std::time::Instant;
 
@@ -29,9 +31,22 @@ fn own_cpu_secs() -> Option<f64> {
     Some(secs(usage.user_time()) + secs(usage.system_time()))
 }
 
+/// CPU seconds the hypervisor has taken from this machine's CPUs so far (steal, all CPUs:
+/// the eighth number of `/proc/stat`'s `cpu` line, in USER_HZ).
+fn stolen_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: f64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal / TICKS_PER_SEC)
+}
+
+/// Steal above this share of one core over a run makes its figures the host's, not ours.
+const STEAL_WARNING_PERCENT: f64 = 5.0;
+
 /// A reading taken when a run starts.
 pub struct CpuClock {
     at: Instant,
+    stolen: Option<f64>,
     tool: Option<f64>,
     servers: Vec<(String, Option<f64>)>,
 }
@@ -42,6 +57,9 @@ pub struct CpuShare {
     pub tool_percent: f64,
     /// `None` without `--server-pid`.
     pub server_percent: Option<f64>,
+    /// Taken by the hypervisor from all of this machine's CPUs; `None` where `/proc/stat`
+    /// cannot be read.
+    pub steal_percent: Option<f64>,
 }
 
 impl CpuClock {
@@ -49,6 +67,7 @@ impl CpuClock {
     pub fn start(server_pids: &[String]) -> CpuClock {
         CpuClock {
             at: Instant::now(),
+            stolen: stolen_secs(),
             tool: own_cpu_secs(),
             servers: server_pids
                 .iter()
@@ -71,6 +90,7 @@ impl CpuClock {
         CpuShare {
             tool_percent: 100.0 * tool / wall,
             server_percent: server.map(|s| 100.0 * s / wall),
+            steal_percent: used(self.stolen, stolen_secs()).map(|s| 100.0 * s / wall),
         }
     }
 }
@@ -95,6 +115,16 @@ impl CpuShare {
             _ => None,
         }
     }
+
+    /// A warning when the hypervisor took enough of the machine during the run to set the
+    /// figures (a run to repeat, or to report apart).
+    pub fn steal_warning(&self) -> Option<String> {
+        let steal = self.steal_percent.filter(|&s| s > STEAL_WARNING_PERCENT)?;
+        Some(format!(
+            "the hypervisor took {steal:.0}% of a core from this machine during the run (steal \
+             time): the figures are the host's as much as the broker's"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -114,14 +144,23 @@ mod tests {
         let share = clock.share();
         assert!(share.tool_percent > 10.0, "{share:?}");
         assert!(share.server_percent.unwrap() > 10.0, "{share:?}");
+        assert!(share.steal_percent.unwrap() >= 0.0, "{share:?}");
         let busy_tool = CpuShare {
             tool_percent: 95.0,
             server_percent: Some(40.0),
+            steal_percent: Some(0.0),
         };
+        assert!(busy_tool.steal_warning().is_none());
+        let stolen = CpuShare {
+            steal_percent: Some(30.0),
+            ..busy_tool
+        };
+        assert!(stolen.steal_warning().is_some());
         assert!(busy_tool.warning(2).is_some());
         let busy_broker = CpuShare {
             tool_percent: 60.0,
             server_percent: Some(150.0),
+            steal_percent: None,
         };
         assert!(busy_broker.warning(2).is_none());
     }

@@ -324,8 +324,12 @@ fn run(args: &Args) -> Result<Report, BenchError> {
     let share = clock.share();
     report.tool_cpu_percent = Some(share.tool_percent);
     report.server_cpu_percent = share.server_percent;
+    report.host_steal_percent = share.steal_percent;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if let Some(warning) = share.warning(cores) {
+    for warning in [share.warning(cores), share.steal_warning()]
+        .into_iter()
+        .flatten()
+    {
         eprintln!("shardbus-bench: warning: {warning}");
     }
     Ok(report)

@@ -77,6 +77,10 @@ pub struct Report {
     /// The broker's CPU over the run (with `--server-pid`), in percent of one core.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_percent: Option<f64>,
+    /// What the hypervisor took from the machine's CPUs over the run (steal time), in percent
+    /// of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_steal_percent: Option<f64>,
     /// Where a request/reply's two ends landed, on a broker with shards.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
@@ -168,6 +172,7 @@ impl Report {
             server_rss_bytes_per_connection: rss_per_connection,
             tool_cpu_percent: None,
             server_cpu_percent: None,
+            host_steal_percent: None,
             placement: None,
         }
     }
@@ -218,6 +223,11 @@ impl Report {
             + &self
                 .server_cpu_percent
                 .map(|s| format!(", server {s:.0}%"))
+                .unwrap_or_default()
+            + &self
+                .host_steal_percent
+                .filter(|&s| s >= 0.5)
+                .map(|s| format!(", stolen by the host {s:.0}%"))
                 .unwrap_or_default()
             + &self
                 .placement
