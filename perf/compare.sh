@@ -205,7 +205,7 @@ if [ "${RESULTS:-1}" = "1" ]; then
   {
     echo "## $(date -u +%Y-%m-%d) — shardbus vs nats-server, side by side (perf/compare.sh)"
     echo
-    echo "- Command: \`${ONLY:+ONLY=$ONLY }${OTHERS:+OTHERS=$OTHERS }perf/compare.sh $rounds\` ($rounds rounds, request/reply ${REQREP_ROUNDS:-$((rounds * 3))}, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "- Command: \`${ONLY:+ONLY=$ONLY }${REQREP_ROUNDS:+REQREP_ROUNDS=$REQREP_ROUNDS }${OTHERS:+OTHERS=$OTHERS }perf/compare.sh $rounds\` ($rounds rounds, request/reply ${REQREP_ROUNDS:-$((rounds * 3))}, alternating). nproc $cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r), nats-server $(nats-server --version | awk '{print $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo "- Both brokers on loopback with $cores cores (shardbus --shards $cores ${SERVER_FLAGS:-}, GOMAXPROCS=$cores); the load tool runs on the same cores."
     echo
     echo "$table"
