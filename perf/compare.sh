@@ -134,69 +134,72 @@ for line in open(sys.argv[1]):
         rows[name] = {"shardbus": [], "nats": []}
         order.append(name)
     rows[name][broker].append(r)
+# label: (report key, lower is better; None: no ratio)
+METRICS = {
+    "received/s": ("received_per_sec", False),
+    "p50 µs": ("p50_us", True),
+    "p99 µs": ("p99_us", True),
+    "server CPU %": ("server_cpu_percent", True),
+    "server CPU µs/request": ("cpu_us_per_request", True),
+    "server RSS B/conn": ("server_rss_bytes_per_connection", True),
+    # The load tool's own CPU (a share of one core): near 100% of a core per thread it
+    # drives, the figure above is the tool's ceiling, not the broker's.
+    "load tool CPU %": ("tool_cpu_percent", None),
+    "host steal %": ("host_steal_percent", None),
+}
+def value(r, key):
+    return r["latency"][key] if key in r["latency"] else r.get(key, 0)
+def number(v, lower):
+    return f"{v:,.0f}" if lower is False else f"{v:,.1f}"
+def spread(vals, lower, note=""):
+    return f"{number(statistics.median(vals), lower)} ({number(min(vals), lower)}–{number(max(vals), lower)}{note})"
+def ratio(a, b, lower):
+    if lower is None or not a or not b:
+        return "—"
+    return f"{a / b:.2f}×" if not lower else f"{a / b:.2f} (lower is better)"
 print("| scenario | metric | shardbus median (min–max) | NATS median (min–max) | shardbus/NATS |")
 print("|---|---|---|---|---|")
 for name in order:
     req = name.startswith("reqrep")
-    metrics = [("received/s", "received_per_sec", False)]
+    labels = ["received/s"]
     if req:
-        metrics += [("p50 µs", "p50_us", True), ("p99 µs", "p99_us", True), ("server CPU %", "server_cpu_percent", True), ("server CPU µs/request", "cpu_us_per_request", True)]
-    if name.startswith("conns"):
-        metrics = [("server RSS B/conn", "server_rss_bytes_per_connection", True)]
-    else:
-        # The load tool's own CPU (a share of one core): near 100% of a core per thread it
-        # drives, the figure above is the tool's ceiling, not the broker's.
-        metrics += [("load tool CPU %", "tool_cpu_percent", None), ("host steal %", "host_steal_percent", None)]
-    for label, key, lat in metrics:
+        labels += ["p50 µs", "p99 µs", "server CPU %", "server CPU µs/request"]
+    labels = ["server RSS B/conn"] if name.startswith("conns") else labels + ["load tool CPU %", "host steal %"]
+    for label in labels:
+        key, lower = METRICS[label]
         cells = []
         meds = []
         for broker in ("shardbus", "nats"):
             runs = [r for r in rows[name][broker] if not r.get("failed")]
-            vals = [(r["latency"][key] if key in r["latency"] else r.get(key, 0)) for r in runs]
+            vals = [value(r, key) for r in runs]
             fails = len(rows[name][broker]) - len(runs)
             if not vals:
                 cells.append("failed"); meds.append(None); continue
-            med = statistics.median(vals)
-            meds.append(med)
-            fmt = (lambda v: f"{v:,.0f}") if lat is False else (lambda v: f"{v:,.1f}")
-            note = f", {fails} failed" if fails else ""
-            cells.append(f"{fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))}{note})")
-        ratio = "—"
-        if all(m for m in meds) and lat is not None:
-            ratio = f"{meds[0] / meds[1]:.2f}×" if not lat else f"{meds[0] / meds[1]:.2f} (lower is better)"
-        print(f"| {name} | {label} | {cells[0]} | {cells[1]} | {ratio} |")
+            meds.append(statistics.median(vals))
+            cells.append(spread(vals, lower, f", {fails} failed" if fails else ""))
+        print(f"| {name} | {label} | {cells[0]} | {cells[1]} | {ratio(meds[0], meds[1], lower)} |")
+    if not req:
+        continue
     # The runs of both brokers during which the hypervisor took less than 2% of a core
     # (steal): on a shared host a run under steal is the host's figure, not the broker's.
-    if req:
-        quiet = {b: [r for r in rows[name][b] if not r.get("failed") and r.get("host_steal_percent", 0) < 2] for b in ("shardbus", "nats")}
-        if quiet["shardbus"] and quiet["nats"]:
-            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True), ("p99 µs", lambda r: r["latency"]["p99_us"], True), ("server CPU µs/request", lambda r: r.get("cpu_us_per_request", 0), True)]:
-                cells = []
-                meds = []
-                for b in ("shardbus", "nats"):
-                    vals = [get(r) for r in quiet[b]]
-                    med = statistics.median(vals)
-                    meds.append(med)
-                    fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
-                    cells.append(f"{fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))}, {len(vals)} of {len(rows[name][b])} runs)")
-                ratio = f"{meds[0] / meds[1]:.2f}×" if not lat else f"{meds[0] / meds[1]:.2f} (lower is better)"
-                print(f"| {name}, host steal < 2% | {label} | {cells[0]} | {cells[1]} | {ratio} |")
+    quiet = {b: [r for r in rows[name][b] if not r.get("failed") and r.get("host_steal_percent", 0) < 2] for b in ("shardbus", "nats")}
+    if quiet["shardbus"] and quiet["nats"]:
+        for label in ["received/s", "p50 µs", "p99 µs", "server CPU µs/request"]:
+            key, lower = METRICS[label]
+            vals = {b: [value(r, key) for r in quiet[b]] for b in quiet}
+            cells = [spread(vals[b], lower, f", {len(vals[b])} of {len(rows[name][b])} runs") for b in ("shardbus", "nats")]
+            print(f"| {name}, host steal < 2% | {label} | {cells[0]} | {cells[1]} | {ratio(statistics.median(vals['shardbus']), statistics.median(vals['nats']), lower)} |")
     # shardbus's runs by where the requesters and responders landed (from WELCOME), against
     # all of NATS's (which has no shards).
-    if req:
-        kinds = sorted({r["placement"]["kind"] for r in rows[name]["shardbus"] if r.get("placement")})
-        for kind in kinds:
-            runs = [r for r in rows[name]["shardbus"] if r.get("placement", {}).get("kind") == kind]
-            nats = [r for r in rows[name]["nats"] if not r.get("failed")]
-            for label, get, lat in [("received/s", lambda r: r["received_per_sec"], False), ("p50 µs", lambda r: r["latency"]["p50_us"], True), ("server CPU %", lambda r: r.get("server_cpu_percent", 0), True), ("server CPU µs/request", lambda r: r.get("cpu_us_per_request", 0), True)]:
-                vals = [get(r) for r in runs]
-                med = statistics.median(vals)
-                fmt = (lambda v: f"{v:,.1f}") if lat else (lambda v: f"{v:,.0f}")
-                ratio = "—"
-                if nats:
-                    base = statistics.median([get(r) for r in nats])
-                    ratio = f"{med / base:.2f}×" if not lat else f"{med / base:.2f} (lower is better)"
-                print(f"| {name}, {kind} ({len(runs)} of {len(rows[name]['shardbus'])} runs) | {label} | {fmt(med)} ({fmt(min(vals))}–{fmt(max(vals))}) | all runs | {ratio} |")
+    nats = [r for r in rows[name]["nats"] if not r.get("failed")]
+    kinds = sorted({r["placement"]["kind"] for r in rows[name]["shardbus"] if r.get("placement")})
+    for kind in kinds:
+        runs = [r for r in rows[name]["shardbus"] if r.get("placement", {}).get("kind") == kind]
+        for label in ["received/s", "p50 µs", "server CPU %", "server CPU µs/request"]:
+            key, lower = METRICS[label]
+            vals = [value(r, key) for r in runs]
+            base = statistics.median([value(r, key) for r in nats]) if nats else None
+            print(f"| {name}, {kind} ({len(runs)} of {len(rows[name]['shardbus'])} runs) | {label} | {spread(vals, lower)} | all runs | {ratio(statistics.median(vals), base, lower)} |")
 PY
 )
 echo "$table"

@@ -239,12 +239,11 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         drain: Duration::from_secs(5),
         cores: cores.clone(),
         progress: !args.json,
-        subscriber_threads: match args.target {
-            Target::Shardbus(_) | Target::Nats(_) => args
-                .subscriber_threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-            // A WebSocket's reader holds input poll cannot see.
-            _ => 0,
+        subscriber_threads: if args.target.pollable() {
+            args.subscriber_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        } else {
+            0
         },
     };
     let reqrep = |load: &Requests, requests, service: Option<&String>| ReqRep {
@@ -258,9 +257,10 @@ fn run(args: &Args) -> Result<Report, BenchError> {
         slow: load.slow,
         slow_time: Duration::from_micros(load.slow_us),
         rate: args.rate,
-        driver: match args.target {
-            Target::Shardbus(_) | Target::Nats(_) => load.driver,
-            _ => Driver::Threads,
+        driver: if args.target.pollable() {
+            load.driver
+        } else {
+            Driver::Threads
         },
     };
     let once = |msgs: u64| -> Result<Report, BenchError> {

@@ -30,32 +30,44 @@ pub fn sockets<'a>(
         .collect()
 }
 
-/// Waits up to `timeout` for input on the sockets `wanted` names, and sets `ready[i]` for each
-/// socket that has some (or hung up, which its next read reports).
-///
-/// # Errors
-/// ppoll failed.
-pub fn wait(
-    sockets: &[TcpStream],
-    wanted: impl Fn(usize) -> bool,
-    timeout: Duration,
-    ready: &mut [bool],
-) -> io::Result<()> {
-    let mut fds: Vec<PollFd<'_>> = sockets
-        .iter()
-        .enumerate()
-        .map(|(i, socket)| {
-            let events = if wanted(i) {
+/// The poll set of a thread's sockets, kept across waits (no allocation per wait).
+pub struct Readiness<'s> {
+    fds: Vec<PollFd<'s>>,
+}
+
+impl<'s> Readiness<'s> {
+    /// A poll set over `sockets`, in order.
+    pub fn new(sockets: &'s [TcpStream]) -> Readiness<'s> {
+        Readiness {
+            fds: sockets
+                .iter()
+                .map(|socket| PollFd::new(socket, PollFlags::POLLIN))
+                .collect(),
+        }
+    }
+
+    /// Waits up to `timeout` for input on the sockets `wanted` names; [`Readiness::ready`]
+    /// then says which have some (or hung up, which their next read reports).
+    ///
+    /// # Errors
+    /// ppoll failed.
+    pub fn wait(&mut self, wanted: impl Fn(usize) -> bool, timeout: Duration) -> io::Result<()> {
+        for (i, fd) in self.fds.iter_mut().enumerate() {
+            fd.set_events(if wanted(i) {
                 PollFlags::POLLIN
             } else {
                 PollFlags::empty()
-            };
-            PollFd::new(socket, events)
-        })
-        .collect();
-    ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None).map_err(io::Error::from)?;
-    for (flag, fd) in ready.iter_mut().zip(&fds) {
-        *flag = fd.revents().is_some_and(|r| !r.is_empty());
+            });
+        }
+        ppoll(&mut self.fds, Some(TimeSpec::from_duration(timeout)), None)
+            .map_err(io::Error::from)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Whether the `i`th socket had something at the last wait.
+    pub fn ready(&self, i: usize) -> bool {
+        self.fds
+            .get(i)
+            .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+    }
 }

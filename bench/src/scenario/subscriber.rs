@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::BenchError;
 use crate::report;
-use crate::scenario::readiness;
+use crate::scenario::readiness::{self, Readiness};
 use crate::stamp;
 use crate::wire::{Event, Wire};
 
@@ -86,21 +86,20 @@ pub fn run(
     total: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<Vec<Seen>, BenchError> {
-    let running = |subscribers: &[Subscriber]| {
-        !stop.load(Ordering::Relaxed) && !subscribers.iter().all(Subscriber::done)
-    };
     if let [alone] = subscribers.as_mut_slice() {
-        while running(std::slice::from_ref(alone)) {
+        while !stop.load(Ordering::Relaxed) && !alone.done() {
             alone.read(total)?;
         }
     } else {
         let sockets = readiness::sockets(subscribers.iter().map(|s| &*s.wire))?;
-        let mut readable = vec![false; subscribers.len()];
-        while running(&subscribers) {
-            let wanted = |i: usize| subscribers.get(i).is_some_and(|s| !s.done());
-            readiness::wait(&sockets, wanted, POLL_AT_MOST, &mut readable)?;
-            for (subscriber, &ready) in subscribers.iter_mut().zip(&readable) {
-                if ready {
+        let mut readiness = Readiness::new(&sockets);
+        while !stop.load(Ordering::Relaxed) && !subscribers.iter().all(Subscriber::done) {
+            readiness.wait(
+                |i| subscribers.get(i).is_some_and(|s| !s.done()),
+                POLL_AT_MOST,
+            )?;
+            for (i, subscriber) in subscribers.iter_mut().enumerate() {
+                if readiness.ready(i) {
                     subscriber.read(total)?;
                 }
             }

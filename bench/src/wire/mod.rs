@@ -119,6 +119,14 @@ impl std::str::FromStr for Target {
     }
 }
 
+impl Target {
+    /// Whether this target's wires have a socket poll(2) can wait on ([`Wire::poll_socket`]),
+    /// so one thread can drive many of them.
+    pub fn pollable(self) -> bool {
+        matches!(self, Target::Shardbus(_) | Target::Nats(_))
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

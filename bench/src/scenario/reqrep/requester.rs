@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::BenchError;
 use crate::report;
-use crate::scenario::readiness;
+use crate::scenario::readiness::{self, Readiness};
 use crate::stamp;
 use crate::wire::{Event, Wire};
 
@@ -95,7 +95,7 @@ impl Requester {
         self.sent = stamp::now_ns().max(1);
         stamp::write(&mut self.payload, self.sent);
         self.count += 1;
-        self.answer_by = Instant::now() + ANSWER_WITHIN;
+        self.answer_by = stamp::instant(self.sent) + ANSWER_WITHIN;
         self.wire.request(SUBJECT, &self.payload)?;
         self.wire.flush()
     }
@@ -110,21 +110,22 @@ impl Requester {
                 answered |= stamp::read(payload) == sent;
             }
         })?;
-        if answered {
-            let _ = self
-                .latency
-                .record(stamp::now_ns().saturating_sub(sent).max(1));
-            self.sent = 0;
-            if self.count >= self.requests {
-                self.finished_at = Some(Instant::now());
-            }
+        if !answered {
+            return self.overdue(Instant::now());
         }
-        self.overdue()
+        let _ = self
+            .latency
+            .record(stamp::now_ns().saturating_sub(sent).max(1));
+        self.sent = 0;
+        if self.count >= self.requests {
+            self.finished_at = Some(Instant::now());
+        }
+        Ok(())
     }
 
     /// Fails when the outstanding request's answer is later than a healthy run allows.
-    fn overdue(&self) -> Result<(), BenchError> {
-        if self.sent != 0 && Instant::now() > self.answer_by {
+    fn overdue(&self, now: Instant) -> Result<(), BenchError> {
+        if self.sent != 0 && now > self.answer_by {
             return Err(BenchError::Setup("no response within 30 s".to_owned()));
         }
         Ok(())
@@ -171,10 +172,10 @@ pub fn run(requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
 /// ppoll(2) says are readable.
 fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchError> {
     let sockets = readiness::sockets(requesters.iter().map(|r| &*r.wire))?;
+    let mut readiness = Readiness::new(&sockets);
     for requester in &mut requesters {
         requester.start();
     }
-    let mut readable = vec![false; requesters.len()];
     while !requesters.iter().all(Requester::finished) {
         let now = Instant::now();
         let mut wait = POLL_AT_MOST;
@@ -182,13 +183,12 @@ fn run_together(mut requesters: Vec<Requester>) -> Result<Vec<Measured>, BenchEr
             match requester.due_in(now) {
                 Some(due) if due.is_zero() => requester.send()?,
                 Some(due) => wait = wait.min(due),
-                None => requester.overdue()?,
+                None => requester.overdue(now)?,
             }
         }
-        let waits = |i: usize| requesters.get(i).is_some_and(|r| r.sent != 0);
-        readiness::wait(&sockets, waits, wait, &mut readable)?;
-        for (requester, &ready) in requesters.iter_mut().zip(&readable) {
-            if ready {
+        readiness.wait(|i| requesters.get(i).is_some_and(|r| r.sent != 0), wait)?;
+        for (i, requester) in requesters.iter_mut().enumerate() {
+            if readiness.ready(i) {
                 requester.read()?;
             }
         }

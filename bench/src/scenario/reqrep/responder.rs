@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::BenchError;
-use crate::scenario::readiness;
+use crate::scenario::readiness::{self, Readiness};
 use crate::wire::{Event, ReplyTo, Wire};
 
 /// How long a wait for readable sockets lasts at most, so the end of the run is noticed.
@@ -82,11 +82,11 @@ fn run_together(
     stop: &AtomicBool,
 ) -> Result<Vec<Option<u16>>, BenchError> {
     let sockets = readiness::sockets(responders.iter().map(|r| &*r.wire))?;
-    let mut readable = vec![false; responders.len()];
+    let mut readiness = Readiness::new(&sockets);
     while !stop.load(Ordering::Relaxed) {
-        readiness::wait(&sockets, |_| true, POLL_AT_MOST, &mut readable)?;
-        for (responder, &ready) in responders.iter_mut().zip(&readable) {
-            if ready {
+        readiness.wait(|_| true, POLL_AT_MOST)?;
+        for (i, responder) in responders.iter_mut().enumerate() {
+            if readiness.ready(i) {
                 responder.serve()?;
             }
         }
